@@ -1,0 +1,587 @@
+"""What a media file is: container, streams, frame timing, keyframes -- without decoding.
+
+One pass over the packets (demux only) gives every timestamp and keyframe flag; the
+only payload read is that of H.264 keyframes, to check their NAL unit type. Durations
+come from the packets actually present, not from the header, because a truncated file
+keeps a header that promises the whole programme (see the ``broken/`` corpus).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+
+from handoff import h264
+from handoff.errors import (
+    EmptyMediaError,
+    MediaNotFoundError,
+    MediaPermissionError,
+    NoStreamsError,
+    NotMediaError,
+    TruncatedMediaError,
+)
+from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
+from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
+
+__all__ = ["AudioInfo", "MediaInfo", "VideoInfo", "check_readable", "probe"]
+
+log = logging.getLogger(__name__)
+
+# FFmpeg's AVColorPrimaries / AVColorTransferCharacteristic / AVColorSpace / AVColorRange
+# values (libavutil/pixfmt.h, the ITU-T H.273 code points), named as ffprobe names them.
+_PRIMARIES = {
+    1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+    9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213",
+}  # fmt: skip
+_TRANSFER = {
+    1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+    11: "iec61966-2-4", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12",
+    16: "smpte2084", 18: "arib-std-b67",
+}  # fmt: skip
+_MATRIX = {
+    0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m",
+    8: "ycgco", 9: "bt2020nc", 10: "bt2020c",
+}  # fmt: skip
+_RANGE = {1: "tv", 2: "pc"}
+
+# Bits per sample of PCM codecs, read from the codec name (pcm_s24le -> 24).
+_PCM_FLOAT = {"pcm_f32le": 32, "pcm_f32be": 32, "pcm_f64le": 64, "pcm_f64be": 64}
+
+# Header duration this much longer than the packets present means the data was cut off.
+_TRUNCATION_SLACK_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    index: int
+    codec: str
+    profile: str | None
+    width: int
+    height: int
+    pix_fmt: str | None
+    bit_depth: int | None
+    chroma_subsampling: str | None
+    color_primaries: str | None
+    color_transfer: str | None
+    color_matrix: str | None
+    color_range: str | None
+    rotation: int
+    fps: Fraction
+    frame_rate_mode: FrameRateMode
+    min_frame_interval_s: float
+    median_frame_interval_s: float
+    max_frame_interval_s: float
+    irregular_intervals: int
+    frames: int
+    start_s: float
+    duration_s: float
+    keyframes: int
+    max_keyframe_interval_s: float
+    mean_keyframe_interval_s: float
+    all_keyframes_idr: bool | None
+    """None when the codec has no IDR concept (anything but H.264)."""
+    intra_only: bool
+    bit_rate: int | None
+    time_base: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    index: int
+    codec: str
+    profile: str | None
+    sample_rate: int
+    channels: int
+    layout: str
+    bit_rate: int | None
+    bit_depth: int | None
+    sample_format: str | None
+    start_s: float
+    duration_s: float
+    priming_samples: int
+    """Samples the container's edit list hides at the start (AAC encoder delay)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    path: Path
+    container: str
+    format_name: str
+    size_bytes: int
+    duration_s: float
+    header_duration_s: float | None
+    bit_rate: int | None
+    videos: tuple[VideoInfo, ...]
+    audios: tuple[AudioInfo, ...]
+    faststart: bool | None
+    """MP4/MOV only: the index comes before the media data. None for other containers."""
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def video(self) -> VideoInfo | None:
+        return self.videos[0] if self.videos else None
+
+    @property
+    def audio(self) -> AudioInfo | None:
+        return self.audios[0] if self.audios else None
+
+    @property
+    def av_duration_delta_s(self) -> float | None:
+        """Audio minus video duration of the first streams; None unless both exist."""
+        if self.video is None or self.audio is None:
+            return None
+        return self.audio.duration_s - self.video.duration_s
+
+
+def check_readable(path: Path) -> int:
+    """Raise the error a user can act on when ``path`` cannot be a media file; return its size."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MediaNotFoundError("no such file", path) from None
+    except PermissionError:
+        raise MediaPermissionError("permission denied", path) from None
+    if path.is_dir():
+        raise NotMediaError("is a folder, not a media file", path)
+    if not os.access(path, os.R_OK):
+        raise MediaPermissionError("permission denied (cannot read the file)", path)
+    if st.st_size == 0:
+        raise EmptyMediaError("empty file (0 bytes)", path)
+    return st.st_size
+
+
+def _open(path: Path, size: int) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), "r")
+    except PermissionError:
+        raise MediaPermissionError("permission denied", path) from None
+    except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:
+        with path.open("rb") as f:
+            head = f.read(16)
+        if sniff_isobmff(head):
+            layout = read_layout(path)
+            if layout is not None and not layout.has_moov:
+                raise TruncatedMediaError(
+                    f"MP4/MOV with no index (no 'moov' box; {size} bytes): the write was "
+                    "interrupted before it finished -- export the file again",
+                    path,
+                ) from exc
+            raise NotMediaError(f"damaged MP4/MOV that FFmpeg cannot read ({exc})", path) from exc
+        raise NotMediaError("not a media file FFmpeg can read", path) from exc
+
+
+def _container_name(fmt: str, path: Path, layout: BoxLayout | None, head: bytes) -> str:
+    """A short, stable container name: mp4, mov, matroska, webm, wav, ..."""
+    if fmt.startswith("mov,mp4"):
+        brand = head[8:12] if len(head) >= 12 and head[4:8] == b"ftyp" else b""
+        if brand == b"qt  " or (not brand and layout is not None):
+            return "mov"
+        if brand in (b"M4A ", b"M4B "):
+            return "m4a"
+        return "mp4"
+    if fmt.startswith("matroska"):
+        return "webm" if b"webm" in head[:64] else "matroska"
+    return fmt.split(",")[0]
+
+
+def _bit_depth_from_pix_fmt(pix_fmt: str | None) -> tuple[int | None, str | None]:
+    if not pix_fmt:
+        return None, None
+    try:
+        desc = av.VideoFormat(pix_fmt)
+    except (ValueError, av.error.FFmpegError):
+        return None, None
+    depth = max((c.bits for c in desc.components), default=None)
+    if desc.is_rgb:
+        return depth, "4:4:4"
+    chroma = None
+    if len(desc.components) >= 3:
+        sub_w, sub_h = _chroma_shift(pix_fmt)
+        chroma = {(0, 0): "4:4:4", (1, 0): "4:2:2", (1, 1): "4:2:0", (2, 0): "4:1:1"}.get(
+            (sub_w, sub_h)
+        )
+    return depth, chroma
+
+
+def _chroma_shift(pix_fmt: str) -> tuple[int, int]:
+    # The pixel-format name encodes the subsampling for every format handoff meets.
+    for token, shift in (("420", (1, 1)), ("422", (1, 0)), ("444", (0, 0)), ("411", (2, 0))):
+        if token in pix_fmt:
+            return shift
+    if pix_fmt.startswith(("nv12", "nv21", "p010", "p016")):
+        return (1, 1)
+    if pix_fmt.startswith(("nv16", "p210", "p216", "yuyv", "uyvy")):
+        return (1, 0)
+    return (0, 0)
+
+
+def _audio_bit_depth(codec: str, sample_format: str | None) -> int | None:
+    if codec in _PCM_FLOAT:
+        return _PCM_FLOAT[codec]
+    if codec.startswith("pcm_"):
+        digits = "".join(ch for ch in codec.split("_")[1] if ch.isdigit())
+        return int(digits) if digits else None
+    if codec in ("flac", "alac") and sample_format:
+        return {"s16": 16, "s16p": 16, "s32": 24, "s32p": 24}.get(sample_format)
+    return None
+
+
+class _StreamScan:
+    """Per-stream accumulator for one demux pass."""
+
+    __slots__ = (
+        "end_ticks",
+        "first_any",
+        "idr_flags",
+        "key_pts",
+        "last_duration",
+        "length_size",
+        "pts",
+        "skip_samples",
+    )
+
+    def __init__(self, length_size: int | None) -> None:
+        self.pts: list[int] = []
+        self.key_pts: list[int] = []
+        self.idr_flags: list[bool | None] = []
+        self.last_duration = 0
+        self.end_ticks: int | None = None
+        self.length_size = length_size
+        self.skip_samples = 0
+        self.first_any: int | None = None
+
+
+def _scan(
+    container: av.container.InputContainer, check_idr: set[int]
+) -> tuple[dict[int, _StreamScan], str | None]:
+    scans: dict[int, _StreamScan] = {}
+    for s in container.streams:
+        if s.type in ("video", "audio"):
+            length_size = None
+            if s.index in check_idr:
+                extradata = s.codec_context.extradata
+                length_size = h264.avcc_length_size(bytes(extradata) if extradata else None)
+            scans[s.index] = _StreamScan(length_size)
+    wanted = [s for s in container.streams if s.index in scans]
+    error: str | None = None
+    try:
+        for packet in container.demux(wanted):
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                continue
+            scan = scans[packet.stream_index]
+            if scan.first_any is None:
+                # Encoder delay (AAC priming) rides on the very first packet, which the
+                # edit list may mark as discarded: its skip count says where sound starts.
+                scan.first_any = ts
+                if packet.has_sidedata("skip_samples"):
+                    raw = bytes(packet.get_sidedata("skip_samples"))
+                    scan.skip_samples = int.from_bytes(raw[:4], "little")
+            if packet.is_discard:
+                continue
+            scan.pts.append(ts)
+            dur = packet.duration or 0
+            end = ts + dur
+            if scan.end_ticks is None or end > scan.end_ticks:
+                scan.end_ticks = end
+                scan.last_duration = dur
+            if packet.is_keyframe:
+                scan.key_pts.append(ts)
+                if packet.stream_index in check_idr:
+                    scan.idr_flags.append(h264.packet_is_idr(bytes(packet), scan.length_size))
+    except (av.error.FFmpegError, OSError) as exc:
+        # A damaged tail: keep what was read and say where reading stopped.
+        error = str(exc)
+    return scans, error
+
+
+def _codec_name(cc: av.CodecContext) -> str:
+    # The codec, not the decoder chosen for it: "mp3", not "mp3float".
+    codec = cc.codec
+    return str(getattr(codec, "canonical_name", None) or codec.name)
+
+
+def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
+    if not scan.pts:
+        return None
+    tb = stream.time_base or Fraction(1, 90000)
+    cc = stream.codec_context
+    hint = stream.average_rate or stream.guessed_rate or None
+    timing = analyse_frame_times(
+        scan.pts, tb, last_duration=scan.last_duration or None, rate_hint=hint
+    )
+    end = timing.end
+    if stream.duration is not None and stream.start_time is not None:
+        # The edit list can end the presentation before the last packet does.
+        header_end = (stream.start_time + stream.duration) * tb
+        if timing.first < header_end < end:
+            end = header_end
+    keys = keyframe_spacing([p * tb for p in scan.key_pts], end)
+    depth, chroma = _bit_depth_from_pix_fmt(cc.pix_fmt)
+    idr: bool | None = None
+    if scan.idr_flags:
+        known = [f for f in scan.idr_flags if f is not None]
+        idr = all(known) if known else None
+    codec_desc = av.Codec(cc.name, "r") if cc.name else None
+    intra = bool(codec_desc is not None and codec_desc.intra_only) or (
+        len(scan.key_pts) == len(scan.pts) and len(scan.pts) > 1
+    )
+    return VideoInfo(
+        index=stream.index,
+        codec=_codec_name(cc),
+        profile=cc.profile,
+        width=stream.width,
+        height=stream.height,
+        pix_fmt=cc.pix_fmt,
+        bit_depth=depth,
+        chroma_subsampling=chroma,
+        color_primaries=_PRIMARIES.get(cc.color_primaries),
+        color_transfer=_TRANSFER.get(cc.color_trc),
+        color_matrix=_MATRIX.get(cc.colorspace) if cc.colorspace != 2 else None,
+        color_range=_RANGE.get(cc.color_range),
+        rotation=0,
+        fps=timing.fps,
+        frame_rate_mode=timing.mode,
+        min_frame_interval_s=float(timing.min_interval),
+        median_frame_interval_s=float(timing.median_interval),
+        max_frame_interval_s=float(timing.max_interval),
+        irregular_intervals=timing.irregular_intervals,
+        frames=timing.frames,
+        start_s=float(timing.first),
+        duration_s=float(end - timing.first),
+        keyframes=keys.count,
+        max_keyframe_interval_s=float(keys.max_interval),
+        mean_keyframe_interval_s=float(keys.mean_interval),
+        all_keyframes_idr=idr,
+        intra_only=intra,
+        bit_rate=stream.bit_rate or None,
+        time_base=tb,
+    )
+
+
+def _audio_info(stream: av.AudioStream, scan: _StreamScan) -> AudioInfo | None:
+    if not scan.pts or scan.end_ticks is None:
+        return None
+    tb = stream.time_base or Fraction(1, stream.sample_rate or 48000)
+    cc = stream.codec_context
+    start = min(scan.pts) * tb
+    if scan.skip_samples and stream.sample_rate and scan.first_any is not None:
+        start = max(start, scan.first_any * tb + Fraction(scan.skip_samples, stream.sample_rate))
+    end = scan.end_ticks * tb
+    if stream.duration is not None and stream.start_time is not None:
+        header_end = (stream.start_time + stream.duration) * tb
+        if start < header_end < end:
+            end = header_end
+    sample_format = cc.format.name if cc.format is not None else None
+    bit_rate = stream.bit_rate or cc.bit_rate or None
+    return AudioInfo(
+        index=stream.index,
+        codec=_codec_name(cc),
+        profile=cc.profile,
+        sample_rate=stream.sample_rate,
+        channels=stream.channels,
+        layout=stream.layout.name,
+        bit_rate=bit_rate,
+        bit_depth=_audio_bit_depth(cc.name, sample_format),
+        sample_format=sample_format,
+        start_s=float(start),
+        duration_s=float(end - start),
+        priming_samples=scan.skip_samples,
+    )
+
+
+def probe(path: Path | str) -> MediaInfo:
+    """Describe a media file. Raises an :class:`~handoff.errors.InputError` when it is unusable."""
+    path = Path(path)
+    size = check_readable(path)
+    with path.open("rb") as f:
+        head = f.read(64)
+    container = _open(path, size)
+    with container:
+        layout = read_layout(path) if sniff_isobmff(head) else None
+        streams = [s for s in container.streams if s.type in ("video", "audio")]
+        if not streams:
+            raise NoStreamsError("no audio or video stream in the file", path)
+        check_idr = {
+            s.index for s in streams if s.type == "video" and s.codec_context.name == "h264"
+        }
+        scans, read_error = _scan(container, check_idr)
+        videos: list[VideoInfo] = []
+        audios: list[AudioInfo] = []
+        for s in streams:
+            if isinstance(s, av.VideoStream):
+                v = _video_info(s, scans[s.index])
+                if v is not None and layout is not None:
+                    rot = layout.rotation_by_track.get(s.id, 0)
+                    v = _replace_rotation(v, rot)
+                if v is not None:
+                    videos.append(v)
+            elif isinstance(s, av.AudioStream):
+                a = _audio_info(s, scans[s.index])
+                if a is not None:
+                    audios.append(a)
+        fmt = container.format.name
+        header_duration = (
+            container.duration / av.time_base if container.duration is not None else None
+        )
+        bit_rate = container.bit_rate or None
+
+    if not videos and not audios:
+        raise NoStreamsError("the streams hold no packets (no media data)", path)
+    ends = [v.start_s + v.duration_s for v in videos] + [a.start_s + a.duration_s for a in audios]
+    starts = [v.start_s for v in videos] + [a.start_s for a in audios]
+    duration = max(ends) - max(0.0, min(starts))
+
+    warnings: list[str] = []
+    if read_error:
+        warnings.append(f"reading stopped early: {read_error}")
+    if layout is not None and layout.truncated_box:
+        warnings.append(
+            f"truncated: the file ends inside its '{layout.truncated_box}' box "
+            f"({size} bytes on disk)"
+        )
+    if header_duration is not None and header_duration > duration + _TRUNCATION_SLACK_S:
+        warnings.append(
+            f"truncated: the header promises {header_duration:.3f} s but the media data "
+            f"ends at {duration:.3f} s"
+        )
+    return MediaInfo(
+        path=path,
+        container=_container_name(fmt, path, layout, head),
+        format_name=fmt,
+        size_bytes=size,
+        duration_s=duration,
+        header_duration_s=header_duration,
+        bit_rate=bit_rate,
+        videos=tuple(videos),
+        audios=tuple(audios),
+        faststart=layout.faststart if layout is not None else None,
+        warnings=tuple(warnings),
+    )
+
+
+def _replace_rotation(v: VideoInfo, rotation: int) -> VideoInfo:
+    return replace(v, rotation=rotation)
+
+
+def is_truncated(info: MediaInfo) -> bool:
+    return any(w.startswith("truncated") for w in info.warnings)
+
+
+def to_json(info: MediaInfo) -> dict[str, Any]:
+    """The ``probe --json`` object for one readable file (schema in docs/reference/json.md)."""
+    v = info.video
+    a = info.audio
+    delta = info.av_duration_delta_s
+    return {
+        "path": str(info.path),
+        "ok": True,
+        "error": None,
+        "container": info.container,
+        "format_name": info.format_name,
+        "size_bytes": info.size_bytes,
+        "duration_s": _r(info.duration_s),
+        "header_duration_s": _r(info.header_duration_s),
+        "bit_rate": info.bit_rate,
+        "faststart": info.faststart,
+        "video": _video_json(v) if v else None,
+        "audio": _audio_json(a) if a else None,
+        "streams": [_video_json(x) for x in info.videos] + [_audio_json(x) for x in info.audios],
+        "av_duration_delta_s": _r(delta),
+        "warnings": list(info.warnings),
+    }
+
+
+def error_json(path: Path | str, message: str) -> dict[str, Any]:
+    """The ``probe --json`` object for a file that could not be read."""
+    return {
+        "path": str(path),
+        "ok": False,
+        "error": message,
+        "container": None,
+        "format_name": None,
+        "size_bytes": None,
+        "duration_s": None,
+        "header_duration_s": None,
+        "bit_rate": None,
+        "faststart": None,
+        "video": None,
+        "audio": None,
+        "streams": [],
+        "av_duration_delta_s": None,
+        "warnings": [],
+    }
+
+
+def _r(x: float | None, digits: int = 6) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(x, digits)
+
+
+def fraction_str(f: Fraction) -> str:
+    return f"{f.numerator}/{f.denominator}"
+
+
+def _video_json(v: VideoInfo) -> dict[str, Any]:
+    return {
+        "type": "video",
+        "index": v.index,
+        "codec": v.codec,
+        "profile": v.profile,
+        "width": v.width,
+        "height": v.height,
+        "pix_fmt": v.pix_fmt,
+        "bit_depth": v.bit_depth,
+        "chroma_subsampling": v.chroma_subsampling,
+        "color_primaries": v.color_primaries,
+        "color_transfer": v.color_transfer,
+        "color_matrix": v.color_matrix,
+        "color_range": v.color_range,
+        "rotation": v.rotation,
+        "fps": fraction_str(v.fps),
+        "fps_float": _r(float(v.fps)),
+        "frame_rate_mode": v.frame_rate_mode,
+        "frame_interval_s": {
+            "min": _r(v.min_frame_interval_s),
+            "median": _r(v.median_frame_interval_s),
+            "max": _r(v.max_frame_interval_s),
+        },
+        "irregular_intervals": v.irregular_intervals,
+        "frames": v.frames,
+        "start_s": _r(v.start_s),
+        "duration_s": _r(v.duration_s),
+        "keyframes": v.keyframes,
+        "max_keyframe_interval_s": _r(v.max_keyframe_interval_s),
+        "mean_keyframe_interval_s": _r(v.mean_keyframe_interval_s),
+        "all_keyframes_idr": v.all_keyframes_idr,
+        "intra_only": v.intra_only,
+        "bit_rate": v.bit_rate,
+        "time_base": fraction_str(v.time_base),
+    }
+
+
+def _audio_json(a: AudioInfo) -> dict[str, Any]:
+    return {
+        "type": "audio",
+        "index": a.index,
+        "codec": a.codec,
+        "profile": a.profile,
+        "sample_rate": a.sample_rate,
+        "channels": a.channels,
+        "layout": a.layout,
+        "bit_rate": a.bit_rate,
+        "bit_depth": a.bit_depth,
+        "sample_format": a.sample_format,
+        "start_s": _r(a.start_s),
+        "duration_s": _r(a.duration_s),
+        "priming_samples": a.priming_samples,
+    }
