@@ -1,0 +1,212 @@
+"""Decode one audio stream of any media file to a float32 numpy array with PyAV.
+
+The samples come out as planar float32, shape ``(channels, samples)``, full scale 1.0, at
+the stream's own sample rate and channel layout: measuring loudness or true peak needs the
+signal as delivered, so nothing is resampled or down-mixed here.
+
+Samples are concatenated in decode order; timestamps are not applied. A stream that
+starts after the container's zero, or has holes in its timestamps, is not padded with
+silence -- the array is the audio the stream holds (after FFmpeg has applied the codec
+delay and MP4 edit-list trimming it knows about).
+
+Damage is handled the way a player handles it: a packet the decoder rejects is skipped
+and decoding goes on; a container that stops making sense part-way ends the decode with
+what was read so far. Nothing is printed; errors a user can act on are raised as the
+:mod:`handoff.errors` classes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from av.audio.frame import AudioFrame
+from av.audio.layout import AudioLayout
+from av.audio.resampler import AudioResampler
+from av.audio.stream import AudioStream
+
+from handoff.errors import (
+    EmptyMediaError,
+    MediaNotFoundError,
+    MediaPermissionError,
+    NoStreamsError,
+    NotMediaError,
+    UnsupportedError,
+)
+
+__all__ = ["DecodedAudio", "decode_audio"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DecodedAudio:
+    """Decoded samples, ``(channels, samples)`` float32, and their sample rate.
+
+    (No ``==``: comparing the arrays element-wise is the caller's choice.)
+    """
+
+    samples: npt.NDArray[np.float32]
+    sample_rate: int
+    layout: str | None = None
+    """FFmpeg's name for the channel layout (``"stereo"``, ``"5.1"``), if it has one."""
+    channel_names: tuple[str, ...] = ()
+    """FFmpeg's channel names in order (``("FL", "FR")``); empty when the file does not
+    say which channel is which (e.g. a WAV without a channel mask)."""
+    skipped_packets: int = 0
+    """Packets the decoder rejected (damaged data; their audio is missing), plus one if
+    the container broke off before its end."""
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return int(self.samples.shape[1]) / self.sample_rate
+
+
+def _check_path(path: Path) -> None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MediaNotFoundError("no such file", path) from None
+    except PermissionError:
+        raise MediaPermissionError("permission denied", path) from None
+    if path.is_dir():
+        raise NotMediaError("is a folder, not a media file", path)
+    if not os.access(path, os.R_OK):
+        raise MediaPermissionError("permission denied (cannot read the file)", path)
+    if st.st_size == 0:
+        raise EmptyMediaError("empty file (0 bytes)", path)
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    try:
+        return av.open(str(path), "r")
+    except FileNotFoundError:
+        raise MediaNotFoundError("no such file", path) from None
+    except PermissionError:
+        raise MediaPermissionError("permission denied", path) from None
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:
+        raise NotMediaError("not a media file FFmpeg can read", path) from exc
+
+
+def _pick_stream(
+    container: av.container.InputContainer, stream_index: int | None, path: Path
+) -> AudioStream:
+    audio = list(container.streams.audio)
+    if stream_index is None:
+        if not audio:
+            raise NoStreamsError("no audio stream", path)
+        return audio[0]
+    for stream in audio:
+        if stream.index == stream_index:
+            return stream
+    have = ", ".join(str(s.index) for s in audio) or "none"
+    raise NoStreamsError(f"no audio stream with index {stream_index} (audio streams: {have})", path)
+
+
+class _Collector:
+    """Converts decoded frames to planar float at one fixed layout and rate, and keeps them.
+
+    The output format is fixed by the first frame. A stream that changes layout or rate
+    part-way (it happens with AAC and with concatenated files) is converted to the first
+    frame's, so the result is one consistent array.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[npt.NDArray[np.float32]] = []
+        self.layout: AudioLayout | None = None
+        self.rate: int | None = None
+        self._resampler: AudioResampler | None = None
+        self._input_key: tuple[str, str, int] | None = None
+
+    def add(self, frame: AudioFrame) -> None:
+        key = (frame.format.name, frame.layout.name, frame.sample_rate)
+        if self.layout is None or self.rate is None:
+            self.layout = frame.layout
+            self.rate = frame.sample_rate
+        if key != self._input_key or self._resampler is None:
+            self.finish()  # a new input format needs a new conversion graph
+            self._resampler = AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+            self._input_key = key
+        self._keep(self._resampler.resample(frame))
+
+    def finish(self) -> None:
+        if self._resampler is not None:
+            self._keep(self._resampler.resample(None))
+            self._resampler = None
+
+    def _keep(self, frames: list[AudioFrame]) -> None:
+        for out in frames:
+            # A pass-through resampler answers a flush with [None].
+            if out is not None and out.samples:
+                # to_ndarray stacks the planes into a new (channels, samples) array.
+                self.chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32))
+
+
+def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAudio:
+    """Decode the first audio stream of ``path`` (or the one with container index
+    ``stream_index``) to float32 ``(channels, samples)`` at its native rate and layout.
+
+    Damaged packets are skipped and counted in ``skipped_packets``; a container that
+    breaks off part-way gives the audio before the break.
+
+    Raises MediaNotFoundError, MediaPermissionError, EmptyMediaError, NotMediaError (FFmpeg
+    cannot read the container, or not one packet of the stream decodes), NoStreamsError (no
+    audio stream, or none with that index) and UnsupportedError (no decoder for the codec).
+    """
+    path = Path(path)
+    _check_path(path)
+    skipped = 0
+    with _open(path) as container:
+        stream = _pick_stream(container, stream_index, path)
+        collector = _Collector()
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.DecoderNotFoundError as exc:
+                    raise UnsupportedError(
+                        f"no decoder for audio codec {stream.codec_context.name!r}", path
+                    ) from exc
+                except av.error.FFmpegError:
+                    # A damaged packet: a player skips it and so do we (its audio is lost,
+                    # the rest stays in place).
+                    skipped += 1
+                    continue
+                for frame in frames:
+                    if isinstance(frame, AudioFrame):
+                        collector.add(frame)
+        except (av.error.InvalidDataError, av.error.EOFError, av.error.OSError):
+            # The container itself stops making sense (e.g. a truncated file): keep what
+            # was decoded up to there.
+            skipped += 1
+        collector.finish()
+        if not collector.chunks and skipped:
+            raise NotMediaError(
+                f"audio stream {stream.index} could not be decoded ({skipped} damaged packets)",
+                path,
+            )
+        rate = collector.rate or stream.codec_context.sample_rate or stream.rate or 0
+        channels = stream.codec_context.channels or 1
+
+    layout = collector.layout
+    names = () if layout is None else tuple(c.name for c in layout.channels)
+    if any(name in {"", "NONE"} or name.startswith("USR") for name in names):
+        names = ()  # FFmpeg's "N channels": count known, positions not
+    if collector.chunks:
+        samples = np.concatenate(collector.chunks, axis=1)
+    else:
+        samples = np.zeros((channels, 0), dtype=np.float32)
+    return DecodedAudio(
+        samples=samples,
+        sample_rate=int(rate),
+        layout=None if layout is None else layout.name,
+        channel_names=names,
+        skipped_packets=skipped,
+    )

@@ -1,0 +1,771 @@
+"""Programme loudness, true peak and edge silence of decoded audio (numpy only).
+
+What is measured, and where each rule comes from:
+
+* Integrated loudness -- ITU-R BS.1770-4, Annex 1: K-weighting (a high-shelf "pre-filter"
+  then the "RLB" high-pass), mean square per channel over 400 ms gating blocks that overlap
+  by 75 %, channel weights, an absolute gate at -70 LKFS and a relative gate 10 LU below
+  the loudness of the blocks that passed the absolute gate. LUFS and LKFS are the same unit.
+* True peak -- BS.1770-4, Annex 2: the peak of the signal oversampled so that peaks
+  between samples show. The Annex's 4x filter under-reads at low sample rates, so the
+  factor here is ``max(4, ceil(192000 / rate))``: every rate is looked at on a grid of at
+  least 192 kHz, which is what FFmpeg's ``ebur128`` does (it resamples to 192 kHz).
+* Loudness range -- EBU Tech 3342: 3 s short-term loudness (EBU Tech 3341 section 2.2)
+  every 100 ms, gated at -70 LUFS absolute and 20 LU below the mean, LRA = 95th minus 10th
+  percentile of what is left.
+* Leading/trailing silence -- not a broadcast standard; the rule used is documented at
+  :func:`silence_threshold_dbfs`.
+
+Arrays are ``(channels, samples)`` (a 1-D array is one channel), any float or integer
+dtype; floating point full scale is 1.0, integer full scale 2^(bits-1). Work is done a
+block at a time in float64, so the only full-length arrays are the caller's; long signals
+and several channels are split into independent jobs run on up to four threads (numpy's
+FFTs release the GIL).
+
+The module never prints; bad arguments raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Biquad",
+    "LoudnessReport",
+    "channel_weights",
+    "integrated_loudness",
+    "is_dual_mono",
+    "k_weighting",
+    "leading_silence_s",
+    "loudness_range",
+    "measure",
+    "sample_peak",
+    "silence_threshold_dbfs",
+    "trailing_silence_s",
+    "true_peak",
+    "true_peak_oversampling",
+]
+
+FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T")
+
+MEASURED_AS_MONO = "mono content of dual-mono"
+MEASURED_AS_IS = "as is"
+
+# --- BS.1770-4 constants ------------------------------------------------------------------
+# The K-weighting filters are specified in BS.1770-4 Tables 1 and 2 as biquad coefficients
+# for 48 kHz only. These analogue prototype parameters reproduce both tables to their
+# printed precision through a bilinear transform pre-warped at f0 (checked in tests), and
+# so give the same curve at any other rate.
+_SHELF_F0_HZ = 1681.974450955533
+_SHELF_GAIN_DB = 3.999843853973347
+_SHELF_Q = 0.7071752369554196
+# Gain of the shelf numerator's s/Q term, as a power of its high-frequency gain Vh (close
+# to 1/2: a shelf's gain at its corner is about the geometric mean of its two plateaus).
+# The five values are the published fit to Tables 1 and 2 that libebur128 and FFmpeg
+# also start from.
+_SHELF_MID_EXPONENT = 0.4996667741545416
+_HIGHPASS_F0_HZ = 38.13547087602444
+_HIGHPASS_Q = 0.5003270373238773
+
+# BS.1770-4 eq. (2): L = -0.691 + 10 log10(sum G_i z_i). The -0.691 cancels the K-filter's
+# gain at 997 Hz so that a 0 dBFS sine at 997 Hz in one front channel reads -3.01 LKFS.
+_LOUDNESS_OFFSET = -0.691
+_ABSOLUTE_GATE_LKFS = -70.0  # BS.1770-4 Annex 1, eq. (4)
+_RELATIVE_GATE_LU = -10.0  # BS.1770-4 Annex 1, eq. (5)-(6)
+_SEGMENTS_PER_BLOCK = 4  # 400 ms gating block = four 100 ms steps (75 % overlap)
+
+# EBU Tech 3342 section 3 (LRA): 3 s short-term windows, -20 LU relative gate, and the
+# 10th / 95th percentiles of the gated distribution.
+_LRA_SEGMENTS = 30
+_LRA_RELATIVE_GATE_LU = -20.0
+_LRA_LOW_PERCENTILE = 10.0
+_LRA_HIGH_PERCENTILE = 95.0
+
+# BS.1770-4 Table 3: weights for L, R, C = 1.0; Ls, Rs = 1.41 (+1.5 dB); LFE not measured.
+_SURROUND_WEIGHT = 1.41
+
+# How far the K-weighting impulse response is kept: until the slowest pole has decayed by
+# e^-45 (about 1e-20). Beyond that the tail is below float64 resolution, so the FIR below
+# is the IIR of Annex 1 to rounding error (checked against a direct-form loop in tests).
+_IR_DECAY_NEPERS = 45.0
+
+# True peak: the oversampled grid is at least this fine (FFmpeg ebur128 uses 192 kHz).
+_TRUE_PEAK_GRID_HZ = 192_000
+# Interpolation kernel: windowed sinc spanning +/- 16 input samples, Kaiser beta 9, cut at
+# the input Nyquist frequency (the ideal band-limited reconstruction, truncated).
+_TP_HALF_TAPS = 16
+_TP_KAISER_BETA = 9.0
+_TP_FFT_SIZE = 1 << 13
+
+# Dual-mono: the two channels differ by at most this much (full scale = 1.0): -80 dBFS,
+# about 3 LSB at 16 bits, so independent dither or rounding still counts as identical.
+_DUAL_MONO_TOLERANCE = 1e-4
+
+# Edge silence (see silence_threshold_dbfs).
+_SILENCE_BIN_S = 0.001
+_SILENCE_WINDOW_BINS = 20
+_SILENCE_FLOOR_DBFS = -70.0
+_SILENCE_MARGIN_DB = 35.0
+_SILENCE_GATE_DB = -10.0
+
+_MAX_CHANNELS = 64
+_BLOCK_SAMPLES = 1 << 18  # working block size (samples per channel) for streaming passes
+_PART_SAMPLES = 1 << 21  # samples per K-weighting job when spreading work over cores
+_TP_PART_SAMPLES = 1 << 19  # samples per true-peak job (each holds a few copies in memory)
+_MAX_WORKERS = 4
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoudnessReport:
+    """BS.1770-4 / EBU R128 measurements of one programme."""
+
+    integrated_lufs: float
+    """Gated integrated loudness; ``-inf`` when every block is gated out (or < 400 ms)."""
+    true_peak_dbtp: float
+    """Peak of the oversampled signal over all channels, dBTP; ``-inf`` for digital silence."""
+    sample_peak_dbfs: float
+    """Largest absolute sample over all channels, dBFS; ``-inf`` for digital silence."""
+    loudness_range_lu: float | None
+    """EBU Tech 3342 LRA; None when no 3 s short-term window passes the gates."""
+    channels_measured: int
+    """Channels that entered the loudness sum (1 for dual-mono measured as mono)."""
+    measured_as: str
+    """``"mono content of dual-mono"`` or ``"as is"``."""
+    dual_mono: bool
+    """The input had two channels carrying the same signal."""
+
+
+@dataclass(frozen=True, slots=True)
+class Biquad:
+    """One second-order section: ``y = b0 x + b1 x[-1] + b2 x[-2] - a1 y[-1] - a2 y[-2]``."""
+
+    b: tuple[float, float, float]
+    a: tuple[float, float, float]
+    """``a[0]`` is always 1.0."""
+
+
+# --- input handling ------------------------------------------------------------------------
+
+
+def _as_2d(samples: npt.ArrayLike) -> npt.NDArray[np.generic]:
+    arr = np.asarray(samples)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    if arr.ndim != 2:
+        raise ValueError(f"expected a (channels, samples) array, got shape {arr.shape}")
+    if arr.shape[0] > _MAX_CHANNELS:
+        raise ValueError(
+            f"expected a (channels, samples) array, got shape {arr.shape}: "
+            "is it (samples, channels)? transpose it"
+        )
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"expected numeric samples, got dtype {arr.dtype}")
+    return arr
+
+
+def _full_scale(dtype: np.dtype[np.generic]) -> float:
+    """The value that represents 0 dBFS: 1.0 for floats, 2^(bits-1) for integers."""
+    if np.issubdtype(dtype, np.integer):
+        return float(-np.iinfo(dtype.type).min)  # type: ignore[type-var]
+    return 1.0
+
+
+def _to_float(chunk: npt.NDArray[np.generic], scale: float) -> FloatArray:
+    out = np.asarray(chunk, dtype=np.float64)
+    if scale != 1.0:
+        out = out / scale
+    return out
+
+
+def _check_rate(sample_rate: int) -> int:
+    rate = int(sample_rate)
+    if rate != sample_rate or rate < 4000:
+        # Below ~3.4 kHz the 1.68 kHz shelf lies above Nyquist and K-weighting is undefined.
+        raise ValueError(f"sample rate must be an integer >= 4000 Hz, got {sample_rate}")
+    return rate
+
+
+def _db(power_or_amplitude: float, *, power: bool) -> float:
+    if power_or_amplitude <= 0.0 or not math.isfinite(power_or_amplitude):
+        return float("-inf") if power_or_amplitude <= 0.0 else float("inf")
+    return (10.0 if power else 20.0) * math.log10(power_or_amplitude)
+
+
+# --- K-weighting -----------------------------------------------------------------------------
+
+
+def k_weighting(sample_rate: int) -> tuple[Biquad, Biquad]:
+    """The two K-weighting stages (pre-filter shelf, RLB high-pass) for ``sample_rate``.
+
+    BS.1770-4 Annex 1 gives them only at 48 kHz (Tables 1, 2). Each is the bilinear
+    transform of a second-order analogue section with the frequency axis pre-warped at its
+    f0 (``K = tan(pi f0 / fs)``), which puts the corner of the curve at the same place for
+    every rate; at 48 kHz the result equals the tables. The high-pass keeps the tables'
+    unnormalised numerator (1, -2, 1), as BS.1770 meters do.
+    """
+    fs = _check_rate(sample_rate)
+
+    # Pre-filter: H(s) = (Vh s^2 + Vb s / Q + 1) / (s^2 + s / Q + 1) with s normalised to
+    # the corner; s -> (1/K)(1 - z^-1)/(1 + z^-1), multiplied through by K^2 (1 + z^-1)^2.
+    k = math.tan(math.pi * _SHELF_F0_HZ / fs)
+    vh = 10.0 ** (_SHELF_GAIN_DB / 20.0)
+    vb = vh**_SHELF_MID_EXPONENT
+    a0 = 1.0 + k / _SHELF_Q + k * k
+    shelf = Biquad(
+        b=(
+            (vh + vb * k / _SHELF_Q + k * k) / a0,
+            2.0 * (k * k - vh) / a0,
+            (vh - vb * k / _SHELF_Q + k * k) / a0,
+        ),
+        a=(1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / _SHELF_Q + k * k) / a0),
+    )
+
+    # RLB high-pass: H(s) = s^2 / (s^2 + s / Q + 1), same substitution.
+    k = math.tan(math.pi * _HIGHPASS_F0_HZ / fs)
+    a0 = 1.0 + k / _HIGHPASS_Q + k * k
+    highpass = Biquad(
+        b=(1.0, -2.0, 1.0),
+        a=(1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / _HIGHPASS_Q + k * k) / a0),
+    )
+    return shelf, highpass
+
+
+def _k_weighting_ir(sample_rate: int) -> FloatArray:
+    """Impulse response of both K-weighting stages in cascade, kept until it has decayed.
+
+    Running an IIR sample by sample is too slow in numpy, so the cascade is applied as an
+    FIR by FFT convolution. Both sections are stable; the RLB high-pass has the slowest
+    poles (radius about 1 - 2 pi 38 Hz / fs). The response is cut after it has decayed by
+    ``_IR_DECAY_NEPERS``, which leaves an error far below float64 rounding.
+    """
+    sections = k_weighting(sample_rate)
+    radius = max(float(np.max(np.abs(np.roots(s.a)))) for s in sections)
+    # The high-pass has two nearly equal poles, whose response decays like n r^n: allow
+    # a further log(n) worth of samples for that factor.
+    length = math.ceil(_IR_DECAY_NEPERS / -math.log(radius))
+    length = int(length + math.ceil(math.log(length) / -math.log(radius)))
+    # Frequency sampling on a grid 4x longer than the kept length: time aliasing adds
+    # h[n + nfft], which has decayed by a further e^-(3 * 45).
+    nfft = 1 << (4 * length - 1).bit_length()
+    z1 = np.exp(-2j * np.pi * np.arange(nfft // 2 + 1) / nfft)  # z^-1 on the unit circle
+    response = np.ones_like(z1)
+    for s in sections:
+        num = s.b[0] + s.b[1] * z1 + s.b[2] * z1 * z1
+        den = s.a[0] + s.a[1] * z1 + s.a[2] * z1 * z1
+        response *= num / den
+    return np.fft.irfft(response, nfft)[:length]
+
+
+def _fir_blocks(x: npt.NDArray[np.generic], scale: float, h: FloatArray) -> Iterator[FloatArray]:
+    """Yield consecutive pieces of ``(x / scale) * h``, truncated to ``len(x)``, in order.
+
+    Overlap-add FFT convolution (causal, zero initial state). Many FFT blocks are
+    transformed in one batched call; only the tail of the last block is carried over.
+    """
+    n = x.shape[0]
+    taps = h.shape[0]
+    nfft = 1 << max(15, (4 * taps - 1).bit_length())
+    step = nfft - taps + 1  # input samples per FFT block
+    spectrum = np.fft.rfft(h, nfft)
+    blocks_per_batch = max(1, _BLOCK_SAMPLES // step)
+    carry = np.zeros(taps - 1)
+    for start in range(0, n, step * blocks_per_batch):
+        chunk = _to_float(x[start : start + step * blocks_per_batch], scale)
+        count = -(-chunk.shape[0] // step)
+        padded = np.zeros(count * step)
+        padded[: chunk.shape[0]] = chunk
+        conv = np.fft.irfft(np.fft.rfft(padded.reshape(count, step), nfft) * spectrum, nfft)
+        out = conv[:, :step].copy()
+        # Each block's tail (taps - 1 samples) overlaps the start of the next one.
+        out[1:, : taps - 1] += conv[:-1, step : step + taps - 1]
+        out[0, : taps - 1] += carry
+        carry = conv[-1, step : step + taps - 1].copy()
+        yield out.reshape(-1)[: chunk.shape[0]]
+
+
+def _workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_parallel(jobs: Sequence[Callable[[], _T]]) -> list[_T]:
+    """Run independent jobs on a few threads (numpy's FFT and BLAS release the GIL)."""
+    workers = min(_workers(), _MAX_WORKERS, len(jobs))
+    if workers <= 1:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: job(), jobs))
+
+
+def _segment_bounds(n_samples: int, sample_rate: int) -> npt.NDArray[np.int64]:
+    """Sample indices of 100 ms step boundaries ``0, fs/10, 2 fs/10, ...`` up to ``n``.
+
+    Only whole steps are kept: like the standard's block index (BS.1770-4 eq. (3)), the
+    partial step at the end never completes a block.
+    """
+    count = n_samples * 10 // sample_rate
+    return (np.arange(count + 1, dtype=np.int64) * sample_rate) // 10
+
+
+def _segment_energy_part(
+    x: npt.NDArray[np.generic], scale: float, h: FloatArray, bounds: npt.NDArray[np.int64]
+) -> FloatArray:
+    """sum(z^2) per step between consecutive ``bounds``, z = K-weighted ``x``.
+
+    The FIR needs ``len(h) - 1`` samples of history, which are filtered and dropped, so
+    a part of a long signal gives exactly what filtering the whole signal would.
+    """
+    first, last = int(bounds[0]), int(bounds[-1])
+    pre = min(first, h.shape[0] - 1)
+    rel = bounds - (first - pre)  # boundaries relative to the filtered stretch
+    # Running energy at each boundary from per-piece cumulative sums: the FIR output is
+    # consumed piece by piece and never held at full length.
+    at_bounds = np.zeros(bounds.shape[0])
+    total = 0.0
+    pos = 0
+    for piece in _fir_blocks(x[first - pre : last], scale, h):
+        cumulative = np.cumsum(piece * piece)
+        lo = int(np.searchsorted(rel, pos, side="right"))
+        hi = int(np.searchsorted(rel, pos + piece.shape[0], side="right"))
+        at_bounds[lo:hi] = total + cumulative[rel[lo:hi] - pos - 1]
+        total += float(cumulative[-1])
+        pos += piece.shape[0]
+    return np.diff(at_bounds)
+
+
+def _weighted_segment_energy(
+    arr: npt.NDArray[np.generic], sample_rate: int, weights: Sequence[float]
+) -> tuple[FloatArray, FloatArray]:
+    """Sum over channels of G_i * sum(z_i^2) per 100 ms step, and each step's length.
+
+    z_i is channel i after K-weighting (BS.1770-4 Annex 1, Fig. 1 / eq. (1)). Block and
+    window mean squares are then sums of consecutive steps divided by their length.
+    """
+    bounds = _segment_bounds(arr.shape[1], sample_rate)
+    steps = bounds.shape[0] - 1
+    energy = np.zeros(max(steps, 0))
+    lengths = np.diff(bounds).astype(np.float64)
+    if steps <= 0:
+        return energy, lengths
+    h = _k_weighting_ir(sample_rate)
+    scale = _full_scale(arr.dtype)
+    # Independent parts of about _PART_SAMPLES, so that channels and long signals are
+    # filtered on several cores.
+    per_part = max(1, _PART_SAMPLES * 10 // sample_rate)
+    edges = [*range(0, steps, per_part), steps]
+    channels = [ch for ch, w in enumerate(weights) if w != 0.0]
+    jobs = [
+        functools.partial(_segment_energy_part, arr[ch], scale, h, bounds[lo : hi + 1])
+        for ch in channels
+        for lo, hi in itertools.pairwise(edges)
+    ]
+    results = iter(_run_parallel(jobs))
+    for ch in channels:
+        parts = [next(results) for _ in range(len(edges) - 1)]
+        energy += weights[ch] * np.concatenate(parts)
+    return energy, lengths
+
+
+def _window_loudness(energy: FloatArray, lengths: FloatArray, segments: int) -> FloatArray:
+    """Loudness of every window of ``segments`` consecutive 100 ms steps (BS.1770-4 eq. 2)."""
+    if energy.shape[0] < segments:
+        return np.empty(0)
+    csum = np.concatenate(([0.0], np.cumsum(energy)))
+    clen = np.concatenate(([0.0], np.cumsum(lengths)))
+    power = (csum[segments:] - csum[:-segments]) / (clen[segments:] - clen[:-segments])
+    # Rounding in the running sums can leave a silent window at -1e-20 rather than 0.
+    power = np.maximum(power, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.asarray(_LOUDNESS_OFFSET + 10.0 * np.log10(power), dtype=np.float64)
+
+
+def _mean_loudness(levels: FloatArray) -> float:
+    """Loudness of the energy mean of blocks given as loudness values."""
+    return _LOUDNESS_OFFSET + 10.0 * math.log10(
+        float(np.mean(10.0 ** ((levels - _LOUDNESS_OFFSET) / 10.0)))
+    )
+
+
+def _gated_integrated(block_loudness: FloatArray) -> float:
+    """BS.1770-4 Annex 1 eqs. (4)-(7): two-stage gating of the 400 ms block loudness."""
+    above_abs = block_loudness[block_loudness > _ABSOLUTE_GATE_LKFS]
+    if above_abs.shape[0] == 0:
+        return float("-inf")
+    relative_gate = _mean_loudness(above_abs) + _RELATIVE_GATE_LU
+    kept = above_abs[above_abs > relative_gate]
+    return _mean_loudness(kept)
+
+
+def _gated_range(short_term: FloatArray) -> float | None:
+    """EBU Tech 3342 section 3: LRA from the short-term loudness distribution."""
+    above_abs = short_term[short_term > _ABSOLUTE_GATE_LKFS]
+    if above_abs.shape[0] == 0:
+        return None
+    relative_gate = _mean_loudness(above_abs) + _LRA_RELATIVE_GATE_LU
+    kept = np.sort(above_abs[above_abs > relative_gate])
+    # Tech 3342's percentile: the sorted value at index round((n - 1) * p / 100).
+    last = kept.shape[0] - 1
+    low = kept[math.floor(last * _LRA_LOW_PERCENTILE / 100.0 + 0.5)]
+    high = kept[math.floor(last * _LRA_HIGH_PERCENTILE / 100.0 + 0.5)]
+    return float(high - low)
+
+
+def channel_weights(channels: int, layout: Sequence[str] | None = None) -> tuple[float, ...]:
+    """BS.1770-4 Table 3 channel weights G_i.
+
+    With FFmpeg channel names (``("FL", "FR", "FC", "LFE", "BL", "BR")``) the weights come
+    from the names: LFE channels 0, back/side/surround channels 1.41, the rest 1.0 (as
+    FFmpeg's ebur128 does). Without names the channel count decides, assuming the
+    SMPTE/WAV order that FFmpeg also uses: up to 4 channels all 1.0 (mono, stereo, L R C,
+    and L R plus two more front-like channels); 5 channels L R C Ls Rs; 6 and more
+    L R C LFE followed by surround channels (5.1, 6.1, 7.1).
+    """
+    if layout:  # None or () -- e.g. DecodedAudio.channel_names of an unlabelled WAV
+        if len(layout) != channels:
+            raise ValueError(f"layout names {len(layout)} channels, the audio has {channels}")
+        weights = []
+        for name in layout:
+            upper = name.upper()
+            if upper.startswith("LFE"):
+                weights.append(0.0)
+            elif upper in {"BL", "BR", "BC", "SL", "SR", "TBL", "TBR", "TBC", "SDL", "SDR"}:
+                weights.append(_SURROUND_WEIGHT)
+            else:
+                weights.append(1.0)
+        return tuple(weights)
+    if channels <= 4:
+        return (1.0,) * channels
+    if channels == 5:
+        return (1.0, 1.0, 1.0, _SURROUND_WEIGHT, _SURROUND_WEIGHT)
+    return (1.0, 1.0, 1.0, 0.0) + (_SURROUND_WEIGHT,) * (channels - 4)
+
+
+def _resolve_weights(channels: int, weights: Sequence[float] | None) -> tuple[float, ...]:
+    if weights is None:
+        return channel_weights(channels)
+    if len(weights) != channels:
+        raise ValueError(f"{len(weights)} channel weights for {channels} channels")
+    return tuple(float(w) for w in weights)
+
+
+def _loudness_measures(
+    arr: npt.NDArray[np.generic], sample_rate: int, weights: Sequence[float]
+) -> tuple[float, float | None]:
+    energy, lengths = _weighted_segment_energy(arr, sample_rate, weights)
+    integrated = _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
+    lra = _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
+    return integrated, lra
+
+
+def integrated_loudness(
+    samples: npt.ArrayLike, sample_rate: int, *, weights: Sequence[float] | None = None
+) -> float:
+    """Gated integrated loudness in LUFS (BS.1770-4 Annex 1), all channels as given.
+
+    ``-inf`` when no 400 ms block passes the gates (digital silence, very quiet or shorter
+    than 400 ms). ``weights`` overrides :func:`channel_weights`.
+    """
+    arr = _as_2d(samples)
+    rate = _check_rate(sample_rate)
+    energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
+    return _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
+
+
+def loudness_range(
+    samples: npt.ArrayLike, sample_rate: int, *, weights: Sequence[float] | None = None
+) -> float | None:
+    """Loudness range in LU (EBU Tech 3342); None when nothing passes its gates (< 3 s)."""
+    arr = _as_2d(samples)
+    rate = _check_rate(sample_rate)
+    energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
+    return _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
+
+
+# --- peaks -----------------------------------------------------------------------------------
+
+
+def sample_peak(samples: npt.ArrayLike) -> float:
+    """Largest absolute sample value over all channels, in dBFS (``-inf`` if all zero)."""
+    arr = _as_2d(samples)
+    if arr.size == 0:
+        return float("-inf")
+    scale = _full_scale(arr.dtype)
+    peak = max(abs(float(np.max(arr))), abs(float(np.min(arr)))) / scale
+    return _db(peak, power=False)
+
+
+def true_peak_oversampling(sample_rate: int) -> int:
+    """Oversampling factor used by :func:`true_peak`: ``max(4, ceil(192000 / rate))``."""
+    return max(4, math.ceil(_TRUE_PEAK_GRID_HZ / _check_rate(sample_rate)))
+
+
+def _interpolation_kernels(factor: int) -> FloatArray:
+    """Kernels for the ``factor - 1`` in-between phases, shape (factor - 1, 2 * half).
+
+    Row p - 1 holds ``g(j + p / factor)`` for ``j = -half .. half - 1``: the weight of
+    ``x[n - j]`` in the estimate of the signal at ``n + p / factor``. ``g`` is a sinc cut at
+    the input's Nyquist frequency under a Kaiser window. Each phase is scaled to unity gain
+    at DC so that a constant signal does not read as an over.
+    """
+    half = _TP_HALF_TAPS
+    j = np.arange(-half, half, dtype=np.float64)
+    phases = np.arange(1, factor, dtype=np.float64) / factor
+    t = j[np.newaxis, :] + phases[:, np.newaxis]  # distance from the output instant
+    window = np.i0(_TP_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
+    kernels = np.sinc(t) * window / np.i0(_TP_KAISER_BETA)
+    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+def _true_peak_part(
+    x: npt.NDArray[np.generic],
+    scale: float,
+    spectra: npt.NDArray[np.complex128],
+    nfft: int,
+    start: int,
+    stop: int,
+) -> float:
+    """Largest |value| at samples ``start .. stop - 1`` and between them (positions < n - 1).
+
+    The estimate at ``n + p / factor`` is the correlation of ``x[n - half + 1 .. n + half]``
+    with the reversed phase kernel; frames of ``nfft`` samples that overlap by the kernel
+    length give ``nfft - 2 half + 1`` outputs each, all from one batched FFT.
+    """
+    half = _TP_HALF_TAPS
+    n = x.shape[0]
+    hop = nfft - 2 * half + 1
+    count = -(-(stop - start) // hop)
+    # seg[i] is x[start - half + 1 + i]; zeros beyond the ends of the signal.
+    seg = np.zeros(count * hop + 2 * half - 1)
+    lo, hi = max(0, start - half + 1), min(n, stop + half)
+    offset = lo - (start - half + 1)
+    seg[offset : offset + hi - lo] = _to_float(x[lo:hi], scale)
+    own = seg[half - 1 : half - 1 + stop - start]
+    peak = max(float(np.max(own)), -float(np.min(own)))
+    # Between-sample positions exist up to the last pair of samples only: past the end
+    # the zero padding is not part of the programme.
+    valid = min(stop, n - 1) - start
+    if valid <= 0:
+        return peak
+    frames = np.lib.stride_tricks.sliding_window_view(seg, nfft)[::hop]
+    spectrum = np.fft.rfft(frames, axis=1)
+    for phase in spectra:
+        values = np.fft.irfft(spectrum * phase, nfft, axis=1)[:, :hop].reshape(-1)[:valid]
+        peak = max(peak, float(np.max(values)), -float(np.min(values)))
+    return peak
+
+
+def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None = None) -> float:
+    """True peak in dBTP over all channels (BS.1770-4 Annex 2), ``-inf`` for silence.
+
+    The maximum absolute value of the samples and of the signal interpolated at
+    ``oversample - 1`` instants between every pair of samples (default
+    :func:`true_peak_oversampling`). The interpolator is a 32-tap Kaiser-windowed sinc per
+    phase, applied in float64, so no headroom attenuation (Annex 2 step 1) is needed.
+    """
+    arr = _as_2d(samples)
+    rate = _check_rate(sample_rate)
+    factor = true_peak_oversampling(rate) if oversample is None else int(oversample)
+    if factor < 1:
+        raise ValueError(f"oversampling factor must be >= 1, got {oversample}")
+    if arr.size == 0:
+        return float("-inf")
+    if factor == 1:
+        return sample_peak(arr)
+    scale = _full_scale(arr.dtype)
+    nfft = _TP_FFT_SIZE
+    kernels = _interpolation_kernels(factor)
+    # Correlating with a kernel = multiplying by the conjugate of its spectrum, with the
+    # kernel's first tap (j = -half, i.e. x[n + half]) at the last position of the frame.
+    spectra = np.conj(np.fft.rfft(kernels[:, ::-1], nfft, axis=1))
+    n = arr.shape[1]
+    jobs = [
+        functools.partial(
+            _true_peak_part, arr[ch], scale, spectra, nfft, lo, min(n, lo + _TP_PART_SAMPLES)
+        )
+        for ch in range(arr.shape[0])
+        for lo in range(0, n, _TP_PART_SAMPLES)
+    ]
+    return _db(max(_run_parallel(jobs)), power=False)
+
+
+# --- dual mono -------------------------------------------------------------------------------
+
+
+def is_dual_mono(samples: npt.ArrayLike) -> bool:
+    """True for two channels that carry the same signal (max |L - R| <= 1e-4 of full scale).
+
+    Such a file is mono content: measured as stereo it reads about 3 LU louder than the
+    same content as a mono file, because BS.1770 adds the channel energies. Two silent
+    channels are identical too, and count as dual-mono.
+    """
+    arr = _as_2d(samples)
+    if arr.shape[0] != 2:
+        return False
+    scale = _full_scale(arr.dtype)
+    n = arr.shape[1]
+    for start in range(0, n, _BLOCK_SAMPLES):
+        left = _to_float(arr[0, start : start + _BLOCK_SAMPLES], scale)
+        right = _to_float(arr[1, start : start + _BLOCK_SAMPLES], scale)
+        if float(np.max(np.abs(left - right))) > _DUAL_MONO_TOLERANCE:
+            return False
+    return True
+
+
+# --- all at once -----------------------------------------------------------------------------
+
+
+def measure(
+    samples: npt.ArrayLike,
+    sample_rate: int,
+    *,
+    dual_mono_as_mono: bool = True,
+    weights: Sequence[float] | None = None,
+) -> LoudnessReport:
+    """Integrated loudness, true peak, sample peak and LRA of a programme.
+
+    With ``dual_mono_as_mono`` (the default) a two-channel signal whose channels are
+    identical is measured as the mono signal it carries (channel 0 alone), which is how
+    its loudness is meant: a mono voice at -16 LUFS written as identical L/R reads
+    -13 LUFS on a standard stereo meter. The report says which way it was measured.
+    Peaks are always taken over every channel as delivered.
+    """
+    arr = _as_2d(samples)
+    rate = _check_rate(sample_rate)
+    dual = is_dual_mono(arr)
+    if dual and dual_mono_as_mono:
+        measured = arr[:1]
+        measured_weights: tuple[float, ...] = (1.0,)
+        how = MEASURED_AS_MONO
+    else:
+        measured = arr
+        measured_weights = _resolve_weights(arr.shape[0], weights)
+        how = MEASURED_AS_IS
+    integrated, lra = _loudness_measures(measured, rate, measured_weights)
+    return LoudnessReport(
+        integrated_lufs=integrated,
+        true_peak_dbtp=true_peak(arr, rate),
+        sample_peak_dbfs=sample_peak(arr),
+        loudness_range_lu=lra,
+        channels_measured=measured.shape[0],
+        measured_as=how,
+        dual_mono=dual,
+    )
+
+
+# --- edge silence ----------------------------------------------------------------------------
+
+
+def _bin_power(arr: npt.NDArray[np.generic], sample_rate: int) -> tuple[FloatArray, int]:
+    """Mean square per 1 ms bin, the loudest channel per bin; and the bin size in samples."""
+    size = max(1, round(sample_rate * _SILENCE_BIN_S))
+    n = arr.shape[1]
+    count = -(-n // size)
+    power = np.zeros(count)
+    if count == 0:
+        return power, size
+    scale = _full_scale(arr.dtype)
+    step = max(1, _BLOCK_SAMPLES // size) * size
+    for start in range(0, n, step):
+        chunk = _to_float(arr[:, start : start + step], scale)
+        whole = chunk.shape[1] // size
+        first = start // size
+        squares = chunk[:, : whole * size].reshape(chunk.shape[0], whole, size)
+        power[first : first + whole] = np.max(np.mean(squares * squares, axis=2), axis=0)
+        if chunk.shape[1] > whole * size:  # the short last bin
+            rest = chunk[:, whole * size :]
+            power[first + whole] = float(np.max(np.mean(rest * rest, axis=1)))
+    return power, size
+
+
+def _threshold_from_bins(bins: FloatArray) -> float:
+    count = bins.shape[0] // _SILENCE_WINDOW_BINS
+    if count == 0:
+        windows = np.array([float(np.mean(bins))]) if bins.shape[0] else np.zeros(0)
+    else:
+        windows = bins[: count * _SILENCE_WINDOW_BINS].reshape(count, -1).mean(axis=1)
+    floor = 10.0 ** (_SILENCE_FLOOR_DBFS / 10.0)
+    active = windows[windows > floor]
+    if active.shape[0] == 0:
+        return _SILENCE_FLOOR_DBFS
+    # Same two-stage gate as BS.1770-4: the programme level is the energy mean of the
+    # windows within 10 dB of the mean of everything above the floor.
+    gate = float(np.mean(active)) * 10.0 ** (_SILENCE_GATE_DB / 10.0)
+    level = _db(float(np.mean(active[active > gate])), power=True)
+    return max(_SILENCE_FLOOR_DBFS, level - _SILENCE_MARGIN_DB)
+
+
+def silence_threshold_dbfs(samples: npt.ArrayLike, sample_rate: int) -> float:
+    """Level (dB re full-scale mean square) below which a stretch of audio counts as silence.
+
+    Fixed dBFS thresholds fail once a programme is normalised or recorded quietly (see
+    FACTS, Loudness), so the threshold follows the programme: its level is taken from
+    20 ms RMS windows (loudest channel), with the gating of BS.1770-4 -- windows above
+    -70 dBFS, then those within 10 dB of their mean -- and the threshold sits 35 dB below
+    that level, never under -70 dBFS. 35 dB puts room tone and breaths under a voice
+    (typically 40-60 dB down) on the silent side, while a voice at any normalised level
+    stays well above it. On this scale a full-scale sine is -3 dB.
+    """
+    arr = _as_2d(samples)
+    bins, _ = _bin_power(arr, _check_rate(sample_rate))
+    return _threshold_from_bins(bins)
+
+
+def _leading_silence_bins(bins: FloatArray, threshold_db: float) -> int:
+    """Index of the first bin of sound, or ``len(bins)`` if there is none."""
+    n = int(bins.shape[0])
+    if n == 0:
+        return 0
+    limit = 10.0 ** (threshold_db / 10.0)
+    w = _SILENCE_WINDOW_BINS
+    # Causal 20 ms RMS ending at each bin (shorter at the very start): a click or a noise
+    # burst of a few ms does not end the silence, a sound does once its 20 ms level counts.
+    csum = np.concatenate(([0.0], np.cumsum(bins)))
+    ends = np.arange(1, n + 1)
+    starts = np.maximum(ends - w, 0)
+    level = (csum[ends] - csum[starts]) / (ends - starts)
+    loud = np.flatnonzero(level > limit)
+    if loud.shape[0] == 0:
+        return n
+    end = int(loud[0])
+    # The 20 ms window that first crossed holds at least one 1 ms bin above the threshold
+    # (a mean cannot exceed its largest part): the earliest of those is the onset.
+    start = max(0, end - w + 1)
+    return start + int(np.flatnonzero(bins[start : end + 1] > limit)[0])
+
+
+def leading_silence_s(samples: npt.ArrayLike, sample_rate: int) -> float:
+    """Seconds from the start to the first sound (threshold: :func:`silence_threshold_dbfs`).
+
+    The onset is found to the 1 ms bin: the first bin above the threshold inside the first
+    20 ms window whose RMS is above it. An all-silent signal returns its full duration.
+    """
+    arr = _as_2d(samples)
+    rate = _check_rate(sample_rate)
+    bins, size = _bin_power(arr, rate)
+    first = _leading_silence_bins(bins, _threshold_from_bins(bins))
+    return min(first * size, int(arr.shape[1])) / rate
+
+
+def trailing_silence_s(samples: npt.ArrayLike, sample_rate: int) -> float:
+    """Seconds from the last sound to the end: :func:`leading_silence_s` read backwards."""
+    arr = _as_2d(samples)
+    rate = _check_rate(sample_rate)
+    bins, size = _bin_power(arr[:, ::-1], rate)
+    first = _leading_silence_bins(bins, _threshold_from_bins(bins))
+    return min(first * size, int(arr.shape[1])) / rate
