@@ -1,0 +1,372 @@
+"""The ``handoff`` command: thin over the library -- parse, call, render.
+
+Exit codes (stable, documented in docs/reference/cli.md):
+  0  everything read and passed
+  1  a file failed its spec / a job failed
+  2  a file could not be read, or the command was used wrongly
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from handoff import __version__
+from handoff.errors import HandoffError, InputError
+from handoff.files import expand_media
+from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
+from handoff.spec import builtin_spec_names, load_spec
+from handoff.validate import FileReport, exit_code, validate_file
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def _die(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"handoff: error: {message}", err=True)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Library exceptions become one line on stderr and exit code 2, never a traceback."""
+    try:
+        yield
+    except HandoffError as exc:
+        _die(str(exc))
+    except KeyboardInterrupt:
+        _die("interrupted", 130)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _die(f"{where}{exc.strerror or exc}")
+
+
+def _write_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="handoff")
+def main() -> None:
+    """Carry AI-generated video from the generator to the editor.
+
+    \b
+    handoff probe FILE...            what a file is: streams, rates, CFR/VFR, GOPs
+    handoff validate PATH... --spec  check files against a delivery spec
+    handoff specs                    list the built-in delivery specs
+    handoff demo OUTDIR              make sample media and run everything on it
+
+    Exit codes: 0 all good, 1 a file failed its spec, 2 a file could not be read
+    or the command was used wrongly.
+    """
+
+
+# ---------------------------------------------------------------- probe
+
+
+def _fmt_s(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None else f"{x:.{digits}f} s"
+
+
+def render_probe(info: MediaInfo) -> str:
+    lines = [
+        f"{info.path}",
+        f"  container  {info.container}   duration {_fmt_s(info.duration_s)}   "
+        f"{info.size_bytes / 1e6:.2f} MB"
+        + (
+            f"   faststart {'yes' if info.faststart else 'no'}"
+            if info.faststart is not None
+            else ""
+        ),
+    ]
+    for v in info.videos:
+        rate = f"{float(v.fps):.3f} fps ({fraction_str(v.fps)})"
+        depth = f"{v.bit_depth}-bit " if v.bit_depth else ""
+        lines += [
+            f"  video #{v.index}   {v.codec} {v.profile or ''}  {v.width}x{v.height}  "
+            f"{v.pix_fmt or '?'} {depth}{v.chroma_subsampling or ''}"
+            + (f"  rotation {v.rotation}" if v.rotation else ""),
+            f"             {v.frame_rate_mode}  {rate}  {v.frames} frames  "
+            f"{_fmt_s(v.duration_s)}  start {_fmt_s(v.start_s)}",
+            f"             frame interval min/median/max "
+            f"{v.min_frame_interval_s * 1000:.2f}/{v.median_frame_interval_s * 1000:.2f}/"
+            f"{v.max_frame_interval_s * 1000:.2f} ms"
+            + (f"  ({v.irregular_intervals} irregular)" if v.irregular_intervals else ""),
+            f"             keyframes {v.keyframes}  GOP max {_fmt_s(v.max_keyframe_interval_s)} "
+            f"mean {_fmt_s(v.mean_keyframe_interval_s)}"
+            + (
+                ""
+                if v.all_keyframes_idr is None
+                else f"  all IDR {'yes' if v.all_keyframes_idr else 'NO'}"
+            )
+            + ("  intra-only" if v.intra_only else ""),
+            f"             colour primaries {v.color_primaries or '-'}, transfer "
+            f"{v.color_transfer or '-'}, matrix {v.color_matrix or '-'}, range "
+            f"{v.color_range or '-'}",
+        ]
+    for a in info.audios:
+        rate = f"{a.bit_rate / 1000:.0f} kb/s" if a.bit_rate else "? kb/s"
+        depth = f"  {a.bit_depth}-bit" if a.bit_depth else ""
+        lines.append(
+            f"  audio #{a.index}   {a.codec} {a.profile or ''}  {a.sample_rate} Hz  "
+            f"{a.channels} ch ({a.layout}){depth}  {rate}  {_fmt_s(a.duration_s)}  "
+            f"start {_fmt_s(a.start_s)}"
+            + (f"  priming {a.priming_samples} samples" if a.priming_samples else "")
+        )
+    delta = info.av_duration_delta_s
+    if delta is not None:
+        lines.append(f"  audio - video duration  {delta * 1000:+.1f} ms")
+    lines += [f"  ! {w}" for w in info.warnings]
+    return "\n".join(lines)
+
+
+@main.command("probe")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON list (schema: docs/reference/json.md)."
+)
+def probe_cmd(files: Sequence[Path], as_json: bool) -> None:
+    """Describe media files without decoding them.
+
+    For each FILE (folders expand to the media inside): container, duration, every
+    stream; for video the exact frame rate, a CFR/VFR verdict from packet timestamps
+    with its evidence, keyframe spacing and whether H.264 keyframes are IDR; for audio
+    rate, channels, bit rate and duration; and the audio-minus-video duration.
+
+    \b
+    Examples:
+      handoff probe clip.mp4
+      handoff probe --json renders/ > facts.json
+    """
+    with _errors():
+        paths = expand_media(files)
+    results: list[dict[str, Any]] = []
+    bad = 0
+    for path in paths:
+        try:
+            info = probe(path)
+        except InputError as exc:
+            bad += 1
+            results.append(error_json(path, exc.message))
+            if not as_json:
+                click.echo(f"{path}\n  ERROR  {exc.message}")
+            continue
+        results.append(to_json(info))
+        if not as_json:
+            click.echo(render_probe(info))
+    if as_json:
+        _write_json(results)
+    sys.exit(EXIT_ERROR if bad else EXIT_OK)
+
+
+# ---------------------------------------------------------------- validate
+
+
+def _parse_options(raw: Sequence[str], allow_ntsc: bool) -> dict[str, bool]:
+    options: dict[str, bool] = {}
+    for item in raw:
+        name, sep, value = item.partition("=")
+        if not sep:
+            value = "true"
+        low = value.strip().lower()
+        if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            _die(f"--option {item}: the value must be true or false")
+        options[name.strip()] = low in ("true", "1", "yes", "on")
+    if allow_ntsc:
+        options["allow_ntsc"] = True
+    return options
+
+
+def render_report(report: FileReport) -> str:
+    head = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR"}[report.status]
+    lines = [f"{head}  {report.path}"]
+    if report.error:
+        lines.append(f"       {report.error}")
+    for f in report.findings:
+        mark = "x" if f.severity == "error" else "!"
+        lines.append(
+            f"       {mark} {f.rule}: expected {f.expected}, got {f.actual}"
+            + (f" -- {f.message}" if f.message else "")
+        )
+    lines += [f"       note: {n}" for n in report.notes]
+    return "\n".join(lines)
+
+
+def junit_xml(reports: Sequence[FileReport], spec_name: str) -> bytes:
+    """JUnit XML: one testcase per file, a failure per failed file, an error per unreadable."""
+    from lxml import etree
+
+    failures = sum(r.status == "fail" for r in reports)
+    errors = sum(r.status == "error" for r in reports)
+    suites = etree.Element("testsuites")
+    suite = etree.SubElement(
+        suites,
+        "testsuite",
+        name=f"handoff validate --spec {spec_name}",
+        tests=str(len(reports)),
+        failures=str(failures),
+        errors=str(errors),
+    )
+    for r in reports:
+        case = etree.SubElement(suite, "testcase", classname=spec_name, name=str(r.path))
+        if r.status == "error":
+            el = etree.SubElement(case, "error", message=r.error or "unreadable")
+            el.text = r.error
+        elif r.status == "fail":
+            failed = [f for f in r.findings if f.severity == "error"]
+            el = etree.SubElement(
+                case, "failure", message="; ".join(f"{f.rule}: got {f.actual}" for f in failed)
+            )
+            el.text = "\n".join(
+                f"{f.rule}: expected {f.expected}, got {f.actual} -- {f.message}" for f in failed
+            )
+        warnings = [f for f in r.findings if f.severity == "warning"]
+        if warnings or r.notes:
+            out = etree.SubElement(case, "system-out")
+            out.text = "\n".join(
+                [f"warning {f.rule}: {f.message}" for f in warnings] + list(r.notes)
+            )
+    return bytes(etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    from handoff.fsutil import atomic_write_bytes
+
+    atomic_write_bytes(path, data)
+
+
+@main.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--spec",
+    "spec_name",
+    required=True,
+    metavar="NAME|FILE",
+    help="A built-in spec (see 'handoff specs') or a TOML spec file.",
+)
+@click.option(
+    "--option",
+    "raw_options",
+    multiple=True,
+    metavar="NAME=BOOL",
+    help="Set a spec option, e.g. --option allow_ntsc=true. Repeatable.",
+)
+@click.option("--allow-ntsc", is_flag=True, help="Shorthand for --option allow_ntsc=true.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON report (docs/reference/json.md)."
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report to this file (for CI).",
+)
+def validate_cmd(
+    paths: Sequence[Path],
+    spec_name: str,
+    raw_options: Sequence[str],
+    allow_ntsc: bool,
+    as_json: bool,
+    junit: Path | None,
+) -> None:
+    """Check media files against a delivery spec.
+
+    Folders expand recursively to the media files inside. Each file gets PASS, FAIL
+    (with every rule it breaks: expected, actual, why) or ERROR (unreadable). One bad
+    file never stops the others.
+
+    \b
+    Exit codes: 0 all pass; 1 any file fails; 2 any file is unreadable, or the spec
+    or options are wrong.
+    \b
+    Examples:
+      handoff validate renders/ --spec h264-review
+      handoff validate narration/*.wav --spec ltx2-audio --json
+      handoff validate masters/ --spec prores-master --allow-ntsc --junit report.xml
+      handoff validate out.mp4 --spec ./my-spec.toml
+    """
+    with _errors():
+        spec = load_spec(spec_name)
+        options = spec.resolve_options(_parse_options(raw_options, allow_ntsc))
+        files = expand_media(paths)
+    reports: list[FileReport] = []
+    for path in files:
+        report = validate_file(path, spec, options)
+        reports.append(report)
+        if not as_json:
+            click.echo(render_report(report))
+    code = exit_code(reports)
+    counts = {s: sum(r.status == s for r in reports) for s in ("pass", "fail", "error")}
+    if as_json:
+        _write_json(
+            {
+                "spec": spec.name,
+                "options": options,
+                "summary": {"files": len(reports), **counts},
+                "exit_code": code,
+                "files": [r.to_json() for r in reports],
+            }
+        )
+    else:
+        click.echo(
+            f"\n{len(reports)} file(s) against '{spec.name}': {counts['pass']} pass, "
+            f"{counts['fail']} fail, {counts['error']} error"
+        )
+    if junit is not None:
+        with _errors():
+            _write_atomic(junit, junit_xml(reports, spec.name))
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- specs
+
+
+@main.command("specs")
+@click.argument("name", required=False)
+def specs_cmd(name: str | None) -> None:
+    """List the built-in delivery specs, or print one (NAME) as TOML to copy and edit."""
+    with _errors():
+        if name:
+            from importlib import resources
+
+            spec = load_spec(name)
+            if name in builtin_spec_names():
+                res = resources.files("handoff") / "specs" / f"{name}.toml"
+                click.echo(res.read_text(encoding="utf-8"), nl=False)
+            else:
+                click.echo(f"{spec.name}: {spec.description}")
+            return
+        for n in builtin_spec_names():
+            spec = load_spec(n)
+            click.echo(f"{n:15s} {spec.description}")
+            for o in spec.options:
+                click.echo(
+                    f"{'':15s}   option {o.name} (default {str(o.default).lower()}): {o.help}"
+                )
+
+
+# ---------------------------------------------------------------- demo
+
+
+@main.command("demo")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+def demo_cmd(outdir: Path) -> None:
+    """Make small sample media in OUTDIR and run every capability on it.
+
+    Nothing is downloaded: the clips and the narration are synthesised with PyAV.
+    Prints what it made and what each step found; exits non-zero if a step did not
+    give the verdict it should.
+    """
+    from handoff.demo import run_demo
+
+    with _errors():
+        ok = run_demo(outdir, echo=click.echo)
+    sys.exit(EXIT_OK if ok else EXIT_FAIL)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,198 @@
+"""``handoff demo``: synthesise a small batch and run every capability on it.
+
+The batch mirrors what users hand us: a raw LTX-2-like render (one keyframe, 24 kHz
+audio, untagged colour), a phone clip with variable frame rate, a review copy and a
+ProRes master made the way the specs want, a narration conditioned for LTX-2, and an
+MP4 whose write was interrupted. Each step prints what it found and whether that is
+the verdict the file should get.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from handoff import loudness
+from handoff.errors import InputError
+from handoff.fsutil import atomic_write_bytes
+from handoff.probe import error_json, probe, to_json
+from handoff.spec import load_spec
+from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
+from handoff.validate import FileReport, validate_file
+
+__all__ = ["make_demo_media", "run_demo"]
+
+Echo = Callable[[str], None]
+
+_X264_2S_GOP = "keyint=48:min-keyint=48:scenecut=0:open-gop=0"
+
+
+def _narration(path: Path) -> Path:
+    """A dual-mono narration at -16 LUFS with 150 ms of pre-roll, written as 24-bit PCM."""
+    mono = speech_like(8.0, 48000, pauses=[(3.0, 0.6)], lead=0.15, tail=0.3)
+    measured = loudness.integrated_loudness(mono[None, :], 48000)
+    gain = 10 ** ((-16.0 - measured) / 20)
+    mono = mono * gain
+    # Keep the true peak under -3 dBTP with margin: the synthetic voice is peaky.
+    peak = 10 ** (loudness.true_peak(mono[None, :], 48000) / 20)
+    ceiling = 10 ** (-3.5 / 20)
+    if peak > ceiling:
+        mono = (ceiling * mono / peak).astype(mono.dtype)
+    return write_wav(path, np.stack([mono, mono]), 48000, "pcm_s24le")
+
+
+def make_demo_media(outdir: Path) -> dict[str, tuple[Path, str | None, str]]:
+    """Write the demo batch; return name -> (path, spec to check it against, expected)."""
+    clips = outdir / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    (outdir / "masters").mkdir(exist_ok=True)
+    (outdir / "narration").mkdir(exist_ok=True)
+    (outdir / "broken").mkdir(exist_ok=True)
+    made: dict[str, tuple[Path, str | None, str]] = {}
+
+    # LTX-2 writes libx264 crf 19 veryfast with x264's default keyint (one keyframe
+    # per clip), no primaries/transfer tags, and 24 kHz audio (../shared/FACTS.md).
+    raw = write_clip(
+        clips / "001_ltx2_raw.mp4",
+        ClipSpec(
+            width=768,
+            height=512,
+            seconds=121 / 24,
+            video_options={
+                "crf": "19",
+                "preset": "veryfast",
+                "x264-params": "keyint=250:scenecut=0",
+            },
+            gop=250,
+            colour_tags=False,
+            audio_rate=24000,
+            audio_bit_rate=120000,
+            audio_seconds=121 / 24 + 0.02,
+            faststart=False,
+            events=[1.0, 3.0],
+        ),
+    )
+    made["LTX-2 raw render"] = (raw, "h264-review", "fail")
+    review = write_clip(
+        clips / "002_review.mp4",
+        ClipSpec(
+            width=640,
+            height=360,
+            seconds=4.0,
+            gop=48,
+            profile="high",
+            video_options={"preset": "veryfast", "x264-params": _X264_2S_GOP},
+            audio_bit_rate=192000,
+            events=[1.0, 2.5],
+        ),
+    )
+    made["review copy"] = (review, "h264-review", "pass")
+    phone = write_clip(
+        clips / "003_phone_vfr.mp4",
+        ClipSpec(
+            width=640,
+            height=360,
+            frame_times=vfr_times(3.0, 30.0, 0.25),
+            video_options={"preset": "veryfast"},
+            audio_bit_rate=128000,
+        ),
+    )
+    made["phone clip (VFR)"] = (phone, "h264-review", "fail")
+    master = write_clip(
+        outdir / "masters" / "001_master.mov",
+        ClipSpec(
+            width=640,
+            height=360,
+            seconds=2.0,
+            video_codec="prores_ks",
+            pix_fmt="yuv422p10le",
+            video_options={"profile": "3"},
+            audio_codec="pcm_s24le",
+            audio_bit_rate=None,
+        ),
+    )
+    made["ProRes master"] = (master, "prores-master", "pass")
+    narration = _narration(outdir / "narration" / "001_narration.wav")
+    made["narration"] = (narration, "ltx2-audio", "pass")
+    # What an interrupted MP4 write leaves: ftyp, then an mdat header, and no moov.
+    broken = outdir / "broken" / "interrupted.mp4"
+    atomic_write_bytes(
+        broken,
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+        + b"\x00\x00\x00\x08free"
+        + b"\x00\x00\x00\x00mdat",
+    )
+    made["interrupted write"] = (broken, "h264-review", "error")
+    return made
+
+
+def _verdict_line(label: str, report: FileReport, expected: str) -> str:
+    mark = "ok " if report.status == expected else "!! "
+    detail = ""
+    if report.error:
+        detail = report.error
+    elif report.findings:
+        detail = ", ".join(f.rule for f in report.findings if f.severity == "error") or ", ".join(
+            f"{f.rule} (warning)" for f in report.findings
+        )
+    return f"  {mark}{label:20s} {report.status.upper():5s} {detail}"
+
+
+def run_demo(outdir: Path, echo: Echo = print) -> bool:
+    """Make the demo batch in ``outdir``, probe and validate it; True if every verdict held."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    echo(f"handoff demo: synthesising sample media in {outdir}")
+    made = make_demo_media(outdir)
+    for label, (path, _, _) in made.items():
+        echo(f"  made {path.relative_to(outdir)}  ({label})")
+
+    echo("\n1. probe: what each file is")
+    facts = []
+    for label, (path, _, _) in made.items():
+        try:
+            info = probe(path)
+        except InputError as exc:
+            facts.append(error_json(path, exc.message))
+            echo(f"  {label:20s} unreadable: {exc.message}")
+            continue
+        facts.append(to_json(info))
+        v, a = info.video, info.audio
+        parts = []
+        if v is not None:
+            parts.append(
+                f"{v.codec} {v.width}x{v.height} {v.frame_rate_mode} "
+                f"{v.fps if v.fps.denominator != 1 else v.fps.numerator} fps, "
+                f"GOP {v.max_keyframe_interval_s:.2f} s"
+            )
+        if a is not None:
+            parts.append(f"{a.codec} {a.sample_rate} Hz {a.channels} ch")
+        echo(f"  {label:20s} " + "; ".join(parts))
+    atomic_write_bytes(outdir / "probe.json", json.dumps(facts, indent=2).encode())
+    echo(f"  -> {outdir / 'probe.json'}")
+
+    echo("\n2. validate: each file against its delivery spec")
+    all_ok = True
+    reports = []
+    for label, (path, spec_name, expected) in made.items():
+        if spec_name is None:
+            continue
+        report = validate_file(path, load_spec(spec_name))
+        reports.append(report.to_json())
+        all_ok &= report.status == expected
+        echo(_verdict_line(f"{label} [{spec_name}]", report, expected))
+    atomic_write_bytes(outdir / "validate.json", json.dumps(reports, indent=2).encode())
+    echo(f"  -> {outdir / 'validate.json'}")
+
+    phone = next(f for f in facts if f["path"].endswith("003_phone_vfr.mp4"))
+    if phone["video"]["frame_rate_mode"] != "VFR":
+        all_ok = False
+    echo(
+        "\nDone: every verdict as expected."
+        if all_ok
+        else "\nSome verdicts were not what they should be (marked !!)."
+    )
+    return all_ok
