@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,7 +18,8 @@ from typing import Any, NoReturn
 
 import click
 
-from handoff import __version__
+from handoff import __version__, loudness
+from handoff.audio import decode_audio
 from handoff.errors import HandoffError, InputError
 from handoff.files import expand_media
 from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
@@ -125,12 +127,68 @@ def render_probe(info: MediaInfo) -> str:
     return "\n".join(lines)
 
 
+def loudness_json(info: MediaInfo) -> dict[str, Any] | None:
+    """Loudness of the first audio stream, measured as is (as FFmpeg's ebur128 would)."""
+    if info.audio is None:
+        return None
+    decoded = decode_audio(info.path, info.audio.index)
+    as_is = loudness.measure(decoded.samples, decoded.sample_rate, dual_mono_as_mono=False)
+    out: dict[str, Any] = {
+        "integrated_lufs": _finite(as_is.integrated_lufs),
+        "true_peak_dbtp": _finite(as_is.true_peak_dbtp),
+        "sample_peak_dbfs": _finite(as_is.sample_peak_dbfs),
+        "loudness_range_lu": _finite(as_is.loudness_range_lu),
+        "dual_mono": as_is.dual_mono,
+        "mono_content_lufs": None,
+        "leading_silence_s": round(
+            loudness.leading_silence_s(decoded.samples, decoded.sample_rate), 3
+        ),
+        "trailing_silence_s": round(
+            loudness.trailing_silence_s(decoded.samples, decoded.sample_rate), 3
+        ),
+    }
+    if as_is.dual_mono:
+        mono = loudness.integrated_loudness(decoded.samples[:1], decoded.sample_rate)
+        out["mono_content_lufs"] = _finite(mono)
+    return out
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 2)
+
+
+def render_loudness(data: dict[str, Any] | None) -> str:
+    if data is None:
+        return "  loudness   (no audio)"
+
+    def show(x: float | None, unit: str) -> str:
+        return "-inf" if x is None else f"{x:.1f} {unit}"
+
+    lra = data["loudness_range_lu"]
+    line = (
+        f"  loudness   {show(data['integrated_lufs'], 'LUFS')}  true peak "
+        f"{show(data['true_peak_dbtp'], 'dBTP')}  LRA {'-' if lra is None else f'{lra:.1f} LU'}"
+        f"  silence head {data['leading_silence_s']:.3f} s, tail "
+        f"{data['trailing_silence_s']:.3f} s"
+    )
+    if data["dual_mono"]:
+        line += f"\n             dual-mono: mono content {show(data['mono_content_lufs'], 'LUFS')}"
+    return line
+
+
 @main.command("probe")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON list (schema: docs/reference/json.md)."
 )
-def probe_cmd(files: Sequence[Path], as_json: bool) -> None:
+@click.option(
+    "--loudness",
+    "with_loudness",
+    is_flag=True,
+    help="Also decode the first audio stream and measure loudness (BS.1770-4), true peak "
+    "and edge silence.",
+)
+def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None:
     """Describe media files without decoding them.
 
     For each FILE (folders expand to the media inside): container, duration, every
@@ -142,6 +200,7 @@ def probe_cmd(files: Sequence[Path], as_json: bool) -> None:
     Examples:
       handoff probe clip.mp4
       handoff probe --json renders/ > facts.json
+      handoff probe --loudness narration.wav
     """
     with _errors():
         paths = expand_media(files)
@@ -156,9 +215,21 @@ def probe_cmd(files: Sequence[Path], as_json: bool) -> None:
             if not as_json:
                 click.echo(f"{path}\n  ERROR  {exc.message}")
             continue
-        results.append(to_json(info))
+        item = to_json(info)
+        text = render_probe(info)
+        if with_loudness:
+            try:
+                measured = loudness_json(info)
+            except InputError as exc:
+                bad += 1
+                item.update(ok=False, error=f"cannot measure loudness: {exc.message}")
+                text += f"\n  ERROR  cannot measure loudness: {exc.message}"
+            else:
+                item["loudness"] = measured
+                text += "\n" + render_loudness(measured)
+        results.append(item)
         if not as_json:
-            click.echo(render_probe(info))
+            click.echo(text)
     if as_json:
         _write_json(results)
     sys.exit(EXIT_ERROR if bad else EXIT_OK)

@@ -207,3 +207,21 @@ def test_demo_runs_and_every_verdict_holds(tmp_path: Path) -> None:
     by_name = {Path(f["path"]).name: f for f in facts}
     assert by_name["003_phone_vfr.mp4"]["video"]["frame_rate_mode"] == "VFR"
     assert by_name["001_ltx2_raw.mp4"]["audio"]["sample_rate"] == 24000
+
+
+def test_probe_loudness_reports_as_is_and_mono_content(tmp_path: Path) -> None:
+    import numpy as np
+
+    from handoff.synth import speech_like, write_wav
+
+    mono = speech_like(4.0, 48000, lead=0.2)
+    path = write_wav(tmp_path / "dual.wav", np.stack([mono, mono]), 48000)
+    code, out, _ = run("probe", "--json", "--loudness", str(path))
+    assert code == 0
+    data = json.loads(out)[0]["loudness"]
+    assert data["dual_mono"] is True
+    # Identical channels add 3.01 dB of energy on a stereo meter (BS.1770 channel sum).
+    assert data["integrated_lufs"] - data["mono_content_lufs"] == pytest.approx(3.01, abs=0.02)
+    assert data["leading_silence_s"] == pytest.approx(0.2, abs=0.02)
+    code, out, _ = run("probe", "--loudness", str(path))
+    assert "mono content" in out
