@@ -143,8 +143,12 @@ def analyse_frame_times(
 
     deltas = sorted(b - a for a, b in pairwise(times))
     median = _median(deltas)
-    allowed = 1 + INTERVAL_TOLERANCE * median
-    irregular = sum(1 for d in deltas if abs(d - median) > allowed)
+    # |d - median| > 1 + tolerance * median, in integers (this runs once per frame):
+    # scale both sides by the denominators of median (p/q) and tolerance (a/b).
+    p, q = median.numerator, median.denominator
+    a, b = INTERVAL_TOLERANCE.numerator, INTERVAL_TOLERANCE.denominator
+    limit = b * q + a * p
+    irregular = sum(1 for d in deltas if b * abs(q * d - p) > limit)
     mode: FrameRateMode = "CFR" if irregular == 0 else "VFR"
 
     span = times[-1] - times[0]
