@@ -17,7 +17,6 @@ what was read so far. Nothing is printed; errors a user can act on are raised as
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +30,13 @@ from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
 
 from handoff.errors import (
-    EmptyMediaError,
     MediaNotFoundError,
     MediaPermissionError,
     NoStreamsError,
     NotMediaError,
     UnsupportedError,
 )
+from handoff.files import check_readable
 
 __all__ = ["DecodedAudio", "decode_audio"]
 
@@ -67,21 +66,6 @@ class DecodedAudio:
     @property
     def duration_s(self) -> float:
         return int(self.samples.shape[1]) / self.sample_rate
-
-
-def _check_path(path: Path) -> None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise MediaNotFoundError("no such file", path) from None
-    except PermissionError:
-        raise MediaPermissionError("permission denied", path) from None
-    if path.is_dir():
-        raise NotMediaError("is a folder, not a media file", path)
-    if not os.access(path, os.R_OK):
-        raise MediaPermissionError("permission denied (cannot read the file)", path)
-    if st.st_size == 0:
-        raise EmptyMediaError("empty file (0 bytes)", path)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -161,7 +145,7 @@ def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAu
     audio stream, or none with that index) and UnsupportedError (no decoder for the codec).
     """
     path = Path(path)
-    _check_path(path)
+    check_readable(path)
     skipped = 0
     with _open(path) as container:
         stream = _pick_stream(container, stream_index, path)

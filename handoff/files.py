@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from handoff.errors import NoMediaFoundError
+from handoff.errors import (
+    EmptyMediaError,
+    MediaNotFoundError,
+    MediaPermissionError,
+    NoMediaFoundError,
+    NotMediaError,
+)
 
-__all__ = ["MEDIA_SUFFIXES", "expand_media", "media_sort_key"]
+__all__ = ["MEDIA_SUFFIXES", "check_readable", "expand_media", "media_sort_key"]
 
 MEDIA_SUFFIXES = frozenset(
     {
@@ -68,3 +75,20 @@ def expand_media(paths: Iterable[Path | str]) -> list[Path]:
                 seen.add(key)
                 out.append(f)
     return out
+
+
+def check_readable(path: Path) -> int:
+    """Raise the error a user can act on when ``path`` cannot be a media file; return its size."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise MediaNotFoundError("no such file", path) from None
+    except PermissionError:
+        raise MediaPermissionError("permission denied", path) from None
+    if path.is_dir():
+        raise NotMediaError("is a folder, not a media file", path)
+    if not os.access(path, os.R_OK):
+        raise MediaPermissionError("permission denied (cannot read the file)", path)
+    if st.st_size == 0:
+        raise EmptyMediaError("empty file (0 bytes)", path)
+    return st.st_size

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -21,17 +20,16 @@ import av.error
 
 from handoff import h264
 from handoff.errors import (
-    EmptyMediaError,
-    MediaNotFoundError,
     MediaPermissionError,
     NoStreamsError,
     NotMediaError,
     TruncatedMediaError,
 )
+from handoff.files import check_readable
 from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
 from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
-__all__ = ["AudioInfo", "MediaInfo", "VideoInfo", "check_readable", "probe"]
+__all__ = ["AudioInfo", "MediaInfo", "VideoInfo", "probe"]
 
 log = logging.getLogger(__name__)
 
@@ -139,23 +137,6 @@ class MediaInfo:
         if self.video is None or self.audio is None:
             return None
         return self.audio.duration_s - self.video.duration_s
-
-
-def check_readable(path: Path) -> int:
-    """Raise the error a user can act on when ``path`` cannot be a media file; return its size."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise MediaNotFoundError("no such file", path) from None
-    except PermissionError:
-        raise MediaPermissionError("permission denied", path) from None
-    if path.is_dir():
-        raise NotMediaError("is a folder, not a media file", path)
-    if not os.access(path, os.R_OK):
-        raise MediaPermissionError("permission denied (cannot read the file)", path)
-    if st.st_size == 0:
-        raise EmptyMediaError("empty file (0 bytes)", path)
-    return st.st_size
 
 
 def _open(path: Path, size: int) -> av.container.InputContainer:
