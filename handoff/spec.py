@@ -62,7 +62,7 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "video.color_transfer": ("str", "bt709, smpte2084, ... (missing when untagged)"),
     "video.color_matrix": ("str", "bt709, bt2020nc, ... (missing when untagged)"),
     "video.color_range": ("str", "tv or pc"),
-    "video.rotation": ("int", "display rotation, degrees clockwise"),
+    "video.rotation": ("int", "display rotation, degrees clockwise (as MediaInfo reports it)"),
     "audio.present": ("bool", "the file has an audio stream"),
     "audio.streams": ("int", "number of audio streams"),
     "audio.codec": ("str", "aac, pcm_s24le, pcm_s16le, mp3, opus, ..."),
@@ -73,6 +73,7 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "audio.bit_depth": ("int", "PCM bits per sample"),
     "audio.duration_s": ("float", "audio duration, seconds"),
     "audio.dual_mono": ("bool", "two channels carrying the same signal"),
+    "audio.silent": ("bool", "nothing above BS.1770's -70 LUFS absolute gate"),
     "audio.mono_content": ("bool", "mono, or two-channel dual-mono"),
     "audio.integrated_lufs": (
         "float",
@@ -124,6 +125,8 @@ class Rule:
     """Name of a spec option; with a leading ``!`` the rule applies when it is off."""
     optional: bool = False
     """Skip instead of failing when the fact is missing (e.g. audio rules on a silent file)."""
+    skip_if: str | None = None
+    """A boolean fact that, when true, makes a failure of this rule moot (checked lazily)."""
 
     def applies(self, options: Mapping[str, bool]) -> bool:
         if self.when is None:
@@ -188,7 +191,7 @@ def _parse_rule(raw: Any, index: int, option_names: set[str]) -> Rule:
         raise SpecError(f"{where}: missing 'id'")
     where = f"rule '{rid}'"
     allowed = {"id", "fact", "op", "value", "severity", "tolerance", "unit", "message"}
-    allowed |= {"when", "optional"}
+    allowed |= {"when", "optional", "skip_if"}
     extra = sorted(set(raw) - allowed)
     if extra:
         raise SpecError(f"{where}: unknown key(s) {', '.join(extra)}")
@@ -227,6 +230,9 @@ def _parse_rule(raw: Any, index: int, option_names: set[str]) -> Rule:
         value = tuple(_parse_value(v, kind, where) for v in raw_value)
     else:
         value = _parse_value(raw_value, kind, where)
+    skip_if = raw.get("skip_if")
+    if skip_if is not None and (skip_if not in FACTS or FACTS[skip_if][0] != "bool"):
+        raise SpecError(f"{where}: 'skip_if' must name a boolean fact, not {skip_if!r}")
     message = raw.get("message", "")
     optional = raw.get("optional", False)
     if not isinstance(message, str) or not isinstance(optional, bool):
@@ -242,15 +248,61 @@ def _parse_rule(raw: Any, index: int, option_names: set[str]) -> Rule:
         message=message,
         when=when,
         optional=optional,
+        skip_if=skip_if,
     )
 
 
-def parse_spec(text: str, source: str = "<string>") -> Spec:
-    """Parse a spec from TOML text; raise :class:`SpecError` naming what is wrong."""
+def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """A child spec over its base: rules replace by id, tables merge, the rest overrides."""
+    merged = {k: v for k, v in base.items() if k not in ("description",)}
+    for key, value in child.items():
+        if key == "rules":
+            rules = list(base.get("rules", []))
+            ids = [r.get("id") for r in rules if isinstance(r, dict)]
+            for rule in value if isinstance(value, list) else []:
+                rid = rule.get("id") if isinstance(rule, dict) else None
+                if rid in ids:
+                    rules[ids.index(rid)] = rule
+                else:
+                    rules.append(rule)
+                    ids.append(rid)
+            merged["rules"] = rules
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merge(base[key], value)
+        else:
+            merged[key] = value
+    merged.pop("extends", None)
+    return merged
+
+
+def _load_toml(text: str, source: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"spec {source} is not valid TOML: {exc}") from None
+    parent = data.get("extends")
+    if parent is None:
+        return data
+    if not isinstance(parent, str) or parent not in builtin_spec_names():
+        known = ", ".join(builtin_spec_names())
+        raise SpecError(f"spec {source}: 'extends' must name a built-in spec ({known})")
+    if parent in seen:
+        raise SpecError(f"spec {source}: 'extends' loops back to '{parent}'")
+    base = _load_toml(_builtin_text(parent), f"built-in '{parent}'", (*seen, parent))
+    return _merge(base, data)
+
+
+def _builtin_text(name: str) -> str:
+    return (resources.files("handoff") / "specs" / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def parse_spec(text: str, source: str = "<string>") -> Spec:
+    """Parse a spec from TOML text; raise :class:`SpecError` naming what is wrong.
+
+    ``extends = "NAME"`` starts from a built-in spec: rules with the same id replace the
+    base's, new ones are added, and tables such as ``[export]`` merge key by key.
+    """
+    data = _load_toml(text, source)
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise SpecError(f"spec {source}: missing top-level 'name'")
@@ -296,8 +348,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
     """A built-in spec by name (``h264-review``) or a user's TOML file by path."""
     text_name = str(name_or_path)
     if text_name in builtin_spec_names():
-        res = resources.files("handoff") / "specs" / f"{text_name}.toml"
-        return parse_spec(res.read_text(encoding="utf-8"), source=f"built-in '{text_name}'")
+        return parse_spec(_builtin_text(text_name), source=f"built-in '{text_name}'")
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         try:

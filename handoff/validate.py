@@ -97,6 +97,7 @@ class _Facts:
             decoded = decode_audio(self.info.path, a.index)
             report = loudness.measure(decoded.samples, decoded.sample_rate)
             self._audio = {
+                "audio.silent": not math.isfinite(report.integrated_lufs),
                 "audio.dual_mono": report.dual_mono,
                 "audio.integrated_lufs": report.integrated_lufs,
                 "audio.true_peak_dbtp": report.true_peak_dbtp,
@@ -141,6 +142,7 @@ class _Facts:
         if name == "audio.dual_mono" and a.channels != 2:
             return False
         if name in (
+            "audio.silent",
             "audio.dual_mono",
             "audio.integrated_lufs",
             "audio.true_peak_dbtp",
@@ -318,6 +320,9 @@ def _check(rule: Rule, facts: _Facts, spec_rule_facts: set[str]) -> Finding | bo
         ok = _passes(rule, actual, scale)
     if ok:
         return None
+    if rule.skip_if is not None and facts.get(rule.skip_if):
+        facts.notes.append(f"{rule.id} not checked: {rule.skip_if} is true")
+        return False
     shown = _show(actual, _unit_of(rule.fact))
     if rule.unit == "frames" and isinstance(actual, float) and scale:
         shown = f"{actual:.4f} s ({actual / scale:.2f} frames)"

@@ -83,3 +83,37 @@ def test_unknown_spec_name_lists_the_builtins() -> None:
 def test_unknown_option_is_refused() -> None:
     with pytest.raises(SpecError, match="no option"):
         load_spec("h264-review").resolve_options({"allow_pal": True})
+
+
+def test_extends_replaces_rules_by_id_and_merges_export(tmp_path: Path) -> None:
+    p = tmp_path / "pal.toml"
+    p.write_text(
+        'extends = "h264-review"\nname = "pal-review"\n'
+        '[[rules]]\nid = "frame-rate"\nfact = "video.fps"\nop = "in"\nvalue = ["25"]\n'
+        '[export.video_options]\ncrf = "23"\n'
+    )
+    spec = load_spec(p)
+    base = load_spec("h264-review")
+    rules = {r.id: r for r in spec.rules}
+    assert rules["frame-rate"].value == (Fraction(25),)
+    assert rules["frame-rate"].when is None
+    assert len(spec.rules) == len(base.rules)
+    assert spec.export["video_options"]["crf"] == "23"
+    assert spec.export["video_options"]["preset"] == base.export["video_options"]["preset"]
+
+
+def test_prores_family_differs_only_in_profile() -> None:
+    master = load_spec("prores-master")
+    for name, profile in (
+        ("prores-proxy", "Proxy"),
+        ("prores-lt", "LT"),
+        ("prores-422", "Standard"),
+    ):
+        spec = load_spec(name)
+        assert {r.id: r.value for r in spec.rules}["prores-profile"] == profile
+        assert [r.id for r in spec.rules] == [r.id for r in master.rules]
+
+
+def test_extends_must_name_a_builtin() -> None:
+    with pytest.raises(SpecError, match="extends"):
+        parse_spec('extends = "nope"\nname = "x"', "x.toml")
