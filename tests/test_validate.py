@@ -279,9 +279,8 @@ def test_silent_aac_bit_rate_is_not_held_against_the_file(tmp_path: Path) -> Non
     # ~2 kb/s whatever bit rate it was asked for.
     from handoff.synth import ClipSpec, write_clip
 
-    clip = write_clip(
-        tmp_path / "pic.mp4", ClipSpec(**{**review_clip_kwargs(), "audio_rate": None})
-    )  # type: ignore[arg-type]
+    settings = {**review_clip_kwargs(), "audio_rate": None}
+    clip = write_clip(tmp_path / "pic.mp4", ClipSpec(**settings))  # type: ignore[arg-type]
     with (
         av.open(str(clip)) as src,
         av.open(str(path), "w", options={"movflags": "+faststart"}) as out,
