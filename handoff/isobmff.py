@@ -19,8 +19,8 @@ from typing import BinaryIO
 
 __all__ = ["BoxLayout", "read_layout", "sniff_isobmff"]
 
-# Box types whose payload is itself a list of boxes, along the path to tkhd.
-_CONTAINERS = {b"moov", b"trak"}
+# Box types whose payload is itself a list of boxes, on the paths to tkhd and esds.
+_CONTAINERS = {b"trak", b"mdia", b"minf", b"stbl"}
 # The brands of an ISO BMFF file start with ftyp; older QuickTime files may start
 # with one of these instead (QTFF, "Overview of QTFF" chapter).
 _FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
@@ -36,6 +36,11 @@ class BoxLayout:
     """``moov`` comes before the first ``mdat``."""
     rotation_by_track: dict[int, int]
     """Display rotation in degrees (0, 90, 180, 270) keyed by track ID."""
+    max_bit_rate_by_track: dict[int, int]
+    """maxBitrate of the track's MPEG-4 decoder config (esds), keyed by track ID.
+
+    FFmpeg's muxer writes max(encoder target, average) there, so for its AAC this is
+    the rate the encoder was set to, whatever the content let it spend."""
     truncated_box: str | None
     """The type of a top-level box whose declared size runs past the end of the file."""
 
@@ -103,6 +108,7 @@ def read_layout(path: Path) -> BoxLayout | None:
         seen_mdat = False
         truncated: str | None = None
         rotations: dict[int, int] = {}
+        max_rates: dict[int, int] = {}
         for kind, payload, length, box_end in _boxes(f, 0, size):
             name = kind.decode("latin-1")
             top.append(name)
@@ -113,21 +119,83 @@ def read_layout(path: Path) -> BoxLayout | None:
             elif kind == b"moov":
                 has_moov = True
                 faststart = not seen_mdat
-                _collect_rotations(f, payload, min(payload + length, size), rotations)
+                for kind2, payload2, length2, _ in _boxes(f, payload, min(payload + length, size)):
+                    if kind2 == b"trak":
+                        _read_trak(f, payload2, min(payload2 + length2, size), rotations, max_rates)
     return BoxLayout(
         top_level=tuple(top),
         has_moov=has_moov,
         faststart=faststart,
         rotation_by_track=rotations,
+        max_bit_rate_by_track=max_rates,
         truncated_box=truncated,
     )
 
 
-def _collect_rotations(f: BinaryIO, start: int, end: int, out: dict[int, int]) -> None:
-    for kind, payload, length, _ in _boxes(f, start, end):
-        if kind == b"trak":
-            _collect_rotations(f, payload, min(payload + length, end), out)
-        elif kind == b"tkhd":
-            found = _read_tkhd(f, payload)
-            if found is not None:
-                out[found[0]] = found[1]
+def _read_trak(
+    f: BinaryIO, start: int, end: int, rotations: dict[int, int], max_rates: dict[int, int]
+) -> None:
+    track_id: int | None = None
+    max_rate: int | None = None
+    stack = [(start, end)]
+    while stack:
+        lo, hi = stack.pop()
+        for kind, payload, length, _ in _boxes(f, lo, hi):
+            box_end = min(payload + length, hi)
+            if kind in _CONTAINERS:
+                stack.append((payload, box_end))
+            elif kind == b"tkhd":
+                found = _read_tkhd(f, payload)
+                if found is not None:
+                    track_id, rotations[found[0]] = found
+            elif kind == b"stsd":
+                f.seek(payload)
+                max_rate = _esds_max_bit_rate(f.read(min(length, 4096)))
+    if track_id is not None and max_rate:
+        max_rates[track_id] = max_rate
+
+
+def _descriptor(data: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(tag, payload offset, payload length) of an MPEG-4 descriptor (ISO 14496-1 8.3.3)."""
+    if pos >= len(data):
+        return None
+    tag = data[pos]
+    pos += 1
+    length = 0
+    for _ in range(4):  # the size is 1-4 bytes, 7 bits each, high bit = more follows
+        if pos >= len(data):
+            return None
+        b = data[pos]
+        pos += 1
+        length = (length << 7) | (b & 0x7F)
+        if not b & 0x80:
+            break
+    return tag, pos, length
+
+
+def _esds_max_bit_rate(stsd: bytes) -> int | None:
+    """maxBitrate from the first esds inside a sample description, if any."""
+    at = stsd.find(b"esds")
+    if at < 4:
+        return None
+    pos = at + 4 + 4  # box type, then version and flags of the full box
+    es = _descriptor(stsd, pos)
+    if es is None or es[0] != 0x03:  # ES_Descriptor
+        return None
+    pos = es[1] + 2  # ES_ID
+    if pos >= len(stsd):
+        return None
+    flags = stsd[pos]
+    pos += 1
+    if flags & 0x80:  # streamDependenceFlag
+        pos += 2
+    if flags & 0x40 and pos < len(stsd):  # URL_Flag
+        pos += 1 + stsd[pos]
+    if flags & 0x20:  # OCRstreamFlag
+        pos += 2
+    dc = _descriptor(stsd, pos)
+    if dc is None or dc[0] != 0x04 or dc[1] + 13 > len(stsd):  # DecoderConfigDescriptor
+        return None
+    # objectTypeIndication(1) streamType(1) bufferSizeDB(3) maxBitrate(4) avgBitrate(4)
+    (max_rate,) = struct.unpack_from(">I", stsd, dc[1] + 5)
+    return int(max_rate) or None

@@ -106,6 +106,8 @@ class AudioInfo:
     duration_s: float
     priming_samples: int
     """Samples the container's edit list hides at the start (AAC encoder delay)."""
+    declared_max_bit_rate: int | None = None
+    """MP4/MOV: maxBitrate of the stream's esds (FFmpeg: the encoder's target rate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +409,8 @@ def probe(path: Path | str) -> MediaInfo:
                     videos.append(v)
             elif isinstance(s, av.AudioStream):
                 a = _audio_info(s, scans[s.index])
+                if a is not None and layout is not None:
+                    a = replace(a, declared_max_bit_rate=layout.max_bit_rate_by_track.get(s.id))
                 if a is not None:
                     audios.append(a)
         fmt = container.format.name
@@ -565,4 +569,5 @@ def _audio_json(a: AudioInfo) -> dict[str, Any]:
         "start_s": _r(a.start_s),
         "duration_s": _r(a.duration_s),
         "priming_samples": a.priming_samples,
+        "declared_max_bit_rate": a.declared_max_bit_rate,
     }

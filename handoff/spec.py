@@ -69,7 +69,12 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "audio.profile": ("str", "codec profile, e.g. LC for AAC-LC"),
     "audio.sample_rate": ("int", "Hz"),
     "audio.channels": ("int", "channel count"),
-    "audio.bit_rate": ("int", "bits per second"),
+    "audio.bit_rate": ("int", "average bits per second over the stream"),
+    "audio.nominal_bit_rate": (
+        "int",
+        "the rate the encoder was set to: MP4 esds maxBitrate as FFmpeg writes it, "
+        "else the average",
+    ),
     "audio.bit_depth": ("int", "PCM bits per sample"),
     "audio.duration_s": ("float", "audio duration, seconds"),
     "audio.dual_mono": ("bool", "two channels carrying the same signal"),

@@ -137,6 +137,8 @@ class _Facts:
             return getattr(v, attr)  # type: ignore[no-any-return]
         if a is None:
             return None
+        if name == "audio.nominal_bit_rate":
+            return a.declared_max_bit_rate or a.bit_rate
         if name == "audio.mono_content":
             return a.channels == 1 or (a.channels == 2 and bool(self.get("audio.dual_mono")))
         if name == "audio.dual_mono" and a.channels != 2:

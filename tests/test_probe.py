@@ -93,6 +93,15 @@ def test_mp3_is_named_as_the_codec_not_the_decoder() -> None:
     assert info.audios[1].channels == 6
 
 
+def test_declared_aac_rate_is_read_from_esds() -> None:
+    path = corpus_file("av/moviepy_smpte-2997_actually25fps.mp4")
+    info = probe(path)
+    assert info.audio is not None
+    mi = PyMediaInfo.parse(path).audio_tracks[0]
+    assert info.audio.declared_max_bit_rate == int(mi.maximum_bit_rate) == 160000
+    assert info.audio.bit_rate is not None and info.audio.bit_rate < 40000
+
+
 def test_edit_list_priming_is_not_counted_as_audio() -> None:
     info = probe(corpus_file("av/mediabunny_edts_editlist.mp4"))
     assert info.audio is not None
