@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shlex
+import shutil
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,7 +23,15 @@ import click
 from handoff import __version__, loudness
 from handoff.audio import decode_audio
 from handoff.errors import HandoffError, InputError
+from handoff.export import (
+    ExportJob,
+    ExportResult,
+    default_jobs,
+    export_batch,
+    plan_jobs,
+)
 from handoff.files import expand_media
+from handoff.plan import ExportOptions, export_settings, parse_crop, parse_fps
 from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.validate import FileReport, exit_code, validate_file
@@ -60,6 +70,7 @@ def main() -> None:
     \b
     handoff probe FILE...            what a file is: streams, rates, CFR/VFR, GOPs
     handoff validate PATH... --spec  check files against a delivery spec
+    handoff export INPUT... --preset editor-ready ProRes/MOV or H.264/MP4, CFR, 48 kHz
     handoff specs                    list the built-in delivery specs
     handoff demo OUTDIR              make sample media and run everything on it
 
@@ -390,6 +401,211 @@ def validate_cmd(
     if junit is not None:
         with _errors():
             _write_atomic(junit, junit_xml(reports, spec.name))
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------- export
+
+
+class _ProgressLine:
+    """One status line on a terminal: overall count, then each running file's percent."""
+
+    def __init__(self, jobs: Sequence[ExportJob], enabled: bool) -> None:
+        self.names = {j.index: j.source.name for j in jobs}
+        self.total = len(jobs)
+        self.finished = 0
+        self.running: dict[int, float] = {}
+        self.enabled = enabled
+        self.width = shutil.get_terminal_size((100, 20)).columns - 1
+
+    def _draw(self) -> None:
+        if not self.enabled:
+            return
+        filled = round(20 * self.finished / max(self.total, 1))
+        line = f"[{'#' * filled}{'.' * (20 - filled)}] {self.finished}/{self.total}"
+        for index, fraction in sorted(self.running.items()):
+            line += f"  {self.names[index]} {fraction * 100:3.0f}%"
+        click.echo("\r" + line[: self.width].ljust(self.width), nl=False, err=True)
+
+    def progress(self, event: tuple[int, int, int]) -> None:
+        index, done, total = event
+        self.running[index] = done / total if total else 0.0
+        self._draw()
+
+    def result(self, job: ExportJob, result: ExportResult) -> None:
+        self.running.pop(job.index, None)
+        self.finished += 1
+        if self.enabled:
+            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
+        click.echo(render_export_result(result))
+        self._draw()
+
+    def close(self) -> None:
+        if self.enabled:
+            click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
+
+
+def render_export_result(r: ExportResult) -> str:
+    head = {"done": "done   ", "skipped": "skipped", "failed": "FAILED ", "planned": "plan   "}
+    target = f" -> {r.dest}" if r.dest else ""
+    lines = [
+        f"{head[r.status]} {r.source}{target}" + (f"  ({r.seconds:.1f} s)" if r.seconds else "")
+    ]
+    if r.error:
+        lines.append(f"        {r.error}")
+    lines += [f"        - {n}" for n in r.notes]
+    if r.command:
+        lines.append("        equivalent ffmpeg command:")
+        lines.append("        " + " ".join(shlex.quote(a) for a in r.command))
+    return "\n".join(lines)
+
+
+@main.command("export")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--preset",
+    "preset",
+    required=True,
+    metavar="NAME|FILE",
+    help="A delivery spec with export settings: h264-review, prores-master (422 HQ), "
+    "prores-proxy, prores-lt, prores-422, prores-4444, or your own TOML.",
+)
+@click.option(
+    "--fps",
+    "fps_text",
+    default="source",
+    show_default=True,
+    metavar="24|30|23.976|29.97|source",
+    help="Output frame rate. 'source' keeps a source already at 24/30 (or NTSC) and takes "
+    "a VFR source to the nearer of 24 and 30.",
+)
+@click.option(
+    "--rate-conversion",
+    type=click.Choice(["drop", "retime"]),
+    help="For 25/50 fps sources: drop (keep the duration, drop or repeat frames) or retime "
+    "(keep every frame; picture and sound stretch together).",
+)
+@click.option(
+    "--crop",
+    "crop_text",
+    default="auto",
+    show_default=True,
+    metavar="WxH|auto|none",
+    help="Centre crop. auto turns LTX-2's 1920x1088 into 1920x1080 and odd sizes even.",
+)
+@click.option("--add-silence", is_flag=True, help="Give a source without audio a silent track.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("handoff-export"),
+    show_default=True,
+    help="Folder for the outputs (names keep the input's stem).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Files in parallel processes (default: the number of cores).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["pyav", "ffmpeg"]),
+    default="pyav",
+    show_default=True,
+    help="pyav encodes in-process; ffmpeg runs the ffmpeg CLI (on PATH, or imageio-ffmpeg's).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print each plan and its ffmpeg command; write nothing."
+)
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON report (docs/reference/json.md)."
+)
+def export_cmd(
+    inputs: Sequence[Path],
+    preset: str,
+    fps_text: str,
+    rate_conversion: str | None,
+    crop_text: str,
+    add_silence: bool,
+    out_dir: Path,
+    jobs: int | None,
+    engine: str,
+    dry_run: bool,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Write editor-ready files: CFR, 48 kHz, 2-second GOPs, sound aligned to the sample.
+
+    Each INPUT (folders expand to the media inside) is probed, planned and encoded to
+    a temporary file beside its destination, checked against the preset's own spec,
+    and only then renamed into place. A failing input is reported and the others go
+    on; an existing output is skipped unless --overwrite; inputs are never written over.
+
+    \b
+    Examples:
+      handoff export renders/ --preset h264-review --fps 24
+      handoff export clip.mp4 --preset prores-master --out masters/
+      handoff export api_clips/ --preset h264-review --fps 24 --rate-conversion retime
+      handoff export clip.mp4 --preset h264-review --dry-run
+
+    Exit codes: 0 every input exported (or skipped as existing); 1 any input failed;
+    2 the command was used wrongly.
+    """
+    with _errors():
+        spec = load_spec(preset)
+        export_settings(spec)
+        options = ExportOptions(
+            fps=parse_fps(fps_text),
+            rate_conversion=rate_conversion,  # type: ignore[arg-type]
+            crop=parse_crop(crop_text),
+            add_silence=add_silence,
+            out_dir=out_dir,
+            overwrite=overwrite,
+        )
+        sources = expand_media(inputs)
+        planned, refused = plan_jobs(
+            sources,
+            preset,
+            options,
+            engine,  # type: ignore[arg-type]
+            dry_run=dry_run,
+        )
+    workers = jobs or default_jobs()
+    display = _ProgressLine(planned, enabled=not as_json and sys.stderr.isatty() and not dry_run)
+    for r in refused:
+        if not as_json:
+            click.echo(render_export_result(r))
+    try:
+        results = export_batch(
+            planned,
+            1 if dry_run else workers,
+            on_progress=display.progress,
+            on_result=None if as_json else display.result,
+        )
+    except KeyboardInterrupt:
+        display.close()
+        _die("interrupted: finished outputs are kept; no partial file has a final name", 130)
+    display.close()
+    everything = refused + results
+    counts = {
+        s: sum(r.status == s for r in everything) for s in ("done", "skipped", "failed", "planned")
+    }
+    code = EXIT_FAIL if counts["failed"] else EXIT_OK
+    if as_json:
+        _write_json(
+            {
+                "preset": spec.name,
+                "engine": engine,
+                "summary": {"inputs": len(everything), **counts},
+                "exit_code": code,
+                "files": [r.to_json() for r in everything],
+            }
+        )
+    else:
+        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        click.echo(f"\n{len(everything)} input(s) with '{spec.name}': " + ", ".join(parts))
     sys.exit(code)
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from handoff import loudness
 from handoff.errors import InputError
+from handoff.export import export_batch, plan_jobs
 from handoff.fsutil import atomic_write_bytes
+from handoff.plan import ExportOptions
 from handoff.probe import error_json, probe, to_json
 from handoff.spec import load_spec
 from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
@@ -53,14 +56,16 @@ def make_demo_media(outdir: Path) -> dict[str, tuple[Path, str | None, str]]:
     (outdir / "broken").mkdir(exist_ok=True)
     made: dict[str, tuple[Path, str | None, str]] = {}
 
-    # LTX-2 writes libx264 crf 19 veryfast with x264's default keyint (one keyframe
-    # per clip), no primaries/transfer tags, and 24 kHz audio (../shared/FACTS.md).
+    # LTX-2's HQ pipeline writes 1920x1088 (1080 padded to a multiple of 64) with
+    # libx264 crf 19 veryfast and x264's default keyint (one keyframe per clip), no
+    # primaries/transfer tags, and 24 kHz audio; frame counts are 8k+1
+    # (../shared/FACTS.md). 49 frames keep the demo quick.
     raw = write_clip(
         clips / "001_ltx2_raw.mp4",
         ClipSpec(
-            width=768,
-            height=512,
-            seconds=121 / 24,
+            width=1920,
+            height=1088,
+            seconds=49 / 24,
             video_options={
                 "crf": "19",
                 "preset": "veryfast",
@@ -70,9 +75,9 @@ def make_demo_media(outdir: Path) -> dict[str, tuple[Path, str | None, str]]:
             colour_tags=False,
             audio_rate=24000,
             audio_bit_rate=120000,
-            audio_seconds=121 / 24 + 0.02,
+            audio_seconds=49 / 24 + 0.02,
             faststart=False,
-            events=[1.0, 3.0],
+            events=[0.5, 1.5],
         ),
     )
     made["LTX-2 raw render"] = (raw, "h264-review", "fail")
@@ -141,6 +146,32 @@ def _verdict_line(label: str, report: FileReport, expected: str) -> str:
     return f"  {mark}{label:20s} {report.status.upper():5s} {detail}"
 
 
+def _demo_export(outdir: Path, made: dict[str, tuple[Path, str | None, str]], echo: Echo) -> bool:
+    """Export the raw render and the phone clip as review copies and as ProRes masters."""
+    echo("\n3. export: editor-ready files at 24 fps, 48 kHz, 2-second GOPs")
+    sources = [made["LTX-2 raw render"][0], made["phone clip (VFR)"][0]]
+    ok = True
+    for preset, folder in (("h264-review", "review"), ("prores-master", "masters")):
+        options = ExportOptions(fps=Fraction(24), out_dir=outdir / "export" / folder)
+        jobs, refused = plan_jobs(sources, preset, options, "pyav")
+        results = refused + export_batch(jobs, 1)
+        for r in results:
+            if r.status != "done" or r.dest is None:
+                ok = False
+                echo(f"  !! {r.source.name} [{preset}] {r.status}: {r.error}")
+                continue
+            report = validate_file(r.dest, load_spec(preset))
+            ok &= report.status == "pass"
+            mark = "ok " if report.status == "pass" else "!! "
+            echo(
+                f"  {mark}{r.dest.relative_to(outdir)} [{preset}] validate "
+                f"{report.status.upper()}  ({r.seconds:.1f} s)"
+            )
+            for note in r.notes:
+                echo(f"       - {note}")
+    return ok
+
+
 def run_demo(outdir: Path, echo: Echo = print) -> bool:
     """Make the demo batch in ``outdir``, probe and validate it; True if every verdict held."""
     outdir = Path(outdir)
@@ -186,6 +217,8 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
         echo(_verdict_line(f"{label} [{spec_name}]", report, expected))
     atomic_write_bytes(outdir / "validate.json", json.dumps(reports, indent=2).encode())
     echo(f"  -> {outdir / 'validate.json'}")
+
+    all_ok &= _demo_export(outdir, made, echo)
 
     phone = next(f for f in facts if f["path"].endswith("003_phone_vfr.mp4"))
     if phone["video"]["frame_rate_mode"] != "VFR":

@@ -1,0 +1,534 @@
+"""Export plans: what to do with one input, decided before anything is encoded.
+
+``plan_export`` is a pure function of the probe facts, the preset (a delivery spec
+with an ``[export]`` table) and the user's options. The plan is data: ``--dry-run``
+prints it, tests compare it, and both engines (PyAV in-process, the ffmpeg CLI)
+execute the same plan.
+
+Time model. The output starts at the source's first video frame: source time ``v0``
+is output time 0, for picture and sound alike, so whatever offset the source had
+between its streams is kept. Output frame ``k`` shows the source frame nearest to
+source time ``v0 + (k / fps) / scale`` (``scale`` is 1 except when retiming), and the
+sound is resampled once to 48 kHz and padded or trimmed to exactly
+``round(frames / fps * 48000)`` samples (../shared/FACTS.md, "Frame rate and VFR").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+from handoff.errors import SpecError, UnsupportedError, UsageError
+from handoff.probe import MediaInfo, VideoInfo
+from handoff.spec import Spec
+
+__all__ = [
+    "AudioPlan",
+    "Crop",
+    "ExportOptions",
+    "ExportPlan",
+    "ExportSettings",
+    "VideoPlan",
+    "export_settings",
+    "parse_crop",
+    "parse_fps",
+    "plan_export",
+]
+
+OUTPUT_SAMPLE_RATE = 48000
+NTSC = {Fraction(24000, 1001), Fraction(30000, 1001)}
+DELIVERY_RATES = {Fraction(24), Fraction(30), *NTSC}
+# Rates that are not a delivery rate and too far from one for nearest-frame conversion
+# to go unremarked: the hosted LTX API writes 25 or 50 fps (FACTS, "What the input looks
+# like"). Converting them is a decision the user makes: drop frames or retime.
+NEEDS_DECISION = {Fraction(25), Fraction(50)}
+
+FpsChoice = Literal["source"] | Fraction
+RateConversion = Literal["drop", "retime"]
+Conversion = Literal["keep", "nearest", "retime"]
+
+
+@dataclass(frozen=True, slots=True)
+class Crop:
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOptions:
+    fps: FpsChoice = "source"
+    rate_conversion: RateConversion | None = None
+    crop: tuple[int, int] | Literal["auto", "none"] = "auto"
+    """``(W, H)`` centred, ``auto`` (1920x1088 -> 1920x1080, odd sizes to even) or ``none``."""
+    add_silence: bool = False
+    out_dir: Path | None = None
+    overwrite: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSettings:
+    """The ``[export]`` table of a preset, checked."""
+
+    extension: str
+    format: str
+    video_codec: str
+    pix_fmt: str
+    audio_codec: str
+    gop_seconds: float | None = None
+    audio_bit_rate: int | None = None
+    video_options: Mapping[str, str] = field(default_factory=dict)
+    format_options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VideoPlan:
+    source_index: int
+    """Container index of the source video stream."""
+    codec: str
+    pix_fmt: str
+    options: Mapping[str, str]
+    """Encoder options, GOP settings included (x264-params with keyint)."""
+    gop: int | None
+    fps: Fraction
+    frames: int
+    conversion: Conversion
+    step: int
+    """Retime: every ``step``-th source frame is used (50 -> 24 uses every 2nd)."""
+    scale: Fraction
+    """Output duration over source duration: 1, or e.g. 25/24 when retiming 25 -> 24."""
+    source_start: Fraction
+    source_width: int
+    source_height: int
+    rotation: int
+    """Clockwise degrees to turn the decoded picture upright (0, 90, 180, 270)."""
+    crop: Crop | None
+    width: int
+    height: int
+    color_primaries: str
+    color_transfer: str
+    color_matrix: str
+    color_range: str
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPlan:
+    codec: str
+    sample_rate: int
+    channels: int
+    layout: str
+    bit_rate: int | None
+    samples: int
+    """Exact length of the output audio: round(frames / fps * 48000)."""
+    source_index: int | None
+    """Container index of the source audio stream; None writes silence (--add-silence)."""
+    source_rate: int | None
+    source_start: Fraction
+    """Source time of the first audio sample."""
+    offset_samples: int
+    """Where that first sample lands in the output, in output samples (may be negative)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPlan:
+    source: Path
+    dest: Path
+    preset: str
+    spec_options: Mapping[str, bool]
+    format: str
+    format_options: Mapping[str, str]
+    video: VideoPlan
+    audio: AudioPlan | None
+    notes: tuple[str, ...]
+
+    @property
+    def duration(self) -> Fraction:
+        return self.video.frames / self.video.fps
+
+    def to_json(self) -> dict[str, Any]:
+        v, a = self.video, self.audio
+        return {
+            "source": str(self.source),
+            "dest": str(self.dest),
+            "preset": self.preset,
+            "format": self.format,
+            "format_options": dict(self.format_options),
+            "video": {
+                "source_index": v.source_index,
+                "codec": v.codec,
+                "pix_fmt": v.pix_fmt,
+                "options": dict(v.options),
+                "gop": v.gop,
+                "fps": f"{v.fps.numerator}/{v.fps.denominator}",
+                "frames": v.frames,
+                "conversion": v.conversion,
+                "step": v.step,
+                "scale": f"{v.scale.numerator}/{v.scale.denominator}",
+                "source_start_s": float(v.source_start),
+                "rotation": v.rotation,
+                "crop": None
+                if v.crop is None
+                else {"x": v.crop.x, "y": v.crop.y, "width": v.crop.width, "height": v.crop.height},
+                "width": v.width,
+                "height": v.height,
+                "color": {
+                    "primaries": v.color_primaries,
+                    "transfer": v.color_transfer,
+                    "matrix": v.color_matrix,
+                    "range": v.color_range,
+                },
+            },
+            "audio": None
+            if a is None
+            else {
+                "codec": a.codec,
+                "sample_rate": a.sample_rate,
+                "channels": a.channels,
+                "layout": a.layout,
+                "bit_rate": a.bit_rate,
+                "samples": a.samples,
+                "source_index": a.source_index,
+                "source_rate": a.source_rate,
+                "offset_samples": a.offset_samples,
+            },
+            "duration_s": float(self.duration),
+            "notes": list(self.notes),
+        }
+
+
+def parse_fps(text: str) -> FpsChoice:
+    """``24``, ``30``, ``23.976``, ``29.97``, ``24000/1001``, ``30000/1001`` or ``source``."""
+    t = text.strip().lower()
+    if t == "source":
+        return "source"
+    aliases = {"23.976": Fraction(24000, 1001), "23.98": Fraction(24000, 1001)}
+    aliases["29.97"] = Fraction(30000, 1001)
+    try:
+        rate = aliases.get(t) or Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        rate = Fraction(-1)
+    if rate not in DELIVERY_RATES:
+        raise UsageError(
+            f"--fps {text}: use 24, 30, 23.976 (24000/1001), 29.97 (30000/1001) or source"
+        )
+    return rate
+
+
+def parse_crop(text: str) -> tuple[int, int] | Literal["auto", "none"]:
+    t = text.strip().lower()
+    if t in ("auto", "none"):
+        return "auto" if t == "auto" else "none"
+    w, sep, h = t.partition("x")
+    if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
+        raise UsageError(f"--crop {text}: expected WIDTHxHEIGHT (e.g. 1920x1080), auto or none")
+    return int(w), int(h)
+
+
+def export_settings(spec: Spec) -> ExportSettings:
+    """The preset's encoder settings; a spec without an ``[export]`` table is no preset."""
+    raw = dict(spec.export)
+    if not raw:
+        raise SpecError(f"spec '{spec.name}' has no [export] table, so it is not an export preset")
+    required = ("extension", "format", "video_codec", "pix_fmt", "audio_codec")
+    missing = [k for k in required if not isinstance(raw.get(k), str)]
+    if missing:
+        raise SpecError(f"spec '{spec.name}': [export] needs {', '.join(missing)}")
+
+    def str_table(key: str) -> dict[str, str]:
+        table = raw.get(key, {})
+        if not isinstance(table, dict):
+            raise SpecError(f"spec '{spec.name}': [export.{key}] must be a table")
+        return {str(k): str(v) for k, v in table.items()}
+
+    gop = raw.get("gop_seconds")
+    bit_rate = raw.get("audio_bit_rate")
+    if gop is not None and (not isinstance(gop, int | float) or gop <= 0):
+        raise SpecError(f"spec '{spec.name}': gop_seconds must be a positive number")
+    if bit_rate is not None and (not isinstance(bit_rate, int) or bit_rate <= 0):
+        raise SpecError(f"spec '{spec.name}': audio_bit_rate must be a positive integer")
+    return ExportSettings(
+        extension=raw["extension"],
+        format=raw["format"],
+        video_codec=raw["video_codec"],
+        pix_fmt=raw["pix_fmt"],
+        audio_codec=raw["audio_codec"],
+        gop_seconds=None if gop is None else float(gop),
+        audio_bit_rate=bit_rate,
+        video_options=str_table("video_options"),
+        format_options=str_table("format_options"),
+    )
+
+
+def _rate_name(rate: Fraction) -> str:
+    if rate.denominator == 1:
+        return f"{rate.numerator}"
+    if rate.denominator == 1001:
+        return f"{float(rate):.3f} ({rate.numerator}/1001)"
+    return f"{float(rate):.3f}"
+
+
+def _choose_rate(
+    v: VideoInfo, options: ExportOptions, notes: list[str]
+) -> tuple[Fraction, Conversion, int, Fraction]:
+    """Target rate, how frames are chosen, the retime step and scale."""
+    src = v.fps
+    cfr = v.frame_rate_mode == "CFR"
+    if options.fps == "source":
+        if cfr and src in DELIVERY_RATES:
+            return src, "keep", 1, Fraction(1)
+        if cfr and src in NEEDS_DECISION:
+            raise UsageError(
+                f"source is {_rate_name(src)} fps: choose --fps 24 or 30 and "
+                "--rate-conversion drop (keep the duration, drop frames) or retime "
+                "(slow picture and sound together)"
+            )
+        if not cfr:
+            # A VFR recording is nominally 24 or 30 (phones, screen recorders): take
+            # the nearer on a log scale if the average is within 10 % of it.
+            target = min((Fraction(24), Fraction(30)), key=lambda r: abs(math.log(src / r)))
+            if abs(math.log(src / target)) > math.log(1.1):
+                raise UsageError(
+                    f"variable frame rate averaging {float(src):.2f} fps is not near "
+                    "24 or 30: choose --fps 24 or --fps 30"
+                )
+            notes.append(
+                f"VFR source averaging {float(src):.3f} fps -> CFR {_rate_name(target)} fps "
+                "(each output frame is the source frame nearest in time)"
+            )
+            return target, "nearest", 1, Fraction(1)
+        raise UsageError(
+            f"source is {_rate_name(src)} fps, not a delivery rate: choose --fps 24 or 30"
+        )
+    target = options.fps
+    if cfr and src == target:
+        return target, "keep", 1, Fraction(1)
+    if cfr and src in NEEDS_DECISION:
+        if options.rate_conversion is None:
+            raise UsageError(
+                f"source is {_rate_name(src)} fps and the target {_rate_name(target)}: add "
+                "--rate-conversion drop (keep the duration, drop or repeat frames) or "
+                "retime (keep every frame, stretch picture and sound together)"
+            )
+        if options.rate_conversion == "retime":
+            step = max(1, round(src / target))
+            scale = src / (step * target)
+            notes.append(
+                f"retimed {_rate_name(src)} -> {_rate_name(target)} fps: "
+                + ("every frame kept" if step == 1 else f"every {step}th frame kept")
+                + f", picture and sound {float(scale):.4f}x as long "
+                f"(sound resampled, so its pitch moves by {-12 * math.log2(float(scale)):+.2f} "
+                "semitones)"
+            )
+            return target, "retime", step, scale
+        notes.append(
+            f"{_rate_name(src)} -> {_rate_name(target)} fps by nearest frame "
+            "(--rate-conversion drop): duration kept, frames dropped or repeated"
+        )
+        return target, "nearest", 1, Fraction(1)
+    if options.rate_conversion is not None:
+        notes.append(f"--rate-conversion {options.rate_conversion} not needed for this source")
+    what = "VFR" if not cfr else f"{_rate_name(src)} fps"
+    notes.append(
+        f"{what} -> CFR {_rate_name(target)} fps (each output frame is the source frame "
+        "nearest in time)"
+    )
+    return target, "nearest", 1, Fraction(1)
+
+
+def _crop(width: int, height: int, option: ExportOptions, notes: list[str]) -> Crop | None:
+    if option.crop == "none":
+        return None
+    if option.crop == "auto":
+        if (width, height) == (1920, 1088):
+            w, h = 1920, 1080
+            why = "LTX-2 pads 1080 to 1088"
+        elif width % 2 or height % 2:
+            w, h = width - width % 2, height - height % 2
+            why = "4:2:0 and ProRes need even sizes"
+        else:
+            return None
+    else:
+        w, h = option.crop
+        why = "--crop"
+        if w > width or h > height:
+            raise UsageError(f"--crop {w}x{h} is larger than the picture ({width}x{height})")
+    # Centred; offsets even so 4:2:0 chroma stays aligned with luma.
+    x = (width - w) // 2 // 2 * 2
+    y = (height - h) // 2 // 2 * 2
+    notes.append(f"cropped {width}x{height} -> {w}x{h} at ({x}, {y}), centred ({why})")
+    return Crop(x, y, w, h)
+
+
+_FAMILY = {
+    # matrix/primaries name -> (primaries, transfer, matrix) of that family, by H.273.
+    "bt709": ("bt709", "bt709", "bt709"),
+    "smpte170m": ("smpte170m", "smpte170m", "smpte170m"),
+    "bt470bg": ("bt470bg", "smpte170m", "bt470bg"),
+    "bt2020nc": ("bt2020", "bt709", "bt2020nc"),
+    "bt2020": ("bt2020", "bt709", "bt2020nc"),
+}
+
+
+def _colour(v: VideoInfo, notes: list[str]) -> tuple[str, str, str, str]:
+    """Tag, never convert: keep the source's tags, fill what is missing."""
+    have = (v.color_primaries, v.color_transfer, v.color_matrix)
+    family = _FAMILY.get(v.color_matrix or "") or _FAMILY.get(v.color_primaries or "")
+    defaults = family or _FAMILY["bt709"]
+    tags = tuple(h or d for h, d in zip(have, defaults, strict=True))
+    rng = v.color_range or "tv"
+    if all(h is None for h in have):
+        notes.append(
+            "untagged colour tagged BT.709 (primaries, transfer, matrix); pixels untouched"
+        )
+    elif any(h is None for h in have):
+        filled = [
+            n for n, h in zip(("primaries", "transfer", "matrix"), have, strict=True) if not h
+        ]
+        notes.append(f"missing colour tags ({', '.join(filled)}) filled from {tags[2]}")
+    return tags[0], tags[1], tags[2], rng
+
+
+def _video_options(settings: ExportSettings, gop: int | None) -> dict[str, str]:
+    opts = dict(settings.video_options)
+    if gop is not None and settings.video_codec == "libx264":
+        keyint = f"keyint={gop}:min-keyint={gop}"
+        extra = opts.get("x264-params", "")
+        opts["x264-params"] = f"{keyint}:{extra}" if extra else keyint
+    return opts
+
+
+def _spec_options(spec: Spec, fps: Fraction) -> dict[str, bool]:
+    """Options to validate the output with: an NTSC output is checked with NTSC allowed."""
+    if any(o.name == "allow_ntsc" for o in spec.options):
+        return {"allow_ntsc": fps in NTSC}
+    return {}
+
+
+def destination(source: Path, settings: ExportSettings, out_dir: Path | None) -> Path:
+    """Output path: the input's stem with the preset's extension, in ``out_dir``."""
+    folder = out_dir if out_dir is not None else source.parent
+    return folder / f"{source.stem}{settings.extension}"
+
+
+def plan_export(
+    info: MediaInfo, spec: Spec, options: ExportOptions, dest: Path | None = None
+) -> ExportPlan:
+    """Decide how to export one probed input with a preset. Raises UsageError/UnsupportedError."""
+    settings = export_settings(spec)
+    v = info.video
+    if v is None:
+        raise UnsupportedError("no video stream: export makes picture deliverables", info.path)
+    notes: list[str] = []
+    fps, conversion, step, scale = _choose_rate(v, options, notes)
+
+    if conversion == "keep":
+        frames = v.frames
+    elif conversion == "retime":
+        frames = -(-v.frames // step)
+    else:
+        frames = max(1, round(Fraction(v.duration_s) * fps))
+    gop = None
+    if settings.gop_seconds is not None:
+        # Two seconds of frames at the nominal rate: 48 at 24 and 23.976, 60 at 30/29.97.
+        gop = max(1, round(settings.gop_seconds * round(fps)))
+
+    rotation = v.rotation % 360
+    if rotation:
+        notes.append(f"turned {rotation} degrees clockwise to stand upright (display matrix)")
+    upright_w, upright_h = (v.height, v.width) if rotation in (90, 270) else (v.width, v.height)
+    crop = _crop(upright_w, upright_h, options, notes)
+    width, height = (crop.width, crop.height) if crop else (upright_w, upright_h)
+    primaries, transfer, matrix, rng = _colour(v, notes)
+
+    video = VideoPlan(
+        source_index=v.index,
+        codec=settings.video_codec,
+        pix_fmt=settings.pix_fmt,
+        options=_video_options(settings, gop),
+        gop=gop,
+        fps=fps,
+        frames=frames,
+        conversion=conversion,
+        step=step,
+        scale=scale,
+        source_start=Fraction(v.start_s).limit_denominator(10**9),
+        source_width=v.width,
+        source_height=v.height,
+        rotation=rotation,
+        crop=crop,
+        width=width,
+        height=height,
+        color_primaries=primaries,
+        color_transfer=transfer,
+        color_matrix=matrix,
+        color_range=rng,
+    )
+
+    total = round(Fraction(frames) / fps * OUTPUT_SAMPLE_RATE)
+    audio: AudioPlan | None = None
+    a = info.audio
+    if a is not None:
+        channels = a.channels if a.channels in (1, 2) else 2
+        if a.channels > 2:
+            notes.append(f"{a.channels}-channel audio ({a.layout}) down-mixed to stereo")
+        if a.sample_rate != OUTPUT_SAMPLE_RATE:
+            notes.append(f"audio {a.sample_rate} Hz -> {OUTPUT_SAMPLE_RATE} Hz, resampled once")
+        a_start = Fraction(a.start_s).limit_denominator(10**9)
+        offset = round((a_start - video.source_start) * scale * OUTPUT_SAMPLE_RATE)
+        source_samples = round(Fraction(a.duration_s) * scale * OUTPUT_SAMPLE_RATE)
+        end = offset + source_samples
+        if offset > 0:
+            notes.append(f"audio starts {offset / 48:.1f} ms after the picture: silence before it")
+        elif offset < 0:
+            notes.append(f"audio starts {-offset / 48:.1f} ms before the picture: trimmed")
+        if end != total:
+            verb = "padded with silence" if end < total else "trimmed"
+            notes.append(
+                f"audio {verb} by {abs(total - end) / 48:.1f} ms to exactly {total} samples "
+                f"({frames} frames at {_rate_name(fps)} fps)"
+            )
+        audio = AudioPlan(
+            codec=settings.audio_codec,
+            sample_rate=OUTPUT_SAMPLE_RATE,
+            channels=channels,
+            layout="mono" if channels == 1 else "stereo",
+            bit_rate=settings.audio_bit_rate,
+            samples=total,
+            source_index=a.index,
+            source_rate=a.sample_rate,
+            source_start=a_start,
+            offset_samples=offset,
+        )
+    elif options.add_silence:
+        notes.append(f"no audio in the source: {total} samples of stereo silence added")
+        audio = AudioPlan(
+            codec=settings.audio_codec,
+            sample_rate=OUTPUT_SAMPLE_RATE,
+            channels=2,
+            layout="stereo",
+            bit_rate=settings.audio_bit_rate,
+            samples=total,
+            source_index=None,
+            source_rate=None,
+            source_start=video.source_start,
+            offset_samples=0,
+        )
+    else:
+        notes.append("no audio in the source: none written (--add-silence adds a silent track)")
+
+    return ExportPlan(
+        source=info.path,
+        dest=dest if dest is not None else destination(info.path, settings, options.out_dir),
+        preset=spec.name,
+        spec_options=_spec_options(spec, fps),
+        format=settings.format,
+        format_options=dict(settings.format_options),
+        video=video,
+        audio=audio,
+        notes=tuple(notes),
+    )
