@@ -8,7 +8,8 @@ execute the same plan.
 Time model. The output starts at the source's first video frame: source time ``v0``
 is output time 0, for picture and sound alike, so whatever offset the source had
 between its streams is kept. Output frame ``k`` shows the source frame nearest to
-source time ``v0 + (k / fps) / scale`` (``scale`` is 1 except when retiming), and the
+source time ``v0 + (k / fps) / scale`` (``scale`` is 1 except when retiming; on an
+exact tie, the earlier frame), and the
 sound is resampled once to 48 kHz and padded or trimmed to exactly
 ``round(frames / fps * 48000)`` samples (../shared/FACTS.md, "Frame rate and VFR").
 """

@@ -302,10 +302,13 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
         scan.pts, tb, last_duration=scan.last_duration or None, rate_hint=hint
     )
     end = timing.end
+    last = max(scan.pts) * tb
     if stream.duration is not None and stream.start_time is not None:
-        # The edit list can end the presentation before the last packet does.
+        # The edit list can cut the last frame short. It never ends the picture before
+        # the last frame starts: with B-frames FFmpeg's muxer derives the header
+        # duration from decode timestamps, which can end early on a VFR stream.
         header_end = (stream.start_time + stream.duration) * tb
-        if timing.first < header_end < end:
+        if last < header_end < end:
             end = header_end
     keys = keyframe_spacing([p * tb for p in scan.key_pts], end)
     depth, chroma = _bit_depth_from_pix_fmt(cc.pix_fmt)

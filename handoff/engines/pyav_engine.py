@@ -281,7 +281,10 @@ def run(plan: ExportPlan, out_path: Path, progress: Progress | None = None) -> N
     try:
         _run(plan, out_path, progress)
     except av.error.FFmpegError as exc:
-        raise ToolError(f"export failed: {exc}", plan.source) from exc
+        # str(exc) carries every option passed to the codec; the reason is enough here.
+        reason = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename and exc.filename != str(plan.source) else ""
+        raise ToolError(f"export failed: {reason}{where}", plan.source) from exc
 
 
 def _run(plan: ExportPlan, out_path: Path, progress: Progress | None) -> None:

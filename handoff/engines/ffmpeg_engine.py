@@ -1,0 +1,310 @@
+"""The command-line engine: the same plan, executed by one ``ffmpeg`` process.
+
+The command is built as a filter graph with ``ffmpeg-python``, so the very argv that
+runs is the one ``--dry-run`` prints. Every number in it comes from the plan; the
+graph only realises the plan's time model (:mod:`handoff.plan`). Needs ffmpeg 5.1 or
+newer (``-fps_mode``, ``ochl``); measured with ffmpeg 9.0 (imageio-ffmpeg's build).
+
+Picture. Output frame ``k`` is the source frame nearest to source time
+``v0 + (k / fps) / scale``. ffmpeg's ``fps`` filter alone does not choose that way: it
+rounds each frame's time to a tick and lets the *later* of two frames that round to
+the same tick win, so a VFR frame just before a tick loses to one almost half a tick
+after it (measured on a ~30 fps VFR source to 24: 14 of 97 output frames were not the
+nearest). So ``setpts`` first re-stamps each frame with the first tick it is nearest
+to -- the tick just after the midpoint between it and the frame before, the earlier
+frame winning a tie as in the PyAV engine -- and ``fps`` then only fills the ticks in
+between. The FACTS measurement stands: ``-fps_mode cfr`` moved the picture 83 ms
+against the sound (../shared/FACTS.md, "Frame rate and VFR"), so the output uses
+``-fps_mode passthrough`` and ffmpeg does not re-time the frames the graph made.
+
+Sound. Decoded, resampled once to 48 kHz, placed at the plan's sample offset (silence
+before it, or its head cut) and cut or padded to exactly the plan's sample count. The
+placement is by sample count, as in the PyAV engine, not by timestamps: ``aresample``'s
+``first_pts`` ignores offsets under its 1 ms ``min_comp`` and fills or drops at any
+later timestamp jump over 0.1 s, and ``asetpts=PTS-v0/TB`` rounds v0 to the audio time
+base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Any
+
+import ffmpeg as ffmpeg_lib
+
+from handoff.engines import Progress
+from handoff.errors import ToolError
+from handoff.plan import AudioPlan, ExportPlan, VideoPlan
+
+__all__ = ["command", "find_ffmpeg", "run"]
+
+ENV_VAR = "HANDOFF_FFMPEG"
+
+# Time base the picture is re-stamped in before frames are chosen. It is a multiple of
+# every delivery rate's numerator (24, 30, 24000, 30000), so output ticks are whole
+# numbers in it, and of the usual source time bases (MP4 90000, 12800, 15360, 600,
+# 24000/30000/48000/44100; Matroska 1000), so source times stay exact in it:
+# 2^10 * 3^2 * 5^4 * 7^2, under 2^31 as an AVRational denominator must be.
+_FINE_TB = 282_240_000
+
+# A midpoint this close to a tick (in ticks; 40 ns at 24 fps) counts as a tie. It
+# absorbs floating-point error in ffmpeg's expression evaluator; a midpoint that near a
+# tick and not on it would need timestamps finer than any container writes.
+_TIE = "0.000001"
+
+# Lines ffmpeg prints as the consequence of an error, after the line that names it:
+# since ffmpeg 7 every thread reports its own end. Matched after the "[ctx @ 0x...]"
+# prefixes are removed.
+_CASCADE = (
+    "task finished with error code",
+    "terminating thread with return code",
+    "nothing was written into output file",
+    "error sending frames to consumers",
+    "could not open encoder before eof",
+    "error while opening encoder",
+    "error opening input file",
+    "error opening output file",
+    "error while filtering",
+    "error while processing the decoded data",
+    "conversion failed",
+    "exiting normally",
+    "error closing file",
+)
+_CONTEXT = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-fA-F]+\]\s*)+")
+
+
+def find_ffmpeg() -> str:
+    """The ffmpeg to run: ``$HANDOFF_FFMPEG``, ``ffmpeg`` on PATH, or imageio-ffmpeg's."""
+    override = os.environ.get(ENV_VAR)
+    if override:
+        found = shutil.which(override)
+        if found is None:
+            raise ToolError(f"{ENV_VAR}={override} is not an executable ffmpeg")
+        return found
+    on_path = shutil.which("ffmpeg")
+    if on_path is not None:
+        return on_path
+    try:
+        import imageio_ffmpeg
+
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        exe = None
+    if exe:
+        return str(exe)
+    raise ToolError(
+        "no ffmpeg found: put an ffmpeg on PATH, set HANDOFF_FFMPEG, or "
+        "pip install imageio-ffmpeg (or use --engine pyav)"
+    )
+
+
+def _ratio(x: Fraction) -> str:
+    return f"{x.numerator}/{x.denominator}"
+
+
+def _num(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
+
+
+def _pts_expression(v: VideoPlan) -> str:
+    """setpts expression (time base 1/_FINE_TB): each frame moved to the first output
+    tick it is the nearest frame to.
+
+    Between two frames, ticks before their midpoint are nearer the earlier one and ticks
+    after it nearer the later one; a tick exactly on it stays with the earlier. So a
+    frame starts at the first whole tick after its midpoint with the frame before it.
+    """
+    # Source time v0 in fine units. plan_export limits v0 to a 1e9 denominator: exact
+    # for the time bases _FINE_TB holds, otherwise off by under 4 ns.
+    v0 = round(v.source_start * _FINE_TB)
+    shift = f"-{v0}" if v0 > 0 else f"+{-v0}" if v0 < 0 else ""
+    to_ticks = v.scale * v.fps / _FINE_TB  # output ticks per fine unit of source time
+    tick = Fraction(_FINE_TB) / v.fps  # fine units per output tick (whole at delivery rates)
+    midpoint = f"((PTS+PREV_INPTS)/2{shift})*{_num(to_ticks)}"
+    nearest = f"(floor({midpoint}+{_TIE})+1)*{_num(tick)}"
+    # The first frame keeps its own (scaled) time; fps (start_time=0) holds it over any
+    # tick before it, which is the nearest-frame rule there too.
+    first = f"(PTS{shift})*{_num(v.scale)}"
+    return f"if(isnan(PREV_INPTS),{first},{nearest})"
+
+
+def _video(source: Any, v: VideoPlan) -> Any:
+    # The plan's rotation turns the pixels; a display matrix left on the frames would
+    # make ffmpeg write it to the output too, and players would turn the picture again
+    # (measured with a video-only graph: a 270-degree matrix on an upright picture).
+    stream = source[str(v.source_index)].filter("sidedata", mode="delete", type="DISPLAYMATRIX")
+    if v.step > 1:
+        # Retime 50 -> 24 keeps every 2nd frame; nearest-frame choice alone would pick
+        # the same ones, selecting first halves the work and removes any doubt.
+        stream = stream.filter("select", f"not(mod(n,{v.step}))")
+    stream = (
+        stream.filter("settb", f"1/{_FINE_TB}")
+        .filter("setpts", _pts_expression(v))
+        .filter("fps", fps=_ratio(v.fps), round="near", start_time=0)
+        # Ticks after the last source frame's midpoint with the end of the stream hold
+        # that frame: the plan counts frames from the source duration.
+        .filter("tpad", stop_mode="clone", stop=v.frames)
+        .filter("trim", end_frame=v.frames)
+    )
+    if v.rotation == 90:
+        stream = stream.filter("transpose", "clock")
+    elif v.rotation == 270:
+        stream = stream.filter("transpose", "cclock")
+    elif v.rotation == 180:
+        stream = stream.filter("hflip").filter("vflip")
+    if v.crop is not None:
+        c = v.crop
+        stream = stream.filter("crop", c.width, c.height, c.x, c.y)
+    # Tag, never convert: the tags go on after the pixel-format conversion, which keeps
+    # using the source's own. ffmpeg 7+ takes the encoder's colour from the frames, and
+    # an untagged source overrode -color_primaries & co. (measured: untagged output).
+    return stream.filter("format", v.pix_fmt).filter(
+        "setparams",
+        range=v.color_range,
+        color_primaries=v.color_primaries,
+        color_trc=v.color_transfer,
+        colorspace=v.color_matrix,
+    )
+
+
+def _audio(source: Any, plan: ExportPlan, a: AudioPlan) -> Any:
+    if a.source_index is None:
+        # --add-silence: a lavfi source; only its length matters.
+        silence = ffmpeg_lib.input(f"anullsrc=r={a.sample_rate}:cl={a.layout}", f="lavfi")
+        stream = silence["a"]
+    else:
+        stream = source[str(a.source_index)]
+        scale = plan.video.scale
+        if scale == 1:
+            stream = stream.filter("aresample", osr=a.sample_rate, ochl=a.layout)
+        else:
+            # Retime: the sound is stretched with the picture by playing its samples
+            # slower. Resampling to 48 kHz * scale and then calling that 48 kHz is the
+            # same stretch in one resampling step (an integer rate for every retime the
+            # planner makes: 25 -> 24 gives 50000 Hz, 25 -> 30000/1001 gives 40040 Hz).
+            rate = a.sample_rate * scale
+            if rate.denominator != 1:
+                raise ToolError(
+                    f"cannot retime sound by {scale}: {float(rate):.3f} Hz is not a whole rate",
+                    plan.source,
+                )
+            stream = stream.filter("aresample", osr=rate.numerator, ochl=a.layout).filter(
+                "asetrate", a.sample_rate
+            )
+        # Placement by sample count, not by timestamps: the plan has already turned the
+        # source's stream offset into output samples.
+        if a.offset_samples > 0:
+            stream = stream.filter("adelay", delays=f"{a.offset_samples}S", all=1)
+        elif a.offset_samples < 0:
+            stream = stream.filter("atrim", start_sample=-a.offset_samples)
+    return (
+        stream.filter("apad", whole_len=a.samples)
+        .filter("atrim", end_sample=a.samples)
+        .filter("asetpts", "N/SR/TB")
+    )
+
+
+def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The full ffmpeg argv that writes ``plan`` to ``out_path``. Pure: no I/O."""
+    v, a = plan.video, plan.audio
+    # -noautorotate: the plan's rotation is applied in the graph, once.
+    source = ffmpeg_lib.input(str(plan.source), noautorotate=None)
+    streams = [_video(source, v)]
+    kwargs: dict[str, object] = {
+        "format": plan.format,
+        "c:v": v.codec,
+        "pix_fmt": v.pix_fmt,
+        "frames:v": v.frames,
+        # The graph has made every output frame and its time: no re-timing, no
+        # dropping or duplicating by the muxing layer (FACTS: -fps_mode cfr cost 83 ms).
+        "fps_mode:v": "passthrough",
+        "enc_time_base:v": _ratio(1 / v.fps),
+        # The graph tags the frames (setparams); the same tags as encoder options, for
+        # an ffmpeg that takes them from there.
+        "color_primaries:v": v.color_primaries,
+        "color_trc:v": v.color_transfer,
+        "colorspace:v": v.color_matrix,
+        "color_range:v": v.color_range,
+        # No source metadata: an embedded timecode would become a second tmcd track
+        # (editors have added source timecode twice, FACTS "Editors").
+        "map_metadata": -1,
+        "map_chapters": -1,
+    }
+    for key, value in v.options.items():
+        kwargs[f"{key}:v"] = value
+    if v.gop is not None:
+        kwargs["g:v"] = v.gop
+    if a is not None:
+        streams.append(_audio(source, plan, a))
+        kwargs["c:a"] = a.codec
+        kwargs["ar:a"] = a.sample_rate
+        kwargs["ac:a"] = a.channels
+        if a.bit_rate is not None:
+            kwargs["b:a"] = a.bit_rate
+    for key, value in plan.format_options.items():
+        kwargs[key] = value
+    out = ffmpeg_lib.output(*streams, str(out_path), **kwargs)
+    # Global options first, where a reader looks for them (ffmpeg-python appends them).
+    # -copyts: source timestamps as they are, so the plan's v0 is the first frame's time.
+    # -progress: key=value lines on stdout for run() to follow. -y: the caller hands
+    # over a fresh temporary file that already exists (mkstemp).
+    head = ["-nostdin", "-hide_banner", "-loglevel", "error", "-copyts"]
+    head += ["-progress", "pipe:1", "-y"]
+    return [ffmpeg, *head, *(str(x) for x in out.get_args())]
+
+
+def _error_line(stderr: str, returncode: int) -> str:
+    """The line of ffmpeg's error output that says what went wrong."""
+    lines = [_CONTEXT.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    causes = [line for line in lines if not line.lower().startswith(_CASCADE)]
+    # The first cause, not the last line: the lines after it are its consequences.
+    if causes:
+        return causes[0][:300]
+    if lines:
+        return lines[-1][:300]
+    return f"ffmpeg exited with status {returncode}"
+
+
+def run(plan: ExportPlan, out_path: Path, progress: Progress | None = None) -> None:
+    """Run ffmpeg to write ``plan`` to ``out_path`` (which may exist and is overwritten)."""
+    argv = command(plan, out_path, find_ffmpeg())
+    total = plan.video.frames
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+            )
+        except OSError as exc:
+            raise ToolError(f"cannot run ffmpeg ({argv[0]}): {exc}", plan.source) from exc
+        with proc:  # closes the pipe and reaps the process however this ends
+            try:
+                assert proc.stdout is not None
+                _follow(proc.stdout, total, progress)
+                returncode = proc.wait()
+            except BaseException:
+                # Interrupted (Ctrl-C, a failing progress callback): no orphan encoder.
+                with contextlib.suppress(OSError):
+                    proc.kill()
+                raise
+        if returncode != 0:
+            err.seek(0)
+            text = err.read().decode("utf-8", "replace")
+            raise ToolError(f"ffmpeg failed: {_error_line(text, returncode)}", plan.source)
+    if progress is not None:
+        progress(total, total)
+
+
+def _follow(stdout: IO[bytes], total: int, progress: Progress | None) -> None:
+    """Read ``-progress`` key=value lines; report the frame count as it grows."""
+    for raw in stdout:
+        key, sep, value = raw.decode("ascii", "replace").strip().partition("=")
+        if progress is not None and sep and key == "frame" and value.isdigit():
+            progress(min(int(value), total), total)
