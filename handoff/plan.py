@@ -520,7 +520,10 @@ def plan_export(
             offset_samples=0,
         )
     else:
-        notes.append("no audio in the source: none written (--add-silence adds a silent track)")
+        notes.append(
+            "no audio in the source: none written, so the output lacks the track the "
+            "preset asks for (--add-silence adds a silent one)"
+        )
 
     return ExportPlan(
         source=info.path,

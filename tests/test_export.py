@@ -273,3 +273,20 @@ def test_corpus_phone_recording_exports_upright_cfr(tmp_path: Path) -> None:
     assert info.video.frame_rate_mode == "CFR" and info.video.fps == 30
     assert info.video.rotation == 0  # turned upright, not left to a display matrix
     assert "turned 180 degrees" in out
+
+
+def test_a_source_without_audio_gets_none_unless_asked(make_clip: MakeClip, tmp_path: Path) -> None:
+    src = make_clip("mute.mp4", width=160, height=96, seconds=1.0, audio_rate=None)
+    code, out, _ = run("export", str(src), "--preset", "h264-review", "--out", str(tmp_path / "a"))
+    assert code == 0, out
+    assert "--add-silence" in out
+    assert probe(tmp_path / "a" / "mute.mp4").audio is None
+    code, out, _ = run(
+        "export", str(src), "--preset", "h264-review", "--out", str(tmp_path / "b"), "--add-silence"
+    )
+    assert code == 0, out
+    dest = tmp_path / "b" / "mute.mp4"
+    info = probe(dest)
+    assert info.audio is not None and info.audio.sample_rate == 48000
+    assert info.av_duration_delta_s == pytest.approx(0.0, abs=1e-3)
+    assert validate_file(dest, load_spec("h264-review")).status == "pass"
