@@ -1,5 +1,7 @@
 """handoff: carry AI-generated video from the generator to the editor."""
 
+import logging
+
 from handoff.errors import HandoffError, InputError, SpecError
 from handoff.probe import AudioInfo, MediaInfo, VideoInfo, probe
 
@@ -15,3 +17,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides what is shown (warnings reach users through
+# results and reports, not through Python's last-resort stderr handler).
+logging.getLogger("handoff").addHandler(logging.NullHandler())

@@ -32,6 +32,7 @@ from handoff.export import (
 )
 from handoff.files import expand_media
 from handoff.plan import ExportOptions, export_settings, parse_crop, parse_fps
+from handoff.prep import PrepOptions, PrepResult, parse_segment_range, prep_audio
 from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.validate import FileReport, exit_code, validate_file
@@ -71,6 +72,7 @@ def main() -> None:
     handoff probe FILE...            what a file is: streams, rates, CFR/VFR, GOPs
     handoff validate PATH... --spec  check files against a delivery spec
     handoff export INPUT... --preset editor-ready ProRes/MOV or H.264/MP4, CFR, 48 kHz
+    handoff prep-audio IN --out DIR  narration at -16 LUFS / -3 dBTP, cut into segments
     handoff specs                    list the built-in delivery specs
     handoff demo OUTDIR              make sample media and run everything on it
 
@@ -607,6 +609,153 @@ def export_cmd(
         parts = [f"{n} {s}" for s, n in counts.items() if n]
         click.echo(f"\n{len(everything)} input(s) with '{spec.name}': " + ", ".join(parts))
     sys.exit(code)
+
+
+# ---------------------------------------------------------------- prep-audio
+
+
+def render_prep(result: PrepResult) -> str:
+    m = result.master
+    lines = [
+        f"{result.source.path}: {result.source.sample_rate} Hz, {result.source.channels} ch, "
+        f"{result.source.samples / result.source.sample_rate:.1f} s, "
+        f"{result.source.integrated_lufs:.1f} LUFS",
+        f"  gain {m.gain_db:+.2f} dB, limiter at most {m.limiter_max_reduction_db:.1f} dB "
+        f"({m.measured_as})",
+        f"  master   {m.path.name}: {m.samples / 48000:.2f} s, {m.integrated_lufs:.2f} LUFS, "
+        f"{m.true_peak_dbtp:.2f} dBTP",
+    ]
+    for seg in result.segments:
+        lines.append(
+            f"  segment  {seg.path.name}: {seg.samples / 48000:.2f} s, "
+            f"{seg.integrated_lufs:.2f} LUFS, {seg.true_peak_dbtp:.2f} dBTP, source "
+            f"{seg.source_in / 48000:.2f}-{seg.source_out / 48000:.2f} s"
+        )
+    lines += [f"  ! {w}" for w in result.warnings]
+    lines.append(f"  manifest {result.manifest_path}")
+    return "\n".join(lines)
+
+
+@main.command("prep-audio")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the segments, the master and manifest.json.",
+)
+@click.option("--name", help="Base name of the outputs (default: the input's stem).")
+@click.option(
+    "--kind",
+    type=click.Choice(["voice", "music"]),
+    default="voice",
+    show_default=True,
+    help="voice: mono content; music: keeps its stereo.",
+)
+@click.option(
+    "--channels",
+    type=click.Choice(["dual-mono", "mono", "stereo"]),
+    help="How to write it (default: dual-mono for voice -- LTX-2 rejects mono -- "
+    "stereo for music).",
+)
+@click.option(
+    "--target-lufs",
+    type=float,
+    default=-16.0,
+    show_default=True,
+    help="Integrated loudness (of the mono content for dual-mono).",
+)
+@click.option(
+    "--true-peak", type=float, default=-3.0, show_default=True, help="True-peak ceiling, dBTP."
+)
+@click.option(
+    "--preroll-ms",
+    type=int,
+    default=150,
+    show_default=True,
+    help="Silence before the first sound (100-200 ms recommended).",
+)
+@click.option(
+    "--click",
+    "click_",
+    is_flag=True,
+    help="A short sync click at the very head, before the pre-roll (its position "
+    "goes in the manifest so it can be muted later).",
+)
+@click.option(
+    "--max-seconds",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Longer inputs are cut into segments.",
+)
+@click.option(
+    "--segment-seconds",
+    default="60-90",
+    show_default=True,
+    metavar="MIN-MAX",
+    help="Target segment length range; cuts fall at natural pauses.",
+)
+@click.option("--bit-depth", type=click.Choice(["24", "16"]), default="24", show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest (with paths) as JSON.")
+def prep_audio_cmd(
+    source: Path,
+    out_dir: Path,
+    name: str | None,
+    kind: str,
+    channels: str | None,
+    target_lufs: float,
+    true_peak: float,
+    preroll_ms: int,
+    click_: bool,
+    max_seconds: float,
+    segment_seconds: str,
+    bit_depth: str,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Condition narration (or music) for audio-conditioned generation.
+
+    Writes 48 kHz PCM WAVs at -16 LUFS integrated and at most -3 dBTP -- one linear
+    gain, plus a look-ahead true-peak limiter only where the gain would pass the
+    ceiling -- with silence trimmed and a pre-roll added. Inputs longer than
+    --max-seconds are cut at natural pauses into numbered segments (001_NAME.wav,
+    ...); NAME_master.wav is the whole narration at the same gain for the editor;
+    manifest.json says where every segment came from.
+
+    \b
+    Examples:
+      handoff prep-audio narration.mp3 --out cond/
+      handoff prep-audio take3.wav --out cond/ --name intro --click
+      handoff prep-audio score.flac --out cond/ --kind music
+
+    Every segment passes 'handoff validate --spec ltx2-audio'. Exit 0 on success, 2
+    when the input cannot be used (unreadable, silent, too short) or options are wrong.
+    """
+    with _errors():
+        seg_min, seg_max = parse_segment_range(segment_seconds)
+        options = PrepOptions(
+            name=name,
+            kind=kind,  # type: ignore[arg-type]
+            channels=channels,  # type: ignore[arg-type]
+            target_lufs=target_lufs,
+            true_peak=true_peak,
+            preroll_ms=preroll_ms,
+            click=click_,
+            max_seconds=max_seconds,
+            segment_min=seg_min,
+            segment_max=seg_max,
+            bit_depth=16 if bit_depth == "16" else 24,
+            overwrite=overwrite,
+        )
+        result = prep_audio(source, out_dir, options)
+    if as_json:
+        _write_json(result.to_json())
+    else:
+        click.echo(render_prep(result))
+    sys.exit(EXIT_OK)
 
 
 # ---------------------------------------------------------------- specs
