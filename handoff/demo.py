@@ -21,6 +21,7 @@ from handoff.errors import InputError
 from handoff.export import export_batch, plan_jobs
 from handoff.fsutil import atomic_write_bytes
 from handoff.plan import ExportOptions
+from handoff.prep import PrepOptions, prep_audio
 from handoff.probe import error_json, probe, to_json
 from handoff.spec import load_spec
 from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
@@ -172,6 +173,38 @@ def _demo_export(outdir: Path, made: dict[str, tuple[Path, str | None, str]], ec
     return ok
 
 
+def _demo_prep(outdir: Path, echo: Echo) -> bool:
+    """Condition a quiet 150-second stereo narration at 44.1 kHz into LTX-2 segments."""
+    echo("\n4. prep-audio: narration at -16 LUFS / -3 dBTP, cut at pauses")
+    pauses = [(t, 1.2) for t in (24.0, 51.0, 77.0, 104.0, 128.0)]
+    mono = speech_like(150.0, 44100, level=0.05, pauses=pauses, lead=2.0, tail=2.0)
+    source = write_wav(
+        outdir / "narration" / "long_narration.wav", np.stack([mono, mono * 0.9]), 44100
+    )
+    result = prep_audio(
+        source, outdir / "conditioned", PrepOptions(name="narration", overwrite=True)
+    )
+    spec = load_spec("ltx2-audio")
+    ok = True
+    m = result.master
+    echo(
+        f"  master {m.path.relative_to(outdir)}: gain {m.gain_db:+.1f} dB, "
+        f"{m.integrated_lufs:.2f} LUFS, {m.true_peak_dbtp:.2f} dBTP"
+    )
+    for seg in result.segments:
+        report = validate_file(seg.path, spec)
+        ok &= report.status == "pass"
+        mark = "ok " if report.status == "pass" else "!! "
+        echo(
+            f"  {mark}{seg.path.relative_to(outdir)} {seg.samples / 48000:.1f} s, "
+            f"{seg.integrated_lufs:.2f} LUFS, {seg.true_peak_dbtp:.2f} dBTP, source "
+            f"{seg.source_in / 48000:.1f}-{seg.source_out / 48000:.1f} s "
+            f"[ltx2-audio] {report.status.upper()}"
+        )
+    echo(f"  -> {result.manifest_path.relative_to(outdir)}")
+    return ok and len(result.segments) >= 2
+
+
 def run_demo(outdir: Path, echo: Echo = print) -> bool:
     """Make the demo batch in ``outdir``, probe and validate it; True if every verdict held."""
     outdir = Path(outdir)
@@ -219,6 +252,7 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
     echo(f"  -> {outdir / 'validate.json'}")
 
     all_ok &= _demo_export(outdir, made, echo)
+    all_ok &= _demo_prep(outdir, echo)
 
     phone = next(f for f in facts if f["path"].endswith("003_phone_vfr.mp4"))
     if phone["video"]["frame_rate_mode"] != "VFR":

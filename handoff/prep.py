@@ -546,8 +546,18 @@ def _read_pcm_wav(path: Path) -> DecodedAudio | None:
     if kind is None or channels not in (1, 2) or rate < 1 or align != channels * bits // 8:
         return None
     frames = length // align
+    try:
+        return _read_pcm_data(path, pos, frames, channels, bits, kind, rate)
+    except OSError:
+        return None
+
+
+def _read_pcm_data(
+    path: Path, pos: int, frames: int, channels: int, bits: int, kind: str, rate: int
+) -> DecodedAudio | None:
+    align = channels * bits // 8
     samples = np.empty((channels, frames), dtype=np.float32)
-    step = 1 << 20  # frames per read: no full-length temporaries besides the result
+    step = 1 << 18  # frames per read: no full-length temporaries besides the result
     with path.open("rb") as f:
         f.seek(pos)
         for start in range(0, frames, step):
@@ -1047,7 +1057,7 @@ def _write_wav(dest: Path, content: Float32Array, channels_out: Channels, bits: 
     scale = np.float32(1 << (bits - 1))
     with atomic_output(dest) as tmp, tmp.open("wb") as f:
         f.write(_wav_header(n, ch, bits))
-        step = 1 << 20
+        step = 1 << 18  # small blocks: temporaries are reused, not re-mapped
         for start in range(0, n, step):
             block = src[:, start : start + step] * scale
             np.rint(block, out=block)
