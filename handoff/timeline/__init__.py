@@ -1,0 +1,103 @@
+"""Editor timelines: one OTIO model (:mod:`.model`), one writer per format.
+
+``render(timeline, fmt)`` returns the bytes of a file in one of :data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import opentimelineio as otio
+
+from handoff.errors import UsageError
+from handoff.timeline.model import (
+    Manifest,
+    Source,
+    TimelineBuild,
+    build_timeline,
+    load_manifest,
+    source_from_info,
+)
+
+__all__ = [
+    "FCPXML_VERSIONS",
+    "FORMATS",
+    "Format",
+    "Manifest",
+    "Source",
+    "TimelineBuild",
+    "build_timeline",
+    "load_manifest",
+    "render",
+    "source_from_info",
+]
+
+FCPXML_VERSIONS = ("1.10", "1.11")
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    name: str
+    suffix: str
+    """Default file suffix (which also says the editor: NAME.premiere.xml)."""
+    editor: str
+    lock: str
+    """How the master track's lock reaches the editor."""
+    relative: bool
+    """Whether media may be referenced by a path relative to the timeline file."""
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("otio", ".otio", "any OTIO reader", "A1 locked (metadata.handoff.locked)", True),
+        Format("premiere-xml", ".premiere.xml", "Premiere Pro (FCP7 XML)", "A1 locked", False),
+        Format(
+            "premiere-otio",
+            ".premiere.otio",
+            "Premiere Pro 2025.6+ (OTIO)",
+            "A1 lock recorded in metadata.handoff; Premiere documents no OTIO lock key, "
+            "so lock A1 after import (or use premiere-xml)",
+            True,
+        ),
+        Format("resolve-otio", ".resolve.otio", "DaVinci Resolve (OTIO)",
+               "A1 locked (Resolve_OTIO.Locked)", True),
+        Format("fcpxml", ".fcpxml", "DaVinci Resolve / Final Cut (FCPXML)",
+               "FCPXML has no track lock: lock A1 after import", False),
+    )
+}  # fmt: skip
+
+
+def render(
+    timeline: otio.schema.Timeline,
+    fmt: str,
+    *,
+    relative_to: Path | None = None,
+    fcpxml_version: str = "1.10",
+) -> bytes:
+    """The file of format ``fmt`` for the timeline. ``relative_to``: the folder the file
+    will be written in, to reference media relative to it (formats that allow it)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown timeline format {fmt!r} (one of: {', '.join(FORMATS)})")
+    if relative_to is not None and not FORMATS[fmt].relative:
+        raise UsageError(
+            f"{fmt} needs absolute file URLs; --relative works with "
+            + ", ".join(f.name for f in FORMATS.values() if f.relative)
+        )
+    if fmt in ("otio", "premiere-otio", "resolve-otio"):
+        from handoff.timeline.otio_formats import write_otio
+
+        data: bytes = write_otio(timeline, fmt, relative_to=relative_to)
+        return data
+    if fmt == "premiere-xml":
+        from handoff.timeline.xmeml import write_xmeml
+
+        return write_xmeml(timeline)
+    from handoff.timeline.fcpxml import write_fcpxml
+
+    if fcpxml_version not in FCPXML_VERSIONS:
+        raise UsageError(
+            f"FCPXML version {fcpxml_version} not supported (one of: {', '.join(FCPXML_VERSIONS)})"
+        )
+    return write_fcpxml(timeline, version=fcpxml_version)

@@ -1,0 +1,543 @@
+"""One OpenTimelineIO timeline, built once, from which every editor format is written.
+
+Layout (the writers rely on it):
+
+- ``V1`` (video): the clips in order, gaps between them where the narration pauses.
+- ``A1`` (audio): the master narration, **locked** -- or, without a master, the clips'
+  own audio, locked.
+- ``A2`` (audio, only with a master): the clips' own audio at the clips' positions, each
+  clip disabled, for reference.
+
+Every time is a whole number of frames at the sequence rate (``RationalTime`` values are
+integers, rates exact: 24000/1001 for 23.976). Placement in seconds is exact
+(:class:`~fractions.Fraction`); rounding to frames is reported per clip.
+
+What the writers need and OTIO has no field for lives in ``metadata["handoff"]``:
+
+- timeline: ``rate`` ("24000/1001"), ``width``, ``height``, ``sample_rate`` (48000),
+  ``audio_channels``;
+- track: ``role`` ("picture" | "master" | "clip-audio"), ``locked``, ``channels``;
+- clip: ``path`` (absolute), ``role``, ``index`` (1-based clip number), ``width``,
+  ``height``, ``rate``, ``audio_channels``, ``audio_sample_rate``, ``codec``, ``has_video``,
+  ``has_audio``, ``file_frames`` (whole frames the file holds).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+
+from handoff.errors import InputError, UsageError
+from handoff.probe import MediaInfo, fraction_str
+from handoff.timeline.paths import file_url
+
+__all__ = [
+    "META",
+    "Manifest",
+    "Placement",
+    "Segment",
+    "Source",
+    "TimelineBuild",
+    "build_timeline",
+    "load_manifest",
+    "rate_of",
+    "source_from_info",
+]
+
+META = "handoff"
+SEQUENCE_SAMPLE_RATE = 48000
+_PREFIX = re.compile(r"^(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What the timeline needs to know about one media file."""
+
+    path: Path
+    """Absolute path."""
+    name: str
+    rate: Fraction | None
+    """Picture rate (CFR); None for an audio-only file."""
+    frames: int
+    """Whole frames of picture; for audio-only files, whole frames at the sequence rate."""
+    width: int | None
+    height: int | None
+    codec: str | None
+    audio_channels: int
+    audio_sample_rate: int | None
+    audio_duration_s: float
+    duration_s: float
+
+    @property
+    def has_video(self) -> bool:
+        return self.rate is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_channels > 0
+
+
+def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
+    """A clip (``audio_only=False``: needs constant-rate picture) or a narration master."""
+    path = info.path.resolve()
+    audio = info.audio
+    video = None if audio_only else info.video
+    if not audio_only:
+        if video is None:
+            raise InputError("has no picture; only video clips go on V1", info.path)
+        if video.frame_rate_mode != "CFR":
+            raise InputError(
+                "variable frame rate; a timeline needs "
+                "constant-rate clips -- run `handoff export` on it first",
+                info.path,
+            )
+    elif audio is None:
+        raise InputError("has no audio stream; --master must be the narration", info.path)
+    return Source(
+        path=path,
+        name=info.path.name,
+        rate=None if video is None else video.fps,
+        frames=0 if video is None else video.frames,
+        width=None if video is None else video.width,
+        height=None if video is None else video.height,
+        codec=None if video is None else video.codec,
+        audio_channels=0 if audio is None else audio.channels,
+        audio_sample_rate=None if audio is None else audio.sample_rate,
+        audio_duration_s=0.0 if audio is None else audio.duration_s,
+        duration_s=info.duration_s,
+    )
+
+
+# ---------------------------------------------------------------- manifest
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    index: int
+    file: str
+    sample_rate: int
+    source_in: int
+    """Master sample where the segment's sound begins."""
+    source_out: int
+    preroll_end: int
+    """Sample in the segment file where its sound begins (= master ``source_in``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    path: Path
+    master: Path | None
+    sample_rate: int
+    segments: tuple[Segment, ...]
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read a ``prep-audio`` manifest (schema ``handoff.prep-audio/1``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError("manifest not found", path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"manifest is not valid JSON ({exc})", path) from None
+    if not isinstance(data, dict) or data.get("schema") != "handoff.prep-audio/1":
+        raise UsageError("not a prep-audio manifest (expected schema 'handoff.prep-audio/1')", path)
+    try:
+        settings = data.get("settings") or {}
+        rate = int(settings.get("sample_rate", SEQUENCE_SAMPLE_RATE))
+        segments = tuple(
+            Segment(
+                index=int(s["index"]),
+                file=str(s["file"]),
+                sample_rate=rate,
+                source_in=int(s["source_in"]),
+                source_out=int(s["source_out"]),
+                preroll_end=int(s["preroll_end"]),
+            )
+            for s in data["segments"]
+        )
+        master_file = (data.get("master") or {}).get("file")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"manifest is missing or has a bad field ({exc})", path) from None
+    if not segments:
+        raise UsageError("manifest lists no segments", path)
+    master = (path.parent / master_file).resolve() if master_file else None
+    return Manifest(path=path.resolve(), master=master, sample_rate=rate, segments=segments)
+
+
+# ---------------------------------------------------------------- layout
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one clip landed: timeline frames and the frames of the file used."""
+
+    index: int
+    source: Source
+    segment: Segment | None
+    start: int
+    """Timeline frame of the clip's first frame."""
+    source_start: int
+    """First frame of the file used (non-zero when the head was trimmed)."""
+    duration: int
+    rounding_ms: float
+    """Whole-frame start minus the exact start, in milliseconds."""
+    trimmed_head: int = 0
+    trimmed_tail: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.start + self.duration
+
+
+@dataclass(slots=True)
+class TimelineBuild:
+    timeline: otio.schema.Timeline
+    rate: Fraction
+    placements: list[Placement]
+    master: Source | None
+    master_start: int
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description of what was built (the CLI prints it with --json)."""
+        meta = self.timeline.metadata[META]
+        return {
+            "name": self.timeline.name,
+            "rate": meta["rate"],
+            "width": meta["width"],
+            "height": meta["height"],
+            "sample_rate": meta["sample_rate"],
+            "duration_frames": _frames(self.timeline.duration()),
+            "master": None
+            if self.master is None
+            else {"path": str(self.master.path), "start": self.master_start},
+            "clips": [
+                {
+                    "index": p.index,
+                    "path": str(p.source.path),
+                    "segment": None if p.segment is None else p.segment.index,
+                    "start": p.start,
+                    "end": p.end,
+                    "source_in": p.source_start,
+                    "source_out": p.source_start + p.duration,
+                    "rounding_ms": round(p.rounding_ms, 3),
+                    "trimmed_head": p.trimmed_head,
+                    "trimmed_tail": p.trimmed_tail,
+                }
+                for p in self.placements
+            ],
+            "notes": list(self.notes),
+        }
+
+
+def rate_of(timeline: otio.schema.Timeline) -> Fraction:
+    """The sequence rate exactly, as the build recorded it."""
+    return Fraction(str(timeline.metadata[META]["rate"]))
+
+
+def _frames(t: otio.opentime.RationalTime) -> int:
+    return round(float(t.value))
+
+
+def _rt(frames: int, rate: Fraction) -> otio.opentime.RationalTime:
+    return otio.opentime.RationalTime(frames, float(rate))
+
+
+def _range(start: int, duration: int, rate: Fraction) -> otio.opentime.TimeRange:
+    return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
+
+
+def _sequence_rate(clips: Sequence[Source]) -> Fraction:
+    rates: dict[Fraction, list[str]] = {}
+    for c in clips:
+        assert c.rate is not None
+        rates.setdefault(c.rate, []).append(c.name)
+    if len(rates) > 1:
+        parts = []
+        for r, names in sorted(rates.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            parts.append(f"{_fps_label(r)} fps ({shown})")
+        raise UsageError(
+            "clips have different frame rates: "
+            + "; ".join(parts)
+            + ". A timeline has one rate: export them to one (handoff export --fps ...)"
+        )
+    return next(iter(rates))
+
+
+def _fps_label(rate: Fraction) -> str:
+    if rate.denominator == 1:
+        return str(rate.numerator)
+    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
+
+
+def _prefix(name: str) -> int | None:
+    m = _PREFIX.match(name)
+    return int(m.group(1)) if m else None
+
+
+def _match_segments(clips: Sequence[Source], manifest: Manifest, notes: list[str]) -> list[Segment]:
+    """Each clip's segment: by the number its name starts with, else by order."""
+    by_index = {s.index: s for s in manifest.segments}
+    prefixes = [_prefix(c.name) for c in clips]
+    if all(p is not None and p in by_index for p in prefixes) and len(set(prefixes)) == len(
+        prefixes
+    ):
+        return [by_index[p] for p in prefixes if p is not None]
+    if len(clips) > len(manifest.segments):
+        raise UsageError(
+            f"{len(clips)} clips but the manifest has {len(manifest.segments)} segments; "
+            "name clips after their segment (001_..., 002_...) or pass one clip per segment",
+            manifest.path,
+        )
+    if len(clips) < len(manifest.segments):
+        notes.append(
+            f"{len(clips)} clips for {len(manifest.segments)} segments: matched in order, "
+            f"segments {len(clips) + 1}-{len(manifest.segments)} have no clip"
+        )
+    else:
+        notes.append("clips matched to segments in order (their names carry no segment number)")
+    return list(manifest.segments[: len(clips)])
+
+
+def _place(
+    clips: Sequence[Source],
+    segments: Sequence[Segment] | None,
+    rate: Fraction,
+    notes: list[str],
+) -> tuple[list[Placement], int]:
+    """Timeline frames for every clip, and the frame where the master starts."""
+    if segments is None:
+        out: list[Placement] = []
+        t = 0
+        for i, c in enumerate(clips, 1):
+            out.append(Placement(i, c, None, t, 0, c.frames, 0.0))
+            t += c.frames
+        return out, 0
+
+    # Exact start of each clip on the master's clock (seconds, may be negative when a
+    # pre-roll reaches back before the master's first sample).
+    exact = [Fraction(s.source_in - s.preroll_end, s.sample_rate) for s in segments]
+    lead = max(Fraction(0), -min(exact))
+    master_start = math.ceil(lead * rate)
+    placed: list[Placement] = []
+    for i, (c, s, x) in enumerate(zip(clips, segments, exact, strict=True), 1):
+        ideal = x * rate + master_start
+        start = round(ideal)
+        placed.append(Placement(i, c, s, start, 0, c.frames, float((start - ideal) / rate * 1000)))
+    if master_start:
+        notes.append(
+            f"master starts at frame {master_start} so that the first clip's pre-roll "
+            "fits before it"
+        )
+
+    # Where neighbours overlap (the next clip's pre-roll, the previous clip's tail), cut
+    # at the segment boundary in the narration: both trims then fall in silence.
+    order = sorted(range(len(placed)), key=lambda k: (placed[k].start, k))
+    result: list[Placement] = []
+    overlaps: list[tuple[int, int, int, int]] = []
+    for k in order:
+        p = placed[k]
+        if result and p.start < result[-1].end:
+            prev = result[-1]
+            assert p.segment is not None
+            boundary = master_start + round(
+                Fraction(p.segment.source_in, p.segment.sample_rate) * rate
+            )
+            boundary = min(max(boundary, p.start, prev.start + 1), prev.end)
+            tail = prev.end - boundary
+            head = boundary - p.start
+            if head >= p.duration:
+                notes.append(
+                    f"clip {p.index} ({p.source.name}) lies wholly under clip {prev.index}; "
+                    "left out of the timeline"
+                )
+                continue
+            if tail:
+                result[-1] = Placement(
+                    prev.index, prev.source, prev.segment, prev.start, prev.source_start,
+                    prev.duration - tail, prev.rounding_ms, prev.trimmed_head,
+                    prev.trimmed_tail + tail,
+                )  # fmt: skip
+            p = Placement(
+                p.index, p.source, p.segment, boundary, p.source_start + head,
+                p.duration - head, p.rounding_ms, head, 0,
+            )  # fmt: skip
+            overlaps.append((prev.index, p.index, tail, head))
+        result.append(p)
+    if len(overlaps) == 1:
+        a, b, tail, head = overlaps[0]
+        cuts = ([f"clip {a} tail -{tail}"] if tail else []) + (
+            [f"clip {b} head -{head}"] if head else []
+        )
+        notes.append(
+            f"clips {a} and {b} overlapped: cut where clip {b}'s segment begins "
+            f"({', '.join(cuts)} frames)"
+        )
+    elif overlaps:
+        notes.append(
+            f"{len(overlaps)} overlaps between neighbours cut where the next segment begins: "
+            f"heads trimmed by up to {max(o[3] for o in overlaps)} frames, tails by up to "
+            f"{max(o[2] for o in overlaps)} (per clip: trimmed head / tail)"
+        )
+    return result, master_start
+
+
+def _clip(
+    source: Source,
+    rng: otio.opentime.TimeRange,
+    available: otio.opentime.TimeRange,
+    role: str,
+    index: int,
+    rate: Fraction,
+    *,
+    enabled: bool = True,
+) -> otio.schema.Clip:
+    ref = otio.schema.ExternalReference(target_url=file_url(source.path), available_range=available)
+    ref.name = source.name
+    clip = otio.schema.Clip(name=source.name, media_reference=ref, source_range=rng)
+    clip.enabled = enabled
+    clip.metadata[META] = {
+        "path": str(source.path),
+        "role": role,
+        "index": index,
+        "width": source.width,
+        "height": source.height,
+        "rate": None if source.rate is None else fraction_str(source.rate),
+        "codec": source.codec,
+        "has_video": source.has_video,
+        "has_audio": source.has_audio,
+        "audio_channels": source.audio_channels,
+        "audio_sample_rate": source.audio_sample_rate,
+        "file_frames": round(float(available.duration.value)),
+    }
+    return clip
+
+
+def _track(name: str, kind: str, role: str, *, locked: bool, channels: int) -> otio.schema.Track:
+    track = otio.schema.Track(name=name, kind=kind)
+    track.metadata[META] = {"role": role, "locked": locked, "channels": channels}
+    return track
+
+
+def _fill(
+    track: otio.schema.Track, items: Sequence[tuple[int, otio.schema.Clip]], rate: Fraction
+) -> None:
+    """Append clips at their timeline frames, with gaps between."""
+    t = 0
+    for start, clip in items:
+        if start > t:
+            track.append(otio.schema.Gap(source_range=_range(0, start - t, rate)))
+        track.append(clip)
+        t = start + _frames(clip.source_range.duration)
+
+
+def build_timeline(
+    clips: Sequence[Source],
+    *,
+    master: Source | None = None,
+    manifest: Manifest | None = None,
+    name: str = "handoff",
+) -> TimelineBuild:
+    """Lay the clips (and the master narration) out on one OTIO timeline."""
+    if not clips:
+        raise UsageError("no clips to put on the timeline")
+    notes: list[str] = []
+    rate = _sequence_rate(clips)
+    sizes = Counter((c.width, c.height) for c in clips)
+    (width, height), _ = sizes.most_common(1)[0]
+    if len(sizes) > 1:
+        others = ", ".join(
+            f"{w}x{h} ({n})" for (w, h), n in sizes.most_common() if (w, h) != (width, height)
+        )
+        notes.append(f"sequence frame size {width}x{height}; clips of other sizes: {others}")
+    assert width is not None and height is not None
+
+    segments = None if manifest is None else _match_segments(clips, manifest, notes)
+    placements, master_start = _place(clips, segments, rate, notes)
+    worst = max((abs(p.rounding_ms) for p in placements), default=0.0)
+    if segments is not None:
+        notes.append(
+            f"positions rounded to whole frames: at most {worst:.1f} ms from exact "
+            f"(half a frame is {500 / float(rate):.1f} ms)"
+        )
+
+    timeline = otio.schema.Timeline(name=name)
+    timeline.global_start_time = _rt(0, rate)
+    channels = (
+        master.audio_channels
+        if master is not None
+        else max((c.audio_channels for c in clips), default=0)
+    )
+    timeline.metadata[META] = {
+        "schema": "handoff.timeline/1",
+        "rate": fraction_str(rate),
+        "width": width,
+        "height": height,
+        "sample_rate": SEQUENCE_SAMPLE_RATE,
+        "audio_channels": channels,
+    }
+
+    v1 = _track("V1", otio.schema.TrackKind.Video, "picture", locked=False, channels=0)
+    items = []
+    for p in placements:
+        avail = _range(0, p.source.frames, rate)
+        items.append(
+            (p.start, _clip(p.source, _range(p.source_start, p.duration, rate), avail,
+                            "picture", p.index, rate))
+        )  # fmt: skip
+    _fill(v1, items, rate)
+    timeline.tracks.append(v1)
+
+    clip_audio = [p for p in placements if p.source.has_audio]
+    clip_channels = max((p.source.audio_channels for p in clip_audio), default=0)
+    if master is not None:
+        if master.audio_sample_rate != SEQUENCE_SAMPLE_RATE:
+            notes.append(
+                f"master is {master.audio_sample_rate} Hz; the sequence is 48 kHz "
+                "(condition it with `handoff prep-audio`)"
+            )
+        master_frames = math.floor(Fraction(str(master.audio_duration_s)) * rate)
+        a1 = _track("A1", otio.schema.TrackKind.Audio, "master", locked=True,
+                    channels=master.audio_channels)  # fmt: skip
+        mclip = _clip(master, _range(0, master_frames, rate), _range(0, master_frames, rate),
+                      "master", 0, rate)  # fmt: skip
+        _fill(a1, [(master_start, mclip)], rate)
+        timeline.tracks.append(a1)
+        if clip_audio:
+            a2 = _track("A2", otio.schema.TrackKind.Audio, "clip-audio", locked=False,
+                        channels=clip_channels)  # fmt: skip
+            _fill(a2, _audio_items(clip_audio, rate, enabled=False), rate)
+            timeline.tracks.append(a2)
+        else:
+            notes.append("no clip has sound of its own: no A2 track")
+    elif clip_audio:
+        a1 = _track("A1", otio.schema.TrackKind.Audio, "clip-audio", locked=True,
+                    channels=clip_channels)  # fmt: skip
+        _fill(a1, _audio_items(clip_audio, rate, enabled=True), rate)
+        timeline.tracks.append(a1)
+    else:
+        notes.append("no master and no clip audio: the timeline has picture only")
+
+    return TimelineBuild(timeline, rate, placements, master, master_start, notes)
+
+
+def _audio_items(
+    placements: Sequence[Placement], rate: Fraction, *, enabled: bool
+) -> list[tuple[int, otio.schema.Clip]]:
+    out = []
+    for p in placements:
+        avail = _range(0, p.source.frames, rate)
+        rng = _range(p.source_start, p.duration, rate)
+        out.append((p.start, _clip(p.source, rng, avail, "clip-audio", p.index, rate,
+                                   enabled=enabled)))  # fmt: skip
+    return out

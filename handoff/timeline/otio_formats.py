@@ -1,0 +1,101 @@
+"""The OTIO flavours: plain OTIO, OTIO for Premiere (2025.6+) and OTIO for Resolve.
+
+All three are the model timeline serialised by OTIO's own ``otio_json`` writer; they
+differ in how media is named and in the application metadata each editor reads:
+
+- ``otio``: ``file://`` URLs (OTIO's convention); the lock is ``metadata.handoff.locked``.
+- ``premiere-otio``: ``file://`` URLs; sequence settings (frame rate, frame size, audio
+  rate) under ``PremierePro_OTIO`` on the stack, channel types on audio tracks, and a
+  ``LinkID`` tying each clip's picture to its own sound. Premiere documents no
+  track-lock key for OTIO: the lock is carried in ``metadata.handoff.locked`` only, and
+  ``premiere-xml`` is the format whose lock Premiere honours.
+- ``resolve-otio``: bare absolute paths, as Resolve's own export writes them, and
+  Resolve's track metadata, so the master track reads ``{"Resolve_OTIO": {"Locked": true}}``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import opentimelineio as otio
+
+from handoff.timeline.model import META, rate_of
+from handoff.timeline.paths import file_url, relative_url
+
+__all__ = ["write_otio"]
+
+
+def _media_url(path: Path, flavour: str, relative_to: Path | None) -> str:
+    if relative_to is not None:
+        rel = relative_url(path, relative_to)
+        if flavour == "resolve-otio":
+            from urllib.parse import unquote
+
+            return unquote(rel)
+        return rel
+    if flavour == "resolve-otio":
+        return str(path)
+    return file_url(path)
+
+
+def _channel_type(channels: int) -> str:
+    return "Mono" if channels == 1 else "Stereo"
+
+
+def write_otio(
+    timeline: otio.schema.Timeline, flavour: str = "otio", *, relative_to: Path | None = None
+) -> bytes:
+    """Serialise the model timeline as ``otio``, ``premiere-otio`` or ``resolve-otio``."""
+    tl: otio.schema.Timeline = copy.deepcopy(timeline)
+    meta = tl.metadata[META]
+    rate = rate_of(tl)
+    if flavour == "premiere-otio":
+        tl.metadata["PremierePro_OTIO"] = {"MetadataVersion": "1.0"}
+        tl.tracks.metadata["PremierePro_OTIO"] = {
+            "VideoFrameRate": float(rate),
+            "VideoResolution": {"width": meta["width"], "height": meta["height"]},
+            "PixelAspectRatio": {"numerator": 1.0, "denominator": 1.0},
+            "AudioFrameRate": float(meta["sample_rate"]),
+        }
+    elif flavour == "resolve-otio":
+        tl.metadata["Resolve_OTIO"] = {"Resolve OTIO Meta Version": "1.0"}
+
+    for track in tl.tracks:
+        tmeta = track.metadata[META]
+        audio = track.kind == otio.schema.TrackKind.Audio
+        if flavour == "resolve-otio":
+            info: dict[str, Any] = {"Locked": bool(tmeta["locked"])}
+            if audio:
+                info["Audio Type"] = _channel_type(int(tmeta["channels"]))
+                info["SoloOn"] = False
+            track.metadata["Resolve_OTIO"] = info
+        elif flavour == "premiere-otio" and audio:
+            channels = int(tmeta["channels"])
+            track.metadata["PremierePro_OTIO"] = {
+                "AudioChannels": {
+                    "ChannelType": _channel_type(channels),
+                    "NumberOfChannels": channels,
+                }
+            }
+        for item in track:
+            if not isinstance(item, otio.schema.Clip):
+                continue
+            cmeta = item.metadata[META]
+            item.media_reference.target_url = _media_url(Path(cmeta["path"]), flavour, relative_to)
+            if flavour == "resolve-otio":
+                clip_info: dict[str, Any] = {}
+                if audio:
+                    clip_info["Channels"] = [
+                        {"Source Channel ID": c, "Source Track ID": 0}
+                        for c in range(int(cmeta["audio_channels"] or 1))
+                    ]
+                item.metadata["Resolve_OTIO"] = clip_info
+            elif flavour == "premiere-otio":
+                # The picture and the disabled reference sound of one clip share an id;
+                # the master narration is linked to nothing.
+                link = str(cmeta["index"]) if cmeta["role"] != "master" else "master"
+                item.metadata["PremierePro_OTIO"] = {"LinkID": link}
+    text: str = otio.adapters.write_to_string(tl, "otio_json")
+    return text.encode("utf-8")

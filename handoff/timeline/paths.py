@@ -1,0 +1,78 @@
+"""File paths as each editor wants them written, and back.
+
+Every format names media differently: OTIO's own convention is a ``file://`` URL,
+Resolve's OTIO export writes the bare absolute path, Premiere's FCP7 XML writes
+``file://localhost/`` + the percent-encoded path (``D%3a/`` for a Windows drive), and
+FCPXML uses ``file:///`` URLs. These functions take a :class:`~pathlib.PurePath` so
+that Windows paths can be produced (and tested) on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+from urllib.parse import quote, unquote, urlsplit
+
+__all__ = [
+    "file_url",
+    "path_from_url",
+    "premiere_pathurl",
+    "relative_url",
+    "url_path",
+]
+
+# Left as they are in a URL path: RFC 3986 unreserved characters and '/'.
+# Everything else -- space, &, #, ', %, non-ASCII (as UTF-8) -- is percent-encoded.
+_SAFE = "/-._~"
+
+
+def url_path(path: PurePath) -> str:
+    """The absolute path as a percent-encoded URL path, always starting with '/'."""
+    if isinstance(path, PureWindowsPath) or (
+        not isinstance(path, PurePosixPath) and os.name == "nt"
+    ):
+        win = PureWindowsPath(path)
+        drive = win.drive  # "D:" or "\\\\server\\share"
+        rest = "/".join(win.parts[1:])
+        if drive.endswith(":"):
+            return "/" + quote(drive, safe="") + "/" + quote(rest, safe=_SAFE)
+        unc = drive.lstrip("\\").replace("\\", "/")
+        return "//" + quote(unc, safe=_SAFE) + "/" + quote(rest, safe=_SAFE)
+    return quote(PurePosixPath(path).as_posix(), safe=_SAFE)
+
+
+def file_url(path: PurePath) -> str:
+    """``file:///abs/path`` with the path percent-encoded (RFC 8089)."""
+    p = url_path(path)
+    return "file://" + p if p.startswith("/") else "file:///" + p
+
+
+def premiere_pathurl(path: PurePath) -> str:
+    """Premiere's FCP7 XML ``pathurl``: ``file://localhost`` + the encoded path.
+
+    A Windows drive colon is written ``%3a`` in lower case, as Premiere itself does.
+    """
+    p = url_path(path)
+    if p.startswith("/") and len(p) > 4 and p[1].isalpha() and p[2:5] == "%3A":
+        p = p[:2] + "%3a" + p[5:]
+    return "file://localhost" + p
+
+
+def path_from_url(url: str) -> str:
+    """The path a ``file:`` URL (or bare path) names, decoded; for reading files back."""
+    if not url.startswith("file:"):
+        return url
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    # /D:/media -> D:/media. (A POSIX top-level folder named like a drive, "/D:/", is
+    # read as a drive: file URLs cannot tell the two apart.)
+    drive = path[1:3]
+    if path[:1] == "/" and path[3:4] == "/" and drive[:1].isascii() and drive[:1].isalpha():
+        path = path[1:] if drive[1:] == ":" else path
+    return path
+
+
+def relative_url(path: Path, base_dir: Path) -> str:
+    """A relative reference from ``base_dir`` to ``path``, '/'-separated, percent-encoded."""
+    rel = os.path.relpath(path, base_dir)
+    return quote(PurePath(rel).as_posix(), safe=_SAFE)
