@@ -1,0 +1,381 @@
+"""FCPXML 1.10 / 1.11 for DaVinci Resolve and Final Cut Pro.
+
+Layout (from the model of :mod:`handoff.timeline.model`):
+
+- The **primary storyline** (``<spine>``) is V1: one ``<asset-clip>`` per clip, ``<gap>``
+  elements where the picture pauses, and a trailing gap when the sound runs on past the
+  last picture, so that every connected clip has something to hang from.
+- Audio tracks become **connected clips** below the storyline: the first audio track
+  on ``lane="-1"``, the next on ``lane="-2"``. With a master that is the narration on
+  lane -1 and the clips' own sound, disabled (``enabled="0"``), on lane -2; the V1
+  clips are then picture only (``srcEnable="video"``) so that their sound is not heard
+  twice. Without a master the clips' own sound stays inside the V1 asset-clips, linked
+  to the picture, which is where both Resolve (A1) and Final Cut expect it.
+- A connected clip's ``offset`` is on its parent's clock: parent ``start`` + (timeline
+  position - parent ``offset``). Each one hangs from the storyline item under its
+  first frame, so a clip's own sound hangs from its picture.
+
+Every time is a whole number of frames at the sequence rate, written as exact rational
+seconds (``1001/24000s`` for one frame at 23.976). FCPXML has no track lock: the locked
+A1 of the model is written like any other track.
+
+Since 1.9 an ``<asset>`` names its file in a ``<media-rep>`` child (``src`` on the asset
+itself is invalid); the URL is ``file:///`` + the percent-encoded absolute path.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from math import gcd
+from pathlib import PurePath
+from typing import Any
+
+import opentimelineio as otio
+from lxml import etree
+
+from handoff.errors import UsageError
+from handoff.timeline.model import META, rate_of
+from handoff.timeline.paths import file_url
+
+__all__ = ["VERSIONS", "write_fcpxml"]
+
+VERSIONS = ("1.10", "1.11")
+
+# Final Cut's names for common formats: frame size part and rate part of
+# "FFVideoFormat<size>p<rate>". Other sizes/rates get a format without a name.
+_SIZE_NAMES = {
+    (1920, 1080): "1080",
+    (1280, 720): "720",
+    (3840, 2160): "3840x2160",
+    (4096, 2160): "4096x2160",
+    (2048, 1080): "2048x1080",
+}
+_RATE_NAMES = {
+    Fraction(24000, 1001): "2398",
+    Fraction(24): "24",
+    Fraction(25): "25",
+    Fraction(30000, 1001): "2997",
+    Fraction(30): "30",
+    Fraction(50): "50",
+    Fraction(60000, 1001): "5994",
+    Fraction(60): "60",
+}
+_AUDIO_RATES = {32000: "32k", 44100: "44.1k", 48000: "48k", 88200: "88.2k", 96000: "96k"}
+
+
+def format_name(width: int, height: int, rate: Fraction) -> str | None:
+    """Final Cut's name for a video format (``FFVideoFormat1080p2398``), if it has one."""
+    size = _SIZE_NAMES.get((width, height))
+    fps = _RATE_NAMES.get(rate)
+    if size is None or fps is None:
+        return None
+    return f"FFVideoFormat{size}p{fps}"
+
+
+class _Clock:
+    """Frames at the sequence rate -> FCPXML rational seconds ("1001/24000s")."""
+
+    __slots__ = ("_den", "_float", "_num", "rate")
+
+    def __init__(self, rate: Fraction) -> None:
+        self.rate = rate
+        self._float = float(rate)
+        # One frame lasts rate.denominator / rate.numerator seconds.
+        self._num = rate.denominator
+        self._den = rate.numerator
+
+    def __call__(self, frames: int) -> str:
+        if frames == 0:
+            return "0s"
+        num = frames * self._num
+        g = gcd(num, self._den)
+        num //= g
+        den = self._den // g
+        return f"{num}s" if den == 1 else f"{num}/{den}s"
+
+    def frames(self, t: otio.opentime.RationalTime) -> int:
+        """A model time as whole frames at the sequence rate."""
+        value: float = (
+            t.value if t.rate == float(self.rate) else t.value_rescaled_to(float(self.rate))
+        )
+        return round(value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One clip of a track, placed."""
+
+    clip: otio.schema.Clip
+    start: int
+    """Timeline frame of its first frame."""
+    source_start: int
+    duration: int
+    path: str
+    """Absolute path (or, for a clip from elsewhere, its media URL)."""
+    enabled: bool
+    meta: Any
+    """The clip's ``metadata["handoff"]`` (read key by key: OTIO dicts are slow to copy)."""
+
+
+def _target_url(clip: otio.schema.Clip) -> str:
+    ref = clip.media_reference
+    url = getattr(ref, "target_url", None)
+    if not url:
+        raise UsageError(f"clip {clip.name!r} has no media file; FCPXML cannot reference it")
+    return str(url)
+
+
+def _items(track: otio.schema.Track, clock: _Clock) -> Iterator[_Item]:
+    """The clips of a track with their timeline frames (gaps skipped, positions summed)."""
+    t = 0
+    for child in track:
+        rng = child.source_range if child.source_range is not None else child.trimmed_range()
+        duration = clock.frames(rng.duration)
+        if isinstance(child, otio.schema.Clip) and duration > 0:
+            meta = child.metadata.get(META) or {}
+            path = meta.get("path") or _target_url(child)
+            start = clock.frames(rng.start_time)
+            yield _Item(child, t, start, duration, str(path), bool(child.enabled), meta)
+        if not isinstance(child, otio.schema.Transition):
+            t += duration
+
+
+@dataclass(slots=True)
+class _Asset:
+    id: str
+    format_id: str | None
+    element: Any
+
+
+@dataclass(slots=True)
+class _Anchor:
+    """A storyline element and where it sits."""
+
+    offset: int
+    start: int
+    element: Any
+
+
+class _Writer:
+    def __init__(self, timeline: otio.schema.Timeline, version: str) -> None:
+        self.timeline = timeline
+        self.meta: dict[str, Any] = dict(timeline.metadata.get(META, {}))
+        self.rate = rate_of(timeline)
+        self.t = _Clock(self.rate)
+        self.root = etree.Element("fcpxml", version=version)
+        self.resources = etree.SubElement(self.root, "resources")
+        self._ids = 0
+        self._formats: dict[tuple[int, int], str] = {}
+        self._assets: dict[str, _Asset] = {}
+
+    def _next_id(self) -> str:
+        self._ids += 1
+        return f"r{self._ids}"
+
+    # ------------------------------------------------------------ resources
+
+    def _format(self, width: int, height: int) -> str:
+        key = (width, height)
+        fid = self._formats.get(key)
+        if fid is None:
+            fid = self._next_id()
+            attrs = {"id": fid}
+            name = format_name(width, height, self.rate)
+            if name is not None:
+                attrs["name"] = name
+            attrs["frameDuration"] = self.t(1)
+            attrs["width"] = str(width)
+            attrs["height"] = str(height)
+            etree.SubElement(self.resources, "format", attrs)
+            self._formats[key] = fid
+        return fid
+
+    def _asset(self, item: _Item) -> _Asset:
+        path = item.path
+        asset = self._assets.get(path)
+        if asset is not None:
+            return asset
+        m = item.meta
+        has_video = bool(m.get("has_video", True))
+        has_audio = bool(m.get("has_audio", False))
+        aid = self._next_id()
+        format_id = None
+        if has_video:
+            width = int(m.get("width") or self.meta["width"])
+            height = int(m.get("height") or self.meta["height"])
+            format_id = self._format(width, height)
+        frames = m.get("file_frames")
+        if frames is None:
+            avail = item.clip.media_reference.available_range
+            frames = (
+                self.t.frames(avail.duration)
+                if avail is not None
+                else item.source_start + item.duration
+            )
+        name = item.clip.media_reference.name or PurePath(path).name or item.clip.name
+        attrs = {"id": aid, "name": str(name), "start": "0s",
+                 "duration": self.t(round(float(frames)))}  # fmt: skip
+        if has_video:
+            attrs["hasVideo"] = "1"
+            assert format_id is not None
+            attrs["format"] = format_id
+        if has_audio:
+            attrs["hasAudio"] = "1"
+            attrs["audioSources"] = "1"
+            attrs["audioChannels"] = str(int(m.get("audio_channels") or 2))
+            if m.get("audio_sample_rate"):
+                attrs["audioRate"] = str(int(m["audio_sample_rate"]))
+        el = etree.SubElement(self.resources, "asset", attrs)
+        src = path if "://" in path else file_url(PurePath(path))
+        etree.SubElement(el, "media-rep", kind="original-media", src=src)
+        asset = _Asset(aid, format_id, el)
+        self._assets[path] = asset
+        return asset
+
+    # ------------------------------------------------------------ story
+
+    def _clip_element(
+        self,
+        parent: Any,
+        item: _Item,
+        offset: int,
+        *,
+        lane: int | None = None,
+        src_enable: str | None = None,
+    ) -> Any:
+        asset = self._asset(item)
+        attrs: dict[str, str] = {"ref": asset.id}
+        if lane is not None:
+            attrs["lane"] = str(lane)
+        attrs["offset"] = self.t(offset)
+        attrs["name"] = str(item.clip.name or asset.element.get("name"))
+        attrs["start"] = self.t(item.source_start)
+        attrs["duration"] = self.t(item.duration)
+        attrs["enabled"] = "1" if item.enabled else "0"
+        if src_enable is not None:
+            attrs["srcEnable"] = src_enable
+        if asset.format_id is not None:
+            attrs["format"] = asset.format_id
+        attrs["tcFormat"] = "NDF"
+        return etree.SubElement(parent, "asset-clip", attrs)
+
+    def write(self) -> bytes:
+        tl = self.timeline
+        picture: otio.schema.Track | None = None
+        others: list[otio.schema.Track] = []
+        for track in tl.tracks:
+            role = track.metadata.get(META, {}).get("role")
+            is_picture = role == "picture" if role else track.kind == otio.schema.TrackKind.Video
+            if picture is None and is_picture:
+                picture = track
+            else:
+                others.append(track)
+        v_items = [] if picture is None else list(_items(picture, self.t))
+        lanes: list[tuple[int, list[_Item]]] = []
+        up = down = 0
+        for track in others:
+            items = list(_items(track, self.t))
+            if track.kind == otio.schema.TrackKind.Video:
+                up += 1
+                lanes.append((up, items))
+            else:
+                down -= 1
+                lanes.append((down, items))
+
+        # The clips' own sound can stay inside the V1 asset-clips (linked to the
+        # picture) when the first audio track is exactly that sound, enabled.
+        linked: set[int] = set()
+        first_audio = next((i for i, (lane, _) in enumerate(lanes) if lane == -1), None)
+        if first_audio is not None and v_items:
+            a_items = lanes[first_audio][1]
+            by_start = {v.start: v for v in v_items}
+            if a_items and all(
+                (v := by_start.get(a.start)) is not None
+                and a.enabled and v.enabled
+                and (a.path, a.source_start, a.duration) == (v.path, v.source_start, v.duration)
+                for a in a_items
+            ):  # fmt: skip
+                linked = {a.start for a in a_items}
+                del lanes[first_audio]
+                lanes = [(lane + 1 if lane < 0 else lane, items) for lane, items in lanes]
+
+        end = max(
+            [i.start + i.duration for i in v_items]
+            + [i.start + i.duration for _, items in lanes for i in items]
+            + [0]
+        )
+        width = int(self.meta.get("width") or 1920)
+        height = int(self.meta.get("height") or 1080)
+        seq_format = self._format(width, height)
+        # Assets in the order they are first met on the timeline.
+        for item in v_items:
+            self._asset(item)
+        for _, items in lanes:
+            for item in items:
+                self._asset(item)
+
+        library = etree.SubElement(self.root, "library")
+        name = tl.name or "handoff"
+        event = etree.SubElement(library, "event", name=name)
+        project = etree.SubElement(event, "project", name=name)
+        channels = int(self.meta.get("audio_channels") or 2)
+        sample_rate = int(self.meta.get("sample_rate") or 48000)
+        sequence = etree.SubElement(
+            project,
+            "sequence",
+            format=seq_format,
+            duration=self.t(end),
+            tcStart="0s",
+            tcFormat="NDF",
+            audioLayout="mono" if channels == 1 else "stereo",
+            audioRate=_AUDIO_RATES.get(sample_rate, "48k"),
+        )
+        spine = etree.SubElement(sequence, "spine")
+
+        anchors: list[_Anchor] = []
+        t = 0
+        for item in v_items:
+            if item.start > t:
+                gap = etree.SubElement(spine, "gap", name="Gap", offset=self.t(t),
+                                       duration=self.t(item.start - t))  # fmt: skip
+                anchors.append(_Anchor(t, 0, gap))
+            has_audio = bool(item.meta.get("has_audio", False))
+            el = self._clip_element(
+                spine, item, item.start,
+                src_enable="video" if has_audio and item.start not in linked else None,
+            )  # fmt: skip
+            anchors.append(_Anchor(item.start, item.source_start, el))
+            t = item.start + item.duration
+        if end > t or not anchors:
+            gap = etree.SubElement(spine, "gap", name="Gap", offset=self.t(t),
+                                   duration=self.t(max(end - t, 1)))  # fmt: skip
+            anchors.append(_Anchor(t, 0, gap))
+            t = max(end, t + 1)
+        sequence.set("duration", self.t(t))
+
+        offsets = [a.offset for a in anchors]
+        for lane, items in lanes:
+            for item in items:
+                parent = anchors[max(bisect_right(offsets, item.start) - 1, 0)]
+                local = parent.start + (item.start - parent.offset)
+                audio_only = lane < 0 and bool(item.meta.get("has_video", True))
+                self._clip_element(
+                    parent.element, item, local, lane=lane,
+                    src_enable="audio" if audio_only else None,
+                )  # fmt: skip
+
+        body: bytes = etree.tostring(
+            self.root, encoding="UTF-8", xml_declaration=False, pretty_print=True,
+            doctype="<!DOCTYPE fcpxml>",
+        )  # fmt: skip
+        return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def write_fcpxml(timeline: otio.schema.Timeline, *, version: str = "1.10") -> bytes:
+    """The FCPXML file (``version`` "1.10" or "1.11") for a timeline of the model."""
+    if version not in VERSIONS:
+        raise UsageError(f"FCPXML version {version} not supported (one of: {', '.join(VERSIONS)})")
+    return _Writer(timeline, version).write()
