@@ -15,6 +15,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,7 +23,7 @@ import click
 
 from handoff import __version__, loudness
 from handoff.audio import decode_audio
-from handoff.errors import HandoffError, InputError
+from handoff.errors import HandoffError, InputError, UsageError
 from handoff.export import (
     ExportJob,
     ExportResult,
@@ -35,6 +36,8 @@ from handoff.plan import ExportOptions, export_settings, parse_crop, parse_fps
 from handoff.prep import PrepOptions, PrepResult, parse_segment_range, prep_audio
 from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
 from handoff.spec import builtin_spec_names, load_spec
+from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
+from handoff.timeline import FORMATS as TIMELINE_FORMATS
 from handoff.validate import FileReport, exit_code, validate_file
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -73,6 +76,7 @@ def main() -> None:
     handoff validate PATH... --spec  check files against a delivery spec
     handoff export INPUT... --preset editor-ready ProRes/MOV or H.264/MP4, CFR, 48 kHz
     handoff prep-audio IN --out DIR  narration at -16 LUFS / -3 dBTP, cut into segments
+    handoff timeline CLIPS --format  Premiere/Resolve timeline, master narration locked
     handoff specs                    list the built-in delivery specs
     handoff demo OUTDIR              make sample media and run everything on it
 
@@ -783,6 +787,176 @@ def specs_cmd(name: str | None) -> None:
                 click.echo(
                     f"{'':15s}   option {o.name} (default {str(o.default).lower()}): {o.help}"
                 )
+
+
+# ---------------------------------------------------------------- timeline
+
+
+def _timecode(frames: int, rate: Fraction) -> str:
+    fps = math.ceil(rate)
+    ff = frames % fps
+    s = frames // fps
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
+
+
+def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -> str:
+    s = build.summary()
+    rate = build.rate
+    lines = [
+        f"{s['name']}: {fraction_str(rate)} fps ({float(rate):.3f}), "
+        f"{s['width']}x{s['height']}, 48 kHz, "
+        f"{_timecode(s['duration_frames'], rate)} ({s['duration_frames']} frames)",
+    ]
+    if build.master is not None:
+        lines.append(
+            f"  A1 master (locked)  {build.master.name}  from {_timecode(build.master_start, rate)}"
+        )
+    else:
+        lines.append("  A1 the clips' own audio (locked)")
+    for c in s["clips"]:
+        seg = "" if c["segment"] is None else f"  segment {c['segment']:03d}"
+        trim = ""
+        if c["trimmed_head"] or c["trimmed_tail"]:
+            trim = f"  trimmed head {c['trimmed_head']} / tail {c['trimmed_tail']}"
+        lines.append(
+            f"  V1 {c['index']:3d} {_timecode(c['start'], rate)}-{_timecode(c['end'], rate)}"
+            f"  {Path(c['path']).name}{seg}{trim}"
+        )
+    lines += [f"  note: {n}" for n in s["notes"]]
+    lines += [f"wrote {fmt}: {path}" for fmt, path in written]
+    return "\n".join(lines)
+
+
+def _timeline_outputs(
+    formats: Sequence[str], out: Path | None, name: str
+) -> list[tuple[str, Path]]:
+    safe = "".join("_" if ch in '/\\:*?"<>|' else ch for ch in name).strip() or "timeline"
+    if len(formats) == 1 and out is not None and not out.is_dir() and out.suffix:
+        return [(formats[0], out)]
+    folder = Path() if out is None else out
+    return [(f, folder / f"{safe}{TIMELINE_FORMATS[f].suffix}") for f in formats]
+
+
+@main.command("timeline")
+@click.argument("clips", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    required=True,
+    type=click.Choice([*TIMELINE_FORMATS, "all"]),
+    help="otio, premiere-xml (FCP7 XML), premiere-otio (Premiere 2025.6+), resolve-otio, "
+    "fcpxml (Resolve/Final Cut), or all. Repeat for several.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="prep-audio's manifest.json: each clip starts where its segment starts in the "
+    "master narration (its master is used unless --master is given).",
+)
+@click.option(
+    "--master",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Master narration for A1 (locked). Without a manifest the clips go back to back.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Output file (one format), or folder (several). Default: NAME.<format suffix> "
+    "in the current folder.",
+)
+@click.option("--name", help="Sequence name (default: the master's or first input's name).")
+@click.option(
+    "--relative",
+    is_flag=True,
+    help="Name media relative to the timeline file (otio, premiere-otio, resolve-otio), "
+    "for projects that move between machines.",
+)
+@click.option(
+    "--fcpxml-version",
+    type=click.Choice(list(FCPXML_VERSIONS)),
+    default="1.10",
+    show_default=True,
+    help="1.10 opens in Resolve 18.5+, 1.11 needs Resolve 19+.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace timeline files that already exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the layout and the files as JSON.")
+def timeline_cmd(
+    clips: Sequence[Path],
+    formats: Sequence[str],
+    manifest: Path | None,
+    master: Path | None,
+    out: Path | None,
+    name: str | None,
+    relative: bool,
+    fcpxml_version: str,
+    overwrite: bool,
+    as_json: bool,
+) -> None:
+    """Write an editor timeline: clips on V1, the master narration locked on A1.
+
+    CLIPS are files or folders (expanded to their video files, ordered by their number
+    prefix 001_, 002_, ... then by name). With --manifest from prep-audio, each clip
+    starts where its segment starts in the master narration, its pre-roll accounted
+    for, so picture meets sound; overlaps are trimmed at the segment boundary. A2 holds
+    the clips' own audio, disabled, for reference. Without a master, A1 is the clips'
+    own audio, locked. All clips must share one frame rate; the sequence takes it
+    (23.976 and 29.97 as NTSC), their frame size and 48 kHz.
+
+    \b
+    Examples:
+      handoff timeline renders/ --manifest cond/manifest.json --format premiere-xml
+      handoff timeline renders/ --manifest cond/manifest.json --format all --out edit/
+      handoff timeline a.mov b.mov --master vo.wav --format resolve-otio --out cut.otio
+
+    FCPXML has no track lock: lock A1 in the editor after import. Exit 0 when written,
+    2 when a clip cannot be used, the rates differ, or an output already exists.
+    """
+    from handoff.fsutil import atomic_write_bytes
+    from handoff.timeline import FORMATS, render
+    from handoff.timeline.project import timeline_from_paths
+
+    chosen = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
+    with _errors():
+        if len(chosen) > 1 and out is not None and out.suffix and not out.is_dir():
+            raise UsageError(f"several formats need --out to be a folder, not {out}")
+        if relative:
+            absolute_only = [f for f in chosen if not FORMATS[f].relative]
+            if absolute_only:
+                raise UsageError(
+                    f"--relative: {', '.join(absolute_only)} must name media by absolute "
+                    "URL; use it with otio, premiere-otio or resolve-otio"
+                )
+        build = timeline_from_paths(clips, manifest_path=manifest, master_path=master, name=name)
+        targets = _timeline_outputs(chosen, out, build.timeline.name)
+        if not overwrite:
+            existing = [str(p) for _, p in targets if p.exists()]
+            if existing:
+                raise UsageError(f"already exists (use --overwrite): {', '.join(existing)}")
+        written: list[tuple[str, Path]] = []
+        for fmt, path in targets:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            data = render(
+                build.timeline,
+                fmt,
+                relative_to=path.parent.resolve() if relative else None,
+                fcpxml_version=fcpxml_version,
+            )
+            atomic_write_bytes(path, data)
+            written.append((fmt, path))
+    for fmt in chosen:
+        if fmt in ("fcpxml", "premiere-otio"):
+            build.notes.append(f"{fmt}: {FORMATS[fmt].lock}")
+    if as_json:
+        _write_json(
+            {
+                **build.summary(),
+                "files": [{"format": f, "path": str(p.resolve())} for f, p in written],
+            }
+        )
+    else:
+        click.echo(render_timeline(build, written))
+    sys.exit(EXIT_OK)
 
 
 # ---------------------------------------------------------------- demo

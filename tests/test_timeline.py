@@ -1,0 +1,393 @@
+"""The timeline model, the OTIO flavours and the ``timeline`` command, on real media."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from fractions import Fraction
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+from urllib.parse import unquote
+
+import opentimelineio as otio
+import pytest
+from click.testing import CliRunner
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from handoff.cli import main
+from handoff.prep import PrepOptions, prep_audio
+from handoff.probe import probe
+from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
+from handoff.timeline import build_timeline, load_manifest, render, source_from_info
+from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
+from tests.conftest import TimelineProject, make_timeline_project, project_timeline
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> TimelineProject:
+    return make_timeline_project(tmp_path_factory.mktemp("tl"))
+
+
+def _items(track: otio.schema.Track) -> list[tuple[int, int, otio.core.Item]]:
+    """(timeline start, duration, item) of every clip, as OTIO itself computes them."""
+    out = []
+    for i, item in enumerate(track):
+        if isinstance(item, otio.schema.Clip):
+            r = track.range_of_child_at_index(i)
+            out.append((round(r.start_time.value), round(r.duration.value), item))
+    return out
+
+
+def _no_overlap(track: otio.schema.Track) -> None:
+    spans = [(s, s + d) for s, d, _ in _items(track)]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end
+
+
+# ---------------------------------------------------------------- layout
+
+
+def test_layout_follows_the_manifest(project: TimelineProject) -> None:
+    build = project_timeline(project)
+    tl = build.timeline
+    rate = Fraction(24000, 1001)
+    v1, a1, a2 = tl.tracks
+    assert [t.name for t in tl.tracks] == ["V1", "A1", "A2"]
+    assert a1.metadata["handoff"]["locked"] is True
+    assert v1.metadata["handoff"]["locked"] is False
+    assert a2.metadata["handoff"]["locked"] is False
+    manifest = json.loads(project.manifest.read_text(encoding="utf-8"))
+    ((m_start, m_dur, master),) = _items(a1)
+    assert Path(master.metadata["handoff"]["path"]) == project.master.resolve()
+    assert m_dur == int(Fraction(manifest["master"]["samples"], 48000) * rate)
+
+    clips = _items(v1)
+    assert [Path(c.metadata["handoff"]["path"]).name for _, _, c in clips] == [
+        p.name for p in project.clips
+    ]
+    for (start, dur, clip), seg in zip(clips, manifest["segments"], strict=True):
+        src = clip.source_range
+        first = round(src.start_time.value)
+        # Every frame used sits within half a frame of the narration it was made for:
+        # clip time t is segment time t, which is master sample source_in + t*sr - preroll.
+        for k in (first, first + dur - 1):
+            on_timeline = Fraction(start + k - first) / rate
+            master_time = (
+                Fraction(m_start) / rate
+                + Fraction(seg["source_in"] - seg["preroll_end"], 48000)
+                + Fraction(k) / rate
+            )
+            assert abs(on_timeline - master_time) <= Fraction(1, 2) / rate
+        assert first + dur <= round(clip.media_reference.available_range.duration.value)
+    _no_overlap(v1)
+    # A2: the clips' own sound at the same places, each disabled.
+    assert [(s, d) for s, d, _ in _items(a2)] == [(s, d) for s, d, _ in clips]
+    assert all(not c.enabled for _, _, c in _items(a2))
+    assert all(c.enabled for _, _, c in clips)
+
+
+def test_back_to_back_without_master(project: TimelineProject) -> None:
+    build = project_timeline(project, with_master=False)
+    v1, a1 = build.timeline.tracks
+    starts = [s for s, _, _ in _items(v1)]
+    durs = [d for _, d, _ in _items(v1)]
+    assert starts == [0, durs[0], durs[0] + durs[1]]
+    assert durs == [probe(c).video.frames for c in project.clips]  # type: ignore[union-attr]
+    assert a1.metadata["handoff"] == {"role": "clip-audio", "locked": True, "channels": 2}
+    assert [(s, d) for s, d, _ in _items(a1)] == [(s, d) for s, d, _ in _items(v1)]
+    assert all(c.enabled for _, _, c in _items(a1))
+
+
+def test_real_prep_audio_manifest(tmp_path: Path) -> None:
+    """prep-audio's own manifest: clips as long as their segment files line up."""
+    narration = speech_like(21.0, pauses=[(6.0, 0.8), (13.0, 0.8)], seed=5)
+    src = write_wav(tmp_path / "vo.wav", narration, 48000)
+    result = prep_audio(
+        src,
+        tmp_path / "cond",
+        PrepOptions(max_seconds=9.0, segment_min=4.0, segment_max=8.0),
+    )
+    assert len(result.segments) >= 3
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    for seg in result.segments:
+        seconds = seg.samples / 48000
+        write_clip(
+            renders / f"{seg.index:03d}_render.mp4",
+            ClipSpec(
+                fps=Fraction(24),
+                seconds=seconds,
+                width=64,
+                height=64,
+                video_options={"preset": "ultrafast"},
+            ),
+        )
+    out = tmp_path / "edit.otio"
+    r = CliRunner().invoke(
+        main,
+        [
+            "timeline",
+            str(renders),
+            "--manifest",
+            str(result.manifest_path),
+            "--format",
+            "otio",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    tl = otio.adapters.read_from_file(str(out))
+    v1, a1, _ = tl.tracks
+    ((m_start, _, master),) = _items(a1)
+    assert Path(path_from_url(master.media_reference.target_url)) == result.master.path
+    for (start, _, clip), seg in zip(_items(v1), result.segments, strict=True):
+        speech_starts = (
+            start
+            + Fraction(seg.preroll_end, 48000) * 24
+            - round(clip.source_range.start_time.value)
+        )
+        assert abs(speech_starts - (m_start + Fraction(seg.source_in, 48000) * 24)) <= Fraction(
+            1, 2
+        )
+    _no_overlap(v1)
+
+
+def test_mixed_rates_are_refused_by_name(tmp_path: Path) -> None:
+    a = write_clip(tmp_path / "001_a.mp4", ClipSpec(fps=Fraction(24), seconds=1.0))
+    b = write_clip(tmp_path / "002_b.mp4", ClipSpec(fps=Fraction(30000, 1001), seconds=1.0))
+    r = CliRunner().invoke(
+        main, ["timeline", str(a), str(b), "--format", "otio", "--out", str(tmp_path / "x.otio")]
+    )
+    assert r.exit_code == 2
+    line = r.output.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "001_a.mp4" in line and "002_b.mp4" in line
+    assert "24 fps" in line and "29.97 fps" in line
+    assert not (tmp_path / "x.otio").exists()
+
+
+def test_vfr_and_unreadable_clips_are_refused_together(tmp_path: Path) -> None:
+    vfr = write_clip(tmp_path / "vfr.mp4", ClipSpec(frame_times=vfr_times(2.0, 30, 0.4)))
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a movie at all" * 10)
+    good = write_clip(tmp_path / "good.mp4", ClipSpec(fps=Fraction(24), seconds=1.0))
+    r = CliRunner().invoke(
+        main,
+        [
+            "timeline",
+            str(good),
+            str(vfr),
+            str(junk),
+            "--format",
+            "otio",
+            "--out",
+            str(tmp_path / "t.otio"),
+        ],
+    )
+    assert r.exit_code == 2
+    assert "2 of 3 clips" in r.output
+    assert "vfr.mp4" in r.output and "variable frame rate" in r.output
+    assert "junk.mp4" in r.output
+
+
+def test_master_must_have_sound(project: TimelineProject) -> None:
+    r = CliRunner().invoke(
+        main,
+        [
+            "timeline",
+            str(project.clips[0]),
+            "--master",
+            str(project.clips[1].with_name("nope.wav")),
+            "--format",
+            "otio",
+        ],
+    )
+    assert r.exit_code == 2
+    assert "nope.wav" in r.output
+
+
+def test_manifest_with_more_clips_than_segments_is_refused(
+    project: TimelineProject, tmp_path: Path
+) -> None:
+    extra = write_clip(tmp_path / "zz_extra.mp4", ClipSpec(fps=Fraction(24000, 1001), seconds=1.0))
+    sources = [source_from_info(probe(c)) for c in [*project.clips, extra]]
+    with pytest.raises(Exception, match="4 clips but the manifest has 3 segments"):
+        build_timeline(sources, manifest=load_manifest(project.manifest))
+
+
+# ---------------------------------------------------------------- OTIO flavours
+
+
+def _read(data: bytes) -> Any:
+    return otio.adapters.read_from_string(data.decode("utf-8"), "otio_json")
+
+
+@pytest.mark.parametrize("flavour", ["otio", "premiere-otio", "resolve-otio"])
+def test_otio_flavours_read_back(project: TimelineProject, flavour: str) -> None:
+    build = project_timeline(project)
+    tl = _read(render(build.timeline, flavour))
+    assert tl.name == "Déjà vu & 'co' #1"
+    v1, a1, a2 = tl.tracks
+    for track in tl.tracks:
+        for _, _, clip in _items(track):
+            url = clip.media_reference.target_url
+            if flavour == "resolve-otio":
+                assert url.startswith("/")  # a bare path, as Resolve writes it
+            else:
+                assert url.startswith("file:///") and " " not in url
+            assert Path(path_from_url(url)).is_file()
+    assert [Path(path_from_url(c.media_reference.target_url)) for _, _, c in _items(v1)] == [
+        p.resolve() for p in project.clips
+    ]
+    rate = v1[0].source_range.duration.rate
+    assert rate == pytest.approx(24000 / 1001, abs=1e-9)
+    # What was meant: the model's own layout, frame for frame.
+    original = build.timeline.tracks
+    for ours, theirs in zip(original, tl.tracks, strict=True):
+        assert [(s, d) for s, d, _ in _items(ours)] == [(s, d) for s, d, _ in _items(theirs)]
+    assert a1.metadata["handoff"]["locked"] is True
+    if flavour == "resolve-otio":
+        assert dict(a1.metadata["Resolve_OTIO"]) == {
+            "Locked": True,
+            "Audio Type": "Mono",
+            "SoloOn": False,
+        }
+        assert v1.metadata["Resolve_OTIO"]["Locked"] is False
+        assert a2.metadata["Resolve_OTIO"]["Locked"] is False
+    if flavour == "premiere-otio":
+        settings = tl.tracks.metadata["PremierePro_OTIO"]
+        assert settings["VideoResolution"]["width"] == 160
+        assert settings["AudioFrameRate"] == 48000.0
+
+
+def test_relative_paths_resolve_from_the_timeline_file(
+    project: TimelineProject, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "edit folder"
+    r = CliRunner().invoke(
+        main,
+        [
+            "timeline",
+            str(project.folder),
+            "--manifest",
+            str(project.manifest),
+            "--format",
+            "otio",
+            "--format",
+            "resolve-otio",
+            "--out",
+            str(out_dir),
+            "--relative",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    files = sorted(out_dir.iterdir())
+    assert len(files) == 2
+    for f in files:
+        tl = otio.adapters.read_from_file(str(f))
+        for track in tl.tracks:
+            for _, _, clip in _items(track):
+                url = clip.media_reference.target_url
+                assert not url.startswith(("/", "file:"))
+                # Resolve writes plain paths; OTIO's convention is an encoded URL.
+                rel = url if f.name.endswith(".resolve.otio") else unquote(url)
+                assert (out_dir / rel).resolve() == Path(clip.metadata["handoff"]["path"])
+                assert (out_dir / rel).is_file()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_all_formats_in_one_go(project: TimelineProject, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [
+        "timeline",
+        str(project.folder),
+        "--manifest",
+        str(project.manifest),
+        "--format",
+        "all",
+        "--out",
+        str(out),
+        "--name",
+        "Ep 1 & 'final'",
+    ]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        f"Ep 1 & 'final'{s}"
+        for s in (".otio", ".premiere.xml", ".premiere.otio", ".resolve.otio", ".fcpxml")
+    )
+    assert "FCPXML has no track lock" in r.output
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # A second run does not overwrite without being asked, and says which file.
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert CliRunner().invoke(main, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_relative_refused_for_absolute_only_formats(project: TimelineProject) -> None:
+    r = CliRunner().invoke(
+        main, ["timeline", str(project.folder), "--format", "premiere-xml", "--relative"]
+    )
+    assert r.exit_code == 2
+    assert "premiere-xml" in r.output and "absolute" in r.output
+
+
+def test_json_summary(project: TimelineProject, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        main,
+        [
+            "timeline",
+            str(project.folder),
+            "--manifest",
+            str(project.manifest),
+            "--format",
+            "otio",
+            "--out",
+            str(tmp_path / "t.otio"),
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["rate"] == "24000/1001"
+    assert [c["segment"] for c in data["clips"]] == [1, 2, 3]
+    assert data["files"][0]["format"] == "otio"
+    assert all(abs(c["rounding_ms"]) <= 500 / (24000 / 1001) for c in data["clips"])
+
+
+# ---------------------------------------------------------------- paths
+
+
+def test_premiere_pathurl_forms() -> None:
+    assert (
+        premiere_pathurl(PureWindowsPath("D:\\Media\\a b.mov"))
+        == "file://localhost/D%3a/Media/a%20b.mov"
+    )
+    assert (
+        premiere_pathurl(PurePosixPath("/Volumes/Raid/Ep 1 & #2/é'%.mov"))
+        == "file://localhost/Volumes/Raid/Ep%201%20%26%20%232/%C3%A9%27%25.mov"
+    )
+    assert file_url(PureWindowsPath("C:\\x y\\z.wav")) == "file:///C%3A/x%20y/z.wav"
+
+
+@given(
+    st.lists(
+        st.text(min_size=1, max_size=12).filter(
+            lambda s: "/" not in s and "\x00" not in s and s not in (".", "..")
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_file_urls_round_trip(parts: list[str]) -> None:
+    # A top-level "D:" folder reads as a Windows drive: file URLs cannot tell them apart.
+    assume(not (len(parts) > 1 and len(parts[0]) == 2 and parts[0][1] == ":"))
+    path = PurePosixPath("/", *parts)
+    assert path_from_url(file_url(path)) == str(path)
+    assert path_from_url(premiere_pathurl(path)) == str(path)
