@@ -205,6 +205,63 @@ def _demo_prep(outdir: Path, echo: Echo) -> bool:
     return ok and len(result.segments) >= 2
 
 
+def _demo_timeline(outdir: Path, echo: Echo) -> bool:
+    """Stand-in renders for the conditioned segments, then a timeline in every format."""
+    from lxml import etree
+
+    from handoff.timeline import FORMATS, render
+    from handoff.timeline.project import timeline_from_paths
+
+    echo("\n5. timeline: the renders on V1 where their narration is, the master locked on A1")
+    manifest_path = outdir / "conditioned" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    # What a generator would hand back for each segment: a clip as long as the segment,
+    # in a folder whose name carries the characters that break editors' imports.
+    renders = outdir / "renders" / "Épisode 1 & co"
+    renders.mkdir(parents=True, exist_ok=True)
+    for seg in manifest["segments"]:
+        write_clip(
+            renders / f"{seg['index']:03d}_render.mp4",
+            ClipSpec(
+                width=640,
+                height=360,
+                fps=Fraction(24),
+                seconds=seg["samples"] / 48000,
+                gop=48,
+                profile="high",
+                video_options={"preset": "ultrafast", "x264-params": _X264_2S_GOP},
+            ),
+        )
+    build = timeline_from_paths([renders], manifest_path=manifest_path, name="handoff demo")
+    for c in build.summary()["clips"]:
+        echo(
+            f"  V1 {Path(c['path']).name}: frames {c['start']}-{c['end']} "
+            f"(segment {c['segment']}, {c['rounding_ms']:+.1f} ms from exact)"
+        )
+    for note in build.notes:
+        echo(f"       - {note}")
+    ok = True
+    folder = outdir / "timeline"
+    folder.mkdir(exist_ok=True)
+    for fmt in FORMATS:
+        dest = folder / f"handoff demo{FORMATS[fmt].suffix}"
+        data = render(build.timeline, fmt)
+        atomic_write_bytes(dest, data)
+        # Read it back: well-formed, and every clip's file named in it.
+        if fmt.endswith("otio"):
+            text = json.dumps(json.loads(data))
+        else:
+            etree.fromstring(data)
+            text = data.decode("utf-8")
+        found = sum(1 for seg in manifest["segments"] if f"{seg['index']:03d}_render" in text)
+        good = found == len(manifest["segments"])
+        ok &= good
+        lock = FORMATS[fmt].lock
+        mark = "ok " if good else "!! "
+        echo(f"  {mark}{dest.relative_to(outdir)} ({FORMATS[fmt].editor}; {lock})")
+    return ok
+
+
 def run_demo(outdir: Path, echo: Echo = print) -> bool:
     """Make the demo batch in ``outdir``, probe and validate it; True if every verdict held."""
     outdir = Path(outdir)
@@ -253,6 +310,7 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
 
     all_ok &= _demo_export(outdir, made, echo)
     all_ok &= _demo_prep(outdir, echo)
+    all_ok &= _demo_timeline(outdir, echo)
 
     phone = next(f for f in facts if f["path"].endswith("003_phone_vfr.mp4"))
     if phone["video"]["frame_rate_mode"] != "VFR":
