@@ -391,3 +391,15 @@ def test_file_urls_round_trip(parts: list[str]) -> None:
     path = PurePosixPath("/", *parts)
     assert path_from_url(file_url(path)) == str(path)
     assert path_from_url(premiere_pathurl(path)) == str(path)
+
+
+def test_clip_sound_shorter_than_picture_is_not_stretched(tmp_path: Path) -> None:
+    clip = write_clip(
+        tmp_path / "001_short_sound.mp4",
+        ClipSpec(fps=Fraction(24), seconds=3.0, audio_seconds=2.0, width=64, height=64),
+    )
+    v1, a1 = build_timeline([source_from_info(probe(clip))]).timeline.tracks
+    ((_, picture, _),) = _items(v1)
+    ((_, sound, _),) = _items(a1)
+    assert picture == 72
+    assert sound == 48

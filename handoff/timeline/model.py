@@ -534,10 +534,15 @@ def build_timeline(
 def _audio_items(
     placements: Sequence[Placement], rate: Fraction, *, enabled: bool
 ) -> list[tuple[int, otio.schema.Clip]]:
+    """The clips' own sound at the picture's places, no longer than the sound lasts."""
     out = []
     for p in placements:
+        sound = min(p.source.frames, round(Fraction(str(p.source.audio_duration_s)) * rate))
+        duration = min(p.duration, sound - p.source_start)
+        if duration <= 0:
+            continue
         avail = _range(0, p.source.frames, rate)
-        rng = _range(p.source_start, p.duration, rate)
+        rng = _range(p.source_start, duration, rate)
         out.append((p.start, _clip(p.source, rng, avail, "clip-audio", p.index, rate,
                                    enabled=enabled)))  # fmt: skip
     return out

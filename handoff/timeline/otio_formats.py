@@ -15,7 +15,6 @@ differ in how media is named and in the application metadata each editor reads:
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,11 @@ def write_otio(
     timeline: otio.schema.Timeline, flavour: str = "otio", *, relative_to: Path | None = None
 ) -> bytes:
     """Serialise the model timeline as ``otio``, ``premiere-otio`` or ``resolve-otio``."""
-    tl: otio.schema.Timeline = copy.deepcopy(timeline)
+    if flavour == "otio" and relative_to is None:
+        # The model already names media by file:// URL: nothing to change, nothing to copy.
+        plain: str = otio.adapters.write_to_string(timeline, "otio_json")
+        return plain.encode("utf-8")
+    tl: otio.schema.Timeline = timeline.deepcopy()
     meta = tl.metadata[META]
     rate = rate_of(tl)
     if flavour == "premiere-otio":
