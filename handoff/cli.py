@@ -909,8 +909,10 @@ def timeline_cmd(
       handoff timeline renders/ --manifest cond/manifest.json --format all --out edit/
       handoff timeline a.mov b.mov --master vo.wav --format resolve-otio --out cut.otio
 
-    FCPXML has no track lock: lock A1 in the editor after import. Exit 0 when written,
-    2 when a clip cannot be used, the rates differ, or an output already exists.
+    FCPXML has no track lock, and Premiere documents none for OTIO: after importing
+    those, lock A1 in the editor (premiere-xml and resolve-otio arrive locked).
+    Exit 0 when written, 2 when a clip cannot be used, the rates differ, or an
+    output already exists.
     """
     from handoff.fsutil import atomic_write_bytes
     from handoff.timeline import FORMATS, render

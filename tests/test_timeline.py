@@ -261,6 +261,10 @@ def test_otio_flavours_read_back(project: TimelineProject, flavour: str) -> None
         settings = tl.tracks.metadata["PremierePro_OTIO"]
         assert settings["VideoResolution"]["width"] == 160
         assert settings["AudioFrameRate"] == 48000.0
+        links = [[c.metadata["PremierePro_OTIO"]["LinkID"] for _, _, c in _items(t)]
+                 for t in (v1, a2)]  # fmt: skip
+        assert links[0] == links[1] == ["1", "2", "3"]
+        assert "PremierePro_OTIO" not in _items(a1)[0][2].metadata
 
 
 def test_relative_paths_resolve_from_the_timeline_file(
@@ -403,3 +407,35 @@ def test_clip_sound_shorter_than_picture_is_not_stretched(tmp_path: Path) -> Non
     ((_, sound, _),) = _items(a1)
     assert picture == 72
     assert sound == 48
+
+
+def test_tails_are_cut_where_the_next_segment_begins(tmp_path: Path) -> None:
+    """Clips a second longer than their segment: each tail is cut at the next segment's
+    first sound, never before, and no two clips overlap."""
+    project = make_timeline_project(tmp_path, fps=Fraction(24), clip_seconds=(3.0, 3.0, 3.0))
+    manifest = json.loads(project.manifest.read_text(encoding="utf-8"))
+    long_clips = []
+    for clip in project.clips:
+        long_clips.append(
+            write_clip(
+                clip.with_name("long " + clip.name),
+                ClipSpec(fps=Fraction(24), seconds=4.0, width=64, height=64,
+                         video_options={"preset": "ultrafast"}),
+            )
+        )  # fmt: skip
+    build = build_timeline(
+        [source_from_info(probe(c)) for c in long_clips],
+        master=source_from_info(probe(project.master), audio_only=True),
+        manifest=load_manifest(project.manifest),
+    )
+    clips = build.summary()["clips"]
+    m0 = build.master_start
+    for c, nxt, seg in zip(clips, clips[1:], manifest["segments"][1:], strict=False):
+        speech_starts = m0 + round(Fraction(seg["source_in"], 48000) * 24)
+        assert c["end"] == nxt["start"] == speech_starts
+        assert c["trimmed_tail"] == 96 - c["source_out"]
+        assert c["trimmed_tail"] > 0
+    assert clips[-1]["trimmed_tail"] == 0
+    _no_overlap(build.timeline.tracks[0])
+    _no_overlap(build.timeline.tracks[2])
+    assert any("overlaps between neighbours" in n for n in build.notes)

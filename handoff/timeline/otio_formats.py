@@ -95,10 +95,9 @@ def write_otio(
                         for c in range(int(cmeta["audio_channels"] or 1))
                     ]
                 item.metadata["Resolve_OTIO"] = clip_info
-            elif flavour == "premiere-otio":
-                # The picture and the disabled reference sound of one clip share an id;
-                # the master narration is linked to nothing.
-                link = str(cmeta["index"]) if cmeta["role"] != "master" else "master"
-                item.metadata["PremierePro_OTIO"] = {"LinkID": link}
+            elif flavour == "premiere-otio" and cmeta["role"] != "master":
+                # The picture and the reference sound of one clip share an id; the master
+                # narration is linked to nothing.
+                item.metadata["PremierePro_OTIO"] = {"LinkID": str(cmeta["index"])}
     text: str = otio.adapters.write_to_string(tl, "otio_json")
     return text.encode("utf-8")
