@@ -11,7 +11,7 @@ from urllib.parse import unquote
 
 import opentimelineio as otio
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -37,6 +37,11 @@ def _items(track: otio.schema.Track) -> list[tuple[int, int, otio.core.Item]]:
             r = track.range_of_child_at_index(i)
             out.append((round(r.start_time.value), round(r.duration.value), item))
     return out
+
+
+def _timeline(*args: object) -> Result:
+    """``handoff timeline ARGS...`` as a user runs it."""
+    return CliRunner().invoke(main, ["timeline", *map(str, args)])
 
 
 def _no_overlap(track: otio.schema.Track) -> None:
@@ -271,22 +276,8 @@ def test_relative_paths_resolve_from_the_timeline_file(
     project: TimelineProject, tmp_path: Path
 ) -> None:
     out_dir = tmp_path / "edit folder"
-    r = CliRunner().invoke(
-        main,
-        [
-            "timeline",
-            str(project.folder),
-            "--manifest",
-            str(project.manifest),
-            "--format",
-            "otio",
-            "--format",
-            "resolve-otio",
-            "--out",
-            str(out_dir),
-            "--relative",
-        ],
-    )
+    r = _timeline(project.folder, "--manifest", project.manifest, "--format", "otio",
+                  "--format", "resolve-otio", "--out", out_dir, "--relative")  # fmt: skip
     assert r.exit_code == 0, r.output
     files = sorted(out_dir.iterdir())
     assert len(files) == 2
@@ -343,20 +334,8 @@ def test_relative_refused_for_absolute_only_formats(project: TimelineProject) ->
 
 
 def test_json_summary(project: TimelineProject, tmp_path: Path) -> None:
-    r = CliRunner().invoke(
-        main,
-        [
-            "timeline",
-            str(project.folder),
-            "--manifest",
-            str(project.manifest),
-            "--format",
-            "otio",
-            "--out",
-            str(tmp_path / "t.otio"),
-            "--json",
-        ],
-    )
+    r = _timeline(project.folder, "--manifest", project.manifest, "--format", "otio",
+                  "--out", tmp_path / "t.otio", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert data["rate"] == "24000/1001"
