@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from lxml import etree
 
 from handoff.cli import main
 from handoff.prep import PrepOptions, prep_audio
@@ -21,7 +22,7 @@ from handoff.probe import probe
 from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
 from handoff.timeline import build_timeline, load_manifest, render, source_from_info
 from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
-from tests.conftest import TimelineProject, make_timeline_project, project_timeline
+from tests.conftest import NLE, TimelineProject, make_timeline_project, project_timeline
 
 
 @pytest.fixture(scope="module")
@@ -418,3 +419,17 @@ def test_tails_are_cut_where_the_next_segment_begins(tmp_path: Path) -> None:
     _no_overlap(build.timeline.tracks[0])
     _no_overlap(build.timeline.tracks[2])
     assert any("overlaps between neighbours" in n for n in build.notes)
+
+
+def test_fcpxml_version_option(project: TimelineProject, tmp_path: Path) -> None:
+    out = tmp_path / "cut.fcpxml"
+    r = _timeline(project.folder, "--manifest", project.manifest, "--format", "fcpxml",
+                  "--fcpxml-version", "1.11", "--out", out)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "FCPXML has no track lock" in r.output
+    root = etree.parse(str(out))
+    assert root.getroot().get("version") == "1.11"
+    dtd_path = NLE / "FCPXMLv1_11.dtd"
+    if not dtd_path.exists():
+        pytest.skip(f"Apple's FCPXML 1.11 DTD not present: {dtd_path}")
+    assert etree.DTD(str(dtd_path)).validate(root)
