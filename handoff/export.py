@@ -10,7 +10,6 @@ Inputs are never written over.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from handoff.engines import Engine, execute
 from handoff.errors import HandoffError
 from handoff.fsutil import atomic_output, remove_stale_parts
+from handoff.parallel import usable_cores
 from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
 from handoff.probe import probe
 from handoff.spec import Spec, load_spec
@@ -277,4 +277,4 @@ def _drain(events: Any, on_progress: Callable[[ProgressEvent], None] | None) -> 
 
 def default_jobs() -> int:
     """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) or 1
+    return usable_cores()

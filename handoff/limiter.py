@@ -36,14 +36,12 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from handoff.parallel import run_threads
 
 __all__ = [
     "GainCurve",
@@ -56,7 +54,6 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
-_T = TypeVar("_T")
 
 # The interpolation kernel of handoff.loudness.true_peak (kept identical, so the limiter
 # sees the peaks the meter will read): Kaiser-windowed sinc, +/- 16 input samples, beta 9.
@@ -106,21 +103,6 @@ def _interpolation_kernels(factor: int) -> FloatArray:
     window = np.i0(_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
     kernels = np.sinc(t) * window / np.i0(_KAISER_BETA)
     return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _run_parallel(jobs: Sequence[Callable[[], _T]]) -> list[_T]:
-    workers = min(_workers(), _MAX_WORKERS, len(jobs))
-    if workers <= 1:
-        return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: job(), jobs))
 
 
 class _PeakWorkspace:
@@ -223,7 +205,7 @@ def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Arra
         functools.partial(_peak_part, arr, spectra, out, lo, min(n, lo + _PART_SAMPLES))
         for lo in range(0, n, _PART_SAMPLES)
     ]
-    _run_parallel(jobs)
+    run_threads(jobs, _MAX_WORKERS)
     return out
 
 

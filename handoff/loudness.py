@@ -30,14 +30,13 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
+
+from handoff.parallel import run_threads
 
 __all__ = [
     "Biquad",
@@ -57,7 +56,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-_T = TypeVar("_T")
 
 MEASURED_AS_MONO = "mono content of dual-mono"
 MEASURED_AS_IS = "as is"
@@ -297,22 +295,6 @@ def _fir_blocks(x: npt.NDArray[np.generic], scale: float, h: FloatArray) -> Iter
         yield out.reshape(-1)[: chunk.shape[0]]
 
 
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _run_parallel(jobs: Sequence[Callable[[], _T]]) -> list[_T]:
-    """Run independent jobs on a few threads (numpy's FFT and BLAS release the GIL)."""
-    workers = min(_workers(), _MAX_WORKERS, len(jobs))
-    if workers <= 1:
-        return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: job(), jobs))
-
-
 def _segment_bounds(n_samples: int, sample_rate: int) -> npt.NDArray[np.int64]:
     """Sample indices of 100 ms step boundaries ``0, fs/10, 2 fs/10, ...`` up to ``n``.
 
@@ -375,7 +357,7 @@ def _weighted_segment_energy(
         for ch in channels
         for lo, hi in itertools.pairwise(edges)
     ]
-    results = iter(_run_parallel(jobs))
+    results = iter(run_threads(jobs, _MAX_WORKERS))
     for ch in channels:
         parts = [next(results) for _ in range(len(edges) - 1)]
         energy += weights[ch] * np.concatenate(parts)
@@ -601,7 +583,7 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
         for ch in range(arr.shape[0])
         for lo in range(0, n, _TP_PART_SAMPLES)
     ]
-    return _db(max(_run_parallel(jobs)), power=False)
+    return _db(max(run_threads(jobs, _MAX_WORKERS)), power=False)
 
 
 # --- dual mono -------------------------------------------------------------------------------
