@@ -57,7 +57,6 @@ def synthetic_build(n: int, rate: Fraction) -> Any:
             audio_channels=2,
             audio_sample_rate=SR,
             audio_duration_s=5.0,
-            duration_s=5.0,
         )
         for i in range(1, n + 1)
     ]
@@ -78,9 +77,8 @@ def synthetic_build(n: int, rate: Fraction) -> Any:
         audio_channels=2,
         audio_sample_rate=SR,
         audio_duration_s=n * speech / SR,
-        duration_s=n * speech / SR,
     )
-    manifest = Manifest(Path("/media/manifest.json"), master.path, SR, segments)
+    manifest = Manifest(Path("/media/manifest.json"), master.path, segments)
     return build_timeline(clips, master=master, manifest=manifest, name="bench")
 
 

@@ -38,6 +38,7 @@ from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
+from handoff.timeline.model import ndf_timecode
 from handoff.validate import FileReport, exit_code, validate_file
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -793,10 +794,7 @@ def specs_cmd(name: str | None) -> None:
 
 
 def _timecode(frames: int, rate: Fraction) -> str:
-    fps = math.ceil(rate)
-    ff = frames % fps
-    s = frames // fps
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
+    return ndf_timecode(frames, math.ceil(rate))
 
 
 def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -> str:
@@ -915,7 +913,7 @@ def timeline_cmd(
     output already exists.
     """
     from handoff.fsutil import atomic_write_bytes
-    from handoff.timeline import FORMATS, render
+    from handoff.timeline import FORMATS, check_relative, render
     from handoff.timeline.project import timeline_from_paths
 
     chosen = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
@@ -923,12 +921,7 @@ def timeline_cmd(
         if len(chosen) > 1 and out is not None and out.suffix and not out.is_dir():
             raise UsageError(f"several formats need --out to be a folder, not {out}")
         if relative:
-            absolute_only = [f for f in chosen if not FORMATS[f].relative]
-            if absolute_only:
-                raise UsageError(
-                    f"--relative: {', '.join(absolute_only)} must name media by absolute "
-                    "URL; use it with otio, premiere-otio or resolve-otio"
-                )
+            check_relative(chosen)
         build = timeline_from_paths(clips, manifest_path=manifest, master_path=master, name=name)
         targets = _timeline_outputs(chosen, out, build.timeline.name)
         if not overwrite:
@@ -946,9 +939,7 @@ def timeline_cmd(
             )
             atomic_write_bytes(path, data)
             written.append((fmt, path))
-    for fmt in chosen:
-        if fmt in ("fcpxml", "premiere-otio"):
-            build.notes.append(f"{fmt}: {FORMATS[fmt].lock}")
+    build.notes += [f"{f}: {FORMATS[f].lock}" for f in chosen if not FORMATS[f].arrives_locked]
     if as_json:
         _write_json(
             {

@@ -15,15 +15,25 @@ from handoff.errors import (
     NotMediaError,
 )
 
-__all__ = ["MEDIA_SUFFIXES", "check_readable", "expand_media", "media_sort_key"]
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "MEDIA_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "check_readable",
+    "expand_media",
+    "media_sort_key",
+]
 
-MEDIA_SUFFIXES = frozenset(
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts"}
+)
+AUDIO_SUFFIXES = frozenset(
     {
-        ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".m2ts", ".ts",
         ".wav", ".wave", ".bwf", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus",
         ".aif", ".aiff", ".caf",
     }
 )  # fmt: skip
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 
 _NUMERIC_PREFIX = re.compile(r"^(\d+)")
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ __all__ = [
     "Source",
     "TimelineBuild",
     "build_timeline",
+    "check_relative",
     "load_manifest",
     "render",
     "source_from_info",
@@ -42,6 +44,8 @@ class Format:
     suffix: str
     """Default file suffix (which also says the editor: NAME.premiere.xml)."""
     editor: str
+    arrives_locked: bool
+    """Whether the editor opens the master track locked."""
     lock: str
     """How the master track's lock reaches the editor."""
     relative: bool
@@ -51,22 +55,29 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("otio", ".otio", "any OTIO reader", "A1 locked (metadata.handoff.locked)", True),
-        Format("premiere-xml", ".premiere.xml", "Premiere Pro (FCP7 XML)", "A1 locked", False),
-        Format(
-            "premiere-otio",
-            ".premiere.otio",
-            "Premiere Pro 2025.6+ (OTIO)",
-            "A1 lock recorded in metadata.handoff; Premiere documents no OTIO lock key, "
-            "so lock A1 after import (or use premiere-xml)",
-            True,
-        ),
-        Format("resolve-otio", ".resolve.otio", "DaVinci Resolve (OTIO)",
+        Format("otio", ".otio", "any OTIO reader", True,
+               "A1 locked (metadata.handoff.locked)", True),
+        Format("premiere-xml", ".premiere.xml", "Premiere Pro (FCP7 XML)", True,
+               "A1 locked", False),
+        Format("premiere-otio", ".premiere.otio", "Premiere Pro 2025.6+ (OTIO)", False,
+               "A1 lock recorded in metadata.handoff; Premiere documents no OTIO lock key, "
+               "so lock A1 after import (or use premiere-xml)", True),
+        Format("resolve-otio", ".resolve.otio", "DaVinci Resolve (OTIO)", True,
                "A1 locked (Resolve_OTIO.Locked)", True),
-        Format("fcpxml", ".fcpxml", "DaVinci Resolve / Final Cut (FCPXML)",
+        Format("fcpxml", ".fcpxml", "DaVinci Resolve / Final Cut (FCPXML)", False,
                "FCPXML has no track lock: lock A1 after import", False),
     )
 }  # fmt: skip
+
+
+def check_relative(formats: Iterable[str]) -> None:
+    """Refuse ``--relative`` for formats that must name media by absolute URL."""
+    absolute_only = [f for f in formats if not FORMATS[f].relative]
+    if absolute_only:
+        raise UsageError(
+            f"--relative: {', '.join(absolute_only)} must name media by absolute URL; "
+            "use it with " + ", ".join(f.name for f in FORMATS.values() if f.relative)
+        )
 
 
 def render(
@@ -80,11 +91,8 @@ def render(
     will be written in, to reference media relative to it (formats that allow it)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown timeline format {fmt!r} (one of: {', '.join(FORMATS)})")
-    if relative_to is not None and not FORMATS[fmt].relative:
-        raise UsageError(
-            f"{fmt} needs absolute file URLs; --relative works with "
-            + ", ".join(f.name for f in FORMATS.values() if f.relative)
-        )
+    if relative_to is not None:
+        check_relative([fmt])
     if fmt in ("otio", "premiere-otio", "resolve-otio"):
         from handoff.timeline.otio_formats import write_otio
 
@@ -96,8 +104,4 @@ def render(
         return write_xmeml(timeline)
     from handoff.timeline.fcpxml import write_fcpxml
 
-    if fcpxml_version not in FCPXML_VERSIONS:
-        raise UsageError(
-            f"FCPXML version {fcpxml_version} not supported (one of: {', '.join(FCPXML_VERSIONS)})"
-        )
     return write_fcpxml(timeline, version=fcpxml_version)

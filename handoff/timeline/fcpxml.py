@@ -26,7 +26,6 @@ itself is invalid); the URL is ``file:///`` + the percent-encoded absolute path.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from math import gcd
@@ -37,12 +36,13 @@ import opentimelineio as otio
 from lxml import etree
 
 from handoff.errors import UsageError
-from handoff.timeline.model import META, rate_of
+from handoff.timeline import FCPXML_VERSIONS
+from handoff.timeline.model import META, PlacedClip, frames_at, placed_clips, rate_of
 from handoff.timeline.paths import file_url
 
 __all__ = ["VERSIONS", "write_fcpxml"]
 
-VERSIONS = ("1.10", "1.11")
+VERSIONS = FCPXML_VERSIONS
 
 # Final Cut's names for common formats: frame size part and rate part of
 # "FFVideoFormat<size>p<rate>". Other sizes/rates get a format without a name.
@@ -78,11 +78,9 @@ def format_name(width: int, height: int, rate: Fraction) -> str | None:
 class _Clock:
     """Frames at the sequence rate -> FCPXML rational seconds ("1001/24000s")."""
 
-    __slots__ = ("_den", "_float", "_num", "rate")
+    __slots__ = ("_den", "_num")
 
     def __init__(self, rate: Fraction) -> None:
-        self.rate = rate
-        self._float = float(rate)
         # One frame lasts rate.denominator / rate.numerator seconds.
         self._num = rate.denominator
         self._den = rate.numerator
@@ -95,52 +93,6 @@ class _Clock:
         num //= g
         den = self._den // g
         return f"{num}s" if den == 1 else f"{num}/{den}s"
-
-    def frames(self, t: otio.opentime.RationalTime) -> int:
-        """A model time as whole frames at the sequence rate."""
-        value: float = (
-            t.value if t.rate == float(self.rate) else t.value_rescaled_to(float(self.rate))
-        )
-        return round(value)
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One clip of a track, placed."""
-
-    clip: otio.schema.Clip
-    start: int
-    """Timeline frame of its first frame."""
-    source_start: int
-    duration: int
-    path: str
-    """Absolute path (or, for a clip from elsewhere, its media URL)."""
-    enabled: bool
-    meta: Any
-    """The clip's ``metadata["handoff"]`` (read key by key: OTIO dicts are slow to copy)."""
-
-
-def _target_url(clip: otio.schema.Clip) -> str:
-    ref = clip.media_reference
-    url = getattr(ref, "target_url", None)
-    if not url:
-        raise UsageError(f"clip {clip.name!r} has no media file; FCPXML cannot reference it")
-    return str(url)
-
-
-def _items(track: otio.schema.Track, clock: _Clock) -> Iterator[_Item]:
-    """The clips of a track with their timeline frames (gaps skipped, positions summed)."""
-    t = 0
-    for child in track:
-        rng = child.source_range if child.source_range is not None else child.trimmed_range()
-        duration = clock.frames(rng.duration)
-        if isinstance(child, otio.schema.Clip) and duration > 0:
-            meta = child.metadata.get(META) or {}
-            path = meta.get("path") or _target_url(child)
-            start = clock.frames(rng.start_time)
-            yield _Item(child, t, start, duration, str(path), bool(child.enabled), meta)
-        if not isinstance(child, otio.schema.Transition):
-            t += duration
 
 
 @dataclass(slots=True)
@@ -193,7 +145,7 @@ class _Writer:
             self._formats[key] = fid
         return fid
 
-    def _asset(self, item: _Item) -> _Asset:
+    def _asset(self, item: PlacedClip) -> _Asset:
         path = item.path
         asset = self._assets.get(path)
         if asset is not None:
@@ -211,7 +163,7 @@ class _Writer:
         if frames is None:
             avail = item.clip.media_reference.available_range
             frames = (
-                self.t.frames(avail.duration)
+                frames_at(avail.duration, self.rate)
                 if avail is not None
                 else item.source_start + item.duration
             )
@@ -229,7 +181,7 @@ class _Writer:
             if m.get("audio_sample_rate"):
                 attrs["audioRate"] = str(int(m["audio_sample_rate"]))
         el = etree.SubElement(self.resources, "asset", attrs)
-        src = path if "://" in path else file_url(PurePath(path))
+        src = file_url(PurePath(path))
         etree.SubElement(el, "media-rep", kind="original-media", src=src)
         asset = _Asset(aid, format_id, el)
         self._assets[path] = asset
@@ -240,7 +192,7 @@ class _Writer:
     def _clip_element(
         self,
         parent: Any,
-        item: _Item,
+        item: PlacedClip,
         offset: int,
         *,
         lane: int | None = None,
@@ -273,11 +225,11 @@ class _Writer:
                 picture = track
             else:
                 others.append(track)
-        v_items = [] if picture is None else list(_items(picture, self.t))
-        lanes: list[tuple[int, list[_Item]]] = []
+        v_items = [] if picture is None else list(placed_clips(picture, self.rate))
+        lanes: list[tuple[int, list[PlacedClip]]] = []
         up = down = 0
         for track in others:
-            items = list(_items(track, self.t))
+            items = list(placed_clips(track, self.rate))
             if track.kind == otio.schema.TrackKind.Video:
                 up += 1
                 lanes.append((up, items))

@@ -28,27 +28,31 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
 
-from handoff.errors import InputError, UsageError
+from handoff.errors import InputError, UnsupportedError, UsageError
 from handoff.probe import MediaInfo, fraction_str
-from handoff.timeline.paths import file_url
+from handoff.timeline.paths import file_url, path_from_url
 
 __all__ = [
     "META",
     "Manifest",
+    "PlacedClip",
     "Placement",
     "Segment",
     "Source",
     "TimelineBuild",
     "build_timeline",
+    "frames_at",
     "load_manifest",
+    "ndf_timecode",
+    "placed_clips",
     "rate_of",
     "source_from_info",
 ]
@@ -68,14 +72,13 @@ class Source:
     rate: Fraction | None
     """Picture rate (CFR); None for an audio-only file."""
     frames: int
-    """Whole frames of picture; for audio-only files, whole frames at the sequence rate."""
+    """Whole frames of picture (0 for an audio-only file)."""
     width: int | None
     height: int | None
     codec: str | None
     audio_channels: int
     audio_sample_rate: int | None
     audio_duration_s: float
-    duration_s: float
 
     @property
     def has_video(self) -> bool:
@@ -113,7 +116,6 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
         audio_channels=0 if audio is None else audio.channels,
         audio_sample_rate=None if audio is None else audio.sample_rate,
         audio_duration_s=0.0 if audio is None else audio.duration_s,
-        duration_s=info.duration_s,
     )
 
 
@@ -136,7 +138,6 @@ class Segment:
 class Manifest:
     path: Path
     master: Path | None
-    sample_rate: int
     segments: tuple[Segment, ...]
 
 
@@ -170,7 +171,7 @@ def load_manifest(path: Path) -> Manifest:
     if not segments:
         raise UsageError("manifest lists no segments", path)
     master = (path.parent / master_file).resolve() if master_file else None
-    return Manifest(path=path.resolve(), master=master, sample_rate=rate, segments=segments)
+    return Manifest(path=path.resolve(), master=master, segments=segments)
 
 
 # ---------------------------------------------------------------- layout
@@ -254,6 +255,69 @@ def _rt(frames: int, rate: Fraction) -> otio.opentime.RationalTime:
 
 def _range(start: int, duration: int, rate: Fraction) -> otio.opentime.TimeRange:
     return otio.opentime.TimeRange(_rt(start, rate), _rt(duration, rate))
+
+
+def frames_at(t: otio.opentime.RationalTime, rate: Fraction) -> int:
+    """A time as whole frames at ``rate`` (the model's own times are already there)."""
+    r = float(rate)
+    return round(float(t.value if t.rate == r else t.value_rescaled_to(r)))
+
+
+def ndf_timecode(frame: int, timebase: int) -> str:
+    """Non-drop-frame timecode ``HH:MM:SS:FF`` counting ``timebase`` frames a second."""
+    ff = frame % timebase
+    s = frame // timebase
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedClip:
+    """One clip of a track at its timeline frames: what every writer walks."""
+
+    clip: Any
+    start: int
+    """Timeline frame of its first frame."""
+    source_start: int
+    duration: int
+    path: str
+    """The media file: the build's absolute path, else the reference's URL decoded."""
+    meta: Any
+    """The clip's ``metadata["handoff"]`` (empty for a clip from elsewhere)."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.clip.enabled)
+
+
+def placed_clips(track: otio.schema.Track, rate: Fraction) -> Iterator[PlacedClip]:
+    """The clips of a track with their timeline frames (gaps skipped, positions summed).
+
+    Raises :class:`UnsupportedError` for anything but clips and gaps (transitions,
+    nested stacks), which no writer here places.
+    """
+    t = 0
+    for child in track:
+        if isinstance(child, otio.schema.Gap):
+            t += frames_at(child.duration(), rate)
+            continue
+        if not isinstance(child, otio.schema.Clip):
+            raise UnsupportedError(
+                f"track {track.name!r} holds a {type(child).__name__}; timelines are "
+                "written from clips and gaps only"
+            )
+        rng = child.source_range or child.available_range()
+        duration = frames_at(rng.duration, rate)
+        if duration <= 0:
+            continue
+        meta = child.metadata.get(META) or {}
+        path = meta.get("path")
+        if not path:
+            url = getattr(child.media_reference, "target_url", None)
+            if not url:
+                raise UnsupportedError(f"clip {child.name!r} names no media file")
+            path = path_from_url(str(url))
+        yield PlacedClip(child, t, frames_at(rng.start_time, rate), duration, str(path), meta)
+        t += duration
 
 
 def _sequence_rate(clips: Sequence[Source]) -> Fraction:
@@ -363,15 +427,16 @@ def _place(
                 )
                 continue
             if tail:
-                result[-1] = Placement(
-                    prev.index, prev.source, prev.segment, prev.start, prev.source_start,
-                    prev.duration - tail, prev.rounding_ms, prev.trimmed_head,
-                    prev.trimmed_tail + tail,
-                )  # fmt: skip
-            p = Placement(
-                p.index, p.source, p.segment, boundary, p.source_start + head,
-                p.duration - head, p.rounding_ms, head, 0,
-            )  # fmt: skip
+                result[-1] = replace(
+                    prev, duration=prev.duration - tail, trimmed_tail=prev.trimmed_tail + tail
+                )
+            p = replace(
+                p,
+                start=boundary,
+                source_start=p.source_start + head,
+                duration=p.duration - head,
+                trimmed_head=head,
+            )
             overlaps.append((prev.index, p.index, tail, head))
         result.append(p)
     if len(overlaps) == 1:
@@ -398,7 +463,6 @@ def _clip(
     available: otio.opentime.TimeRange,
     role: str,
     index: int,
-    rate: Fraction,
     *,
     enabled: bool = True,
 ) -> otio.schema.Clip:
@@ -491,10 +555,8 @@ def build_timeline(
     items = []
     for p in placements:
         avail = _range(0, p.source.frames, rate)
-        items.append(
-            (p.start, _clip(p.source, _range(p.source_start, p.duration, rate), avail,
-                            "picture", p.index, rate))
-        )  # fmt: skip
+        rng = _range(p.source_start, p.duration, rate)
+        items.append((p.start, _clip(p.source, rng, avail, "picture", p.index)))
     _fill(v1, items, rate)
     timeline.tracks.append(v1)
 
@@ -509,8 +571,8 @@ def build_timeline(
         master_frames = math.floor(Fraction(str(master.audio_duration_s)) * rate)
         a1 = _track("A1", otio.schema.TrackKind.Audio, "master", locked=True,
                     channels=master.audio_channels)  # fmt: skip
-        mclip = _clip(master, _range(0, master_frames, rate), _range(0, master_frames, rate),
-                      "master", 0, rate)  # fmt: skip
+        whole = _range(0, master_frames, rate)
+        mclip = _clip(master, whole, whole, "master", 0)
         _fill(a1, [(master_start, mclip)], rate)
         timeline.tracks.append(a1)
         if clip_audio:
@@ -543,6 +605,5 @@ def _audio_items(
             continue
         avail = _range(0, p.source.frames, rate)
         rng = _range(p.source_start, duration, rate)
-        out.append((p.start, _clip(p.source, rng, avail, "clip-audio", p.index, rate,
-                                   enabled=enabled)))  # fmt: skip
+        out.append((p.start, _clip(p.source, rng, avail, "clip-audio", p.index, enabled=enabled)))
     return out

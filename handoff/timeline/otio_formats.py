@@ -21,22 +21,15 @@ from typing import Any
 import opentimelineio as otio
 
 from handoff.timeline.model import META, rate_of
-from handoff.timeline.paths import file_url, relative_url
+from handoff.timeline.paths import file_url, relative_path, relative_url
 
 __all__ = ["write_otio"]
 
 
 def _media_url(path: Path, flavour: str, relative_to: Path | None) -> str:
-    if relative_to is not None:
-        rel = relative_url(path, relative_to)
-        if flavour == "resolve-otio":
-            from urllib.parse import unquote
-
-            return unquote(rel)
-        return rel
     if flavour == "resolve-otio":
-        return str(path)
-    return file_url(path)
+        return str(path) if relative_to is None else relative_path(path, relative_to)
+    return file_url(path) if relative_to is None else relative_url(path, relative_to)
 
 
 def _channel_type(channels: int) -> str:

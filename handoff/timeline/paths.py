@@ -17,6 +17,7 @@ __all__ = [
     "file_url",
     "path_from_url",
     "premiere_pathurl",
+    "relative_path",
     "relative_url",
     "url_path",
 ]
@@ -72,7 +73,11 @@ def path_from_url(url: str) -> str:
     return path
 
 
+def relative_path(path: Path, base_dir: Path) -> str:
+    """The path from ``base_dir`` to ``path``, '/'-separated (as Resolve writes paths)."""
+    return PurePath(os.path.relpath(path, base_dir)).as_posix()
+
+
 def relative_url(path: Path, base_dir: Path) -> str:
     """A relative reference from ``base_dir`` to ``path``, '/'-separated, percent-encoded."""
-    rel = os.path.relpath(path, base_dir)
-    return quote(PurePath(rel).as_posix(), safe=_SAFE)
+    return quote(relative_path(path, base_dir), safe=_SAFE)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handoff.errors import HandoffError, InputError, UsageError
-from handoff.files import expand_media
+from handoff.files import AUDIO_SUFFIXES, expand_media
 from handoff.probe import probe
 from handoff.timeline.model import (
     Manifest,
@@ -18,11 +18,7 @@ from handoff.timeline.model import (
     source_from_info,
 )
 
-__all__ = ["AUDIO_ONLY_SUFFIXES", "Gathered", "gather_clips", "timeline_from_paths"]
-
-AUDIO_ONLY_SUFFIXES = frozenset(
-    {".wav", ".wave", ".bwf", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus"}
-)
+__all__ = ["Gathered", "gather_clips", "timeline_from_paths"]
 
 
 @dataclass(slots=True)
@@ -35,12 +31,10 @@ class Gathered:
 def gather_clips(paths: Sequence[Path]) -> Gathered:
     """Files as given; folders expanded to their video files in numeric-prefix order."""
     out = Gathered([])
-    for p in paths:
-        if p.is_dir():
-            for f in expand_media([p]):
-                (out.skipped if f.suffix.lower() in AUDIO_ONLY_SUFFIXES else out.clips).append(f)
-        else:
-            out.clips.extend(expand_media([p]))
+    named = {p for p in paths if not p.is_dir()}
+    for f in expand_media(paths):
+        from_folder_audio = f not in named and f.suffix.lower() in AUDIO_SUFFIXES
+        (out.skipped if from_folder_audio else out.clips).append(f)
     if not out.clips:
         raise UsageError("no video clips among the inputs (audio files go in --master)")
     return out

@@ -22,7 +22,7 @@ per channel. A mono clip on a stereo track sits on the pair's first track only
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import PurePath
@@ -32,8 +32,8 @@ import opentimelineio as otio
 from lxml import etree
 
 from handoff.errors import UnsupportedError
-from handoff.timeline.model import META, rate_of
-from handoff.timeline.paths import path_from_url, premiere_pathurl
+from handoff.timeline.model import META, PlacedClip, frames_at, ndf_timecode, placed_clips, rate_of
+from handoff.timeline.paths import premiere_pathurl
 
 __all__ = ["PPRO_TICKS_PER_SECOND", "write_xmeml", "xmeml_rate"]
 
@@ -75,23 +75,10 @@ def _text(parent: etree._Element, tag: str, text: str | int) -> etree._Element:
 
 
 @dataclass(slots=True)
-class _Placed:
-    """One OTIO clip at its timeline frames."""
-
-    clip: Any
-    start: int
-    duration: int
-    source_in: int
-
-
-@dataclass(slots=True)
 class _Item:
     """One xmeml clipitem: where it goes and what it links to."""
 
-    placed: _Placed
-    meta: dict[str, Any]
-    path: str
-    """The media file's absolute path."""
+    placed: PlacedClip
     mediatype: str
     track_index: int
     """1-based among the xmeml tracks of its media type."""
@@ -101,6 +88,15 @@ class _Item:
     channel_type: str | None = None
     id: str = ""
     group: list[_Item] | None = None
+
+    @property
+    def meta(self) -> Any:
+        return self.placed.meta
+
+    @property
+    def path(self) -> str:
+        """The media file's absolute path."""
+        return self.placed.path
 
 
 @dataclass(slots=True)
@@ -122,7 +118,6 @@ class _Writer:
         self.timeline = timeline
         meta = timeline.metadata[META]
         self.rate = rate_of(timeline)
-        self.fps = float(self.rate)
         self.timebase, self.ntsc = xmeml_rate(self.rate)
         self.ticks_per_frame = Fraction(PPRO_TICKS_PER_SECOND) / self.rate
         self.width = int(meta["width"])
@@ -141,27 +136,6 @@ class _Writer:
 
     # ---------------------------------------------------------------- layout
 
-    def frames(self, t: Any) -> int:
-        if t.rate == self.fps:
-            return round(float(t.value))
-        return round(float(t.value_rescaled_to(self.fps)))
-
-    def placed(self, track: Any) -> Iterator[_Placed]:
-        pos = 0
-        for item in track:
-            if isinstance(item, otio.schema.Gap):
-                pos += self.frames(item.duration())
-            elif isinstance(item, otio.schema.Clip):
-                rng = item.source_range or item.available_range()
-                duration = self.frames(rng.duration)
-                yield _Placed(item, pos, duration, self.frames(rng.start_time))
-                pos += duration
-            else:
-                raise UnsupportedError(
-                    f"track {track.name!r} holds a {type(item).__name__}; the Premiere XML "
-                    "writer takes clips and gaps only"
-                )
-
     def layout(self) -> tuple[list[_XTrack], list[_XTrack]]:
         video: list[_XTrack] = []
         audio: list[_XTrack] = []
@@ -177,19 +151,14 @@ class _Writer:
             tmeta = track.metadata.get(META, {})
             xt = _XTrack("video", bool(track.enabled), bool(tmeta.get("locked", False)))
             video.append(xt)
-            for p in self.placed(track):
-                cmeta = p.clip.metadata.get(META, {})
-                path = self.clip_path(p.clip, cmeta)
-                item = _Item(p, cmeta, path, "video", len(video), len(xt.items) + 1)
-                add(xt, item, self.link_key(cmeta, path))
+            for p in placed_clips(track, self.rate):
+                item = _Item(p, "video", len(video), len(xt.items) + 1)
+                add(xt, item, self.link_key(p.meta, p.path))
 
         for track in self.timeline.audio_tracks():
             tmeta = track.metadata.get(META, {})
-            clips = list(self.placed(track))
-            width = max(
-                [int(tmeta.get("channels") or 1)]
-                + [self.channels(p.clip.metadata.get(META, {})) for p in clips]
-            )
+            clips = list(placed_clips(track, self.rate))
+            width = max([int(tmeta.get("channels") or 1)] + [self.channels(p.meta) for p in clips])
             enabled = bool(track.enabled)
             locked = bool(tmeta.get("locked", False))
             if width == 2:
@@ -199,17 +168,15 @@ class _Writer:
             first = len(audio) + 1
             audio.extend(xts)
             for p in clips:
-                cmeta = p.clip.metadata.get(META, {})
-                path = self.clip_path(p.clip, cmeta)
-                channels = self.channels(cmeta)
-                key = self.link_key(cmeta, path)
+                channels = self.channels(p.meta)
+                key = self.link_key(p.meta, p.path)
                 if key is None and channels > 1:
                     key = ("item", id(p))  # a file's own channels stay together
                 stereo = width == 2 and channels >= 2
                 for k in range(min(channels, width)):
                     xt = xts[k]
                     item = _Item(
-                        p, cmeta, path, "audio", first + k, len(xt.items) + 1,
+                        p, "audio", first + k, len(xt.items) + 1,
                         source_track=k + 1, channel_type="stereo" if stereo else "mono",
                     )  # fmt: skip
                     add(xt, item, key)
@@ -232,17 +199,6 @@ class _Writer:
             return None
         return (path, int(cmeta["index"]))
 
-    @staticmethod
-    def clip_path(clip: Any, cmeta: dict[str, Any]) -> str:
-        """The clip's file: the build's absolute path, else its media reference's URL."""
-        path = cmeta.get("path")
-        if path:
-            return str(path)
-        url = getattr(clip.media_reference, "target_url", None)
-        if not url:
-            raise UnsupportedError(f"clip {clip.name!r} has no media file to point Premiere at")
-        return path_from_url(str(url))
-
     # ---------------------------------------------------------------- elements
 
     def add_rate(self, parent: etree._Element) -> None:
@@ -251,15 +207,9 @@ class _Writer:
     def add_timecode(self, parent: etree._Element, frame: int) -> None:
         tc = _SubElement(parent, "timecode")
         self.add_rate(tc)
-        _text(tc, "string", self.timecode_string(frame))
+        _text(tc, "string", ndf_timecode(frame, self.timebase))
         _text(tc, "frame", frame)
         _text(tc, "displayformat", "NDF")
-
-    def timecode_string(self, frame: int) -> str:
-        tb = self.timebase
-        ff = frame % tb
-        secs = frame // tb
-        return f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}:{ff:02d}"
 
     def video_characteristics(self, parent: etree._Element, width: int, height: int) -> None:
         sc = _SubElement(parent, "samplecharacteristics")
@@ -309,7 +259,7 @@ class _Writer:
         if frames is not None:
             return round(float(frames))
         avail = item.placed.clip.available_range()
-        return self.frames(avail.duration)
+        return frames_at(avail.duration, self.rate)
 
     def clipitem_template(self, mediatype: str) -> etree._Element:
         """A clipitem's fixed head (:data:`_HEAD` and the rate), copied for each clipitem:
@@ -332,7 +282,7 @@ class _Writer:
         if item.channel_type is not None:
             ci.set("premiereChannelType", item.channel_type)
         number = self.files.get(item.path, len(self.files) + 1)
-        end = p.source_in + p.duration
+        end = p.source_start + p.duration
         texts = (
             f"masterclip-{number}",
             p.clip.name,
@@ -341,9 +291,9 @@ class _Writer:
             None,  # rate
             str(p.start),
             str(p.start + p.duration),
-            str(p.source_in),
+            str(p.source_start),
             str(end),
-            str(round(p.source_in * self.ticks_per_frame)),
+            str(round(p.source_start * self.ticks_per_frame)),
             str(round(end * self.ticks_per_frame)),
         )
         for el, text in zip(ci, texts, strict=False):
@@ -424,7 +374,7 @@ class _Writer:
             self.add_track(a, xt)
 
         start = self.timeline.global_start_time
-        self.add_timecode(seq, 0 if start is None else self.frames(start))
+        self.add_timecode(seq, 0 if start is None else frames_at(start, self.rate))
         # lxml's own declaration uses single quotes; Premiere writes double ones.
         return _DECLARATION + etree.tostring(
             root, encoding="UTF-8", pretty_print=True, doctype="<!DOCTYPE xmeml>"
