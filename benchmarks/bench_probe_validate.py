@@ -88,7 +88,7 @@ def make_batch(workdir: Path, count: int) -> list[Path]:
     for i, path in enumerate(paths):
         if path.exists() and path.stat().st_size > 0:
             continue
-        with atomic_output(path) as tmp:
+        with atomic_output(path, replace=True) as tmp:
             write_clip(tmp, _clip_spec(i))
         made += 1
     if made:
@@ -114,7 +114,7 @@ def make_hour(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = HOUR_FPS * HOUR_S
     audio_packets = HOUR_S * AUDIO_RATE // AAC_FRAME
-    with atomic_output(path) as tmp, av.open(str(tmp), "w") as out:
+    with atomic_output(path, replace=True) as tmp, av.open(str(tmp), "w") as out:
         vs = out.add_stream("libx264", rate=HOUR_FPS)
         vs.width, vs.height, vs.pix_fmt = 1920, 1080, "yuv420p"
         vs.options = {
@@ -182,7 +182,7 @@ def make_wav(path: Path, seconds: float) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     pauses = [(s, 0.4) for s in range(7, int(seconds) - 1, 9)]
-    with atomic_output(path) as tmp:
+    with atomic_output(path, replace=True) as tmp:
         write_wav(tmp, speech_like(seconds, AUDIO_RATE, level=0.25, pauses=pauses), AUDIO_RATE)
     return path
 

@@ -1,5 +1,5 @@
 """``python -m handoff``: the same as the ``handoff`` command."""
 
-from handoff.cli import main
+from handoff.cli import entry
 
-main()
+entry()

@@ -130,6 +130,7 @@ def make_demo_media(outdir: Path) -> dict[str, tuple[Path, str | None, str]]:
         b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
         + b"\x00\x00\x00\x08free"
         + b"\x00\x00\x00\x00mdat",
+        replace=True,
     )
     made["interrupted write"] = (broken, "h264-review", "error")
     return made
@@ -153,7 +154,10 @@ def _demo_export(outdir: Path, made: dict[str, tuple[Path, str | None, str]], ec
     sources = [made["LTX-2 raw render"][0], made["phone clip (VFR)"][0]]
     ok = True
     for preset, folder in (("h264-review", "review"), ("prores-master", "masters")):
-        options = ExportOptions(fps=Fraction(24), out_dir=outdir / "export" / folder)
+        # The demo makes its media anew on every run: its earlier outputs are replaced.
+        options = ExportOptions(
+            fps=Fraction(24), out_dir=outdir / "export" / folder, overwrite=True
+        )
         jobs, refused = plan_jobs(sources, preset, options, "pyav")
         results = refused + export_batch(jobs, 1)
         for r in results:
@@ -246,7 +250,7 @@ def _demo_timeline(outdir: Path, echo: Echo) -> bool:
     for fmt in FORMATS:
         dest = folder / f"handoff demo{FORMATS[fmt].suffix}"
         data = render(build.timeline, fmt)
-        atomic_write_bytes(dest, data)
+        atomic_write_bytes(dest, data, replace=True)
         # Read it back: well-formed, and every clip's file named in it.
         if fmt.endswith("otio"):
             text = json.dumps(json.loads(data))
@@ -292,7 +296,7 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
         if a is not None:
             parts.append(f"{a.codec} {a.sample_rate} Hz {a.channels} ch")
         echo(f"  {label:20s} " + "; ".join(parts))
-    atomic_write_bytes(outdir / "probe.json", json.dumps(facts, indent=2).encode())
+    atomic_write_bytes(outdir / "probe.json", json.dumps(facts, indent=2).encode(), replace=True)
     echo(f"  -> {outdir / 'probe.json'}")
 
     echo("\n2. validate: each file against its delivery spec")
@@ -305,7 +309,9 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
         reports.append(report.to_json())
         all_ok &= report.status == expected
         echo(_verdict_line(f"{label} [{spec_name}]", report, expected))
-    atomic_write_bytes(outdir / "validate.json", json.dumps(reports, indent=2).encode())
+    atomic_write_bytes(
+        outdir / "validate.json", json.dumps(reports, indent=2).encode(), replace=True
+    )
     echo(f"  -> {outdir / 'validate.json'}")
 
     all_ok &= _demo_export(outdir, made, echo)

@@ -10,22 +10,27 @@ line on stderr and an exit code.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 __all__ = [
     "EmptyMediaError",
     "HandoffError",
     "InputError",
+    "ManifestError",
     "MediaNotFoundError",
     "MediaPermissionError",
     "NoMediaFoundError",
     "NoStreamsError",
     "NotMediaError",
+    "OutputExistsError",
+    "OverwritesInputError",
     "SpecError",
     "ToolError",
     "TruncatedMediaError",
     "UnsupportedError",
     "UsageError",
+    "describe",
 ]
 
 
@@ -83,9 +88,51 @@ class UsageError(HandoffError, ValueError):
     """The options given do not fit together."""
 
 
+class ManifestError(UsageError):
+    """A prep-audio manifest is unreadable or does not follow its schema: the message
+    names the field (``segments[2].source_in: ...``)."""
+
+
 class UnsupportedError(HandoffError):
     """The input is valid but asks for something handoff does not do (yet)."""
 
 
 class ToolError(HandoffError, RuntimeError):
     """An encoder, decoder or external tool failed while working on a valid input."""
+
+
+class OutputExistsError(UsageError, FileExistsError):
+    """An output file exists and replacing it was not asked for (or another run wrote it
+    first: the final rename never replaces a file unless asked)."""
+
+
+class OverwritesInputError(UsageError):
+    """An output would be written over one of the command's own inputs."""
+
+
+# The longest message a report line carries; FFmpeg and numpy can say a lot.
+_MAX_MESSAGE = 300
+
+
+def describe(exc: BaseException) -> str:
+    """One line a person can act on, for any exception met while working on one file.
+
+    Errors handoff raises on purpose give their message (without the path: the report
+    line names the file). OS errors give the system's reason. Anything else is a bug in
+    handoff or in a library under it: it is named as such, in one line, so that one
+    file's surprise never costs the rest of a batch its report.
+    """
+    if isinstance(exc, HandoffError):
+        text = exc.message
+    elif isinstance(exc, OSError) and exc.strerror:
+        reason = exc.strerror
+        if exc.errno == errno.ELOOP:
+            reason = "a loop of symbolic links"
+        text = f"{reason} ({exc.filename})" if exc.filename else reason
+    elif isinstance(exc, MemoryError):
+        text = "out of memory"
+    else:
+        detail = str(exc) or type(exc).__name__
+        text = f"unexpected {type(exc).__name__}: {detail} (a bug in handoff: please report it)"
+    line = " ".join(text.split())
+    return line if len(line) <= _MAX_MESSAGE else line[: _MAX_MESSAGE - 3] + "..."

@@ -9,21 +9,20 @@ Inputs are never written over.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from handoff.engines import Engine, execute
-from handoff.errors import HandoffError
-from handoff.fsutil import atomic_output, remove_stale_parts
+from handoff.errors import HandoffError, InputError, OutputExistsError, describe
+from handoff.files import MediaItem
+from handoff.fsutil import InputGuard, atomic_output, remove_stale_parts
 from handoff.parallel import usable_cores
 from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
 from handoff.probe import probe
+from handoff.processes import run_jobs
 from handoff.spec import Spec, load_spec
 from handoff.validate import validate_file
 
@@ -36,7 +35,9 @@ __all__ = [
     "plan_jobs",
 ]
 
-Status = Literal["done", "skipped", "failed", "planned"]
+Status = Literal["done", "skipped", "failed", "error", "planned"]
+"""``error``: the input cannot be used as it is (unreadable, not media, incomplete);
+``failed``: anything else that kept the output from being made."""
 ProgressEvent = tuple[int, int, int]
 """(job index, frames written, frames in all)."""
 
@@ -80,7 +81,7 @@ class ExportResult:
 
 
 def plan_jobs(
-    sources: Sequence[Path],
+    sources: Sequence[MediaItem],
     spec_source: str,
     options: ExportOptions,
     engine: Engine,
@@ -89,27 +90,34 @@ def plan_jobs(
 ) -> tuple[list[ExportJob], list[ExportResult]]:
     """Jobs for the inputs, and results for the ones refused before any work.
 
-    Refused: an output that would write over an input, and a second input that would
-    write to the same output name as an earlier one.
+    Refused: a path that gave no file (an unlistable folder, a folder without media),
+    an output that would write over any input of the batch (by path or by inode, with
+    or without --overwrite), and a second input that would write to the same output
+    name as an earlier one.
     """
     settings = export_settings(load_spec(spec_source))
-    inputs = {p.resolve() for p in sources if p.exists()}
+    guard = InputGuard(p for p in sources if isinstance(p, Path))
     jobs: list[ExportJob] = []
     refused: list[ExportResult] = []
     taken: dict[Path, Path] = {}
     for source in sources:
+        if not isinstance(source, Path):
+            where = source.path if source.path is not None else Path()
+            refused.append(ExportResult(where, None, "error", source.message))
+            continue
         dest = destination(source, settings, options.out_dir)
-        key = dest.resolve()
-        if key in inputs:
+        hit = guard.input_at(dest)
+        if hit is not None:
             refused.append(
                 ExportResult(
                     source,
                     None,
                     "failed",
-                    f"the output {dest} would write over an input: choose another --out",
+                    f"the output {dest} would write over the input {hit}: choose another --out",
                 )
             )
             continue
+        key = dest.absolute()
         if key in taken:
             refused.append(
                 ExportResult(
@@ -132,66 +140,61 @@ def _ffmpeg_preview(plan: ExportPlan) -> tuple[str, ...]:
 
 
 def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = None) -> ExportResult:
-    """Run one job; every outcome is a result, never an exception (bar interrupts)."""
+    """Run one job; every outcome is a result, never an exception (bar interrupts).
+
+    Whatever goes wrong with this file -- an error handoff foresaw, or one it did not --
+    becomes this file's failure, so a batch always ends with every file's result.
+    """
     started = time.monotonic()
     source, dest = job.source, job.dest
+
+    def result(status: Status, error: str | None = None, **more: Any) -> ExportResult:
+        kept = dest if status in ("done", "skipped", "planned") else None
+        return ExportResult(source, kept, status, error, seconds=time.monotonic() - started, **more)
+
+    notes: tuple[str, ...] = ()
     try:
         spec = load_spec(job.spec_source)
         info = probe(source)
         plan = plan_export(info, spec, job.options, dest=dest)
+        notes = plan.notes
         if job.dry_run:
-            return ExportResult(
-                source,
-                dest,
-                "planned",
-                notes=plan.notes,
-                plan=plan.to_json(),
-                command=_ffmpeg_preview(plan),
-            )
+            preview = _ffmpeg_preview(plan)
+            return result("planned", notes=notes, plan=plan.to_json(), command=preview)
         if dest.exists() and not job.options.overwrite:
-            return ExportResult(
-                source,
-                dest,
-                "skipped",
-                "exists (use --overwrite to replace it)",
-                notes=plan.notes,
-            )
+            return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
         remove_stale_parts(dest)
-        _write(plan, spec, job.engine, progress)
+        _write(plan, spec, job.engine, progress, replace=job.options.overwrite)
     except _RejectedError as exc:
-        return ExportResult(
-            source,
-            None,
-            "failed",
-            f"the output did not pass '{job.spec_source}' and was not kept: {exc.message}",
-            seconds=time.monotonic() - started,
-            findings=tuple(exc.failures),
-        )
-    except HandoffError as exc:
-        return ExportResult(source, None, "failed", exc.message, seconds=time.monotonic() - started)
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return ExportResult(
-            source,
-            None,
-            "failed",
-            f"{where}{exc.strerror or exc}",
-            seconds=time.monotonic() - started,
-        )
-    return ExportResult(source, dest, "done", notes=plan.notes, seconds=time.monotonic() - started)
+        message = f"the output did not pass '{job.spec_source}' and was not kept: {exc.message}"
+        return result("failed", message, findings=tuple(exc.failures))
+    except OutputExistsError:
+        # Another run published this name while this one encoded: its file stays.
+        return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
+    except InputError as exc:
+        return result("error", exc.message)
+    except Exception as exc:
+        return result("failed", describe(exc))
+    return result("done", notes=notes)
 
 
 def _write(
-    plan: ExportPlan, spec: Spec, engine: Engine, progress: Callable[[int, int], None] | None
+    plan: ExportPlan,
+    spec: Spec,
+    engine: Engine,
+    progress: Callable[[int, int], None] | None,
+    *,
+    replace: bool,
 ) -> None:
     """Encode to a temporary file, check it against the preset, then rename it into place.
 
     An output that fails its own preset is a bug in handoff, not a deliverable: it is
-    removed, never renamed to its final name. The one failure allowed is a missing
-    audio track when the source has none and --add-silence was not given: handoff does
-    not invent sound unasked (the plan's notes say so).
+    removed, never renamed to its final name. The one failure allowed is a missing audio
+    track when the source has none and --add-silence was not given: handoff does not
+    invent sound unasked (the plan's notes say so). Without ``replace`` the final rename
+    never replaces a file, not even one that another run published meanwhile.
     """
-    with atomic_output(plan.dest) as tmp:
+    with atomic_output(plan.dest, replace=replace) as tmp:
         execute(plan, tmp, engine, progress)
         report = validate_file(tmp, spec, plan.spec_options)
         failures = [
@@ -211,24 +214,20 @@ class _RejectedError(HandoffError):
         self.failures = failures
 
 
-def _export_in_worker(job: ExportJob, events: Any) -> ExportResult:
-    """Worker entry: progress goes back through a queue."""
-
-    def progress(done: int, total: int) -> None:
-        events.put((job.index, done, total))
-
-    return export_one(job, progress)
-
-
 def export_batch(
     jobs: Sequence[ExportJob],
     jobs_in_parallel: int,
     on_progress: Callable[[ProgressEvent], None] | None = None,
     on_result: Callable[[ExportJob, ExportResult], None] | None = None,
 ) -> list[ExportResult]:
-    """Run jobs, ``jobs_in_parallel`` processes at a time; results in job order."""
-    results: dict[int, ExportResult] = {}
+    """Run jobs, ``jobs_in_parallel`` processes at a time; results in job order.
+
+    In parallel, each file is exported in a worker process: a worker that dies (a crash
+    in a decoder, the out-of-memory killer) fails only the file it was working on, and
+    its temporary file is removed (:func:`handoff.processes.run_jobs`).
+    """
     if jobs_in_parallel <= 1 or len(jobs) <= 1:
+        results: list[ExportResult] = []
         for job in jobs:
 
             def progress(done: int, total: int, index: int = job.index) -> None:
@@ -236,43 +235,29 @@ def export_batch(
                     on_progress((index, done, total))
 
             result = export_one(job, progress)
-            results[job.index] = result
+            results.append(result)
             if on_result is not None:
                 on_result(job, result)
-        return [results[j.index] for j in jobs]
+        return results
 
-    # Spawned, not forked: the parent holds FFmpeg threads and open codecs.
-    context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager:
-        events = manager.Queue()
-        with ProcessPoolExecutor(max_workers=jobs_in_parallel, mp_context=context) as pool:
-            pending: dict[Future[ExportResult], ExportJob] = {
-                pool.submit(_export_in_worker, job, events): job for job in jobs
-            }
-            while pending:
-                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(events, on_progress)
-                for future in done:
-                    job = pending.pop(future)
-                    try:
-                        result = future.result()
-                    except Exception as exc:  # a worker that died (killed, out of memory)
-                        result = ExportResult(job.source, None, "failed", f"worker failed: {exc}")
-                    results[job.index] = result
-                    if on_result is not None:
-                        on_result(job, result)
-            _drain(events, on_progress)
-    return [results[j.index] for j in jobs]
-
-
-def _drain(events: Any, on_progress: Callable[[ProgressEvent], None] | None) -> None:
-    while True:
-        try:
-            event = events.get_nowait()
-        except (queue.Empty, EOFError, OSError):
-            return
+    def progress_event(index: int, done: int, total: int) -> None:
         if on_progress is not None:
-            on_progress(event)
+            on_progress((jobs[index].index, done, total))
+
+    return run_jobs(
+        jobs,
+        export_one,
+        jobs_in_parallel,
+        failed=_worker_failed,
+        on_progress=progress_event,
+        on_result=on_result,
+    )
+
+
+def _worker_failed(job: ExportJob, reason: str) -> ExportResult:
+    if not job.dry_run:
+        remove_stale_parts(job.dest)  # the dead worker's .part, if it had begun one
+    return ExportResult(job.source, None, "failed", reason)
 
 
 def default_jobs() -> int:

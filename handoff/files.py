@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
 from handoff.errors import (
     EmptyMediaError,
+    InputError,
     MediaNotFoundError,
     MediaPermissionError,
     NoMediaFoundError,
@@ -19,9 +22,11 @@ __all__ = [
     "AUDIO_SUFFIXES",
     "MEDIA_SUFFIXES",
     "VIDEO_SUFFIXES",
+    "MediaItem",
     "check_readable",
     "expand_media",
     "media_sort_key",
+    "split_media",
 ]
 
 VIDEO_SUFFIXES = frozenset(
@@ -46,57 +51,103 @@ def media_sort_key(path: Path) -> tuple[int, int, str]:
     return (1, 0, path.name)
 
 
-def expand_media(paths: Iterable[Path | str]) -> list[Path]:
+MediaItem = Path | InputError
+"""One entry of an expanded command line: a file to work on, or why a path gave none."""
+
+
+def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
     """Files as given (whatever their name); folders expanded recursively to media files.
 
     A file named on the command line is kept even without a media suffix, so that it
     gets a proper verdict ("not a media file") instead of vanishing. Hidden files and
-    partial outputs (``.*.part``) inside folders are skipped. A folder with no media is
-    an error: the user almost certainly pointed at the wrong place.
+    folders and partial outputs (``.*.part``) inside folders are skipped; symbolic links
+    to folders are not followed. Anything with a media suffix that is not a folder is
+    kept -- a broken link, a FIFO -- so that it gets its verdict too.
+
+    What cannot become a file comes back as an :class:`InputError` in its place, for the
+    caller to report beside the others: a folder (or a folder inside it) that cannot be
+    listed, and a folder that holds no media at all (the user almost certainly pointed
+    at the wrong place). One bad path never hides the rest.
     """
-    out: list[Path] = []
+    out: list[MediaItem] = []
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
-            found = sorted(
-                (
-                    f
-                    for f in p.rglob("*")
-                    if f.is_file()
-                    and f.suffix.lower() in MEDIA_SUFFIXES
-                    and not any(part.startswith(".") for part in f.relative_to(p).parts)
-                ),
-                key=lambda f: (str(f.parent), media_sort_key(f)),
-            )
-            if not found:
-                raise NoMediaFoundError(
-                    "folder holds no media files (looked for "
-                    + ", ".join(sorted(MEDIA_SUFFIXES))
-                    + ")",
-                    p,
-                )
-            candidates = found
-        else:
-            candidates = [p]
+        candidates: list[MediaItem] = _walk(p) if p.is_dir() else [p]
         for f in candidates:
-            key = f.resolve() if f.exists() else f
+            if isinstance(f, InputError):
+                out.append(f)
+                continue
+            key = _identity(f)
             if key not in seen:
                 seen.add(key)
                 out.append(f)
     return out
 
 
+def split_media(items: Iterable[MediaItem]) -> tuple[list[Path], list[InputError]]:
+    """The files, and the problems, of an expanded command line."""
+    files = [i for i in items if isinstance(i, Path)]
+    return files, [i for i in items if isinstance(i, InputError)]
+
+
+def _identity(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        return path.absolute()
+
+
+def _walk(folder: Path) -> list[MediaItem]:
+    found: list[Path] = []
+    problems: list[MediaItem] = []
+
+    def unlistable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        reason = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
+        problems.append(MediaPermissionError(f"cannot list this folder ({reason})", where))
+
+    for here, dirs, names in os.walk(folder, onerror=unlistable):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base = Path(here)
+        for name in names:
+            f = base / name
+            if name.startswith(".") or f.suffix.lower() not in MEDIA_SUFFIXES:
+                continue
+            found.append(f)
+    found.sort(key=lambda f: (str(f.parent), media_sort_key(f)))
+    if not found and not problems:
+        return [
+            NoMediaFoundError(
+                "folder holds no media files (looked for "
+                + ", ".join(sorted(MEDIA_SUFFIXES))
+                + ")",
+                folder,
+            )
+        ]
+    return [*found, *problems]
+
+
 def check_readable(path: Path) -> int:
-    """Raise the error a user can act on when ``path`` cannot be a media file; return its size."""
+    """Raise the error a user can act on when ``path`` cannot be a media file; return its size.
+
+    Only regular files are media: a folder, a FIFO or a device is refused here, before
+    anything opens it (opening a FIFO would wait for a writer forever).
+    """
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise MediaNotFoundError("no such file", path) from None
+        what = "broken symbolic link" if path.is_symlink() else "no such file"
+        raise MediaNotFoundError(what, path) from None
     except PermissionError:
         raise MediaPermissionError("permission denied", path) from None
-    if path.is_dir():
+    except OSError as exc:
+        reason = "a loop of symbolic links" if exc.errno == errno.ELOOP else exc.strerror
+        raise NotMediaError(f"cannot be read ({reason})", path) from None
+    if stat.S_ISDIR(st.st_mode):
         raise NotMediaError("is a folder, not a media file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotMediaError("not a regular file (a FIFO, socket or device)", path)
     if not os.access(path, os.R_OK):
         raise MediaPermissionError("permission denied (cannot read the file)", path)
     if st.st_size == 0:

@@ -1,14 +1,27 @@
-"""Writing outputs so that a final name only ever holds a complete file."""
+"""Writing outputs so that a final name only ever holds a complete file -- and never
+one the command was not asked to replace, least of all one of its own inputs."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
+import functools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "atomic_write_bytes", "remove_stale_parts"]
+from handoff.errors import OutputExistsError, OverwritesInputError
+
+__all__ = [
+    "InputGuard",
+    "atomic_output",
+    "atomic_write_bytes",
+    "publish",
+    "remove_stale_parts",
+]
 
 
 def _part_prefix(dest: Path) -> str:
@@ -19,17 +32,74 @@ def _part_suffix(dest: Path) -> str:
     return f".part{dest.suffix}"
 
 
+class InputGuard:
+    """The inputs of one command, to refuse any output that would write over one of them.
+
+    An output is an input when it names the same file after links are followed, or
+    when it is the same file under another name (a hard link: same device and inode).
+    Inputs are never written over, whatever the flags: ``--overwrite`` replaces earlier
+    *outputs* only.
+    """
+
+    def __init__(self, inputs: Iterable[Path]) -> None:
+        self._paths: dict[Path, Path] = {}
+        self._files: dict[tuple[int, int], Path] = {}
+        for p in inputs:
+            self.add(p)
+
+    def add(self, path: Path) -> None:
+        resolved = _resolve(path)
+        if resolved is not None:
+            self._paths.setdefault(resolved, path)
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            self._files.setdefault((st.st_dev, st.st_ino), path)
+
+    def input_at(self, output: Path) -> Path | None:
+        """The input ``output`` would write over, if any."""
+        resolved = _resolve(output)
+        if resolved is not None and resolved in self._paths:
+            return self._paths[resolved]
+        try:
+            st = output.stat()
+        except OSError:
+            return None
+        return self._files.get((st.st_dev, st.st_ino))
+
+    def check(self, output: Path) -> None:
+        """Raise :class:`OverwritesInputError` when ``output`` is one of the inputs."""
+        hit = self.input_at(output)
+        if hit is not None:
+            raise OverwritesInputError(
+                f"would write over the input {hit}: choose another output name or folder",
+                output,
+            )
+
+
+def _resolve(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        return None
+
+
 @contextlib.contextmanager
-def atomic_output(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``dest``; rename it onto ``dest`` only on success.
+def atomic_output(dest: Path, *, replace: bool, guard: InputGuard | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; publish it as ``dest`` only on success.
 
     The temporary file is hidden, carries the writer's process id, and ends in
     ``.part`` followed by the real suffix, so muxers that choose a format from the
     extension still see it: ``.001_intro.4242.k2j3.part.mp4``. A failure removes it;
     a kill leaves it behind under that name only, never under ``dest`` --
     :func:`remove_stale_parts` clears such leftovers on the next run.
+
+    Without ``replace``, an existing ``dest`` is never replaced -- not even one that
+    another process published while this one was writing: :class:`OutputExistsError`.
+    ``guard`` refuses, at the last moment too, a ``dest`` that is one of the inputs.
     """
     dest = Path(dest)
+    if guard is not None:
+        guard.check(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f"{_part_prefix(dest)}{os.getpid()}.", suffix=_part_suffix(dest), dir=dest.parent
@@ -41,10 +111,82 @@ def atomic_output(dest: Path) -> Iterator[Path]:
         # mkstemp makes the file private (0600); a finished output gets the mode any
         # new file of this user would have.
         tmp.chmod(0o666 & ~_umask())
-        tmp.replace(dest)
+        if guard is not None:
+            guard.check(dest)
+        publish(tmp, dest, replace=replace)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def publish(tmp: Path, dest: Path, *, replace: bool) -> None:
+    """Rename ``tmp`` to ``dest``; without ``replace``, fail if ``dest`` exists.
+
+    The no-replace rename is atomic where the system offers one: Linux's
+    ``renameat2(RENAME_NOREPLACE)`` (renameat2(2), Linux 3.15+, glibc 2.28+), else a
+    hard link (``link(2)`` fails with EEXIST) then the unlink of the temporary name.
+    On a file system with neither (FAT, some network shares) a check then a rename
+    leaves a window of microseconds in which a concurrent writer can still lose.
+    """
+    if replace:
+        tmp.replace(dest)
+        return
+    try:
+        if _rename_noreplace(tmp, dest):
+            return
+        if _link_noreplace(tmp, dest):
+            return
+        if dest.exists() or dest.is_symlink():
+            raise FileExistsError(errno.EEXIST, "File exists", str(dest))
+        tmp.rename(dest)
+    except FileExistsError:
+        raise OutputExistsError("already exists (use --overwrite to replace it)", dest) from None
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """glibc's renameat2, or None where the C library has none (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _rename_noreplace(tmp: Path, dest: Path) -> bool:
+    """True when renamed; False when the system or file system cannot do it."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    rc = fn(_AT_FDCWD, os.fsencode(tmp), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise FileExistsError(err, os.strerror(err), str(dest))
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False  # this kernel or file system has no RENAME_NOREPLACE
+    raise OSError(err, os.strerror(err), str(dest))
+
+
+def _link_noreplace(tmp: Path, dest: Path) -> bool:
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            return False  # no hard links here (FAT, some shares)
+        raise
+    tmp.unlink()
+    return True
 
 
 def _umask() -> int:
@@ -81,8 +223,11 @@ def remove_stale_parts(dest: Path) -> list[Path]:
     return removed
 
 
-def atomic_write_bytes(dest: Path, data: bytes) -> None:
-    with atomic_output(dest) as tmp, tmp.open("wb") as f:
+def atomic_write_bytes(
+    dest: Path, data: bytes, *, replace: bool, guard: InputGuard | None = None
+) -> None:
+    """Write ``data`` to ``dest`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(dest, replace=replace, guard=guard) as tmp, tmp.open("wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -42,6 +42,7 @@ import ffmpeg as ffmpeg_lib
 from handoff.engines import Progress
 from handoff.errors import ToolError
 from handoff.plan import AudioPlan, ExportPlan, VideoPlan
+from handoff.processes import child_preexec
 
 __all__ = ["command", "find_ffmpeg", "run"]
 
@@ -279,8 +280,14 @@ def run(plan: ExportPlan, out_path: Path, progress: Progress | None = None) -> N
     total = plan.video.frames
     with tempfile.TemporaryFile() as err:
         try:
+            # The encoder dies with this process, even by SIGKILL: no orphan goes on
+            # writing into a .part nobody will rename (handoff.processes).
             proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                preexec_fn=child_preexec(),
             )
         except OSError as exc:
             raise ToolError(f"cannot run ffmpeg ({argv[0]}): {exc}", plan.source) from exc
