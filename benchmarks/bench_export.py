@@ -125,7 +125,7 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
         p = (i * speed) % (2 * pad - 2)
         return p if p < pad else 2 * pad - 2 - p
 
-    with atomic_output(path) as tmp, av.open(str(tmp), "w", format="mp4") as out:
+    with atomic_output(path, replace=True) as tmp, av.open(str(tmp), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=FPS)
         assert isinstance(vs, av.VideoStream)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
@@ -179,7 +179,7 @@ def make_warm_clip(path: Path) -> Path:
     from handoff.synth import ClipSpec, write_clip
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as tmp:
+    with atomic_output(path, replace=True) as tmp:
         write_clip(tmp, ClipSpec(seconds=1.0, gop=48, profile="high"))
     return path
 
@@ -690,7 +690,7 @@ def check_codec_case(case: Case) -> None:
             "audio_codec": a.codec if a else None,
             "audio_rate": a.sample_rate if a else None,
             # After the edit list (AAC priming and tail padding hidden), as a player plays it.
-            "audio_samples": round(a.duration_s * a.sample_rate) if a else None,
+            "audio_samples": round(a.duration_s * (a.sample_rate or 0)) if a else None,
             # Every sample the decoder gives, AAC tail padding of the last frame included.
             "audio_samples_decoded": int(dec["sound"].shape[1]),
             "validate": report.status,
@@ -773,7 +773,7 @@ def check_jobs_case(case: Case) -> None:
             info = probe(out)
             frames.append(info.video.frames if info.video else 0)
             a = info.audio
-            samples.append(round(a.duration_s * a.sample_rate) if a else 0)
+            samples.append(round(a.duration_s * (a.sample_rate or 0)) if a else 0)
         case.expected.setdefault("frames", {})[tool.key] = frames
         case.checks.append(
             f"{tool.key}: {len(tool.outputs)} outputs done and passing h264-review "

@@ -1,6 +1,6 @@
 """Decode one audio stream of any media file to a float32 numpy array with PyAV.
 
-The samples come out as planar float32, shape ``(channels, samples)``, full scale 1.0, at
+The samples come out as float32, shape ``(channels, samples)``, full scale 1.0, at
 the stream's own sample rate and channel layout: measuring loudness or true peak needs the
 signal as delivered, so nothing is resampled or down-mixed here.
 
@@ -38,7 +38,7 @@ from handoff.errors import (
 )
 from handoff.files import check_readable
 
-__all__ = ["DecodedAudio", "decode_audio"]
+__all__ = ["DecodedAudio", "decode_audio", "frame_samples"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,12 +94,29 @@ def _pick_stream(
     raise NoStreamsError(f"no audio stream with index {stream_index} (audio streams: {have})", path)
 
 
+def frame_samples(frame: AudioFrame) -> npt.NDArray[np.float32]:
+    """The samples of a *packed* float frame (format ``flt``) as ``(channels, samples)``.
+
+    Interleaved float is read as one plane and de-interleaved in numpy. Planar frames
+    are not read plane by plane: PyAV 18.1's ``to_ndarray()`` on a planar frame of 8 or
+    more channels crashes the interpreter (SIGSEGV/SIGABRT; FFmpeg keeps planes past the
+    eighth in ``extended_data``, measured with an 8-channel WAV), while one interleaved
+    plane holds any channel count.
+    """
+    if frame.format.name != "flt":
+        raise ValueError(f"expected packed float samples, got {frame.format.name}")
+    channels = frame.layout.nb_channels
+    flat = np.asarray(frame.to_ndarray(), dtype=np.float32).reshape(-1)
+    return np.ascontiguousarray(flat[: frame.samples * channels].reshape(-1, channels).T)
+
+
 class _Collector:
-    """Converts decoded frames to planar float at one fixed layout and rate, and keeps them.
+    """Converts decoded frames to float at one fixed layout and rate, and keeps them.
 
     The output format is fixed by the first frame. A stream that changes layout or rate
     part-way (it happens with AAC and with concatenated files) is converted to the first
-    frame's, so the result is one consistent array.
+    frame's, so the result is one consistent array. Conversion is to packed float
+    (:func:`frame_samples` says why not planar).
     """
 
     def __init__(self) -> None:
@@ -116,7 +133,7 @@ class _Collector:
             self.rate = frame.sample_rate
         if key != self._input_key or self._resampler is None:
             self.finish()  # a new input format needs a new conversion graph
-            self._resampler = AudioResampler(format="fltp", layout=self.layout, rate=self.rate)
+            self._resampler = AudioResampler(format="flt", layout=self.layout, rate=self.rate)
             self._input_key = key
         self._keep(self._resampler.resample(frame))
 
@@ -129,8 +146,7 @@ class _Collector:
         for out in frames:
             # A pass-through resampler answers a flush with [None].
             if out is not None and out.samples:
-                # to_ndarray stacks the planes into a new (channels, samples) array.
-                self.chunks.append(np.asarray(out.to_ndarray(), dtype=np.float32))
+                self.chunks.append(frame_samples(out))
 
 
 def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAudio:
@@ -149,6 +165,11 @@ def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAu
     skipped = 0
     with _open(path) as container:
         stream = _pick_stream(container, stream_index, path)
+        codec_context: av.AudioCodecContext | None = stream.codec_context
+        if codec_context is None:  # a codec FFmpeg cannot identify (PyAV: no context)
+            raise UnsupportedError(
+                f"audio stream {stream.index} has a codec FFmpeg cannot identify", path
+            )
         collector = _Collector()
         try:
             for packet in container.demux(stream):

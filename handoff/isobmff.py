@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -43,6 +43,9 @@ class BoxLayout:
     the rate the encoder was set to, whatever the content let it spend."""
     truncated_box: str | None
     """The type of a top-level box whose declared size runs past the end of the file."""
+    sample_entry_by_track: dict[int, str] = field(default_factory=dict)
+    """The four-character code of the track's first sample description (``avc1``,
+    ``mp4a``, ``apch``): what names the codec, even one FFmpeg does not know."""
 
 
 def sniff_isobmff(head: bytes) -> bool:
@@ -109,6 +112,7 @@ def read_layout(path: Path) -> BoxLayout | None:
         truncated: str | None = None
         rotations: dict[int, int] = {}
         max_rates: dict[int, int] = {}
+        entries: dict[int, str] = {}
         for kind, payload, length, box_end in _boxes(f, 0, size):
             name = kind.decode("latin-1")
             top.append(name)
@@ -121,7 +125,8 @@ def read_layout(path: Path) -> BoxLayout | None:
                 faststart = not seen_mdat
                 for kind2, payload2, length2, _ in _boxes(f, payload, min(payload + length, size)):
                     if kind2 == b"trak":
-                        _read_trak(f, payload2, min(payload2 + length2, size), rotations, max_rates)
+                        end2 = min(payload2 + length2, size)
+                        _read_trak(f, payload2, end2, rotations, max_rates, entries)
     return BoxLayout(
         top_level=tuple(top),
         has_moov=has_moov,
@@ -129,14 +134,21 @@ def read_layout(path: Path) -> BoxLayout | None:
         rotation_by_track=rotations,
         max_bit_rate_by_track=max_rates,
         truncated_box=truncated,
+        sample_entry_by_track=entries,
     )
 
 
 def _read_trak(
-    f: BinaryIO, start: int, end: int, rotations: dict[int, int], max_rates: dict[int, int]
+    f: BinaryIO,
+    start: int,
+    end: int,
+    rotations: dict[int, int],
+    max_rates: dict[int, int],
+    entries: dict[int, str],
 ) -> None:
     track_id: int | None = None
     max_rate: int | None = None
+    entry: str | None = None
     stack = [(start, end)]
     while stack:
         lo, hi = stack.pop()
@@ -150,9 +162,16 @@ def _read_trak(
                     track_id, rotations[found[0]] = found
             elif kind == b"stsd":
                 f.seek(payload)
-                max_rate = _esds_max_bit_rate(f.read(min(length, 4096)))
+                stsd = f.read(min(length, 4096))
+                max_rate = _esds_max_bit_rate(stsd)
+                # version/flags (4), entry_count (4), then the first entry's size and
+                # type (ISO 14496-12 8.5.2): the type is the codec's four-character code.
+                if len(stsd) >= 16:
+                    entry = stsd[12:16].decode("latin-1")
     if track_id is not None and max_rate:
         max_rates[track_id] = max_rate
+    if track_id is not None and entry is not None:
+        entries[track_id] = entry
 
 
 def _descriptor(data: bytes, pos: int) -> tuple[int, int, int] | None:

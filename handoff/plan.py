@@ -23,8 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from handoff.errors import SpecError, UnsupportedError, UsageError
-from handoff.probe import MediaInfo, VideoInfo
+from handoff.errors import InputError, SpecError, UnsupportedError, UsageError
+from handoff.probe import UNKNOWN_CODEC, MediaInfo, VideoInfo
 from handoff.spec import Spec
 
 __all__ = [
@@ -70,6 +70,8 @@ class ExportOptions:
     add_silence: bool = False
     out_dir: Path | None = None
     overwrite: bool = False
+    allow_truncated: bool = False
+    """Export what an incomplete (cut short) source holds instead of refusing it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,6 +427,31 @@ def plan_export(
     if v is None:
         raise UnsupportedError("no video stream: export makes picture deliverables", info.path)
     notes: list[str] = []
+    if info.truncated is not None:
+        if not options.allow_truncated:
+            raise InputError(
+                f"incomplete source ({info.truncated}): exporting it would hide what is "
+                "missing -- export it again from the generator, or pass --allow-truncated "
+                "to export what it holds",
+                info.path,
+            )
+        notes.append(f"incomplete source exported as it is (--allow-truncated): {info.truncated}")
+    if v.codec == UNKNOWN_CODEC or v.width is None or v.height is None or v.pix_fmt is None:
+        what = (
+            "a codec FFmpeg cannot identify"
+            if v.codec == UNKNOWN_CODEC
+            else "no frame size or pixel format (no decodable picture data)"
+        )
+        raise UnsupportedError(
+            f"video stream #{v.index} has {what}: it cannot be decoded", info.path
+        )
+    a = info.audio
+    if a is not None and (a.codec == UNKNOWN_CODEC or not a.sample_rate or not a.channels):
+        raise UnsupportedError(
+            f"audio stream #{a.index} has a codec FFmpeg cannot identify: its sound cannot be "
+            "decoded",
+            info.path,
+        )
     fps, conversion, step, scale = _choose_rate(v, options, notes)
 
     if conversion == "keep":
@@ -472,8 +499,7 @@ def plan_export(
 
     total = round(Fraction(frames) / fps * OUTPUT_SAMPLE_RATE)
     audio: AudioPlan | None = None
-    a = info.audio
-    if a is not None:
+    if a is not None and a.sample_rate and a.channels:
         channels = a.channels if a.channels in (1, 2) else 2
         if a.channels > 2:
             notes.append(f"{a.channels}-channel audio ({a.layout}) down-mixed to stereo")

@@ -27,6 +27,7 @@ from handoff.errors import (
 )
 from handoff.files import check_readable
 from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
+from handoff.riff import read_wav_layout
 from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
 __all__ = ["AudioInfo", "MediaInfo", "VideoInfo", "probe"]
@@ -61,9 +62,11 @@ _TRUNCATION_SLACK_S = 0.5
 class VideoInfo:
     index: int
     codec: str
+    """FFmpeg's codec name; ``unknown`` for a codec FFmpeg cannot identify (no decoder,
+    and the size, pixel format and colour are then missing too)."""
     profile: str | None
-    width: int
-    height: int
+    width: int | None
+    height: int | None
     pix_fmt: str | None
     bit_depth: int | None
     chroma_subsampling: str | None
@@ -95,10 +98,12 @@ class VideoInfo:
 class AudioInfo:
     index: int
     codec: str
+    """FFmpeg's codec name; ``unknown`` for a codec FFmpeg cannot identify (its rate,
+    channels and layout are then missing)."""
     profile: str | None
-    sample_rate: int
-    channels: int
-    layout: str
+    sample_rate: int | None
+    channels: int | None
+    layout: str | None
     bit_rate: int | None
     bit_depth: int | None
     sample_format: str | None
@@ -124,6 +129,8 @@ class MediaInfo:
     faststart: bool | None
     """MP4/MOV only: the index comes before the media data. None for other containers."""
     warnings: tuple[str, ...] = field(default=())
+    truncated: str | None = None
+    """Why the file is incomplete (cut short, or unreadable part-way), or None."""
 
     @property
     def video(self) -> VideoInfo | None:
@@ -286,8 +293,15 @@ def _scan(
     return scans, error
 
 
-def _codec_name(cc: av.CodecContext) -> str:
-    # The codec, not the decoder chosen for it: "mp3", not "mp3float".
+UNKNOWN_CODEC = "unknown"
+
+
+def _codec_name(cc: av.CodecContext | None) -> str:
+    # The codec, not the decoder chosen for it: "mp3", not "mp3float". A stream FFmpeg
+    # cannot identify (an MP4 sample entry or Matroska CodecID it does not know) has no
+    # codec context at all in PyAV.
+    if cc is None:
+        return UNKNOWN_CODEC
     codec = cc.codec
     return str(getattr(codec, "canonical_name", None) or codec.name)
 
@@ -296,7 +310,8 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
     if not scan.pts:
         return None
     tb = stream.time_base or Fraction(1, 90000)
-    cc = stream.codec_context
+    # None for a codec FFmpeg cannot identify (PyAV's stubs do not say so).
+    cc: av.VideoCodecContext | None = stream.codec_context
     hint = stream.average_rate or stream.guessed_rate or None
     timing = analyse_frame_times(
         scan.pts, tb, last_duration=scan.last_duration or None, rate_hint=hint
@@ -311,28 +326,29 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
         if last < header_end < end:
             end = header_end
     keys = keyframe_spacing([p * tb for p in scan.key_pts], end)
-    depth, chroma = _bit_depth_from_pix_fmt(cc.pix_fmt)
+    pix_fmt = cc.pix_fmt if cc is not None else None
+    depth, chroma = _bit_depth_from_pix_fmt(pix_fmt)
     idr: bool | None = None
     if scan.idr_flags:
         known = [f for f in scan.idr_flags if f is not None]
         idr = all(known) if known else None
-    codec_desc = av.Codec(cc.name, "r") if cc.name else None
+    codec_desc = av.Codec(cc.name, "r") if cc is not None and cc.name else None
     intra = bool(codec_desc is not None and codec_desc.intra_only) or (
         len(scan.key_pts) == len(scan.pts) and len(scan.pts) > 1
     )
     return VideoInfo(
         index=stream.index,
         codec=_codec_name(cc),
-        profile=cc.profile,
-        width=stream.width,
-        height=stream.height,
-        pix_fmt=cc.pix_fmt,
+        profile=cc.profile if cc is not None else None,
+        width=cc.width if cc is not None else None,
+        height=cc.height if cc is not None else None,
+        pix_fmt=pix_fmt,
         bit_depth=depth,
         chroma_subsampling=chroma,
-        color_primaries=_PRIMARIES.get(cc.color_primaries),
-        color_transfer=_TRANSFER.get(cc.color_trc),
-        color_matrix=_MATRIX.get(cc.colorspace) if cc.colorspace != 2 else None,
-        color_range=_RANGE.get(cc.color_range),
+        color_primaries=_PRIMARIES.get(cc.color_primaries) if cc is not None else None,
+        color_transfer=_TRANSFER.get(cc.color_trc) if cc is not None else None,
+        color_matrix=_MATRIX.get(cc.colorspace) if cc is not None and cc.colorspace != 2 else None,
+        color_range=_RANGE.get(cc.color_range) if cc is not None else None,
         rotation=0,
         fps=timing.fps,
         frame_rate_mode=timing.mode,
@@ -348,7 +364,7 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
         mean_keyframe_interval_s=float(keys.mean_interval),
         all_keyframes_idr=idr,
         intra_only=intra,
-        bit_rate=stream.bit_rate or None,
+        bit_rate=(cc.bit_rate or None) if cc is not None else None,
         time_base=tb,
     )
 
@@ -356,25 +372,42 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
 def _audio_info(stream: av.AudioStream, scan: _StreamScan) -> AudioInfo | None:
     if not scan.pts or scan.end_ticks is None:
         return None
-    tb = stream.time_base or Fraction(1, stream.sample_rate or 48000)
-    cc = stream.codec_context
+    # None for a codec FFmpeg cannot identify (PyAV's stubs do not say so).
+    cc: av.AudioCodecContext | None = stream.codec_context
+    rate = (cc.sample_rate or None) if cc is not None else None
+    tb = stream.time_base or Fraction(1, rate or 48000)
     start = min(scan.pts) * tb
-    if scan.skip_samples and stream.sample_rate and scan.first_any is not None:
-        start = max(start, scan.first_any * tb + Fraction(scan.skip_samples, stream.sample_rate))
+    if scan.skip_samples and rate and scan.first_any is not None:
+        start = max(start, scan.first_any * tb + Fraction(scan.skip_samples, rate))
     end = scan.end_ticks * tb
     if stream.duration is not None and stream.start_time is not None:
         header_end = (stream.start_time + stream.duration) * tb
         if start < header_end < end:
             end = header_end
+    if cc is None:
+        return AudioInfo(
+            index=stream.index,
+            codec=UNKNOWN_CODEC,
+            profile=None,
+            sample_rate=None,
+            channels=None,
+            layout=None,
+            bit_rate=None,
+            bit_depth=None,
+            sample_format=None,
+            start_s=float(start),
+            duration_s=float(end - start),
+            priming_samples=scan.skip_samples,
+        )
     sample_format = cc.format.name if cc.format is not None else None
-    bit_rate = stream.bit_rate or cc.bit_rate or None
+    bit_rate = cc.bit_rate or None
     return AudioInfo(
         index=stream.index,
         codec=_codec_name(cc),
         profile=cc.profile,
-        sample_rate=stream.sample_rate,
-        channels=stream.channels,
-        layout=stream.layout.name,
+        sample_rate=rate,
+        channels=cc.channels or None,
+        layout=cc.layout.name if cc.channels else None,
         bit_rate=bit_rate,
         bit_depth=_audio_bit_depth(cc.name, sample_format),
         sample_format=sample_format,
@@ -397,7 +430,9 @@ def probe(path: Path | str) -> MediaInfo:
         if not streams:
             raise NoStreamsError("no audio or video stream in the file", path)
         check_idr = {
-            s.index for s in streams if s.type == "video" and s.codec_context.name == "h264"
+            s.index
+            for s in streams
+            if s.type == "video" and s.codec_context is not None and s.codec_context.name == "h264"
         }
         scans, read_error = _scan(container, check_idr)
         videos: list[VideoInfo] = []
@@ -429,18 +464,27 @@ def probe(path: Path | str) -> MediaInfo:
     duration = max(ends) - max(0.0, min(starts))
 
     warnings: list[str] = []
-    if read_error:
-        warnings.append(f"reading stopped early: {read_error}")
+    unknown = [v.index for v in videos if v.codec == UNKNOWN_CODEC]
+    unknown += [a.index for a in audios if a.codec == UNKNOWN_CODEC]
+    warnings += [_unknown_codec_warning(index, streams, layout) for index in unknown]
+    # Every way a file can be incomplete, the most telling first.
+    truncation: list[str] = []
     if layout is not None and layout.truncated_box:
-        warnings.append(
+        truncation.append(
             f"truncated: the file ends inside its '{layout.truncated_box}' box "
             f"({size} bytes on disk)"
         )
+    wav = read_wav_layout(path) if head[8:12] == b"WAVE" else None
+    if wav is not None and wav.truncated:
+        truncation.append(f"truncated: {wav.truncated}")
     if header_duration is not None and header_duration > duration + _TRUNCATION_SLACK_S:
-        warnings.append(
+        truncation.append(
             f"truncated: the header promises {header_duration:.3f} s but the media data "
             f"ends at {duration:.3f} s"
         )
+    if read_error:
+        truncation.append(f"reading stopped early: {read_error}")
+    warnings += truncation
     return MediaInfo(
         path=path,
         container=_container_name(fmt, path, layout, head),
@@ -453,7 +497,20 @@ def probe(path: Path | str) -> MediaInfo:
         audios=tuple(audios),
         faststart=layout.faststart if layout is not None else None,
         warnings=tuple(warnings),
+        truncated=truncation[0] if truncation else None,
     )
+
+
+def _unknown_codec_warning(
+    index: int, streams: list[av.stream.Stream], layout: BoxLayout | None
+) -> str:
+    fourcc = None
+    if layout is not None:
+        fourcc = next(
+            (layout.sample_entry_by_track.get(s.id) for s in streams if s.index == index), None
+        )
+    named = f" ({fourcc!r} in the MP4/MOV sample description)" if fourcc else ""
+    return f"stream #{index}: a codec FFmpeg cannot identify{named}: it cannot be decoded"
 
 
 def _replace_rotation(v: VideoInfo, rotation: int) -> VideoInfo:
@@ -461,7 +518,8 @@ def _replace_rotation(v: VideoInfo, rotation: int) -> VideoInfo:
 
 
 def is_truncated(info: MediaInfo) -> bool:
-    return any(w.startswith("truncated") for w in info.warnings)
+    """Whether the file is incomplete: cut short, or unreadable part-way."""
+    return info.truncated is not None
 
 
 def to_json(info: MediaInfo) -> dict[str, Any]:
@@ -484,6 +542,7 @@ def to_json(info: MediaInfo) -> dict[str, Any]:
         "audio": _audio_json(a) if a else None,
         "streams": [_video_json(x) for x in info.videos] + [_audio_json(x) for x in info.audios],
         "av_duration_delta_s": _r(delta),
+        "truncated": info.truncated,
         "warnings": list(info.warnings),
     }
 
@@ -505,6 +564,7 @@ def error_json(path: Path | str, message: str) -> dict[str, Any]:
         "audio": None,
         "streams": [],
         "av_duration_delta_s": None,
+        "truncated": None,
         "warnings": [],
     }
 

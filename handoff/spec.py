@@ -22,6 +22,7 @@ from typing import Any, Literal
 from handoff.errors import SpecError
 
 __all__ = [
+    "COMPLETE_FILE_RULE",
     "FACTS",
     "OPERATORS",
     "Rule",
@@ -41,7 +42,7 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "container": ("str", "short container name: mp4, mov, matroska, webm, wav, ..."),
     "faststart": ("bool", "MP4/MOV index (moov) before the media data"),
     "duration_s": ("float", "programme duration from the packets present, seconds"),
-    "truncated": ("bool", "the file ends before its header says it should"),
+    "truncated": ("bool", "the file is incomplete: cut short, or unreadable part-way"),
     "av_duration_delta_s": ("float", "audio minus video duration, seconds"),
     "video.present": ("bool", "the file has a video stream"),
     "video.codec": ("str", "h264, hevc, prores, vp9, ..."),
@@ -164,6 +165,17 @@ class Spec:
 
     def active_rules(self, options: Mapping[str, bool]) -> tuple[Rule, ...]:
         return tuple(r for r in self.rules if r.applies(options))
+
+
+COMPLETE_FILE_RULE = Rule(
+    id="complete-file",
+    fact="truncated",
+    op="eq",
+    value=False,
+    message="the file is incomplete (cut short, or unreadable part-way): write or download it "
+    "again",
+)
+"""Added to a spec that has no rule on ``truncated`` (the built-in specs carry it)."""
 
 
 def _parse_value(raw: Any, kind: FactType, where: str) -> Value:
@@ -331,6 +343,9 @@ def parse_spec(text: str, source: str = "<string>") -> Spec:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise SpecError(f"spec {source}: duplicate rule id(s) {', '.join(dupes)}")
+    if not any(r.fact == "truncated" for r in rules):
+        # No spec passes a file that is cut short unless it says so in a rule of its own.
+        rules = (*rules, COMPLETE_FILE_RULE)
     export = data.get("export", {})
     if not isinstance(export, dict):
         raise SpecError(f"spec {source}: [export] must be a table")

@@ -20,8 +20,8 @@ import av.error
 
 from handoff import loudness
 from handoff.audio import decode_audio
-from handoff.errors import InputError
-from handoff.probe import MediaInfo, is_truncated, probe
+from handoff.errors import describe
+from handoff.probe import UNKNOWN_CODEC, MediaInfo, is_truncated, probe
 from handoff.spec import Rule, Spec, Value
 
 __all__ = ["FileReport", "Finding", "exit_code", "validate_file", "validate_paths"]
@@ -139,18 +139,13 @@ class _Facts:
             return None
         if name == "audio.nominal_bit_rate":
             return a.declared_max_bit_rate or a.bit_rate
+        if a.codec == UNKNOWN_CODEC and name in _MEASURED:
+            return None  # nothing to decode: the rule reports the fact missing
         if name == "audio.mono_content":
             return a.channels == 1 or (a.channels == 2 and bool(self.get("audio.dual_mono")))
         if name == "audio.dual_mono" and a.channels != 2:
             return False
-        if name in (
-            "audio.silent",
-            "audio.dual_mono",
-            "audio.integrated_lufs",
-            "audio.true_peak_dbtp",
-            "audio.leading_silence_s",
-            "audio.trailing_silence_s",
-        ):
+        if name in _MEASURED:
             value = self._measure_audio()[name]
             if isinstance(value, float) and not math.isfinite(value):
                 return value  # -inf: silence; reported as such, and fails a level rule
@@ -167,6 +162,20 @@ class _Facts:
             else:
                 out[k] = val
         return out
+
+
+# Facts measured by decoding the audio (once, on first use).
+_MEASURED = frozenset(
+    {
+        "audio.silent",
+        "audio.dual_mono",
+        "audio.mono_content",
+        "audio.integrated_lufs",
+        "audio.true_peak_dbtp",
+        "audio.leading_silence_s",
+        "audio.trailing_silence_s",
+    }
+)
 
 
 def _unit_of(fact: str) -> str:
@@ -326,7 +335,9 @@ def _check(rule: Rule, facts: _Facts, spec_rule_facts: set[str]) -> Finding | bo
         facts.notes.append(f"{rule.id} not checked: {rule.skip_if} is true")
         return False
     shown = _show(actual, _unit_of(rule.fact))
-    if rule.unit == "frames" and isinstance(actual, float) and scale:
+    if rule.fact == "truncated" and facts.info.truncated is not None:
+        shown = facts.info.truncated  # what is missing, not just "true"
+    elif rule.unit == "frames" and isinstance(actual, float) and scale:
         shown = f"{actual:.4f} s ({actual / scale:.2f} frames)"
     return Finding(
         rule.id,
@@ -346,17 +357,6 @@ def validate_info(
     rules = spec.active_rules(resolved)
     facts = _Facts(info)
     findings: list[Finding] = []
-    if is_truncated(info):
-        findings.append(
-            Finding(
-                "integrity",
-                "error",
-                "truncated",
-                "the whole programme present",
-                "; ".join(w for w in info.warnings if w.startswith("truncated")),
-                "the file is cut short: the header promises more media than it holds",
-            )
-        )
     present_rules = {r.fact for r in rules if r.fact.endswith(".present")}
     checked = 0
     for rule in rules:
@@ -390,11 +390,14 @@ def validate_file(
     try:
         info = probe(path)
         return validate_info(info, spec, options)
-    except InputError as exc:
-        return FileReport(path=path, spec=spec.name, status="error", error=exc.message)
     except av.error.FFmpegError as exc:
         # Damage FFmpeg meets only while decoding (e.g. the audio for a loudness rule).
-        return FileReport(path=path, spec=spec.name, status="error", error=f"cannot decode: {exc}")
+        error = f"cannot decode: {describe(exc)}"
+    except Exception as exc:
+        # Whatever else goes wrong with this file is this file's ERROR: the batch, its
+        # summary and its JUnit report go on.
+        error = describe(exc)
+    return FileReport(path=path, spec=spec.name, status="error", error=error)
 
 
 def validate_paths(

@@ -28,6 +28,7 @@ from av.audio.resampler import AudioResampler
 from av.filter import Graph
 from av.video.frame import PictureType
 
+from handoff.audio import frame_samples
 from handoff.engines import Progress
 from handoff.errors import ToolError
 from handoff.plan import AudioPlan, ExportPlan, VideoPlan
@@ -166,7 +167,9 @@ class _Sound:
         self.to_encoder = AudioResampler(
             format=self.encoder_format, layout=plan.layout, rate=plan.sample_rate
         )
-        self.to_48k = AudioResampler(format="fltp", layout=plan.layout, rate=plan.sample_rate)
+        # Packed float, read with handoff.audio.frame_samples: the one safe way to read
+        # decoded sound into numpy whatever the channel count.
+        self.to_48k = AudioResampler(format="flt", layout=plan.layout, rate=plan.sample_rate)
         self.retime_rate: int | None = None
 
     def set_retime(self, source_rate: int, scale: Fraction) -> None:
@@ -179,7 +182,7 @@ class _Sound:
         if self.retime_rate is not None:
             frame.sample_rate = self.retime_rate
         for converted in self.to_48k.resample(frame):
-            self._add(np.asarray(converted.to_ndarray(), dtype=np.float32))
+            self._add(frame_samples(converted))
 
     def _add(self, samples: npt.NDArray[np.float32]) -> None:
         start = self.next_pos
@@ -234,7 +237,7 @@ class _Sound:
 
     def finish(self) -> None:
         for converted in self.to_48k.resample(None):
-            self._add(np.asarray(converted.to_ndarray(), dtype=np.float32))
+            self._add(frame_samples(converted))
         missing = self.plan.samples - (self.written + self.pending_n)
         if missing > 0:
             channels = self.plan.channels

@@ -1,0 +1,94 @@
+"""A small reader for the chunk structure of RIFF/WAVE files.
+
+FFmpeg's WAV demuxer reads up to the end of the file whatever the header declares, so a
+WAV whose write was interrupted (its ``data`` chunk declares more bytes than the file
+holds) plays, probes and measures as if nothing were missing; MediaInfo alone calls it
+``IsTruncated``. Reading the chunk headers says so without touching the samples, and
+gives the fast PCM reader in :mod:`handoff.prep` the format and the sample data's place.
+
+Layout (Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0",
+RIFF): ``RIFF`` size ``WAVE``, then chunks of a 4-byte id, a 32-bit little-endian size
+and a payload padded to an even length. RF64/BW64 (EBU Tech 3306) put the real sizes of
+files over 4 GB in a ``ds64`` chunk and 0xFFFFFFFF in the 32-bit fields.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["WavLayout", "read_wav_layout"]
+
+# A streaming writer that cannot seek back leaves a placeholder data size: 0 or
+# 0xFFFFFFFF (FFmpeg's wav muxer on a pipe, many recorders). The length is then unknown.
+_PLACEHOLDERS = {0, 0xFFFFFFFF}
+_MAX_CHUNKS = 4096  # a header walk that long is damage, not a WAV
+
+
+@dataclass(frozen=True, slots=True)
+class WavLayout:
+    """What the chunk headers of a WAV say, and whether the file holds it all."""
+
+    file_size: int
+    fmt: bytes | None
+    """The ``fmt `` chunk's payload (WAVEFORMAT[EX|EXTENSIBLE])."""
+    data_offset: int | None
+    """File offset of the first sample byte."""
+    data_size: int | None
+    """Bytes the ``data`` chunk declares; None when the writer left a placeholder."""
+    truncated: str | None
+    """Why the file is cut short, or None."""
+
+    @property
+    def data_present(self) -> int:
+        """Bytes of sample data the file actually holds."""
+        if self.data_offset is None:
+            return 0
+        end = self.file_size
+        if self.data_size is not None:
+            end = min(end, self.data_offset + self.data_size)
+        return max(0, end - self.data_offset)
+
+
+def read_wav_layout(path: Path) -> WavLayout | None:
+    """The chunk layout of a RIFF/WAVE or RF64 file; None when the file is not one."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64", b"BW64") or head[8:] != b"WAVE":
+            return None
+        ds64_data: int | None = None
+        fmt: bytes | None = None
+        pos = 12
+        for _ in range(_MAX_CHUNKS):
+            f.seek(pos)
+            header = f.read(8)
+            if len(header) < 8:
+                why = f"no 'data' chunk before the end of the file ({size} bytes)"
+                return WavLayout(size, fmt, None, None, why)
+            cid, length = header[:4], struct.unpack("<I", header[4:])[0]
+            payload = pos + 8
+            if cid == b"data":
+                declared: int | None = length
+                if head[:4] != b"RIFF" and ds64_data is not None and length == 0xFFFFFFFF:
+                    declared = ds64_data
+                elif length in _PLACEHOLDERS:
+                    declared = None
+                truncated = None
+                if declared is not None and payload + declared > size:
+                    truncated = (
+                        f"the WAV's data chunk declares {declared} bytes of audio but the file "
+                        f"holds {size - payload}: the write was interrupted"
+                    )
+                return WavLayout(size, fmt, payload, declared, truncated)
+            if payload + length > size:
+                name = cid.decode("latin-1")
+                why = f"the file ends inside its '{name}' chunk, before any audio data"
+                return WavLayout(size, fmt, None, None, why)
+            if cid == b"fmt ":
+                fmt = f.read(min(length, 1024))
+            elif cid == b"ds64" and length >= 16:
+                ds64_data = struct.unpack("<Q", f.read(16)[8:16])[0]
+            pos = payload + length + (length & 1)
+    return WavLayout(size, fmt, None, None, "too many chunks before the audio data")
