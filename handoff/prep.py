@@ -98,6 +98,7 @@ import math
 import re
 import struct
 import time
+import unicodedata
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -109,9 +110,10 @@ import numpy as np
 import numpy.typing as npt
 
 from handoff import loudness
-from handoff.audio import DecodedAudio, decode_audio
-from handoff.errors import InputError, UnsupportedError, UsageError
-from handoff.fsutil import atomic_output, atomic_write_bytes
+from handoff.audio import DecodedAudio, decode_audio, frame_samples
+from handoff.errors import InputError, OutputExistsError, UnsupportedError, UsageError
+from handoff.files import check_readable
+from handoff.fsutil import InputGuard, atomic_output, atomic_write_bytes
 from handoff.limiter import (
     GainCurve,
     LimiterSettings,
@@ -119,6 +121,9 @@ from handoff.limiter import (
     oversampled_peak,
     oversampled_peak_in,
 )
+from handoff.manifest import load_manifest
+from handoff.spec import Spec, load_spec
+from handoff.validate import FileReport, validate_file
 
 __all__ = [
     "MANIFEST_NAME",
@@ -180,12 +185,8 @@ _COST_SHORT_PAUSE = 30.0
 _COST_QUIETEST = 300.0
 _COST_PER_SECOND_OUT_OF_RANGE = 1.0
 
-_NAME_RE = re.compile(r"^[^/\\\x00]+$")
+_NAME_FORBIDDEN = frozenset("/\\")
 _RANGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-|\u2013|\.\.|:)\s*(\d+(?:\.\d+)?)\s*$")
-
-
-class OutputExistsError(UsageError, FileExistsError):
-    """An output file exists and overwriting was not asked for."""
 
 
 # --- options -------------------------------------------------------------------------------
@@ -238,8 +239,8 @@ def _check_options(options: PrepOptions) -> tuple[PrepOptions, list[str]]:
         raise UsageError(f"kind must be voice or music, not {o.kind!r}")
     if o.channels not in (None, "dual-mono", "mono", "stereo"):
         raise UsageError(f"channels must be dual-mono, mono or stereo, not {o.channels!r}")
-    if o.name is not None and (not _NAME_RE.match(o.name) or o.name in (".", "..")):
-        raise UsageError(f"name {o.name!r} cannot be used in a file name")
+    if o.name is not None:
+        _check_name(o.name, "name")
     if not (math.isfinite(o.target_lufs) and -40.0 <= o.target_lufs <= -5.0):
         raise UsageError(f"target loudness {o.target_lufs} LUFS: use -40 to -5")
     if not (math.isfinite(o.true_peak) and -20.0 <= o.true_peak <= 0.0):
@@ -273,6 +274,19 @@ def _check_options(options: PrepOptions) -> tuple[PrepOptions, list[str]]:
     if o.bit_depth not in (16, 24):
         raise UsageError(f"bit depth must be 16 or 24, not {o.bit_depth!r}")
     return replace(o, channels=o.resolved_channels), warnings
+
+
+def _check_name(name: str, what: str) -> None:
+    """Refuse a base name that cannot be a portable file name or be written in the manifest.
+
+    Control characters (Unicode category Cc) make file names that shells and editors
+    mangle; lone surrogates are bytes that were not UTF-8 (Python's surrogateescape)
+    and cannot be written to a UTF-8 manifest.
+    """
+    bad = [ch for ch in name if ch in _NAME_FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cs")]
+    if not name or name in (".", "..") or bad:
+        why = f" (it holds {', '.join(sorted({repr(ch) for ch in bad}))})" if bad else ""
+        raise UsageError(f"{what} {name!r} cannot be used in a file name{why}: pass another --name")
 
 
 def segment_file_name(index: int, name: str) -> str:
@@ -438,6 +452,13 @@ class PrepResult:
     settings: dict[str, Any] = field(hash=False)
     warnings: tuple[str, ...] = ()
     elapsed_s: float = 0.0
+    checks: tuple[FileReport, ...] = ()
+    """Each segment file as written, validated against :func:`self_check_spec`."""
+
+    @property
+    def failed(self) -> tuple[FileReport, ...]:
+        """The segments that do not pass the spec of what was asked (see ``checks``)."""
+        return tuple(r for r in self.checks if r.status != "pass")
 
     def manifest(self) -> dict[str, Any]:
         """The content of ``manifest.json``."""
@@ -459,7 +480,35 @@ class PrepResult:
         for seg_json, seg in zip(out["segments"], self.segments, strict=True):
             seg_json["path"] = str(seg.path)
         out["elapsed_s"] = round(self.elapsed_s, 3)
+        out["checks"] = [r.to_json() for r in self.checks]
         return out
+
+
+def self_check_spec(options: PrepOptions) -> Spec:
+    """The spec every segment must pass: ``ltx2-audio`` with the targets these options ask.
+
+    With the default options it is ``ltx2-audio`` itself. A user's own loudness, true-peak,
+    length or pre-roll target replaces the spec's; music keeps its stereo, so the
+    mono-content rule is dropped. An input that cannot reach the target (a DC offset, a
+    click train) then fails here, and the command says so, instead of reporting success.
+    """
+    base = load_spec("ltx2-audio")
+    lead_in_s = (options.preroll_ms + _LEAD_IN * 1000 // RATE) / 1000.0 + 0.005
+    targets: dict[str, float] = {
+        "loudness": options.target_lufs,
+        "true-peak": options.true_peak,
+        "duration": options.max_seconds,
+    }
+    rules = []
+    for rule in base.rules:
+        if rule.id == "mono-content" and options.kind == "music":
+            continue
+        if rule.id in targets:
+            rule = replace(rule, value=targets[rule.id], message="")
+        elif rule.id == "leading-silence" and isinstance(rule.value, float):
+            rule = replace(rule, value=max(rule.value, lead_in_s))
+        rules.append(rule)
+    return replace(base, rules=tuple(rules))
 
 
 # --- decoding to content ---------------------------------------------------------------------
@@ -470,7 +519,7 @@ def _resample(x: Float32Array, rate: int) -> Float32Array:
     if rate == RATE:
         return np.ascontiguousarray(x, dtype=np.float32)
     layout = "mono" if x.shape[0] == 1 else "stereo"
-    resampler = av.AudioResampler(format="fltp", layout=layout, rate=RATE)
+    resampler = av.AudioResampler(format="flt", layout=layout, rate=RATE)
     chunks: list[Float32Array] = []
     step = 1 << 16
     for start in range(0, x.shape[1], step):
@@ -480,14 +529,8 @@ def _resample(x: Float32Array, rate: int) -> Float32Array:
         frame.sample_rate = rate
         frame.pts = start
         frame.time_base = Fraction(1, rate)
-        chunks.extend(
-            np.asarray(f.to_ndarray(), dtype=np.float32) for f in resampler.resample(frame)
-        )
-    chunks.extend(
-        np.asarray(f.to_ndarray(), dtype=np.float32)
-        for f in resampler.resample(None)
-        if f is not None
-    )
+        chunks.extend(frame_samples(f) for f in resampler.resample(frame))
+    chunks.extend(frame_samples(f) for f in resampler.resample(None) if f is not None)
     out = np.concatenate(chunks, axis=1).astype(np.float32, copy=False)
     expected = round(x.shape[1] * RATE / rate)
     if out.shape[1] > expected:
@@ -1048,14 +1091,22 @@ def _pack24(q: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
     return words.reshape(-1).view(np.uint8)[: n * 3]
 
 
-def _write_wav(dest: Path, content: Float32Array, channels_out: Channels, bits: int) -> None:
+def _write_wav(
+    dest: Path,
+    content: Float32Array,
+    channels_out: Channels,
+    bits: int,
+    *,
+    replace: bool,
+    guard: InputGuard,
+) -> None:
     """Write content (1 or 2 channels) as PCM, duplicating mono for dual-mono."""
     duplicate = channels_out == "dual-mono" and content.shape[0] == 1
     src = content[:1] if channels_out == "mono" else content
     ch = 2 if duplicate else src.shape[0]
     n = src.shape[1]
     scale = np.float32(1 << (bits - 1))
-    with atomic_output(dest) as tmp, tmp.open("wb") as f:
+    with atomic_output(dest, replace=replace, guard=guard) as tmp, tmp.open("wb") as f:
         f.write(_wav_header(n, ch, bits))
         step = 1 << 18  # small blocks: temporaries are reused, not re-mapped
         for start in range(0, n, step):
@@ -1079,17 +1130,27 @@ class _Writer:
     """Writes WAV files on one background thread while the caller measures the next one
     (numpy and file writes release the GIL). At most two files wait in memory."""
 
-    def __init__(self, channels_out: Channels, bits: int) -> None:
+    def __init__(self, channels_out: Channels, bits: int, replace: bool, guard: InputGuard) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._pending: list[Future[None]] = []
         self._channels = channels_out
         self._bits = bits
+        self._replace = replace
+        self._guard = guard
 
     def submit(self, dest: Path, content: Float32Array) -> None:
         while len(self._pending) >= 2:
             self._pending.pop(0).result()
         self._pending.append(
-            self._pool.submit(_write_wav, dest, content, self._channels, self._bits)
+            self._pool.submit(
+                _write_wav,
+                dest,
+                content,
+                self._channels,
+                self._bits,
+                replace=self._replace,
+                guard=self._guard,
+            )
         )
 
     def __enter__(self) -> _Writer:
@@ -1148,18 +1209,17 @@ def _check_free(paths: list[Path], overwrite: bool) -> None:
             raise OutputExistsError(f"output exists: {p} (use --overwrite to replace it)", p)
 
 
-def _stale_segments(out_dir: Path, name: str, keep: set[str]) -> list[Path]:
-    """Segment files of a previous run (listed in its manifest) that this run does not write."""
-    manifest = out_dir / MANIFEST_NAME
+def _stale_segments(out_dir: Path, name: str, keep: set[str], guard: InputGuard) -> list[Path]:
+    """Segment files of a previous run (listed in its manifest) that this run does not
+    write -- never one of this run's inputs, and nothing when that manifest is not a
+    valid one (its list cannot be trusted)."""
     try:
-        old = json.loads(manifest.read_text(encoding="utf-8"))
-        files = [str(s["file"]) for s in old.get("segments", [])]
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        old = load_manifest(out_dir / MANIFEST_NAME)
+    except UsageError:
         return []
     pattern = re.compile(r"^\d{3}_" + re.escape(name) + r"\.wav$")
-    return [
-        out_dir / f for f in files if pattern.match(f) and f not in keep and (out_dir / f).is_file()
-    ]
+    stale = (old.segment_path(s) for s in old.segments if pattern.match(s.file))
+    return [p for p in stale if p.name not in keep and p.is_file() and guard.input_at(p) is None]
 
 
 # --- the whole job ---------------------------------------------------------------------------
@@ -1178,14 +1238,18 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
     opts, warnings = _check_options(options)
     channels_out: Channels = opts.resolved_channels
     name = opts.name or source.stem
-    if not _NAME_RE.match(name) or name in (".", ".."):
-        raise UsageError(f"name {name!r} cannot be used in a file name: pass a name")
+    _check_name(name, "the input's name" if opts.name is None else "name")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"output folder is a file: {out_dir}", out_dir)
     manifest_path = out_dir / MANIFEST_NAME
     master_path = out_dir / master_file_name(name)
+    # The source is never written over nor removed, with or without --overwrite.
+    guard = InputGuard([source])
+    for output in (manifest_path, master_path):
+        guard.check(output)
     _check_free([manifest_path, master_path], opts.overwrite)
 
+    check_readable(source)  # before anything opens it: a FIFO would block the read
     decoded = _read_pcm_wav(source) or decode_audio(source)
     if decoded.samples.shape[1] == 0:
         raise InputError("the audio stream holds no samples", source)
@@ -1263,11 +1327,15 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
     )
 
     seg_paths = [out_dir / segment_file_name(i, name) for i in range(1, len(pairs) + 1)]
+    for output in seg_paths:
+        guard.check(output)
     _check_free(seg_paths, opts.overwrite)
-    stale = _stale_segments(out_dir, name, {p.name for p in seg_paths}) if opts.overwrite else []
+    stale = (
+        _stale_segments(out_dir, name, {p.name for p in seg_paths}, guard) if opts.overwrite else []
+    )
 
     segments: list[SegmentInfo] = []
-    with _Writer(channels_out, opts.bit_depth) as writer:
+    with _Writer(channels_out, opts.bit_depth, opts.overwrite, guard) as writer:
         for index, ((before, after), path) in enumerate(
             zip(pairs, seg_paths, strict=True), start=1
         ):
@@ -1369,7 +1437,10 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
         elapsed_s=time.perf_counter() - t0,
     )
     text = json.dumps(result.manifest(), indent=2, allow_nan=False) + "\n"
-    atomic_write_bytes(manifest_path, text.encode("utf-8"))
+    atomic_write_bytes(manifest_path, text.encode("utf-8"), replace=opts.overwrite, guard=guard)
+    # Checked as written, by the reader every user has: done only when it passes.
+    spec = self_check_spec(opts)
+    result = replace(result, checks=tuple(validate_file(s.path, spec) for s in segments))
     log.info("wrote %d segments and the master in %.2f s", len(segments), result.elapsed_s)
     for w in warnings:
         log.warning("%s", w)
