@@ -34,9 +34,10 @@ from typing import Any
 
 import opentimelineio as otio
 
+from handoff.manifest import Manifest, parse_manifest
 from handoff.synth import ClipSpec, write_clip, write_wav
 from handoff.timeline import FORMATS, render
-from handoff.timeline.model import Manifest, Segment, Source, build_timeline
+from handoff.timeline.model import Source, build_timeline
 
 SR = 48000
 
@@ -62,10 +63,6 @@ def synthetic_build(n: int, rate: Fraction) -> Any:
     ]
     preroll = SR * 150 // 1000
     speech = 5 * SR - preroll
-    segments = tuple(
-        Segment(i, f"{i:04d}_vo.wav", SR, (i - 1) * speech, i * speech, preroll)
-        for i in range(1, n + 1)
-    )
     master = Source(
         path=folder.parent / "vo_master.wav",
         name="vo_master.wav",
@@ -78,8 +75,55 @@ def synthetic_build(n: int, rate: Fraction) -> Any:
         audio_sample_rate=SR,
         audio_duration_s=n * speech / SR,
     )
-    manifest = Manifest(Path("/media/manifest.json"), master.path, segments)
+    manifest = synthetic_manifest(n, speech, preroll, master.name)
     return build_timeline(clips, master=master, manifest=manifest, name="bench")
+
+
+def synthetic_manifest(n: int, speech: int, preroll: int, master_file: str) -> Manifest:
+    """A complete handoff.prep-audio/1 document for n segments laid end to end (the
+    measured figures made up), checked by the reader the timeline uses."""
+
+    def cut(position: int, kind: str) -> dict[str, object]:
+        return {"position": position, "position_s": position / SR, "kind": kind,
+                "pause_s": None if kind in ("start", "end") else 0.0}  # fmt: skip
+
+    segments = [
+        {
+            "index": i, "file": f"{i:04d}_vo.wav", "samples": preroll + speech,
+            "duration_s": (preroll + speech) / SR, "channels": 2,
+            "source_in": (i - 1) * speech, "source_out": i * speech,
+            "source_in_s": (i - 1) * speech / SR, "source_out_s": i * speech / SR,
+            "click_start": None, "click_end": None,
+            "preroll_start": 0, "preroll_end": preroll,
+            "integrated_lufs": -16.0, "true_peak_dbtp": -3.4, "measured_as": "as is",
+            "cut_in": cut((i - 1) * speech, "start" if i == 1 else "pause"),
+            "cut_out": cut(i * speech, "end" if i == n else "pause"),
+        }
+        for i in range(1, n + 1)
+    ]  # fmt: skip
+    total = n * speech
+    doc = {
+        "schema": "handoff.prep-audio/1",
+        "source": {"file": "/media/vo.wav", "sha256": "0" * 64, "sample_rate": SR,
+                   "channels": 2, "samples": total, "duration_s": total / SR,
+                   "integrated_lufs": -20.0, "true_peak_dbtp": -6.0},
+        "settings": {
+            "name": "vo", "kind": "voice", "channels": "dual-mono", "target_lufs": -16.0,
+            "true_peak_dbtp": -3.0, "preroll_ms": 150, "click": False, "max_seconds": 120.0,
+            "segment_min_s": 60.0, "segment_max_s": 90.0, "bit_depth": 24, "sample_rate": SR,
+            "limiter": {"ceiling_dbtp": -3.3, "attack_ms": 1.5, "hold_ms": 0.0,
+                        "release_db_per_s": 200.0, "oversample": 4},
+            "silence": {"threshold_dbfs": -60.0, "real_pause_s": 0.3, "short_pause_s": 0.15,
+                        "lead_in_s": 0.005, "tail_s": 0.04},
+        },
+        "master": {"file": master_file, "samples": total, "duration_s": total / SR,
+                   "channels": 2, "gain_db": 4.0, "integrated_lufs": -16.0,
+                   "true_peak_dbtp": -3.4, "measured_as": "as is",
+                   "limiter_max_reduction_db": 0.0, "limited_s": 0.0},
+        "segments": segments,
+        "warnings": [],
+    }  # fmt: skip
+    return parse_manifest(doc, Path("/media/manifest.json"))
 
 
 def _time(fn: Callable[[], object], repeat: int) -> tuple[float, list[float]]:

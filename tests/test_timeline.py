@@ -433,3 +433,96 @@ def test_fcpxml_version_option(project: TimelineProject, tmp_path: Path) -> None
     if not dtd_path.exists():
         pytest.skip(f"Apple's FCPXML 1.11 DTD not present: {dtd_path}")
     assert etree.DTD(str(dtd_path)).validate(root)
+
+
+# ---------------------------------------------------------------- bad inputs, one line
+
+
+def _edited(key_path: str, value: object) -> Any:
+    def edit(doc: Any) -> str:
+        *parents, last = key_path.split(".")
+        node = doc
+        for k in parents:
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        node[int(last) if isinstance(node, list) else last] = value
+        return json.dumps(doc)
+
+    return edit
+
+
+def _literal(key_path: str, literal: str) -> Any:
+    """Put a literal the json module would not write (NaN, a 5000-digit number) in a field."""
+    marker = 123456789.25
+
+    def edit(doc: Any) -> str:
+        return str(_edited(key_path, marker)(doc)).replace(str(marker), literal)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_edited("master", "x.wav"), "master: must be an object"),
+        (_edited("settings", [1]), "settings: must be an object (got an array)"),
+        (_edited("master.file", 5), "master.file: must be a file name (got 5)"),
+        (_edited("settings.sample_rate", 0), "settings.sample_rate: must be a sample rate"),
+        (_edited("settings.sample_rate", -48000), "(got -48000)"),
+        (_literal("segments.0.source_in", "Infinity"), "segments[0].source_in: Infinity"),
+        (_literal("segments.0.source_in", "9" * 5000), "an integer of 5000 digits"),
+        (_literal("warnings", "[" * 100_000 + "]" * 100_000), "nested too deeply"),
+        (
+            _edited("segments.2.source_in", 10**18),
+            "segments[2].source_in: must be a whole number of samples from 0 to master.samples",
+        ),
+        (_edited("master.file", "../elsewhere.wav"), "master.file: must be a plain file name"),
+        (_edited("segments.1.file", "/tmp/x.wav"), "segments[1].file: must be a plain file"),
+    ],
+    ids=[
+        "master-string",
+        "settings-array",
+        "master-file-5",
+        "rate-0",
+        "rate-negative",
+        "infinity",
+        "5000-digits",
+        "deep",
+        "source-in-1e18",
+        "master-outside",
+        "segment-absolute",
+    ],
+)
+def test_malformed_manifest_is_refused_in_one_line(
+    project: TimelineProject, tmp_path: Path, edit: Any, expected: str
+) -> None:
+    """Cases from the fuzzing campaign: each was a traceback or a timeline built from
+    nonsense; now the command names the field and writes nothing."""
+    bad = tmp_path / "manifest.json"
+    bad.write_text(edit(json.loads(project.manifest.read_text(encoding="utf-8"))))
+    out = tmp_path / "t.otio"
+    r = _timeline(project.folder, "--manifest", bad, "--format", "otio", "--out", out)
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert line.startswith(f"handoff: error: {bad}: ")
+    assert expected in line
+    assert not out.exists()
+
+
+def test_unusable_folders_are_reported_with_the_clips(
+    project: TimelineProject, tmp_path: Path
+) -> None:
+    """A folder with no media is one of the inputs that cannot go on the timeline,
+    reported beside an unreadable clip, not a crash."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a movie" * 10)
+    r = _timeline(project.clips[0], empty, junk, "--format", "otio", "--out", tmp_path / "t.otio")
+    assert r.exit_code == 2, r.output
+    line = r.output.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert "2 of 3 clips cannot go on a timeline" in line
+    assert f"{empty}: folder holds no media files" in line
+    assert "junk.mp4" in line
+    assert not (tmp_path / "t.otio").exists()

@@ -1,6 +1,7 @@
 """Editor timelines: one OTIO model (:mod:`.model`), one writer per format.
 
 ``render(timeline, fmt)`` returns the bytes of a file in one of :data:`FORMATS`.
+``Manifest`` and ``load_manifest`` are :mod:`handoff.manifest`'s, re-exported.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from pathlib import Path
 import opentimelineio as otio
 
 from handoff.errors import UsageError
+from handoff.manifest import Manifest, load_manifest
 from handoff.timeline.model import (
-    Manifest,
     Source,
     TimelineBuild,
     build_timeline,
-    load_manifest,
     source_from_info,
 )
 

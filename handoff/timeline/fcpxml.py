@@ -36,6 +36,7 @@ import opentimelineio as otio
 from lxml import etree
 
 from handoff.errors import UsageError
+from handoff.names import xml_text
 from handoff.timeline import FCPXML_VERSIONS
 from handoff.timeline.model import META, PlacedClip, frames_at, placed_clips, rate_of
 from handoff.timeline.paths import file_url
@@ -168,7 +169,8 @@ class _Writer:
                 else item.source_start + item.duration
             )
         name = item.clip.media_reference.name or PurePath(path).name or item.clip.name
-        attrs = {"id": aid, "name": str(name), "start": "0s",
+        # A timeline made elsewhere may name things XML cannot hold (handoff.names).
+        attrs = {"id": aid, "name": xml_text(str(name)), "start": "0s",
                  "duration": self.t(round(float(frames)))}  # fmt: skip
         if has_video:
             attrs["hasVideo"] = "1"
@@ -203,7 +205,7 @@ class _Writer:
         if lane is not None:
             attrs["lane"] = str(lane)
         attrs["offset"] = self.t(offset)
-        attrs["name"] = str(item.clip.name or asset.element.get("name"))
+        attrs["name"] = xml_text(str(item.clip.name or asset.element.get("name")))
         attrs["start"] = self.t(item.source_start)
         attrs["duration"] = self.t(item.duration)
         attrs["enabled"] = "1" if item.enabled else "0"
@@ -270,7 +272,7 @@ class _Writer:
                 self._asset(item)
 
         library = etree.SubElement(self.root, "library")
-        name = tl.name or "handoff"
+        name = xml_text(tl.name or "handoff")
         event = etree.SubElement(library, "event", name=name)
         project = etree.SubElement(event, "project", name=name)
         channels = int(self.meta.get("audio_channels") or 2)

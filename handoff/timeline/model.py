@@ -17,14 +17,20 @@ What the writers need and OTIO has no field for lives in ``metadata["handoff"]``
 - timeline: ``rate`` ("24000/1001"), ``width``, ``height``, ``sample_rate`` (48000),
   ``audio_channels``;
 - track: ``role`` ("picture" | "master" | "clip-audio"), ``locked``, ``channels``;
-- clip: ``path`` (absolute), ``role``, ``index`` (1-based clip number), ``width``,
-  ``height``, ``rate``, ``audio_channels``, ``audio_sample_rate``, ``codec``, ``has_video``,
-  ``has_audio``, ``file_frames`` (whole frames the file holds).
+- clip: ``path`` (absolute; left out when the file name is not UTF-8, which OTIO cannot
+  store -- the reference's ``file://`` URL names the file byte for byte), ``role``,
+  ``index`` (1-based clip number), ``width``, ``height``, ``rate``, ``audio_channels``,
+  ``audio_sample_rate``, ``codec``, ``has_video``, ``has_audio``, ``file_frames`` (whole
+  frames the file holds).
+
+Names: the timeline's and every clip's and media reference's name is written with
+U+FFFD in place of characters XML 1.0 cannot hold (:func:`.names.xml_text`: control
+characters, bytes of a file name that are not UTF-8), with a note saying which; media
+paths are never changed.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -37,20 +43,20 @@ from typing import Any
 import opentimelineio as otio
 
 from handoff.errors import InputError, UnsupportedError, UsageError
+from handoff.manifest import Manifest, Segment
+from handoff.names import is_utf8, shown, xml_text
 from handoff.probe import MediaInfo, fraction_str
 from handoff.timeline.paths import file_url, path_from_url
 
 __all__ = [
     "META",
-    "Manifest",
     "PlacedClip",
     "Placement",
-    "Segment",
     "Source",
     "TimelineBuild",
     "build_timeline",
+    "clip_path",
     "frames_at",
-    "load_manifest",
     "ndf_timecode",
     "placed_clips",
     "rate_of",
@@ -103,8 +109,22 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
                 "constant-rate clips -- run `handoff export` on it first",
                 info.path,
             )
+        if video.width is None or video.height is None:
+            raise InputError(
+                f"picture codec {video.codec!r} is not one FFmpeg can read: its frame size "
+                "is unknown -- export it to a known codec first",
+                info.path,
+            )
     elif audio is None:
         raise InputError("has no audio stream; --master must be the narration", info.path)
+    elif audio.channels is None or audio.sample_rate is None:
+        raise InputError(
+            f"audio codec {audio.codec!r} is not one FFmpeg can read; --master must be a "
+            "narration it can (condition it with `handoff prep-audio`)",
+            info.path,
+        )
+    if audio is not None and (audio.channels is None or audio.sample_rate is None):
+        audio = None  # a clip's sound no editor could decode either: picture only
     return Source(
         path=path,
         name=info.path.name,
@@ -113,65 +133,10 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
         width=None if video is None else video.width,
         height=None if video is None else video.height,
         codec=None if video is None else video.codec,
-        audio_channels=0 if audio is None else audio.channels,
+        audio_channels=0 if audio is None or audio.channels is None else audio.channels,
         audio_sample_rate=None if audio is None else audio.sample_rate,
         audio_duration_s=0.0 if audio is None else audio.duration_s,
     )
-
-
-# ---------------------------------------------------------------- manifest
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    index: int
-    file: str
-    sample_rate: int
-    source_in: int
-    """Master sample where the segment's sound begins."""
-    source_out: int
-    preroll_end: int
-    """Sample in the segment file where its sound begins (= master ``source_in``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    path: Path
-    master: Path | None
-    segments: tuple[Segment, ...]
-
-
-def load_manifest(path: Path) -> Manifest:
-    """Read a ``prep-audio`` manifest (schema ``handoff.prep-audio/1``)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError("manifest not found", path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"manifest is not valid JSON ({exc})", path) from None
-    if not isinstance(data, dict) or data.get("schema") != "handoff.prep-audio/1":
-        raise UsageError("not a prep-audio manifest (expected schema 'handoff.prep-audio/1')", path)
-    try:
-        settings = data.get("settings") or {}
-        rate = int(settings.get("sample_rate", SEQUENCE_SAMPLE_RATE))
-        segments = tuple(
-            Segment(
-                index=int(s["index"]),
-                file=str(s["file"]),
-                sample_rate=rate,
-                source_in=int(s["source_in"]),
-                source_out=int(s["source_out"]),
-                preroll_end=int(s["preroll_end"]),
-            )
-            for s in data["segments"]
-        )
-        master_file = (data.get("master") or {}).get("file")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"manifest is missing or has a bad field ({exc})", path) from None
-    if not segments:
-        raise UsageError("manifest lists no segments", path)
-    master = (path.parent / master_file).resolve() if master_file else None
-    return Manifest(path=path.resolve(), master=master, segments=segments)
 
 
 # ---------------------------------------------------------------- layout
@@ -207,6 +172,8 @@ class TimelineBuild:
     master: Source | None
     master_start: int
     notes: list[str] = field(default_factory=list)
+    inputs: list[Path] = field(default_factory=list)
+    """Every file the build read (clips, master, manifest): outputs must never replace one."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description of what was built (the CLI prints it with --json)."""
@@ -310,26 +277,37 @@ def placed_clips(track: otio.schema.Track, rate: Fraction) -> Iterator[PlacedCli
         if duration <= 0:
             continue
         meta = child.metadata.get(META) or {}
-        path = meta.get("path")
-        if not path:
-            url = getattr(child.media_reference, "target_url", None)
-            if not url:
-                raise UnsupportedError(f"clip {child.name!r} names no media file")
-            path = path_from_url(str(url))
-        yield PlacedClip(child, t, frames_at(rng.start_time, rate), duration, str(path), meta)
+        yield PlacedClip(
+            child, t, frames_at(rng.start_time, rate), duration, clip_path(child), meta
+        )
         t += duration
+
+
+def clip_path(clip: otio.schema.Clip) -> str:
+    """The clip's media file: the build's absolute path, else its reference's URL decoded
+    (to the file system's bytes: a name that is not UTF-8 is only in the URL)."""
+    meta = clip.metadata.get(META) or {}
+    path = meta.get("path")
+    if path:
+        return str(path)
+    url = getattr(clip.media_reference, "target_url", None)
+    if not url:
+        raise UnsupportedError(f"clip {shown(str(clip.name))!r} names no media file")
+    return path_from_url(str(url))
 
 
 def _sequence_rate(clips: Sequence[Source]) -> Fraction:
     rates: dict[Fraction, list[str]] = {}
     for c in clips:
         assert c.rate is not None
-        rates.setdefault(c.rate, []).append(c.name)
+        rates.setdefault(c.rate, []).append(shown(c.name))
     if len(rates) > 1:
         parts = []
         for r, names in sorted(rates.items(), key=lambda kv: -len(kv[1])):
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            parts.append(f"{_fps_label(r)} fps ({shown})")
+            listed = ", ".join(names[:3]) + (
+                f" and {len(names) - 3} more" if len(names) > 3 else ""
+            )
+            parts.append(f"{_fps_label(r)} fps ({listed})")
         raise UsageError(
             "clips have different frame rates: "
             + "; ".join(parts)
@@ -376,10 +354,12 @@ def _match_segments(clips: Sequence[Source], manifest: Manifest, notes: list[str
 def _place(
     clips: Sequence[Source],
     segments: Sequence[Segment] | None,
+    sample_rate: int,
     rate: Fraction,
     notes: list[str],
 ) -> tuple[list[Placement], int]:
-    """Timeline frames for every clip, and the frame where the master starts."""
+    """Timeline frames for every clip, and the frame where the master starts.
+    ``sample_rate``: the rate the segments' sample positions count at."""
     if segments is None:
         out: list[Placement] = []
         t = 0
@@ -390,7 +370,7 @@ def _place(
 
     # Exact start of each clip on the master's clock (seconds, may be negative when a
     # pre-roll reaches back before the master's first sample).
-    exact = [Fraction(s.source_in - s.preroll_end, s.sample_rate) for s in segments]
+    exact = [Fraction(s.source_in - s.preroll_end, sample_rate) for s in segments]
     lead = max(Fraction(0), -min(exact))
     master_start = math.ceil(lead * rate)
     placed: list[Placement] = []
@@ -414,16 +394,14 @@ def _place(
         if result and p.start < result[-1].end:
             prev = result[-1]
             assert p.segment is not None
-            boundary = master_start + round(
-                Fraction(p.segment.source_in, p.segment.sample_rate) * rate
-            )
+            boundary = master_start + round(Fraction(p.segment.source_in, sample_rate) * rate)
             boundary = min(max(boundary, p.start, prev.start + 1), prev.end)
             tail = prev.end - boundary
             head = boundary - p.start
             if head >= p.duration:
                 notes.append(
-                    f"clip {p.index} ({p.source.name}) lies wholly under clip {prev.index}; "
-                    "left out of the timeline"
+                    f"clip {p.index} ({shown(p.source.name)}) lies wholly under clip "
+                    f"{prev.index}; left out of the timeline"
                 )
                 continue
             if tail:
@@ -464,14 +442,17 @@ def _clip(
     role: str,
     index: int,
     *,
+    name: str,
     enabled: bool = True,
 ) -> otio.schema.Clip:
+    """``name``: the display name, already writable (see :class:`_Names`)."""
     ref = otio.schema.ExternalReference(target_url=file_url(source.path), available_range=available)
-    ref.name = source.name
-    clip = otio.schema.Clip(name=source.name, media_reference=ref, source_range=rng)
+    ref.name = name
+    clip = otio.schema.Clip(name=name, media_reference=ref, source_range=rng)
     clip.enabled = enabled
+    path = str(source.path)
     clip.metadata[META] = {
-        "path": str(source.path),
+        **({"path": path} if is_utf8(path) else {}),
         "role": role,
         "index": index,
         "width": source.width,
@@ -505,6 +486,34 @@ def _fill(
         t = start + _frames(clip.source_range.duration)
 
 
+class _Names:
+    """Display names as every format can hold them (:func:`.names.xml_text`), and the
+    ones that had to change, for the build's note."""
+
+    __slots__ = ("changed",)
+
+    def __init__(self) -> None:
+        self.changed: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        safe = xml_text(text)
+        if safe != text:
+            self.changed.setdefault(text, safe)
+        return safe
+
+    def note(self) -> str | None:
+        if not self.changed:
+            return None
+        pairs = [f"'{shown(old)}' as '{new}'" for old, new in list(self.changed.items())[:3]]
+        more = len(self.changed) - len(pairs)
+        return (
+            f"{len(self.changed)} name(s) held control characters or bytes that are not "
+            "UTF-8, which XML 1.0 cannot hold (section 2.2): written with U+FFFD in their "
+            f"place: {'; '.join(pairs)}{f' and {more} more' if more else ''} (media paths "
+            "are unchanged: their URLs carry the file's exact bytes)"
+        )
+
+
 def build_timeline(
     clips: Sequence[Source],
     *,
@@ -527,7 +536,8 @@ def build_timeline(
     assert width is not None and height is not None
 
     segments = None if manifest is None else _match_segments(clips, manifest, notes)
-    placements, master_start = _place(clips, segments, rate, notes)
+    sample_rate = SEQUENCE_SAMPLE_RATE if manifest is None else manifest.sample_rate
+    placements, master_start = _place(clips, segments, sample_rate, rate, notes)
     worst = max((abs(p.rounding_ms) for p in placements), default=0.0)
     if segments is not None:
         notes.append(
@@ -535,7 +545,8 @@ def build_timeline(
             f"(half a frame is {500 / float(rate):.1f} ms)"
         )
 
-    timeline = otio.schema.Timeline(name=name)
+    names = _Names()
+    timeline = otio.schema.Timeline(name=names(name))
     timeline.global_start_time = _rt(0, rate)
     channels = (
         master.audio_channels
@@ -556,7 +567,8 @@ def build_timeline(
     for p in placements:
         avail = _range(0, p.source.frames, rate)
         rng = _range(p.source_start, p.duration, rate)
-        items.append((p.start, _clip(p.source, rng, avail, "picture", p.index)))
+        clip = _clip(p.source, rng, avail, "picture", p.index, name=names(p.source.name))
+        items.append((p.start, clip))
     _fill(v1, items, rate)
     timeline.tracks.append(v1)
 
@@ -572,29 +584,32 @@ def build_timeline(
         a1 = _track("A1", otio.schema.TrackKind.Audio, "master", locked=True,
                     channels=master.audio_channels)  # fmt: skip
         whole = _range(0, master_frames, rate)
-        mclip = _clip(master, whole, whole, "master", 0)
+        mclip = _clip(master, whole, whole, "master", 0, name=names(master.name))
         _fill(a1, [(master_start, mclip)], rate)
         timeline.tracks.append(a1)
         if clip_audio:
             a2 = _track("A2", otio.schema.TrackKind.Audio, "clip-audio", locked=False,
                         channels=clip_channels)  # fmt: skip
-            _fill(a2, _audio_items(clip_audio, rate, enabled=False), rate)
+            _fill(a2, _audio_items(clip_audio, rate, names, enabled=False), rate)
             timeline.tracks.append(a2)
         else:
             notes.append("no clip has sound of its own: no A2 track")
     elif clip_audio:
         a1 = _track("A1", otio.schema.TrackKind.Audio, "clip-audio", locked=True,
                     channels=clip_channels)  # fmt: skip
-        _fill(a1, _audio_items(clip_audio, rate, enabled=True), rate)
+        _fill(a1, _audio_items(clip_audio, rate, names, enabled=True), rate)
         timeline.tracks.append(a1)
     else:
         notes.append("no master and no clip audio: the timeline has picture only")
 
+    renamed = names.note()
+    if renamed is not None:
+        notes.append(renamed)
     return TimelineBuild(timeline, rate, placements, master, master_start, notes)
 
 
 def _audio_items(
-    placements: Sequence[Placement], rate: Fraction, *, enabled: bool
+    placements: Sequence[Placement], rate: Fraction, names: _Names, *, enabled: bool
 ) -> list[tuple[int, otio.schema.Clip]]:
     """The clips' own sound at the picture's places, no longer than the sound lasts."""
     out = []
@@ -605,5 +620,7 @@ def _audio_items(
             continue
         avail = _range(0, p.source.frames, rate)
         rng = _range(p.source_start, duration, rate)
-        out.append((p.start, _clip(p.source, rng, avail, "clip-audio", p.index, enabled=enabled)))
+        name = names(p.source.name)
+        clip = _clip(p.source, rng, avail, "clip-audio", p.index, name=name, enabled=enabled)
+        out.append((p.start, clip))
     return out

@@ -11,6 +11,9 @@ differ in how media is named and in the application metadata each editor reads:
   ``premiere-xml`` is the format whose lock Premiere honours.
 - ``resolve-otio``: bare absolute paths, as Resolve's own export writes them, and
   Resolve's track metadata, so the master track reads ``{"Resolve_OTIO": {"Locked": true}}``.
+  A bare path is text, and OTIO's JSON holds UTF-8 text only: a media file whose name
+  is not UTF-8 is refused (rename it) before anything is written. The URL flavours
+  carry such a name's bytes percent-encoded.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 
 import opentimelineio as otio
 
-from handoff.timeline.model import META, rate_of
+from handoff.errors import InputError
+from handoff.names import is_utf8, shown
+from handoff.timeline.model import META, clip_path, rate_of
 from handoff.timeline.paths import file_url, relative_path, relative_url
 
 __all__ = ["write_otio"]
@@ -30,6 +35,24 @@ def _media_url(path: Path, flavour: str, relative_to: Path | None) -> str:
     if flavour == "resolve-otio":
         return str(path) if relative_to is None else relative_path(path, relative_to)
     return file_url(path) if relative_to is None else relative_url(path, relative_to)
+
+
+def _check_bare_paths(timeline: otio.schema.Timeline) -> None:
+    """Refuse media whose path cannot be written as a bare path in UTF-8 JSON."""
+    bad = sorted({p for c in timeline.find_clips() if not is_utf8(p := clip_path(c))})
+    if not bad:
+        return
+    why = (
+        "resolve-otio names media by a bare path, and OTIO's JSON holds UTF-8 text only; "
+        "the other formats carry the bytes in a URL"
+    )
+    if len(bad) == 1:
+        what = "file name" if not is_utf8(Path(bad[0]).name) else "folder name in its path"
+        raise InputError(f"{what} is not valid UTF-8: rename it ({why})", bad[0])
+    listed = ", ".join(shown(Path(b).name) for b in bad[:3])
+    more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+    raise InputError(f"{len(bad)} media file names are not valid UTF-8 ({listed}{more}): "
+                     f"rename them ({why})")  # fmt: skip
 
 
 def _channel_type(channels: int) -> str:
@@ -44,6 +67,8 @@ def write_otio(
         # The model already names media by file:// URL: nothing to change, nothing to copy.
         plain: str = otio.adapters.write_to_string(timeline, "otio_json")
         return plain.encode("utf-8")
+    if flavour == "resolve-otio":
+        _check_bare_paths(timeline)
     tl: otio.schema.Timeline = timeline.deepcopy()
     meta = tl.metadata[META]
     rate = rate_of(tl)
@@ -79,7 +104,8 @@ def write_otio(
             if not isinstance(item, otio.schema.Clip):
                 continue
             cmeta = item.metadata[META]
-            item.media_reference.target_url = _media_url(Path(cmeta["path"]), flavour, relative_to)
+            path = Path(clip_path(item))
+            item.media_reference.target_url = _media_url(path, flavour, relative_to)
             if flavour == "resolve-otio":
                 clip_info: dict[str, Any] = {}
                 if audio:

@@ -5,13 +5,18 @@ Resolve's OTIO export writes the bare absolute path, Premiere's FCP7 XML writes
 ``file://localhost/`` + the percent-encoded path (``D%3a/`` for a Windows drive), and
 FCPXML uses ``file:///`` URLs. These functions take a :class:`~pathlib.PurePath` so
 that Windows paths can be produced (and tested) on any machine.
+
+A URL carries the path's *bytes*, percent-encoded (RFC 3986 section 2.1; RFC 8089):
+``os.fsencode`` gives them back exactly as the file system holds them, including bytes
+that are not UTF-8 (which Python reads as lone surrogates, PEP 383) and control
+characters, so every URL is plain ASCII and names the real file.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 __all__ = [
     "file_url",
@@ -23,8 +28,14 @@ __all__ = [
 ]
 
 # Left as they are in a URL path: RFC 3986 unreserved characters and '/'.
-# Everything else -- space, &, #, ', %, non-ASCII (as UTF-8) -- is percent-encoded.
+# Everything else -- space, &, #, ', %, controls, every byte over 0x7f -- is percent-encoded.
 _SAFE = "/-._~"
+
+
+def _quote(text: str) -> str:
+    """Percent-encode a path's file-system bytes (not its UTF-8: the two differ for a
+    file name that is not UTF-8)."""
+    return quote(os.fsencode(text), safe=_SAFE)
 
 
 def url_path(path: PurePath) -> str:
@@ -36,10 +47,10 @@ def url_path(path: PurePath) -> str:
         drive = win.drive  # "D:" or "\\\\server\\share"
         rest = "/".join(win.parts[1:])
         if drive.endswith(":"):
-            return "/" + quote(drive, safe="") + "/" + quote(rest, safe=_SAFE)
+            return "/" + quote(drive, safe="") + "/" + _quote(rest)
         unc = drive.lstrip("\\").replace("\\", "/")
-        return "//" + quote(unc, safe=_SAFE) + "/" + quote(rest, safe=_SAFE)
-    return quote(PurePosixPath(path).as_posix(), safe=_SAFE)
+        return "//" + _quote(unc) + "/" + _quote(rest)
+    return _quote(PurePosixPath(path).as_posix())
 
 
 def file_url(path: PurePath) -> str:
@@ -60,11 +71,13 @@ def premiere_pathurl(path: PurePath) -> str:
 
 
 def path_from_url(url: str) -> str:
-    """The path a ``file:`` URL (or bare path) names, decoded; for reading files back."""
+    """The path a ``file:`` URL (or bare path) names, decoded to the file system's bytes
+    (``os.fsdecode``: a byte that is not UTF-8 comes back as the lone surrogate Python
+    uses for it); for reading files back."""
     if not url.startswith("file:"):
         return url
     parts = urlsplit(url)
-    path = unquote(parts.path)
+    path = os.fsdecode(unquote_to_bytes(parts.path))
     # /D:/media -> D:/media. (A POSIX top-level folder named like a drive, "/D:/", is
     # read as a drive: file URLs cannot tell the two apart.)
     drive = path[1:3]
@@ -80,4 +93,4 @@ def relative_path(path: Path, base_dir: Path) -> str:
 
 def relative_url(path: Path, base_dir: Path) -> str:
     """A relative reference from ``base_dir`` to ``path``, '/'-separated, percent-encoded."""
-    return quote(relative_path(path, base_dir), safe=_SAFE)
+    return _quote(relative_path(path, base_dir))

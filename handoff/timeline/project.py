@@ -8,13 +8,12 @@ from pathlib import Path
 
 from handoff.errors import HandoffError, InputError, UsageError
 from handoff.files import AUDIO_SUFFIXES, expand_media
+from handoff.manifest import Manifest, load_manifest
 from handoff.probe import probe
 from handoff.timeline.model import (
-    Manifest,
     Source,
     TimelineBuild,
     build_timeline,
-    load_manifest,
     source_from_info,
 )
 
@@ -26,16 +25,26 @@ class Gathered:
     clips: list[Path]
     skipped: list[Path] = field(default_factory=list)
     """Audio files met inside folders (narration beside the clips), left off V1."""
+    problems: list[InputError] = field(default_factory=list)
+    """Paths that gave no file: a folder that cannot be listed or holds no media."""
 
 
 def gather_clips(paths: Sequence[Path]) -> Gathered:
-    """Files as given; folders expanded to their video files in numeric-prefix order."""
+    """Files as given; folders expanded to their video files in numeric-prefix order.
+
+    What cannot be expanded (a folder that cannot be listed, or holds no media) is kept
+    in :attr:`Gathered.problems`, for the caller to report with the clips that cannot be
+    used. Raises :class:`UsageError` only when there is nothing at all to report on.
+    """
     out = Gathered([])
     named = {p for p in paths if not p.is_dir()}
     for f in expand_media(paths):
+        if isinstance(f, InputError):
+            out.problems.append(f)
+            continue
         from_folder_audio = f not in named and f.suffix.lower() in AUDIO_SUFFIXES
         (out.skipped if from_folder_audio else out.clips).append(f)
-    if not out.clips:
+    if not out.clips and not out.problems:
         raise UsageError("no video clips among the inputs (audio files go in --master)")
     return out
 
@@ -51,8 +60,8 @@ def timeline_from_paths(
     gathered = gather_clips(clip_paths)
     manifest: Manifest | None = None if manifest_path is None else load_manifest(manifest_path)
     if master_path is None and manifest is not None:
-        master_path = manifest.master
-        if master_path is not None and not master_path.exists():
+        master_path = manifest.master_path
+        if not master_path.exists():
             raise UsageError(
                 f"the manifest's master {master_path.name} is not beside it; pass --master",
                 manifest.path,
@@ -62,14 +71,15 @@ def timeline_from_paths(
     clips_only = [c for c in gathered.clips if master_path is None or c.resolve() != master_path]
 
     sources: list[Source] = []
-    problems: list[str] = []
+    problems: list[str] = [str(p) for p in gathered.problems]
     for c in clips_only:
         try:
             sources.append(source_from_info(probe(c)))
         except HandoffError as exc:
             problems.append(str(exc))
     if problems:
-        head = f"{len(problems)} of {len(clips_only)} clips cannot go on a timeline: "
+        total = len(clips_only) + len(gathered.problems)
+        head = f"{len(problems)} of {total} clips cannot go on a timeline: "
         raise InputError(head + "; ".join(problems))
     master = None
     if master_path is not None:
@@ -81,6 +91,11 @@ def timeline_from_paths(
             else _default_name(clip_paths)
         )
     build = build_timeline(sources, master=master, manifest=manifest, name=name)
+    build.inputs = [*gathered.clips, *gathered.skipped]
+    if master_path is not None:
+        build.inputs.append(master_path)
+    if manifest_path is not None:
+        build.inputs.append(manifest_path)
     if gathered.skipped:
         build.notes.insert(
             0,

@@ -32,6 +32,7 @@ import opentimelineio as otio
 from lxml import etree
 
 from handoff.errors import UnsupportedError
+from handoff.names import xml_text
 from handoff.timeline.model import META, PlacedClip, frames_at, ndf_timecode, placed_clips, rate_of
 from handoff.timeline.paths import premiere_pathurl
 
@@ -236,7 +237,9 @@ class _Writer:
         f = _SubElement(parent, "file", id=f"file-{number}")
         clip = item.placed.clip
         ref = clip.media_reference
-        _text(f, "name", getattr(ref, "name", None) or clip.name or PurePath(path).name)
+        # Names from a timeline made elsewhere may hold what XML cannot (the model's
+        # own are already clean): see handoff.names.
+        _text(f, "name", xml_text(getattr(ref, "name", None) or clip.name or PurePath(path).name))
         _text(f, "pathurl", premiere_pathurl(PurePath(path)))
         self.add_rate(f)
         _text(f, "duration", self.file_frames(item))
@@ -285,7 +288,7 @@ class _Writer:
         end = p.source_start + p.duration
         texts = (
             f"masterclip-{number}",
-            p.clip.name,
+            xml_text(p.clip.name),
             _bool(bool(p.clip.enabled)),
             str(self.file_frames(item)),
             None,  # rate
@@ -350,7 +353,7 @@ class _Writer:
         ends = [i.placed.start + i.placed.duration for t in video + audio for i in t.items]
         _text(seq, "duration", max(ends, default=0))
         self.add_rate(seq)
-        _text(seq, "name", self.timeline.name or "handoff")
+        _text(seq, "name", xml_text(self.timeline.name or "handoff"))
         media = _SubElement(seq, "media")
 
         v = _SubElement(media, "video")

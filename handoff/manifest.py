@@ -1,0 +1,758 @@
+"""The ``prep-audio`` manifest (schema ``handoff.prep-audio/1``), read and checked whole.
+
+:mod:`handoff.prep` writes ``manifest.json``; this module is the one place that reads
+it. :func:`load_manifest` returns the whole document as frozen dataclasses -- sample
+positions as exact integers -- or raises :class:`~handoff.errors.ManifestError` with one
+line naming the field::
+
+    cond/manifest.json: segments[2].source_in: must be a whole number of samples from 0
+    to master.samples (4410000) (got 1000000000000000000)
+
+Fields are named by their JSON path; array entries count from 0 (``segments[2]`` is the
+third entry, whatever its ``index``).
+
+What is required
+    Every key that ``prep-audio`` writes (the schema in :mod:`handoff.prep` and
+    docs/reference/json.md): ``schema``, ``source``, ``settings`` (with ``limiter`` and
+    ``silence``), ``master``, ``segments`` and ``warnings``, with all their keys. Values
+    prep may write as ``null`` may be ``null``: the loudness and true peak of the source,
+    the master and each segment (prep writes ``null`` for a level it could not measure),
+    ``click_start`` / ``click_end`` (no ``--click``; both or neither) and
+    ``cut_in.pause_s`` / ``cut_out.pause_s`` (a cut at the programme's edge). Keys this
+    schema does not know are ignored, so the document ``prep-audio --json`` prints (the
+    manifest plus ``manifest``, ``out_dir``, ``master.path``, ``segments[].path``,
+    ``elapsed_s``) reads as well.
+
+What is checked
+    - The file: at most :data:`MAX_BYTES`, UTF-8, JSON (RFC 8259): no ``NaN`` or
+      ``Infinity`` and no number too large for a float (``1e999``), anywhere in the
+      document; integers of at most 30 digits; nesting no deeper than the JSON parser
+      allows.
+    - Types: integers are JSON integers (not ``true``, not ``5.0``), numbers are finite,
+      strings are strings, objects are objects.
+    - ``settings.sample_rate``: 8000 to 384000 (prep writes 48000); every sample
+      position counts at this rate. ``settings.kind`` voice/music, ``settings.channels``
+      dual-mono/mono/stereo, ``settings.bit_depth`` 16/24, ``cut_*.kind`` one of
+      start/end/pause/short-pause/quietest.
+    - ``master.samples``: 1 sample to 24 hours; ``0 <= source_in <= source_out <=
+      master.samples`` and ``0 <= cut_*.position <= master.samples``;
+      ``0 <= preroll_start <= preroll_end <= samples`` in the segment file, and
+      ``click_start <= click_end <= preroll_start``; channel counts 1 or 2.
+    - ``segments``: at least one; each ``index`` a positive integer, no two alike.
+    - ``master.file`` and every ``segments[].file``: a plain file name in the manifest's
+      folder -- no ``/`` or ``\\``, not ``.`` or ``..``, no NUL, no drive (Windows); the
+      name may hold bytes that are not UTF-8 (JSON carries them as ``\\udcXX`` escapes,
+      as Python's ``json`` writes them).
+
+Not checked: that the files exist (the timeline checks the master when it uses it),
+and the measured figures beyond their type (they describe, nothing is computed from
+them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, NoReturn, TypeVar
+
+from handoff.errors import ManifestError
+
+__all__ = [
+    "CUT_KINDS",
+    "MAX_BYTES",
+    "SCHEMA",
+    "Cut",
+    "Manifest",
+    "ManifestLimiter",
+    "ManifestMaster",
+    "ManifestSettings",
+    "ManifestSilence",
+    "ManifestSource",
+    "Segment",
+    "load_manifest",
+    "parse_manifest",
+]
+
+SCHEMA: Final = "handoff.prep-audio/1"
+MAX_BYTES: Final = 16 * 1024 * 1024
+"""The largest manifest read (prep writes about 1 kB per segment)."""
+CUT_KINDS: Final = ("start", "end", "pause", "short-pause", "quietest")
+SAMPLE_RATES: Final = (8000, 384000)
+"""Lowest and highest ``settings.sample_rate`` accepted (prep writes 48000)."""
+_MAX_MASTER_SECONDS = 24 * 3600
+_MAX_DIGITS = 30
+"""Longest integer literal parsed; longer ones are reported as such, never converted."""
+
+
+# ---------------------------------------------------------------- the document
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSource:
+    """``source``: the narration as read, before gain."""
+
+    file: str
+    """Absolute path, as prep was given it (resolved)."""
+    sha256: str
+    sample_rate: int
+    channels: int
+    samples: int
+    duration_s: float
+    integrated_lufs: float | None
+    true_peak_dbtp: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLimiter:
+    """``settings.limiter``."""
+
+    ceiling_dbtp: float
+    attack_ms: float
+    hold_ms: float
+    release_db_per_s: float
+    oversample: int
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSilence:
+    """``settings.silence``: the pause detector."""
+
+    threshold_dbfs: float
+    real_pause_s: float
+    short_pause_s: float
+    lead_in_s: float
+    tail_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSettings:
+    """``settings``: every option prep used."""
+
+    name: str
+    kind: str
+    channels: str
+    target_lufs: float
+    true_peak_dbtp: float
+    preroll_ms: int
+    click: bool
+    max_seconds: float
+    segment_min_s: float
+    segment_max_s: float
+    bit_depth: int
+    sample_rate: int
+    """The rate every sample position of the manifest counts at."""
+    limiter: ManifestLimiter
+    silence: ManifestSilence
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestMaster:
+    """``master``: the whole narration at the same gain, for the editor's locked track."""
+
+    file: str
+    """A file name in the manifest's folder."""
+    samples: int
+    duration_s: float
+    channels: int
+    gain_db: float
+    integrated_lufs: float | None
+    true_peak_dbtp: float | None
+    measured_as: str
+    limiter_max_reduction_db: float
+    limited_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """``segments[].cut_in`` / ``cut_out``: where the segment was cut out of the master."""
+
+    position: int
+    """Master sample."""
+    position_s: float
+    kind: str
+    pause_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """``segments[]``: one conditioning segment file."""
+
+    index: int
+    """1-based; the number a generated clip's name starts with (``003_...``)."""
+    file: str
+    """A file name in the manifest's folder."""
+    samples: int
+    duration_s: float
+    channels: int
+    source_in: int
+    """Master sample where the segment's sound begins (segment sample ``preroll_end``)."""
+    source_out: int
+    """Master sample after the segment's last one."""
+    source_in_s: float
+    source_out_s: float
+    click_start: int | None
+    click_end: int | None
+    preroll_start: int
+    preroll_end: int
+    """Sample in the segment file where its sound begins."""
+    integrated_lufs: float | None
+    true_peak_dbtp: float | None
+    measured_as: str
+    cut_in: Cut
+    cut_out: Cut
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A whole ``manifest.json``, checked."""
+
+    path: Path
+    """The manifest file, as it was named."""
+    source: ManifestSource
+    settings: ManifestSettings
+    master: ManifestMaster
+    segments: tuple[Segment, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def sample_rate(self) -> int:
+        return self.settings.sample_rate
+
+    @property
+    def master_path(self) -> Path:
+        """The master narration file (beside the manifest)."""
+        return self.folder / self.master.file
+
+    def segment_path(self, segment: Segment) -> Path:
+        return self.folder / segment.file
+
+    def to_json(self) -> dict[str, Any]:
+        """The document as prep writes it (keys this schema does not know are dropped)."""
+        fields = _to_json(self)
+        del fields["path"]
+        return {"schema": SCHEMA, **fields}
+
+
+def _to_json(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _to_json(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, tuple):
+        return [_to_json(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_manifest(path: Path | str) -> Manifest:
+    """Read and check a ``prep-audio`` manifest; :class:`ManifestError` names what is wrong."""
+    path = Path(path)
+    return parse_manifest(_parse_json(_read_bytes(path), path), path)
+
+
+def parse_manifest(data: object, path: Path | str) -> Manifest:
+    """Check an already parsed document (``path`` names it in errors and locates its files).
+
+    Numbers must be Python ``int`` / finite ``float``, as :func:`json.loads` gives them.
+    """
+    path = Path(path)
+    _reject_bad_numbers(data, path)
+    return _Reader(path).manifest(data)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        st = path.stat()
+        if stat.S_ISDIR(st.st_mode):
+            raise ManifestError("is a folder, not a manifest file", path)
+        if not stat.S_ISREG(st.st_mode):
+            # Opening a FIFO would wait for a writer forever.
+            raise ManifestError("not a regular file (a FIFO, socket or device)", path)
+        if st.st_size > MAX_BYTES:
+            raise ManifestError(_too_big(st.st_size), path)
+        with path.open("rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ManifestError("manifest not found", path) from None
+    except PermissionError:
+        raise ManifestError("permission denied (cannot read the manifest)", path) from None
+    except OSError as exc:
+        raise ManifestError(f"cannot be read ({exc.strerror or exc})", path) from None
+    if len(data) > MAX_BYTES:  # it grew while being read
+        raise ManifestError(_too_big(len(data)), path)
+    return data
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"{size} bytes is larger than any manifest ({MAX_BYTES // (1024 * 1024)} MiB at most): "
+        "not a prep-audio manifest"
+    )
+
+
+class _NotANumber:
+    """A literal JSON (RFC 8259 section 6) has no number for: NaN, Infinity, 1e999, or an
+    integer too long to be a count. Kept in the document so that the error can name the
+    field it is in."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def describe(self) -> str:
+        if self.text.lstrip("-").isdigit():
+            return f"an integer of {len(self.text.lstrip('-'))} digits"
+        return self.text if len(self.text) <= 24 else self.text[:21] + "..."
+
+
+def _parse_int(text: str) -> int | _NotANumber:
+    # Python refuses int() of more than 4300 digits (a ValueError naming no field, and
+    # CVE-2020-10735's quadratic time below that): nothing this long is a sample count.
+    if len(text) > _MAX_DIGITS:
+        return _NotANumber(text)
+    return int(text)
+
+
+def _parse_float(text: str) -> float | _NotANumber:
+    value = float(text)
+    return value if math.isfinite(value) else _NotANumber(text)
+
+
+def _parse_json(raw: bytes, path: Path) -> object:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"not UTF-8 text (byte {exc.start}): not a prep-audio manifest", path
+        ) from None
+    try:
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_NotANumber,
+        )
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", path
+        ) from None
+    except RecursionError:
+        raise ManifestError(
+            "not a prep-audio manifest: nested too deeply to read (prep writes 4 levels)", path
+        ) from None
+
+
+def _reject_bad_numbers(data: object, path: Path) -> None:
+    """The first NaN, Infinity or overlong number anywhere in the document, by its path.
+
+    Depth first, in document order, holding one iterator per level: memory grows with
+    the nesting, not with the size of the document.
+    """
+    stack: list[tuple[Iterator[tuple[object, object]], str]] = [(_children(data), "")]
+    if isinstance(data, _NotANumber):
+        _bad_number("the document", data, path)
+    while stack:
+        children, where = stack[-1]
+        for key, value in children:
+            if isinstance(value, _NotANumber):
+                _bad_number(_child_path(where, key), value, path)
+            if isinstance(value, dict | list) and value:
+                stack.append((_children(value), _child_path(where, key)))
+                break
+        else:
+            stack.pop()
+
+
+def _children(node: object) -> Iterator[tuple[object, object]]:
+    if isinstance(node, dict):
+        return iter(node.items())
+    if isinstance(node, list):
+        return enumerate(node)
+    return iter(())
+
+
+def _child_path(where: str, key: object) -> str:
+    return f"{where}[{key}]" if isinstance(key, int) else _join(where, str(key))
+
+
+def _bad_number(where: str, value: _NotANumber, path: Path) -> NoReturn:
+    raise ManifestError(
+        f"{where}: {value.describe()} is not a number JSON can hold (RFC 8259 has no NaN "
+        "or Infinity, and no number this large)",
+        path,
+    )
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _got(value: object) -> str:
+    """A value as the error shows it: JSON's own words, short, on one line."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        text = json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
+        # A lone surrogate (a file name byte that is not UTF-8) cannot be printed as is.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return repr(value)
+
+
+_T = TypeVar("_T")
+
+
+class _Reader:
+    """Reads one document; every check names its field's JSON path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: str, message: str) -> NoReturn:
+        raise ManifestError(f"{where}: {message}", self.path)
+
+    # ------------------------------------------------------------ fields
+
+    def obj(self, value: object, where: str) -> dict[str, object]:
+        if not isinstance(value, dict):
+            self.fail(where, f"must be an object (got {_got(value)})")
+        return value
+
+    def field(self, obj: dict[str, object], key: str, where: str) -> tuple[object, str]:
+        at = _join(where, key)
+        if key not in obj:
+            self.fail(at, "missing (prep-audio always writes it)")
+        return obj[key], at
+
+    def integer(
+        self,
+        obj: dict[str, object],
+        key: str,
+        where: str,
+        lo: int,
+        hi: int | None,
+        what: str = "a whole number",
+        *,
+        lo_name: str | None = None,
+        hi_name: str | None = None,
+        nullable: bool = False,
+    ) -> int:
+        """An integer ``lo <= value <= hi`` (``hi`` None: no upper bound)."""
+        value, at = self.field(obj, key, where)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < lo
+            or (hi is not None and value > hi)
+        ):
+            lo_text = str(lo) if lo_name is None else f"{lo_name} ({lo})"
+            if hi is None:
+                bounds = f"of {lo_text} or more"
+            else:
+                bounds = f"from {lo_text} to {hi if hi_name is None else f'{hi_name} ({hi})'}"
+            null = "null or " if nullable else ""
+            self.fail(at, f"must be {null}{what} {bounds} (got {_got(value)})")
+        return value
+
+    def optional_integer(
+        self, obj: dict[str, object], key: str, where: str, lo: int, hi: int, hi_name: str
+    ) -> int | None:
+        value, _ = self.field(obj, key, where)
+        if value is None:
+            return None
+        samples = "a whole number of samples"
+        return self.integer(obj, key, where, lo, hi, samples, hi_name=hi_name, nullable=True)
+
+    def number(
+        self,
+        obj: dict[str, object],
+        key: str,
+        where: str,
+        *,
+        nullable: bool = False,
+        positive: bool = False,
+        non_negative: bool = False,
+    ) -> float:
+        value, at = self.field(obj, key, where)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))  # json.loads gives none
+        ):
+            self.fail(
+                at, f"must be {'null or ' if nullable else ''}a finite number (got {_got(value)})"
+            )
+        if positive and not value > 0:
+            self.fail(at, f"must be more than 0 (got {_got(value)})")
+        if non_negative and not value >= 0:
+            self.fail(at, f"must be 0 or more (got {_got(value)})")
+        return float(value)
+
+    def optional_number(self, obj: dict[str, object], key: str, where: str) -> float | None:
+        value, _ = self.field(obj, key, where)
+        return None if value is None else self.number(obj, key, where, nullable=True)
+
+    def string(self, obj: dict[str, object], key: str, where: str) -> str:
+        value, at = self.field(obj, key, where)
+        if not isinstance(value, str) or not value:
+            self.fail(at, f"must be a non-empty string (got {_got(value)})")
+        return value
+
+    def choice(self, obj: dict[str, object], key: str, where: str, choices: tuple[str, ...]) -> str:
+        value, at = self.field(obj, key, where)
+        if not isinstance(value, str) or value not in choices:
+            self.fail(at, f"must be one of {', '.join(choices)} (got {_got(value)})")
+        return value
+
+    def boolean(self, obj: dict[str, object], key: str, where: str) -> bool:
+        value, at = self.field(obj, key, where)
+        if not isinstance(value, bool):
+            self.fail(at, f"must be true or false (got {_got(value)})")
+        return value
+
+    def child(self, obj: dict[str, object], key: str, where: str) -> tuple[dict[str, object], str]:
+        value, at = self.field(obj, key, where)
+        return self.obj(value, at), at
+
+    def array(
+        self, obj: dict[str, object], key: str, where: str, item: Callable[[object, str], _T]
+    ) -> tuple[_T, ...]:
+        value, at = self.field(obj, key, where)
+        if not isinstance(value, list):
+            self.fail(at, f"must be an array (got {_got(value)})")
+        return tuple(item(v, f"{at}[{i}]") for i, v in enumerate(value))
+
+    def file_name(self, obj: dict[str, object], key: str, where: str) -> str:
+        """A plain file name in the manifest's folder: no path leads anywhere else."""
+        value, at = self.field(obj, key, where)
+        if not isinstance(value, str):
+            self.fail(at, f"must be a file name (got {_got(value)})")
+        native = Path(value)
+        if (
+            not value
+            or value in (".", "..")
+            or any(c in value for c in "/\\\x00")
+            or native.anchor  # on Windows, "C:x.wav" is on another drive
+            or len(native.parts) != 1
+        ):
+            self.fail(
+                at,
+                "must be a plain file name in the manifest's folder, without a folder, "
+                f"'..' or a drive (got {_got(value)})",
+            )
+        return value
+
+    # ------------------------------------------------------------ sections
+
+    def manifest(self, data: object) -> Manifest:
+        if not isinstance(data, dict):
+            raise ManifestError(
+                f'not a prep-audio manifest (expected a JSON object with "schema": '
+                f'"{SCHEMA}", got {_got(data)})',
+                self.path,
+            )
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            family = SCHEMA.rsplit("/", 1)[0] + "/"
+            if isinstance(schema, str) and schema.startswith(family):
+                self.fail("schema", f"{_got(schema)} is a version this handoff does not read "
+                                    f'(it reads "{SCHEMA}")')  # fmt: skip
+            raise ManifestError(
+                f'not a prep-audio manifest (expected "schema": "{SCHEMA}", got '
+                f"{_got(schema) if 'schema' in data else 'none'})",
+                self.path,
+            )
+        source = self.source(*self.child(data, "source", ""))
+        settings = self.settings(*self.child(data, "settings", ""))
+        master = self.master(*self.child(data, "master", ""), settings.sample_rate)
+        segments = self.array(
+            data, "segments", "", lambda v, at: self.segment(v, at, master.samples)
+        )
+        if not segments:
+            self.fail("segments", "must list at least one segment (got an empty array)")
+        seen: dict[int, int] = {}
+        for i, seg in enumerate(segments):
+            if seg.index in seen:
+                self.fail(
+                    f"segments[{i}].index",
+                    f"{seg.index} is also the index of segments[{seen[seg.index]}]: "
+                    "each segment has its own",
+                )
+            seen[seg.index] = i
+        return Manifest(
+            path=self.path,
+            source=source,
+            settings=settings,
+            master=master,
+            segments=segments,
+            warnings=self.array(data, "warnings", "", self.warning),
+        )
+
+    def source(self, obj: dict[str, object], at: str) -> ManifestSource:
+        sha = self.string(obj, "sha256", at)
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            self.fail(f"{at}.sha256", f"must be 64 lower-case hex digits (got {_got(sha)})")
+        return ManifestSource(
+            file=self.string(obj, "file", at),
+            sha256=sha,
+            sample_rate=self.integer(obj, "sample_rate", at, 1, None, "a rate in Hz"),
+            channels=self.integer(obj, "channels", at, 1, None),
+            samples=self.integer(obj, "samples", at, 0, None),
+            duration_s=self.number(obj, "duration_s", at, non_negative=True),
+            integrated_lufs=self.optional_number(obj, "integrated_lufs", at),
+            true_peak_dbtp=self.optional_number(obj, "true_peak_dbtp", at),
+        )
+
+    def settings(self, obj: dict[str, object], at: str) -> ManifestSettings:
+        preroll, preroll_at = self.field(obj, "preroll_ms", at)
+        # A whole number of milliseconds; prep accepts 150.0 for 150 and writes it as given.
+        if (
+            isinstance(preroll, bool)
+            or not isinstance(preroll, int | float)
+            or preroll != int(preroll)
+            or not 0 <= preroll <= 1000
+        ):
+            self.fail(preroll_at, f"must be a whole number from 0 to 1000 (got {_got(preroll)})")
+        segment_min = self.number(obj, "segment_min_s", at, positive=True)
+        segment_max = self.number(obj, "segment_max_s", at, positive=True)
+        if segment_max < segment_min:
+            self.fail(
+                f"{at}.segment_max_s",
+                f"must not be less than segment_min_s ({segment_min:g}) (got {segment_max:g})",
+            )
+        lo, hi = SAMPLE_RATES
+        return ManifestSettings(
+            name=self.string(obj, "name", at),
+            kind=self.choice(obj, "kind", at, ("voice", "music")),
+            channels=self.choice(obj, "channels", at, ("dual-mono", "mono", "stereo")),
+            target_lufs=self.number(obj, "target_lufs", at),
+            true_peak_dbtp=self.number(obj, "true_peak_dbtp", at),
+            preroll_ms=int(preroll),
+            click=self.boolean(obj, "click", at),
+            max_seconds=self.number(obj, "max_seconds", at, positive=True),
+            segment_min_s=segment_min,
+            segment_max_s=segment_max,
+            bit_depth=self.choice_int(obj, "bit_depth", at, (16, 24)),
+            sample_rate=self.integer(obj, "sample_rate", at, lo, hi, "a sample rate in Hz"),
+            limiter=self.limiter(*self.child(obj, "limiter", at)),
+            silence=self.silence(*self.child(obj, "silence", at)),
+        )
+
+    def choice_int(
+        self, obj: dict[str, object], key: str, where: str, choices: tuple[int, ...]
+    ) -> int:
+        value, at = self.field(obj, key, where)
+        if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
+            shown = " or ".join(map(str, choices))
+            self.fail(at, f"must be {shown} (got {_got(value)})")
+        return value
+
+    def limiter(self, obj: dict[str, object], at: str) -> ManifestLimiter:
+        return ManifestLimiter(
+            ceiling_dbtp=self.number(obj, "ceiling_dbtp", at),
+            attack_ms=self.number(obj, "attack_ms", at, non_negative=True),
+            hold_ms=self.number(obj, "hold_ms", at, non_negative=True),
+            release_db_per_s=self.number(obj, "release_db_per_s", at, positive=True),
+            oversample=self.integer(obj, "oversample", at, 1, 64),
+        )
+
+    def silence(self, obj: dict[str, object], at: str) -> ManifestSilence:
+        return ManifestSilence(
+            threshold_dbfs=self.number(obj, "threshold_dbfs", at),
+            real_pause_s=self.number(obj, "real_pause_s", at, non_negative=True),
+            short_pause_s=self.number(obj, "short_pause_s", at, non_negative=True),
+            lead_in_s=self.number(obj, "lead_in_s", at, non_negative=True),
+            tail_s=self.number(obj, "tail_s", at, non_negative=True),
+        )
+
+    def master(self, obj: dict[str, object], at: str, sample_rate: int) -> ManifestMaster:
+        file = self.file_name(obj, "file", at)
+        longest = sample_rate * _MAX_MASTER_SECONDS
+        samples = self.integer(
+            obj, "samples", at, 1, longest, "a whole number of samples", hi_name="24 hours"
+        )
+        return ManifestMaster(
+            file=file,
+            samples=samples,
+            duration_s=self.number(obj, "duration_s", at, non_negative=True),
+            channels=self.integer(obj, "channels", at, 1, 2),
+            gain_db=self.number(obj, "gain_db", at),
+            integrated_lufs=self.optional_number(obj, "integrated_lufs", at),
+            true_peak_dbtp=self.optional_number(obj, "true_peak_dbtp", at),
+            measured_as=self.string(obj, "measured_as", at),
+            limiter_max_reduction_db=self.number(obj, "limiter_max_reduction_db", at),
+            limited_s=self.number(obj, "limited_s", at, non_negative=True),
+        )
+
+    def segment(self, value: object, at: str, master_samples: int) -> Segment:
+        obj = self.obj(value, at)
+        n = "a whole number of samples"
+        index = self.integer(obj, "index", at, 1, None, "a whole number")
+        file = self.file_name(obj, "file", at)
+        samples = self.integer(obj, "samples", at, 1, None, n)
+        duration_s = self.number(obj, "duration_s", at, non_negative=True)
+        channels = self.integer(obj, "channels", at, 1, 2)
+        source_in = self.integer(obj, "source_in", at, 0, master_samples, n,
+                                 hi_name="master.samples")  # fmt: skip
+        source_out = self.integer(obj, "source_out", at, source_in, master_samples, n,
+                                  lo_name="source_in", hi_name="master.samples")  # fmt: skip
+        source_in_s = self.number(obj, "source_in_s", at, non_negative=True)
+        source_out_s = self.number(obj, "source_out_s", at, non_negative=True)
+        preroll_start = self.integer(obj, "preroll_start", at, 0, samples, n, hi_name="samples")
+        preroll_end = self.integer(obj, "preroll_end", at, preroll_start, samples, n,
+                                   lo_name="preroll_start", hi_name="samples")  # fmt: skip
+        # The click sits before the pre-roll's silence: [click][silence][sound].
+        click_start = self.optional_integer(obj, "click_start", at, 0, preroll_start,
+                                            "preroll_start")  # fmt: skip
+        click_end = self.optional_integer(obj, "click_end", at, click_start or 0, preroll_start,
+                                          "preroll_start")  # fmt: skip
+        if (click_start is None) != (click_end is None):
+            self.fail(f"{at}.click_end", "click_start and click_end are both null or both set")
+        return Segment(
+            index=index,
+            file=file,
+            samples=samples,
+            duration_s=duration_s,
+            channels=channels,
+            source_in=source_in,
+            source_out=source_out,
+            source_in_s=source_in_s,
+            source_out_s=source_out_s,
+            click_start=click_start,
+            click_end=click_end,
+            preroll_start=preroll_start,
+            preroll_end=preroll_end,
+            integrated_lufs=self.optional_number(obj, "integrated_lufs", at),
+            true_peak_dbtp=self.optional_number(obj, "true_peak_dbtp", at),
+            measured_as=self.string(obj, "measured_as", at),
+            cut_in=self.cut(*self.child(obj, "cut_in", at), master_samples),
+            cut_out=self.cut(*self.child(obj, "cut_out", at), master_samples),
+        )
+
+    def cut(self, obj: dict[str, object], at: str, master_samples: int) -> Cut:
+        return Cut(
+            position=self.integer(obj, "position", at, 0, master_samples,
+                                  "a whole number of samples", hi_name="master.samples"),
+            position_s=self.number(obj, "position_s", at, non_negative=True),
+            kind=self.choice(obj, "kind", at, CUT_KINDS),
+            pause_s=self.optional_number(obj, "pause_s", at),
+        )  # fmt: skip
+
+    def warning(self, value: object, at: str) -> str:
+        if not isinstance(value, str):
+            self.fail(at, f"must be a string (got {_got(value)})")
+        return value
