@@ -9,6 +9,7 @@ Exit codes (stable, documented in docs/reference/cli.md):
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import shlex
@@ -23,7 +24,7 @@ import click
 
 from handoff import __version__, loudness
 from handoff.audio import decode_audio
-from handoff.errors import HandoffError, InputError, UsageError
+from handoff.errors import HandoffError, UsageError, describe
 from handoff.export import (
     ExportJob,
     ExportResult,
@@ -31,10 +32,13 @@ from handoff.export import (
     export_batch,
     plan_jobs,
 )
-from handoff.files import expand_media
+from handoff.files import MediaItem, expand_media
+from handoff.fsutil import InputGuard, atomic_write_bytes
+from handoff.names import shown
 from handoff.plan import ExportOptions, export_settings, parse_crop, parse_fps
 from handoff.prep import PrepOptions, PrepResult, parse_segment_range, prep_audio
 from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
+from handoff.processes import Terminated, raise_on_sigterm
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
@@ -45,8 +49,21 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
 def _die(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"handoff: error: {message}", err=True)
+    click.echo(f"handoff: error: {shown(message)}", err=True)
     sys.exit(code)
+
+
+def _say(text: str) -> None:
+    """Print text for people: a file name's control characters and non-UTF-8 bytes come
+    out as escapes (``\\x07``), so a terminal neither obeys nor mangles them."""
+    click.echo("\n".join(shown(line) for line in text.split("\n")))
+
+
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    # 128 + the signal's number, as shells report a process a signal stopped.
+    if isinstance(exc, Terminated):
+        _die("terminated: finished outputs are kept; no partial file has a final name", 143)
+    _die("interrupted: finished outputs are kept; no partial file has a final name", 130)
 
 
 @contextlib.contextmanager
@@ -56,18 +73,69 @@ def _errors() -> Iterator[None]:
         yield
     except HandoffError as exc:
         _die(str(exc))
-    except KeyboardInterrupt:
-        _die("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
     except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        _die(f"{where}{exc.strerror or exc}")
+        _die(describe(exc))
 
 
 def _write_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A file name that is not UTF-8 (its bytes kept as surrogates): escape it, so
+        # the output stays valid JSON in UTF-8.
+        text = json.dumps(data, indent=2)
+    click.echo(text)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Handoff(click.Group):
+    """The command group, with errors of usage in one line like every other error."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        for stream in (sys.stdout, sys.stderr):
+            # File names that are not UTF-8 are printed as the bytes they are, not as a
+            # UnicodeEncodeError.
+            with contextlib.suppress(AttributeError, ValueError, io.UnsupportedOperation):
+                stream.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                where = exc.ctx.command_path
+            else:  # the option parser raises without a context: name the command given
+                given = sys.argv[1:] if args is None else list(args)
+                named = next((a for a in given if a in self.commands), None)
+                where = "handoff" + (f" {named}" if named else "")
+            _die(f"{exc.format_message().rstrip('.')} (see '{where} --help')", exc.exit_code)
+        except click.ClickException as exc:
+            _die(exc.format_message(), exc.exit_code)
+        except click.Abort as exc:
+            cause = exc.__context__
+            _interrupted(cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt())
+        except KeyboardInterrupt as exc:
+            _interrupted(exc)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def entry() -> None:
+    """The ``handoff`` console script: SIGTERM unwinds like Ctrl-C, so partial files are
+    removed and child encoders stopped before the process exits."""
+    raise_on_sigterm()
+    main()
+
+
+@click.group("handoff", cls=_Handoff, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="handoff")
 def main() -> None:
     """Carry AI-generated video from the generator to the editor.
@@ -195,7 +263,7 @@ def render_loudness(data: dict[str, Any] | None) -> str:
 
 
 @main.command("probe")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON list (schema: docs/reference/json.md)."
 )
@@ -220,34 +288,40 @@ def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None
       handoff probe --json renders/ > facts.json
       handoff probe --loudness narration.wav
     """
-    with _errors():
-        paths = expand_media(files)
     results: list[dict[str, Any]] = []
     bad = 0
-    for path in paths:
-        try:
-            info = probe(path)
-        except InputError as exc:
+    for item in expand_media(files):
+        # One file's problem -- foreseen or not -- is that file's ERROR; the rest go on.
+        if not isinstance(item, Path):
+            path, info, error = item.path or Path(), None, describe(item)
+        else:
+            path, info, error = item, None, None
+            try:
+                info = probe(path)
+            except Exception as exc:
+                error = describe(exc)
+        if info is None:
             bad += 1
-            results.append(error_json(path, exc.message))
+            results.append(error_json(path, error or "unreadable"))
             if not as_json:
-                click.echo(f"{path}\n  ERROR  {exc.message}")
+                _say(f"{path}\n  ERROR  {error}")
             continue
-        item = to_json(info)
+        item_json = to_json(info)
         text = render_probe(info)
         if with_loudness:
             try:
                 measured = loudness_json(info)
-            except InputError as exc:
+            except Exception as exc:
                 bad += 1
-                item.update(ok=False, error=f"cannot measure loudness: {exc.message}")
-                text += f"\n  ERROR  cannot measure loudness: {exc.message}"
+                message = f"cannot measure loudness: {describe(exc)}"
+                item_json.update(ok=False, error=message)
+                text += f"\n  ERROR  {message}"
             else:
-                item["loudness"] = measured
+                item_json["loudness"] = measured
                 text += "\n" + render_loudness(measured)
-        results.append(item)
+        results.append(item_json)
         if not as_json:
-            click.echo(text)
+            _say(text)
     if as_json:
         _write_json(results)
     sys.exit(EXIT_ERROR if bad else EXIT_OK)
@@ -323,14 +397,15 @@ def junit_xml(reports: Sequence[FileReport], spec_name: str) -> bytes:
     return bytes(etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    from handoff.fsutil import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
+def _check_report_path(report: Path, inputs: Sequence[MediaItem]) -> None:
+    """A report file (JUnit) must be a file, and never one of the files it reports on."""
+    if report.is_dir():
+        raise UsageError("--junit names a folder; give a file name such as report.xml", report)
+    InputGuard(i for i in inputs if isinstance(i, Path)).check(report)
 
 
 @main.command("validate")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--spec",
     "spec_name",
@@ -351,8 +426,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 )
 @click.option(
     "--junit",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write a JUnit XML report to this file (for CI).",
+    type=click.Path(path_type=Path, readable=False),
+    help="Also write a JUnit XML report to this file (for CI); an earlier report there is "
+    "replaced.",
 )
 def validate_cmd(
     paths: Sequence[Path],
@@ -381,13 +457,18 @@ def validate_cmd(
     with _errors():
         spec = load_spec(spec_name)
         options = spec.resolve_options(_parse_options(raw_options, allow_ntsc))
-        files = expand_media(paths)
+        items = expand_media(paths)
+        if junit is not None:
+            _check_report_path(junit, items)
     reports: list[FileReport] = []
-    for path in files:
-        report = validate_file(path, spec, options)
+    for item in items:
+        if isinstance(item, Path):
+            report = validate_file(item, spec, options)
+        else:
+            report = FileReport(item.path or Path(), spec.name, "error", error=describe(item))
         reports.append(report)
         if not as_json:
-            click.echo(render_report(report))
+            _say(render_report(report))
     code = exit_code(reports)
     counts = {s: sum(r.status == s for r in reports) for s in ("pass", "fail", "error")}
     if as_json:
@@ -407,7 +488,8 @@ def validate_cmd(
         )
     if junit is not None:
         with _errors():
-            _write_atomic(junit, junit_xml(reports, spec.name))
+            # A report of this run replaces one of an earlier run: it is the point of it.
+            atomic_write_bytes(junit, junit_xml(reports, spec.name), replace=True)
     sys.exit(code)
 
 
@@ -444,7 +526,7 @@ class _ProgressLine:
         self.finished += 1
         if self.enabled:
             click.echo("\r" + " " * self.width + "\r", nl=False, err=True)
-        click.echo(render_export_result(result))
+        _say(render_export_result(result))
         self._draw()
 
     def close(self) -> None:
@@ -453,7 +535,13 @@ class _ProgressLine:
 
 
 def render_export_result(r: ExportResult) -> str:
-    head = {"done": "done   ", "skipped": "skipped", "failed": "FAILED ", "planned": "plan   "}
+    head = {
+        "done": "done   ",
+        "skipped": "skipped",
+        "failed": "FAILED ",
+        "error": "ERROR  ",
+        "planned": "plan   ",
+    }
     target = f" -> {r.dest}" if r.dest else ""
     lines = [
         f"{head[r.status]} {r.source}{target}" + (f"  ({r.seconds:.1f} s)" if r.seconds else "")
@@ -468,7 +556,7 @@ def render_export_result(r: ExportResult) -> str:
 
 
 @main.command("export")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--preset",
     "preset",
@@ -501,6 +589,11 @@ def render_export_result(r: ExportResult) -> str:
     help="Centre crop. auto turns LTX-2's 1920x1088 into 1920x1080 and odd sizes even.",
 )
 @click.option("--add-silence", is_flag=True, help="Give a source without audio a silent track.")
+@click.option(
+    "--allow-truncated",
+    is_flag=True,
+    help="Export what an incomplete (cut short) source holds; without it such a source is refused.",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -536,6 +629,7 @@ def export_cmd(
     rate_conversion: str | None,
     crop_text: str,
     add_silence: bool,
+    allow_truncated: bool,
     out_dir: Path,
     jobs: int | None,
     engine: str,
@@ -558,7 +652,7 @@ def export_cmd(
       handoff export clip.mp4 --preset h264-review --dry-run
 
     Exit codes: 0 every input exported (or skipped as existing); 1 any input failed;
-    2 the command was used wrongly.
+    2 any input could not be read (or is incomplete), or the command was used wrongly.
     """
     with _errors():
         spec = load_spec(preset)
@@ -570,6 +664,7 @@ def export_cmd(
             add_silence=add_silence,
             out_dir=out_dir,
             overwrite=overwrite,
+            allow_truncated=allow_truncated,
         )
         sources = expand_media(inputs)
         planned, refused = plan_jobs(
@@ -583,7 +678,7 @@ def export_cmd(
     display = _ProgressLine(planned, enabled=not as_json and sys.stderr.isatty() and not dry_run)
     for r in refused:
         if not as_json:
-            click.echo(render_export_result(r))
+            _say(render_export_result(r))
     try:
         results = export_batch(
             planned,
@@ -591,15 +686,14 @@ def export_cmd(
             on_progress=display.progress,
             on_result=None if as_json else display.result,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         display.close()
-        _die("interrupted: finished outputs are kept; no partial file has a final name", 130)
+        _interrupted(exc)
     display.close()
     everything = refused + results
-    counts = {
-        s: sum(r.status == s for r in everything) for s in ("done", "skipped", "failed", "planned")
-    }
-    code = EXIT_FAIL if counts["failed"] else EXIT_OK
+    statuses = ("done", "skipped", "failed", "error", "planned")
+    counts = {s: sum(r.status == s for r in everything) for s in statuses}
+    code = EXIT_ERROR if counts["error"] else EXIT_FAIL if counts["failed"] else EXIT_OK
     if as_json:
         _write_json(
             {
@@ -638,11 +732,19 @@ def render_prep(result: PrepResult) -> str:
         )
     lines += [f"  ! {w}" for w in result.warnings]
     lines.append(f"  manifest {result.manifest_path}")
+    for report in result.failed:
+        lines.append(render_report(report))
+    if result.failed:
+        lines.append(
+            f"{len(result.failed)} of {len(result.checks)} segment(s) do not pass "
+            f"'{result.checks[0].spec}' with these targets: the input cannot be conditioned "
+            "as asked (files kept for inspection)"
+        )
     return "\n".join(lines)
 
 
 @main.command("prep-audio")
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--out",
     "out_dir",
@@ -736,8 +838,10 @@ def prep_audio_cmd(
       handoff prep-audio take3.wav --out cond/ --name intro --click
       handoff prep-audio score.flac --out cond/ --kind music
 
-    Every segment passes 'handoff validate --spec ltx2-audio'. Exit 0 on success, 2
-    when the input cannot be used (unreadable, silent, too short) or options are wrong.
+    Every segment is checked as written against 'ltx2-audio' with the targets asked
+    (--target-lufs, --true-peak, --max-seconds). Exit 0 when all pass; 1 when one does
+    not (an input that cannot reach the targets, e.g. a DC offset); 2 when the input
+    cannot be used (unreadable, silent, too short) or options are wrong.
     """
     with _errors():
         seg_min, seg_max = parse_segment_range(segment_seconds)
@@ -759,8 +863,8 @@ def prep_audio_cmd(
     if as_json:
         _write_json(result.to_json())
     else:
-        click.echo(render_prep(result))
-    sys.exit(EXIT_OK)
+        _say(render_prep(result))
+    sys.exit(EXIT_FAIL if result.failed else EXIT_OK)
 
 
 # ---------------------------------------------------------------- specs
@@ -798,16 +902,19 @@ def _timecode(frames: int, rate: Fraction) -> str:
 
 
 def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -> str:
+    """The layout for people. File names are printed with control characters and bytes
+    that are not UTF-8 escaped (``\\x07``), so a terminal neither obeys nor mangles them."""
     s = build.summary()
     rate = build.rate
     lines = [
-        f"{s['name']}: {fraction_str(rate)} fps ({float(rate):.3f}), "
+        f"{shown(s['name'])}: {fraction_str(rate)} fps ({float(rate):.3f}), "
         f"{s['width']}x{s['height']}, 48 kHz, "
         f"{_timecode(s['duration_frames'], rate)} ({s['duration_frames']} frames)",
     ]
     if build.master is not None:
         lines.append(
-            f"  A1 master (locked)  {build.master.name}  from {_timecode(build.master_start, rate)}"
+            f"  A1 master (locked)  {shown(build.master.name)}  "
+            f"from {_timecode(build.master_start, rate)}"
         )
     else:
         lines.append("  A1 the clips' own audio (locked)")
@@ -818,21 +925,58 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
             trim = f"  trimmed head {c['trimmed_head']} / tail {c['trimmed_tail']}"
         lines.append(
             f"  V1 {c['index']:3d} {_timecode(c['start'], rate)}-{_timecode(c['end'], rate)}"
-            f"  {Path(c['path']).name}{seg}{trim}"
+            f"  {shown(Path(c['path']).name)}{seg}{trim}"
         )
-    lines += [f"  note: {n}" for n in s["notes"]]
-    lines += [f"wrote {fmt}: {path}" for fmt, path in written]
+    lines += [f"  note: {shown(n)}" for n in s["notes"]]
+    lines += [f"wrote {fmt}: {shown(str(path))}" for fmt, path in written]
     return "\n".join(lines)
+
+
+# Characters no file name of ours carries: Windows' reserved ones (and '/'), and what
+# handoff.names replaces in a name (controls, bytes that were not UTF-8, U+FFFD).
+_NOT_IN_FILE_NAMES = '/\\:*?"<>|\ufffd'
 
 
 def _timeline_outputs(
     formats: Sequence[str], out: Path | None, name: str
 ) -> list[tuple[str, Path]]:
-    safe = "".join("_" if ch in '/\\:*?"<>|' else ch for ch in name).strip() or "timeline"
+    """(format, file) for each format: ``--out`` itself for one format and a file name,
+    else NAME.<suffix> in ``--out`` (or the current folder)."""
+    from handoff.names import xml_text
+
+    safe = "".join("_" if ch in _NOT_IN_FILE_NAMES else ch for ch in xml_text(name))
+    safe = safe.strip() or "timeline"
     if len(formats) == 1 and out is not None and not out.is_dir() and out.suffix:
         return [(formats[0], out)]
     folder = Path() if out is None else out
     return [(f, folder / f"{safe}{TIMELINE_FORMATS[f].suffix}") for f in formats]
+
+
+def _publish_timelines(
+    files: Sequence[tuple[Path, bytes]], *, replace: bool, guard: InputGuard
+) -> None:
+    """Write every file or none: when one fails, the ones this run already published are
+    removed again (with ``replace``, the earlier files they replaced stay replaced)."""
+    from handoff.fsutil import atomic_write_bytes
+
+    published: list[Path] = []
+    try:
+        for path, data in files:
+            atomic_write_bytes(path, data, replace=replace, guard=guard)
+            published.append(path)
+    except BaseException:
+        for path in published:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+
+
+def _timeline_json(data: Any) -> str:
+    """JSON text that is valid UTF-8 whatever the file names: a byte of a path that is
+    not UTF-8 (a lone surrogate, PEP 383) is written as its ``\\udcXX`` escape, which
+    Python's json reads back to the same path."""
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    return "".join(f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 @main.command("timeline")
@@ -877,7 +1021,12 @@ def _timeline_outputs(
     show_default=True,
     help="1.10 opens in Resolve 18.5+, 1.11 needs Resolve 19+.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace timeline files that already exist.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace timeline files that already exist (never an input: a clip, the master "
+    "or the manifest).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the layout and the files as JSON.")
 def timeline_cmd(
     clips: Sequence[Path],
@@ -909,10 +1058,12 @@ def timeline_cmd(
 
     FCPXML has no track lock, and Premiere documents none for OTIO: after importing
     those, lock A1 in the editor (premiere-xml and resolve-otio arrive locked).
-    Exit 0 when written, 2 when a clip cannot be used, the rates differ, or an
-    output already exists.
+    Every format asked for is written, or none. Exit 0 when written, 2 when a clip
+    cannot be used, the rates differ, the manifest is wrong, or an output already
+    exists.
     """
-    from handoff.fsutil import atomic_write_bytes
+    from handoff.errors import OutputExistsError
+    from handoff.fsutil import InputGuard
     from handoff.timeline import FORMATS, check_relative, render
     from handoff.timeline.project import timeline_from_paths
 
@@ -924,31 +1075,39 @@ def timeline_cmd(
             check_relative(chosen)
         build = timeline_from_paths(clips, manifest_path=manifest, master_path=master, name=name)
         targets = _timeline_outputs(chosen, out, build.timeline.name)
+        # Inputs are never written over, --overwrite or not.
+        guard = InputGuard(build.inputs)
+        for _, path in targets:
+            guard.check(path)
         if not overwrite:
-            existing = [str(p) for _, p in targets if p.exists()]
+            existing = [str(p) for _, p in targets if p.exists() or p.is_symlink()]
             if existing:
-                raise UsageError(f"already exists (use --overwrite): {', '.join(existing)}")
-        written: list[tuple[str, Path]] = []
-        for fmt, path in targets:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            data = render(
-                build.timeline,
-                fmt,
-                relative_to=path.parent.resolve() if relative else None,
-                fcpxml_version=fcpxml_version,
+                raise OutputExistsError(f"already exists (use --overwrite): {', '.join(existing)}")
+        # Every format is rendered before anything is written: a name or a path one
+        # format cannot hold stops the run with nothing written.
+        files = [
+            (
+                path,
+                render(
+                    build.timeline,
+                    fmt,
+                    relative_to=path.parent.resolve() if relative else None,
+                    fcpxml_version=fcpxml_version,
+                ),
             )
-            atomic_write_bytes(path, data)
-            written.append((fmt, path))
+            for fmt, path in targets
+        ]
+        _publish_timelines(files, replace=overwrite, guard=guard)
+        written = list(targets)
     build.notes += [f"{f}: {FORMATS[f].lock}" for f in chosen if not FORMATS[f].arrives_locked]
     if as_json:
-        _write_json(
-            {
-                **build.summary(),
-                "files": [{"format": f, "path": str(p.resolve())} for f, p in written],
-            }
-        )
+        summary = {
+            **build.summary(),
+            "files": [{"format": f, "path": str(p.resolve())} for f, p in written],
+        }
+        click.echo(_timeline_json(summary))
     else:
-        click.echo(render_timeline(build, written))
+        _say(render_timeline(build, written))
     sys.exit(EXIT_OK)
 
 

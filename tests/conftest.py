@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +28,28 @@ X264_2S_GOP_24 = {
     "preset": "ultrafast",
     "x264-params": "keyint=48:min-keyint=48:scenecut=0:open-gop=0",
 }
+
+
+def run_handoff(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
+    """``handoff ARGS`` in a child process (a native crash must not take pytest with it).
+
+    ``unprivileged``: without the capabilities that let root read any file, so that
+    permission bits count when the tests run as root (setpriv(1) drops them from the
+    bounding set; root then reads only what its owner and mode bits allow).
+    """
+    argv = [sys.executable, "-m", "handoff", *args]
+    if unprivileged and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: permission bits cannot be tested")
+        argv = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *argv]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=300,
+    )
 
 
 def corpus_file(relative: str) -> Path:
@@ -93,8 +119,9 @@ def make_timeline_project(
     clip_audio: bool = True,
 ) -> TimelineProject:
     """Clips named after their segments (``001_…``) in a folder with an awkward name,
-    the master WAV and a manifest in the form ``prep-audio`` writes (segments laid end
-    to end in the master, each with a 150 ms pre-roll in its own file)."""
+    the master WAV and a complete manifest in the form ``prep-audio`` writes (segments
+    laid end to end in the master, each with a 150 ms pre-roll in its own file; every
+    field of schema ``handoff.prep-audio/1``, the measured ones made up)."""
     folder = root / AWKWARD_DIR
     folder.mkdir(parents=True, exist_ok=True)
     sr = 48000
@@ -114,14 +141,37 @@ def make_timeline_project(
         )
         clips.append(write_clip(folder / f"{i:03d}_shot é & #{i}.mp4", spec))
         speech = round((seconds - 0.15) * sr)
+        first, last = i == 1, i == len(clip_seconds)
         segments.append(
             {
                 "index": i,
                 "file": f"{i:03d}_narration.wav",
+                "samples": preroll + speech,
+                "duration_s": round((preroll + speech) / sr, 6),
+                "channels": master_channels,
                 "source_in": pos,
                 "source_out": pos + speech,
+                "source_in_s": round(pos / sr, 6),
+                "source_out_s": round((pos + speech) / sr, 6),
+                "click_start": None,
+                "click_end": None,
                 "preroll_start": 0,
                 "preroll_end": preroll,
+                "integrated_lufs": -16.0,
+                "true_peak_dbtp": -3.4,
+                "measured_as": "as is",
+                "cut_in": {
+                    "position": pos,
+                    "position_s": round(pos / sr, 6),
+                    "kind": "start" if first else "pause",
+                    "pause_s": None if first else 0.0,
+                },
+                "cut_out": {
+                    "position": pos + speech,
+                    "position_s": round((pos + speech) / sr, 6),
+                    "kind": "end" if last else "pause",
+                    "pause_s": None if last else 0.0,
+                },
             }
         )
         pos += speech
@@ -130,17 +180,62 @@ def make_timeline_project(
     tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     write_wav(master, np.repeat(tone[None, :], master_channels, axis=0), sr)
     manifest = folder / "manifest.json"
-    manifest.write_text(
-        json.dumps(
-            {
-                "schema": "handoff.prep-audio/1",
-                "settings": {"sample_rate": sr},
-                "master": {"file": master.name, "samples": pos},
-                "segments": segments,
-            }
-        ),
-        encoding="utf-8",
-    )
+    document = {
+        "schema": "handoff.prep-audio/1",
+        "source": {
+            "file": str(master.resolve()),
+            "sha256": "0" * 64,
+            "sample_rate": sr,
+            "channels": master_channels,
+            "samples": pos,
+            "duration_s": round(pos / sr, 6),
+            "integrated_lufs": -20.0,
+            "true_peak_dbtp": -6.0,
+        },
+        "settings": {
+            "name": "narration",
+            "kind": "voice",
+            "channels": "mono" if master_channels == 1 else "dual-mono",
+            "target_lufs": -16.0,
+            "true_peak_dbtp": -3.0,
+            "preroll_ms": 150,
+            "click": False,
+            "max_seconds": 120.0,
+            "segment_min_s": 60.0,
+            "segment_max_s": 90.0,
+            "bit_depth": 24,
+            "sample_rate": sr,
+            "limiter": {
+                "ceiling_dbtp": -3.3,
+                "attack_ms": 1.5,
+                "hold_ms": 0.0,
+                "release_db_per_s": 200.0,
+                "oversample": 4,
+            },
+            "silence": {
+                "threshold_dbfs": -60.0,
+                "real_pause_s": 0.3,
+                "short_pause_s": 0.15,
+                "lead_in_s": 0.005,
+                "tail_s": 0.04,
+            },
+        },
+        "master": {
+            "file": master.name,
+            "samples": pos,
+            "duration_s": round(pos / sr, 6),
+            "channels": master_channels,
+            "gain_db": 4.0,
+            "integrated_lufs": -16.0,
+            "true_peak_dbtp": -3.4,
+            "measured_as": "as is",
+            "limiter_max_reduction_db": 0.0,
+            "limited_s": 0.0,
+        },
+        "segments": segments,
+        "warnings": [],
+    }
+    manifest.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return TimelineProject(folder, clips, master, manifest, fps)
 
 

@@ -110,12 +110,16 @@ def test_usage_errors_are_one_line_exit_2(args: list[str], needle: str | None) -
         assert_one_line_error(err)
 
 
-def test_folder_with_no_media_is_one_line(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("x")
-    code, _, err = run("validate", str(tmp_path), "--spec", "h264-review")
-    assert code == 2
-    assert "no media files" in err
-    assert_one_line_error(err)
+def test_folder_with_no_media_is_its_own_error_line(tmp_path: Path, make_clip: MakeClip) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("x")
+    good = make_clip("good.mp4", **review_clip_kwargs())
+    code, out, err = run("validate", str(empty), str(good), "--spec", "h264-review")
+    assert code == 2 and not err
+    assert f"ERROR  {empty}\n       folder holds no media files" in out
+    assert f"PASS   {good}" in out  # the other path was still checked
+    assert "2 file(s) against 'h264-review': 1 pass, 0 fail, 1 error" in out
 
 
 def test_validate_exit_codes(make_clip: MakeClip, tmp_path: Path) -> None:

@@ -105,15 +105,24 @@ def test_bad_inputs_among_good_ones(make_clip: MakeClip, tmp_path: Path) -> None
         "--jobs",
         "2",
     )
-    assert code == 1
+    assert code == 2  # two inputs cannot be read at all
     data = json.loads(out)
     by_name = {Path(f["source"]).name: f for f in data["files"]}
     assert by_name["001_good.mp4"]["status"] == "done"
     assert by_name["002_vfr.mp4"]["status"] == "done"
-    assert by_name["not_media.mp4"]["status"] == "failed"
+    assert by_name["not_media.mp4"]["status"] == "error"
+    assert by_name["interrupted_write_no_moov.mp4"]["status"] == "error"
     assert "no index" in by_name["interrupted_write_no_moov.mp4"]["error"]
+    assert by_name["003_pal.mp4"]["status"] == "failed"
     assert "--rate-conversion" in by_name["003_pal.mp4"]["error"]
-    assert data["summary"] == {"inputs": 5, "done": 2, "skipped": 0, "failed": 3, "planned": 0}
+    assert data["summary"] == {
+        "inputs": 5,
+        "done": 2,
+        "skipped": 0,
+        "failed": 1,
+        "error": 2,
+        "planned": 0,
+    }
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["001_good.mp4", "002_vfr.mp4"]
 
 
@@ -146,7 +155,7 @@ def test_an_input_is_never_written_over(make_clip: MakeClip, tmp_path: Path) -> 
         "export", str(src), "--preset", "h264-review", "--out", str(tmp_path), "--overwrite"
     )
     assert code == 1
-    assert "would write over an input" in out
+    assert f"would write over the input {src}" in out
     assert src.read_bytes() == before
 
 

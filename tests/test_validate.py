@@ -139,7 +139,7 @@ def test_broken_files_never_pass(name: str) -> None:
     report = validate_file(corpus_file(name), H264)
     assert report.status in ("fail", "error")
     if report.status == "fail":
-        assert "integrity" in failed_rules(report)
+        assert "complete-file" in failed_rules(report)
 
 
 def test_unreadable_files_are_errors_not_exceptions(tmp_path: Path) -> None:
