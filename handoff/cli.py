@@ -24,7 +24,7 @@ import click
 
 from handoff import __version__, loudness
 from handoff.audio import decode_audio
-from handoff.errors import HandoffError, UsageError, describe
+from handoff.errors import HandoffError, UnmeasurableError, UsageError, describe
 from handoff.export import (
     ExportJob,
     ExportResult,
@@ -311,6 +311,10 @@ def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None
         if with_loudness:
             try:
                 measured = loudness_json(info)
+            except UnmeasurableError as exc:  # a fact that cannot exist, not a bad file
+                item_json["loudness"] = None
+                item_json["warnings"].append(f"loudness not measured: {exc.message}")
+                text += f"\n  loudness   not measured: {exc.message}"
             except Exception as exc:
                 bad += 1
                 message = f"cannot measure loudness: {describe(exc)}"

@@ -28,6 +28,7 @@ __all__ = [
     "SpecError",
     "ToolError",
     "TruncatedMediaError",
+    "UnmeasurableError",
     "UnsupportedError",
     "UsageError",
     "describe",
@@ -95,6 +96,11 @@ class ManifestError(UsageError):
 
 class UnsupportedError(HandoffError):
     """The input is valid but asks for something handoff does not do (yet)."""
+
+
+class UnmeasurableError(UnsupportedError, ValueError):
+    """Audio that a measurement is not defined for as it is (BS.1770's K-weighting needs a
+    sample rate of at least 4 kHz): the fact is missing, the file is not broken."""
 
 
 class ToolError(HandoffError, RuntimeError):

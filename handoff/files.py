@@ -25,6 +25,7 @@ __all__ = [
     "MediaItem",
     "check_readable",
     "expand_media",
+    "is_folder",
     "media_sort_key",
     "split_media",
 ]
@@ -73,7 +74,7 @@ def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
     seen: set[Path] = set()
     for raw in paths:
         p = Path(raw)
-        candidates: list[MediaItem] = _walk(p) if p.is_dir() else [p]
+        candidates: list[MediaItem] = _walk(p) if is_folder(p) else [p]
         for f in candidates:
             if isinstance(f, InputError):
                 out.append(f)
@@ -83,6 +84,15 @@ def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
                 seen.add(key)
                 out.append(f)
     return out
+
+
+def is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder; False for anything the system cannot even look up
+    (a name too long, a loop of links), which then gets its verdict as a file."""
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except (OSError, ValueError):  # ValueError: a NUL byte in the name
+        return False
 
 
 def split_media(items: Iterable[MediaItem]) -> tuple[list[Path], list[InputError]]:

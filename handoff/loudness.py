@@ -22,7 +22,8 @@ block at a time in float64, so the only full-length arrays are the caller's; lon
 and several channels are split into independent jobs run on up to four threads (numpy's
 FFTs release the GIL).
 
-The module never prints; bad arguments raise ``ValueError``.
+The module never prints; bad arguments raise ``ValueError`` -- for a sample rate too low
+to measure, its subclass :class:`~handoff.errors.UnmeasurableError`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handoff.errors import UnmeasurableError
 from handoff.parallel import run_threads
 
 __all__ = [
@@ -189,11 +191,19 @@ def _to_float(chunk: npt.NDArray[np.generic], scale: float) -> FloatArray:
     return out
 
 
+MIN_SAMPLE_RATE = 4000
+"""Below about 3.4 kHz the 1.68 kHz shelf of the K-weighting lies above Nyquist."""
+
+
 def _check_rate(sample_rate: int) -> int:
     rate = int(sample_rate)
-    if rate != sample_rate or rate < 4000:
-        # Below ~3.4 kHz the 1.68 kHz shelf lies above Nyquist and K-weighting is undefined.
-        raise ValueError(f"sample rate must be an integer >= 4000 Hz, got {sample_rate}")
+    if rate != sample_rate:
+        raise ValueError(f"sample rate must be an integer, got {sample_rate}")
+    if rate < MIN_SAMPLE_RATE:
+        raise UnmeasurableError(
+            f"sample rate {rate} Hz is too low to measure loudness (BS.1770's K-weighting "
+            f"needs at least {MIN_SAMPLE_RATE} Hz)"
+        )
     return rate
 
 

@@ -20,7 +20,7 @@ import av.error
 
 from handoff import loudness
 from handoff.audio import decode_audio
-from handoff.errors import describe
+from handoff.errors import UnmeasurableError, describe
 from handoff.probe import UNKNOWN_CODEC, MediaInfo, is_truncated, probe
 from handoff.spec import Rule, Spec, Value
 
@@ -95,7 +95,14 @@ class _Facts:
             a = self.info.audio
             assert a is not None
             decoded = decode_audio(self.info.path, a.index)
-            report = loudness.measure(decoded.samples, decoded.sample_rate)
+            try:
+                report = loudness.measure(decoded.samples, decoded.sample_rate)
+            except UnmeasurableError as exc:
+                # Not a broken file: the measured facts are missing, and rules on them
+                # fail saying so.
+                self.notes.append(f"audio not measured: {exc.message}")
+                self._audio = dict.fromkeys(_MEASURED - {"audio.mono_content"})
+                return self._audio
             self._audio = {
                 "audio.silent": not math.isfinite(report.integrated_lufs),
                 "audio.dual_mono": report.dual_mono,
@@ -146,10 +153,10 @@ class _Facts:
         if name == "audio.dual_mono" and a.channels != 2:
             return False
         if name in _MEASURED:
-            value = self._measure_audio()[name]
+            value = self._measure_audio().get(name)
             if isinstance(value, float) and not math.isfinite(value):
                 return value  # -inf: silence; reported as such, and fails a level rule
-            return value  # type: ignore[no-any-return]
+            return value
         return getattr(a, attr)  # type: ignore[no-any-return]
 
     def measurements(self) -> dict[str, Any]:

@@ -155,10 +155,9 @@ def test_unknown_codecs_are_reported_not_raised(make_clip: MakeClip, tmp_path: P
 # ------------------------------------------------------- 3 & 4. one file never stops a batch
 
 
-def test_validate_batch_survives_a_file_the_meter_rejects(
-    make_clip: MakeClip, tmp_path: Path
-) -> None:
-    # 2 kHz: the loudness meter raises ValueError (BS.1770 has no filter that low).
+def test_validate_batch_survives_audio_the_meter_cannot_measure(tmp_path: Path) -> None:
+    # 2 kHz: BS.1770's K-weighting is undefined that low; the meter raised ValueError,
+    # which stopped the batch (no summary, no JUnit). Now the measured facts are missing.
     low = tmp_path / "a_low.wav"
     with wave.open(str(low), "wb") as w:
         w.setnchannels(1)
@@ -170,10 +169,14 @@ def test_validate_batch_survives_a_file_the_meter_rejects(
     code, out, err = run(
         "validate", str(low), str(good), "--spec", "ltx2-audio", "--junit", str(junit)
     )
-    assert code == 2 and not err
-    assert f"ERROR  {low}" in out and f"FAIL   {good}" in out
-    assert "2 file(s) against 'ltx2-audio': 0 pass, 1 fail, 1 error" in out
+    assert code == 1 and not err
+    assert f"FAIL   {low}" in out and f"FAIL   {good}" in out
+    assert "x loudness: expected -16 +/- 1 LUFS, got missing" in out
+    assert "note: audio not measured: sample rate 2000 Hz is too low" in out
+    assert "2 file(s) against 'ltx2-audio': 0 pass, 2 fail, 0 error" in out
     assert junit.read_text().count("<testcase") == 2
+    code, out, _ = run("probe", "--loudness", str(low))
+    assert code == 0 and "loudness   not measured: sample rate 2000 Hz" in out
 
 
 def test_export_batch_survives_an_mp4_without_its_media_data(
@@ -207,9 +210,11 @@ def test_odd_paths_are_each_one_error_line(make_clip: MakeClip, tmp_path: Path) 
     broken.symlink_to(tmp_path / "nowhere.mp4")
     fifo = tmp_path / "pipe.wav"
     os.mkfifo(fifo)
+    too_long = tmp_path / ("x" * 300 + ".mp4")  # over NAME_MAX: ENAMETOOLONG on lookup
     for command in (["probe"], ["validate", "--spec", "h264-review"]):
-        code, out, err = run(*command, str(loop), str(broken), str(fifo), str(good))
+        code, out, err = run(*command, str(loop), str(broken), str(fifo), str(too_long), str(good))
         assert code == 2 and not err, out
+        assert "cannot be read (File name too long)" in out
         assert "a loop of symbolic links" in out
         assert "broken symbolic link" in out
         assert "not a regular file" in out  # refused before opening: no wait for a writer

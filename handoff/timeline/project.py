@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handoff.errors import HandoffError, InputError, UsageError
-from handoff.files import AUDIO_SUFFIXES, expand_media
+from handoff.files import AUDIO_SUFFIXES, expand_media, is_folder
 from handoff.manifest import Manifest, load_manifest
 from handoff.probe import probe
 from handoff.timeline.model import (
@@ -37,7 +37,7 @@ def gather_clips(paths: Sequence[Path]) -> Gathered:
     used. Raises :class:`UsageError` only when there is nothing at all to report on.
     """
     out = Gathered([])
-    named = {p for p in paths if not p.is_dir()}
+    named = {p for p in paths if not is_folder(p)}
     for f in expand_media(paths):
         if isinstance(f, InputError):
             out.problems.append(f)
@@ -107,4 +107,4 @@ def timeline_from_paths(
 
 def _default_name(paths: Sequence[Path]) -> str:
     first = paths[0].resolve()
-    return first.name if first.is_dir() else first.stem
+    return first.name if is_folder(first) else first.stem
