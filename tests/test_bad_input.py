@@ -332,34 +332,13 @@ def test_export_refuses_a_cut_mp4_unless_allowed(make_clip: MakeClip, tmp_path: 
     half = tmp_path / "half.mp4"
     half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     out_dir = tmp_path / "out"
-    code, out, _ = run(
-        "export",
-        str(half),
-        "--preset",
-        "h264-review",
-        "--fps",
-        "24",
-        "--out",
-        str(out_dir),
-        "--jobs",
-        "1",
-    )
+    export = ["export", str(half), "--preset", "h264-review", "--fps", "24"]
+    export += ["--out", str(out_dir), "--jobs", "1"]
+    code, out, _ = run(*export)
     assert code == 2 and "ERROR" in out and "incomplete source (truncated" in out
     assert "--allow-truncated" in out
     assert not out_dir.exists() or not any(out_dir.iterdir())
-    code, out, _ = run(
-        "export",
-        str(half),
-        "--preset",
-        "h264-review",
-        "--fps",
-        "24",
-        "--out",
-        str(out_dir),
-        "--jobs",
-        "1",
-        "--allow-truncated",
-    )
+    code, out, _ = run(*export, "--allow-truncated")
     assert code == 0 and "incomplete source exported as it is" in out
     exported = probe(out_dir / "half.mp4")
     assert exported.truncated is None and exported.duration_s < 4.0
