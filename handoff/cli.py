@@ -53,10 +53,15 @@ def _die(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
+def _lines(text: str) -> str:
+    """Text for people and XML: a file name's control characters and non-UTF-8 bytes as
+    escapes (``\\x07``), line by line, so a terminal neither obeys nor mangles them and
+    XML can hold them."""
+    return "\n".join(shown(line) for line in text.split("\n"))
+
+
 def _say(text: str) -> None:
-    """Print text for people: a file name's control characters and non-UTF-8 bytes come
-    out as escapes (``\\x07``), so a terminal neither obeys nor mangles them."""
-    click.echo("\n".join(shown(line) for line in text.split("\n")))
+    click.echo(_lines(text))
 
 
 def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
@@ -380,23 +385,27 @@ def junit_xml(reports: Sequence[FileReport], spec_name: str) -> bytes:
         errors=str(errors),
     )
     for r in reports:
-        case = etree.SubElement(suite, "testcase", classname=spec_name, name=str(r.path))
+        # XML 1.0 holds no control character and no lone surrogate (a file name's bytes
+        # that are not UTF-8): both appear as escapes, as on the terminal.
+        case = etree.SubElement(suite, "testcase", classname=spec_name, name=_lines(str(r.path)))
         if r.status == "error":
-            el = etree.SubElement(case, "error", message=r.error or "unreadable")
-            el.text = r.error
+            el = etree.SubElement(case, "error", message=_lines(r.error or "unreadable"))
+            el.text = _lines(r.error or "unreadable")
         elif r.status == "fail":
             failed = [f for f in r.findings if f.severity == "error"]
-            el = etree.SubElement(
-                case, "failure", message="; ".join(f"{f.rule}: got {f.actual}" for f in failed)
-            )
-            el.text = "\n".join(
-                f"{f.rule}: expected {f.expected}, got {f.actual} -- {f.message}" for f in failed
+            message = "; ".join(f"{f.rule}: got {f.actual}" for f in failed)
+            el = etree.SubElement(case, "failure", message=_lines(message))
+            el.text = _lines(
+                "\n".join(
+                    f"{f.rule}: expected {f.expected}, got {f.actual} -- {f.message}"
+                    for f in failed
+                )
             )
         warnings = [f for f in r.findings if f.severity == "warning"]
         if warnings or r.notes:
             out = etree.SubElement(case, "system-out")
-            out.text = "\n".join(
-                [f"warning {f.rule}: {f.message}" for f in warnings] + list(r.notes)
+            out.text = _lines(
+                "\n".join([f"warning {f.rule}: {f.message}" for f in warnings] + list(r.notes))
             )
     return bytes(etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 

@@ -24,8 +24,13 @@ __all__ = [
 ]
 
 
+# A temporary name adds ".", ".<pid>.<random>.part" to the output's name; a stem cut to
+# this length keeps it under the 255 bytes most file systems allow in a name (NAME_MAX).
+_PART_STEM_CHARS = 120
+
+
 def _part_prefix(dest: Path) -> str:
-    return f".{dest.stem}."
+    return f".{dest.stem[:_PART_STEM_CHARS]}."
 
 
 def _part_suffix(dest: Path) -> str:

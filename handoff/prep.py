@@ -276,14 +276,27 @@ def _check_options(options: PrepOptions) -> tuple[PrepOptions, list[str]]:
     return replace(o, channels=o.resolved_channels), warnings
 
 
-def _check_name(name: str, what: str) -> None:
-    """Refuse a base name that cannot be a portable file name or be written in the manifest.
-
-    Control characters (Unicode category Cc) make file names that shells and editors
+def _unfit(ch: str) -> bool:
+    """Control characters (Unicode category Cc) make file names that shells and editors
     mangle; lone surrogates are bytes that were not UTF-8 (Python's surrogateescape)
-    and cannot be written to a UTF-8 manifest.
-    """
-    bad = [ch for ch in name if ch in _NAME_FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cs")]
+    and cannot be written to a UTF-8 manifest."""
+    return ch in _NAME_FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cs")
+
+
+def _default_name(stem: str, warnings: list[str]) -> str:
+    """The input's stem as a base name, each character unfit for one replaced by '_'."""
+    name = "".join("_" if _unfit(ch) else ch for ch in stem)
+    if name != stem:
+        warnings.append(
+            f"the input's name holds characters a file name should not (control characters "
+            f"or bytes that are not UTF-8): outputs are named {name!r} (--name sets another)"
+        )
+    return name
+
+
+def _check_name(name: str, what: str) -> None:
+    """Refuse a base name that cannot be a portable file name or be written in the manifest."""
+    bad = [ch for ch in name if _unfit(ch)]
     if not name or name in (".", "..") or bad:
         why = f" (it holds {', '.join(sorted({repr(ch) for ch in bad}))})" if bad else ""
         raise UsageError(f"{what} {name!r} cannot be used in a file name{why}: pass another --name")
@@ -1237,8 +1250,8 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
     out_dir = Path(out_dir)
     opts, warnings = _check_options(options)
     channels_out: Channels = opts.resolved_channels
-    name = opts.name or source.stem
-    _check_name(name, "the input's name" if opts.name is None else "name")
+    name = opts.name if opts.name is not None else _default_name(source.stem, warnings)
+    _check_name(name, "name" if opts.name is not None else "the input's name")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"output folder is a file: {out_dir}", out_dir)
     manifest_path = out_dir / MANIFEST_NAME

@@ -433,3 +433,50 @@ def test_usage_errors_are_one_line(args: list[str], needle: str) -> None:
     code, out, err = run(*args)
     assert code == 2 and not out
     assert err.count("\n") == 1 and err.startswith("handoff: error: ") and needle in err
+
+
+# ------------------------------------------------------- 7 (beyond timelines). names
+
+
+def test_awkward_file_names_through_every_command(make_clip: MakeClip, tmp_path: Path) -> None:
+    clip = make_clip("src.mp4", **review_clip_kwargs())
+    names = [
+        os.fsdecode(b"007_ctrl\x01bel\x07.mp4"),  # control characters
+        os.fsdecode(b"012_caf\xe9.mp4"),  # a byte that is not UTF-8 (Latin-1)
+        "L" * 240 + ".mp4",  # a .part name built on it would pass NAME_MAX
+    ]
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(clip, folder / name)
+    for engine in ("pyav", "ffmpeg"):
+        out = tmp_path / f"out_{engine}"
+        code, text, err = run("export", str(folder), "--preset", "h264-review", "--engine",
+                              engine, "--out", str(out), "--jobs", "1")  # fmt: skip
+        assert code == 0 and not err, text
+        assert "\x01" not in text and "\\x01bel\\x07" in text and "caf\\xe9" in text
+        assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    junit = tmp_path / "report.xml"
+    code, text, _ = run("validate", str(folder), "--spec", "h264-review", "--junit", str(junit))
+    assert code == 0, text
+    from lxml import etree
+
+    cases = [c.get("name") for c in etree.parse(str(junit)).iter("testcase")]
+    assert any(c.endswith("012_caf\\xe9.mp4") for c in cases) and len(cases) == 3
+    dry = ["export", str(folder / names[1]), "--preset", "h264-review", "--dry-run"]
+    code, text, _ = run(*dry, "--out", str(tmp_path / "x"), "--engine", "ffmpeg")
+    assert code == 0 and "012_caf\\xe9.mp4" in text  # the ffmpeg argv, shown escaped
+
+
+def test_prep_audio_names_outputs_it_can_write(tmp_path: Path) -> None:
+    source = wav_with_channels(tmp_path / os.fsdecode(b"nar\x07ration\xe9.wav"), 2, voice=True)
+    code, out, err = run("prep-audio", str(source), "--out", str(tmp_path / "cond"))
+    assert code == 0, out + err
+    assert "outputs are named 'nar_ration_'" in out
+    assert sorted(p.name for p in (tmp_path / "cond").iterdir()) == [
+        "001_nar_ration_.wav",
+        "manifest.json",
+        "nar_ration__master.wav",
+    ]
+    code, _, err = run("prep-audio", str(source), "--out", str(tmp_path / "c2"), "--name", "a\x07")
+    assert code == 2 and "cannot be used in a file name" in err and "\x07" not in err

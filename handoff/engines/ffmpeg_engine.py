@@ -212,11 +212,18 @@ def _audio(source: Any, plan: ExportPlan, a: AudioPlan) -> Any:
     )
 
 
+# ffmpeg-python hashes each node's arguments as UTF-8 text (ffmpeg/_utils.py, get_hash),
+# which raises on a file name that is not UTF-8 (Python holds its bytes as surrogates):
+# the graph names its files by these stand-ins, replaced in the finished argv.
+_SOURCE = "handoff:source"
+_OUTPUT = "handoff:output"
+
+
 def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[str]:
     """The full ffmpeg argv that writes ``plan`` to ``out_path``. Pure: no I/O."""
     v, a = plan.video, plan.audio
     # -noautorotate: the plan's rotation is applied in the graph, once.
-    source = ffmpeg_lib.input(str(plan.source), noautorotate=None)
+    source = ffmpeg_lib.input(_SOURCE, noautorotate=None)
     streams = [_video(source, v)]
     kwargs: dict[str, object] = {
         "format": plan.format,
@@ -251,14 +258,15 @@ def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[st
             kwargs["b:a"] = a.bit_rate
     for key, value in plan.format_options.items():
         kwargs[key] = value
-    out = ffmpeg_lib.output(*streams, str(out_path), **kwargs)
+    out = ffmpeg_lib.output(*streams, _OUTPUT, **kwargs)
     # Global options first, where a reader looks for them (ffmpeg-python appends them).
     # -copyts: source timestamps as they are, so the plan's v0 is the first frame's time.
     # -progress: key=value lines on stdout for run() to follow. -y: the caller hands
     # over a fresh temporary file that already exists (mkstemp).
     head = ["-nostdin", "-hide_banner", "-loglevel", "error", "-copyts"]
     head += ["-progress", "pipe:1", "-y"]
-    return [ffmpeg, *head, *(str(x) for x in out.get_args())]
+    paths = {_SOURCE: str(plan.source), _OUTPUT: str(out_path)}
+    return [ffmpeg, *head, *(paths.get(str(x), str(x)) for x in out.get_args())]
 
 
 def _error_line(stderr: str, returncode: int) -> str:
