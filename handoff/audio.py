@@ -36,7 +36,7 @@ from handoff.errors import (
     NotMediaError,
     UnsupportedError,
 )
-from handoff.files import check_readable
+from handoff.files import check_readable, open_input
 
 __all__ = ["DecodedAudio", "decode_audio", "frame_samples"]
 
@@ -70,7 +70,7 @@ class DecodedAudio:
 
 def _open(path: Path) -> av.container.InputContainer:
     try:
-        return av.open(str(path), "r")
+        return open_input(path)
     except FileNotFoundError:
         raise MediaNotFoundError("no such file", path) from None
     except PermissionError:

@@ -951,18 +951,23 @@ _NOT_IN_FILE_NAMES = '/\\:*?"<>|\ufffd'
 
 
 def _timeline_outputs(
-    formats: Sequence[str], out: Path | None, name: str
+    formats: Sequence[str], out: Path | None, name: str, notes: list[str]
 ) -> list[tuple[str, Path]]:
     """(format, file) for each format: ``--out`` itself for one format and a file name,
-    else NAME.<suffix> in ``--out`` (or the current folder)."""
-    from handoff.names import xml_text
+    else NAME.<suffix> in ``--out`` (or the current folder), NAME cut to fit the file
+    system (said in ``notes``)."""
+    from handoff.names import fit_file_name, xml_text
 
-    safe = "".join("_" if ch in _NOT_IN_FILE_NAMES else ch for ch in xml_text(name))
-    safe = safe.strip() or "timeline"
     if len(formats) == 1 and out is not None and not out.is_dir() and out.suffix:
         return [(formats[0], out)]
+    safe = "".join("_" if ch in _NOT_IN_FILE_NAMES else ch for ch in xml_text(name))
+    safe = safe.strip() or "timeline"
+    longest = max((TIMELINE_FORMATS[f].suffix for f in formats), key=len)
+    fitted = fit_file_name(safe, longest) or "timeline"
+    if fitted != safe:
+        notes.append(f"file names cut to {len(fitted)} characters of the sequence name")
     folder = Path() if out is None else out
-    return [(f, folder / f"{safe}{TIMELINE_FORMATS[f].suffix}") for f in formats]
+    return [(f, folder / f"{fitted}{TIMELINE_FORMATS[f].suffix}") for f in formats]
 
 
 def _publish_timelines(
@@ -1087,7 +1092,7 @@ def timeline_cmd(
         if relative:
             check_relative(chosen)
         build = timeline_from_paths(clips, manifest_path=manifest, master_path=master, name=name)
-        targets = _timeline_outputs(chosen, out, build.timeline.name)
+        targets = _timeline_outputs(chosen, out, build.timeline.name, build.notes)
         # Inputs are never written over, --overwrite or not.
         guard = InputGuard(build.inputs)
         for _, path in targets:

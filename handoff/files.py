@@ -9,6 +9,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+import av
+
 from handoff.errors import (
     EmptyMediaError,
     InputError,
@@ -27,6 +29,7 @@ __all__ = [
     "expand_media",
     "is_folder",
     "media_sort_key",
+    "open_input",
     "split_media",
 ]
 
@@ -136,6 +139,18 @@ def _walk(folder: Path) -> list[MediaItem]:
             )
         ]
     return [*found, *problems]
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open a media file for reading with FFmpeg (through PyAV).
+
+    Container tags (titles, brands, locations) are text FFmpeg does not check: a damaged
+    or odd file may hold bytes that are not UTF-8 there, and PyAV's default strict
+    decoding then raised UnicodeDecodeError from av.open itself (seen on a byte-flipped
+    MP4 'ftyp'). They are decoded with U+FFFD in place of such bytes: handoff reads no
+    decision from them.
+    """
+    return av.open(str(path), "r", metadata_errors="replace")
 
 
 def check_readable(path: Path) -> int:

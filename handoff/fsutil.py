@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from handoff.errors import OutputExistsError, OverwritesInputError
+from handoff.names import cut_to_bytes
 
 __all__ = [
     "InputGuard",
@@ -25,12 +26,12 @@ __all__ = [
 
 
 # A temporary name adds ".", ".<pid>.<random>.part" to the output's name; a stem cut to
-# this length keeps it under the 255 bytes most file systems allow in a name (NAME_MAX).
-_PART_STEM_CHARS = 120
+# this many bytes keeps it under the 255 bytes most file systems allow in a name.
+_PART_STEM_BYTES = 160
 
 
 def _part_prefix(dest: Path) -> str:
-    return f".{dest.stem[:_PART_STEM_CHARS]}."
+    return f".{cut_to_bytes(dest.stem, _PART_STEM_BYTES)}."
 
 
 def _part_suffix(dest: Path) -> str:

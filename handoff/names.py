@@ -19,11 +19,24 @@ is never changed: the URL forms percent-encode its bytes (:mod:`.paths`).
 
 from __future__ import annotations
 
+import os
 import re
 
-__all__ = ["REPLACEMENT", "is_utf8", "shown", "xml_text"]
+__all__ = [
+    "NAME_MAX",
+    "REPLACEMENT",
+    "cut_to_bytes",
+    "fit_file_name",
+    "is_utf8",
+    "shown",
+    "xml_text",
+]
 
 REPLACEMENT = "\ufffd"
+
+NAME_MAX = 255
+"""Bytes in one file name: Linux file systems (NAME_MAX), and about what APFS and NTFS
+allow (255 UTF-16 units)."""
 
 # Control characters (C0, DEL, C1), lone surrogates (bytes that are not UTF-8), and the
 # two non-characters XML 1.0 excludes. Tab, LF and CR are allowed in XML but mean
@@ -58,3 +71,20 @@ def shown(text: str) -> str:
     """``text`` safe to print on one line: unwritable characters as ``\\x07``-style escapes
     (a non-UTF-8 byte as ``\\xe9``), so a terminal neither misreads nor obeys them."""
     return _UNWRITABLE.sub(_escape, text)
+
+
+def fit_file_name(base: str, longest_suffix: str) -> str:
+    """``base`` cut, at a character, so that ``base`` + ``longest_suffix`` fits in
+    :data:`NAME_MAX` bytes as the file system stores it (UTF-8; a non-UTF-8 byte as
+    itself). Unchanged when it fits."""
+    return cut_to_bytes(base, NAME_MAX - len(os.fsencode(longest_suffix))).rstrip()
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """The longest start of ``text`` whose file-system encoding has at most ``limit`` bytes."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += len(os.fsencode(ch))
+        if used > limit:
+            return text[:i]
+    return text

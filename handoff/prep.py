@@ -95,6 +95,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import struct
 import time
@@ -122,6 +123,7 @@ from handoff.limiter import (
     oversampled_peak_in,
 )
 from handoff.manifest import load_manifest
+from handoff.names import NAME_MAX, fit_file_name
 from handoff.spec import Spec, load_spec
 from handoff.validate import FileReport, validate_file
 
@@ -283,19 +285,36 @@ def _unfit(ch: str) -> bool:
     return ch in _NAME_FORBIDDEN or unicodedata.category(ch) in ("Cc", "Cs")
 
 
+# The longest name made from the base name: NAME_master.wav (segments, 001_NAME.wav, are
+# shorter up to segment 9999).
+_LONGEST_SUFFIX = "_master.wav"
+
+
 def _default_name(stem: str, warnings: list[str]) -> str:
-    """The input's stem as a base name, each character unfit for one replaced by '_'."""
+    """The input's stem as a base name: each character unfit for one replaced by '_',
+    cut so that every output's name fits the file system."""
     name = "".join("_" if _unfit(ch) else ch for ch in stem)
     if name != stem:
         warnings.append(
             f"the input's name holds characters a file name should not (control characters "
             f"or bytes that are not UTF-8): outputs are named {name!r} (--name sets another)"
         )
-    return name
+    fitted = fit_file_name(name, _LONGEST_SUFFIX)
+    if fitted != name:
+        warnings.append(
+            f"the input's name is too long for the outputs' file names: cut to "
+            f"{len(fitted)} characters (--name sets another)"
+        )
+    return fitted
 
 
 def _check_name(name: str, what: str) -> None:
     """Refuse a base name that cannot be a portable file name or be written in the manifest."""
+    if fit_file_name(name, _LONGEST_SUFFIX) != name:
+        raise UsageError(
+            f"{what} is too long for a file name ({len(os.fsencode(name))} bytes; "
+            f"{NAME_MAX - len(_LONGEST_SUFFIX)} at most): pass a shorter --name"
+        )
     bad = [ch for ch in name if _unfit(ch)]
     if not name or name in (".", "..") or bad:
         why = f" (it holds {', '.join(sorted({repr(ch) for ch in bad}))})" if bad else ""

@@ -25,7 +25,7 @@ from handoff.errors import (
     NotMediaError,
     TruncatedMediaError,
 )
-from handoff.files import check_readable
+from handoff.files import check_readable, open_input
 from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
 from handoff.riff import read_wav_layout
 from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
@@ -150,7 +150,7 @@ class MediaInfo:
 
 def _open(path: Path, size: int) -> av.container.InputContainer:
     try:
-        return av.open(str(path), "r")
+        return open_input(path)
     except PermissionError:
         raise MediaPermissionError("permission denied", path) from None
     except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:

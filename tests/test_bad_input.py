@@ -480,3 +480,35 @@ def test_prep_audio_names_outputs_it_can_write(tmp_path: Path) -> None:
     ]
     code, _, err = run("prep-audio", str(source), "--out", str(tmp_path / "c2"), "--name", "a\x07")
     assert code == 2 and "cannot be used in a file name" in err and "\x07" not in err
+
+
+def test_tags_that_are_not_utf8_do_not_stop_reading(make_clip: MakeClip, tmp_path: Path) -> None:
+    clip = make_clip("clip.mp4", **review_clip_kwargs())
+    data = clip.read_bytes()
+    brands = data.index(b"iso2", 0, 64)  # ftyp's compatible brands become a container tag
+    odd = tmp_path / "odd_tag.mp4"
+    odd.write_bytes(data[:brands] + b"\xf0\x28\x8c\x28" + data[brands + 4 :])
+    info = probe(odd)  # PyAV's strict tag decoding raised UnicodeDecodeError from av.open
+    assert info.video is not None and info.video.codec == "h264" and info.truncated is None
+    code, out, _ = run("validate", str(odd), "--spec", "h264-review")
+    assert code == 0, out
+    assert decode_audio(odd).samples.shape[1] > 0
+
+
+def test_names_made_from_long_inputs_fit_the_file_system(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
+    stem = "é" * 125  # 250 bytes in UTF-8: fits as an input, not with a longer suffix
+    clip = make_clip(f"{stem}.mp4", **review_clip_kwargs())
+    code, out, err = run("timeline", str(clip), "--format", "all", "--out", str(tmp_path / "tl"))
+    assert code == 0, out + err
+    assert "file names cut to" in out
+    written = sorted(p.name for p in (tmp_path / "tl").iterdir())
+    assert len(written) == 5 and all(len(n.encode()) <= 255 for n in written)
+    voice = wav_with_channels(tmp_path / f"{stem}.wav", 2, voice=True)
+    code, out, err = run("prep-audio", str(voice), "--out", str(tmp_path / "cond"))
+    assert code == 0, out + err
+    assert "the input's name is too long for the outputs' file names: cut to" in out
+    assert all(len(p.name.encode()) <= 255 for p in (tmp_path / "cond").iterdir())
+    code, _, err = run("prep-audio", str(voice), "--out", str(tmp_path / "c2"), "--name", stem)
+    assert code == 2 and "too long for a file name (250 bytes; 244 at most)" in err

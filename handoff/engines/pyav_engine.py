@@ -31,6 +31,7 @@ from av.video.frame import PictureType
 from handoff.audio import frame_samples
 from handoff.engines import Progress
 from handoff.errors import ToolError
+from handoff.files import open_input
 from handoff.plan import AudioPlan, ExportPlan, VideoPlan
 
 __all__ = ["run"]
@@ -291,7 +292,7 @@ def run(plan: ExportPlan, out_path: Path, progress: Progress | None = None) -> N
 
 
 def _run(plan: ExportPlan, out_path: Path, progress: Progress | None) -> None:
-    with av.open(str(plan.source)) as src:
+    with open_input(plan.source) as src:
         vin = src.streams[plan.video.source_index]
         assert isinstance(vin, av.VideoStream)
         vin.thread_type = "AUTO"  # FACTS: decode 0.79 s -> 0.50 s
