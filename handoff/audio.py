@@ -77,6 +77,10 @@ def _open(path: Path) -> av.container.InputContainer:
         raise MediaPermissionError("permission denied", path) from None
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
         raise NotMediaError("not a media file FFmpeg can read", path) from exc
+    except av.error.FFmpegError as exc:
+        # E.g. EIO from a Matroska file cut inside its header: the file, not the disk.
+        reason = exc.strerror or type(exc).__name__
+        raise NotMediaError(f"not a media file FFmpeg can read ({reason})", path) from exc
 
 
 def _pick_stream(

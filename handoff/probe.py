@@ -477,6 +477,11 @@ def probe(path: Path | str) -> MediaInfo:
     wav = read_wav_layout(path) if head[8:12] == b"WAVE" else None
     if wav is not None and wav.truncated:
         truncation.append(f"truncated: {wav.truncated}")
+    elif wav is not None and wav.data_offset is not None and wav.data_size is None:
+        warnings.append(
+            "the WAV header does not give the audio's length (a placeholder size, as a "
+            "streamed write leaves): whether the file is complete cannot be checked"
+        )
     if header_duration is not None and header_duration > duration + _TRUNCATION_SLACK_S:
         truncation.append(
             f"truncated: the header promises {header_duration:.3f} s but the media data "

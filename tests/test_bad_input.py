@@ -512,3 +512,23 @@ def test_names_made_from_long_inputs_fit_the_file_system(
     assert all(len(p.name.encode()) <= 255 for p in (tmp_path / "cond").iterdir())
     code, _, err = run("prep-audio", str(voice), "--out", str(tmp_path / "c2"), "--name", stem)
     assert code == 2 and "too long for a file name (250 bytes; 244 at most)" in err
+
+
+def test_a_wav_without_a_data_size_is_said_to_be_unchecked(tmp_path: Path) -> None:
+    whole = wav_with_channels(tmp_path / "whole.wav", 2).read_bytes()
+    at = whole.index(b"data") + 4
+    streamed = tmp_path / "streamed.wav"  # a size of 0, as some streaming writers leave
+    streamed.write_bytes(whole[:at] + b"\x00\x00\x00\x00" + whole[at + 4 :])
+    info = probe(streamed)
+    assert info.truncated is None
+    assert any("cannot be checked" in w for w in info.warnings)
+
+
+def test_a_matroska_cut_in_its_header_is_not_a_disk_error(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
+    mka = make_clip("a.mkv", width=64, height=64, audio_codec="libopus")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(mka.read_bytes()[:100])
+    code, _, err = run("prep-audio", str(cut), "--out", str(tmp_path / "cond"))
+    assert code == 2 and "not a media file FFmpeg can read" in err
