@@ -452,6 +452,9 @@ def probe(path: Path | str) -> MediaInfo:
                 if a is not None:
                     audios.append(a)
         fmt = container.format.name
+        # MP4 track IDs by stream index, read while the container is open (PyAV's stream
+        # objects must not be used after it is closed).
+        track_ids = {s.index: s.id for s in streams}
         header_duration = (
             container.duration / av.time_base if container.duration is not None else None
         )
@@ -466,7 +469,7 @@ def probe(path: Path | str) -> MediaInfo:
     warnings: list[str] = []
     unknown = [v.index for v in videos if v.codec == UNKNOWN_CODEC]
     unknown += [a.index for a in audios if a.codec == UNKNOWN_CODEC]
-    warnings += [_unknown_codec_warning(index, streams, layout) for index in unknown]
+    warnings += [_unknown_codec_warning(index, track_ids, layout) for index in unknown]
     # Every way a file can be incomplete, the most telling first.
     truncation: list[str] = []
     if layout is not None and layout.truncated_box:
@@ -506,14 +509,10 @@ def probe(path: Path | str) -> MediaInfo:
     )
 
 
-def _unknown_codec_warning(
-    index: int, streams: list[av.stream.Stream], layout: BoxLayout | None
-) -> str:
+def _unknown_codec_warning(index: int, track_ids: dict[int, int], layout: BoxLayout | None) -> str:
     fourcc = None
-    if layout is not None:
-        fourcc = next(
-            (layout.sample_entry_by_track.get(s.id) for s in streams if s.index == index), None
-        )
+    if layout is not None and index in track_ids:
+        fourcc = layout.sample_entry_by_track.get(track_ids[index])
     named = f" ({fourcc!r} in the MP4/MOV sample description)" if fourcc else ""
     return f"stream #{index}: a codec FFmpeg cannot identify{named}: it cannot be decoded"
 
