@@ -384,32 +384,18 @@ def _audio_info(stream: av.AudioStream, scan: _StreamScan) -> AudioInfo | None:
         header_end = (stream.start_time + stream.duration) * tb
         if start < header_end < end:
             end = header_end
-    if cc is None:
-        return AudioInfo(
-            index=stream.index,
-            codec=UNKNOWN_CODEC,
-            profile=None,
-            sample_rate=None,
-            channels=None,
-            layout=None,
-            bit_rate=None,
-            bit_depth=None,
-            sample_format=None,
-            start_s=float(start),
-            duration_s=float(end - start),
-            priming_samples=scan.skip_samples,
-        )
-    sample_format = cc.format.name if cc.format is not None else None
-    bit_rate = cc.bit_rate or None
+    # What only a decoder knows is missing for a codec FFmpeg cannot identify.
+    channels = (cc.channels or None) if cc is not None else None
+    sample_format = cc.format.name if cc is not None and cc.format is not None else None
     return AudioInfo(
         index=stream.index,
         codec=_codec_name(cc),
-        profile=cc.profile,
+        profile=cc.profile if cc is not None else None,
         sample_rate=rate,
-        channels=cc.channels or None,
-        layout=cc.layout.name if cc.channels else None,
-        bit_rate=bit_rate,
-        bit_depth=_audio_bit_depth(cc.name, sample_format),
+        channels=channels,
+        layout=cc.layout.name if cc is not None and channels else None,
+        bit_rate=(cc.bit_rate or None) if cc is not None else None,
+        bit_depth=_audio_bit_depth(cc.name, sample_format) if cc is not None else None,
         sample_format=sample_format,
         start_s=float(start),
         duration_s=float(end - start),
