@@ -151,11 +151,14 @@ def test_no_child_outlives_a_killed_export(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # Workers share handoff's stderr: none of them may print a traceback as it stops (a
+    # dying parent can send PR_SET_PDEATHSIG once per thread; a second SIGTERM did).
+    err = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in err, err
     if sig == signal.SIGTERM:
         # SIGTERM unwinds: one line, exit 143, and no partial file left behind.
-        err = (tmp_path / "stderr.txt").read_text()
         assert proc.returncode == 143, err
-        assert err.startswith("handoff: error: terminated") and "Traceback" not in err
+        assert err.startswith("handoff: error: terminated")
         assert not [p for p in out.iterdir() if p.name.startswith(".")]
     # The rerun clears what a kill left and completes.
     done = subprocess.run(
