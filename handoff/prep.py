@@ -124,6 +124,7 @@ from handoff.limiter import (
 )
 from handoff.manifest import load_manifest
 from handoff.names import NAME_MAX, fit_file_name
+from handoff.riff import read_wav_layout
 from handoff.spec import Spec, load_spec
 from handoff.validate import FileReport, validate_file
 
@@ -582,35 +583,19 @@ def _read_pcm_wav(path: Path) -> DecodedAudio | None:
     Narration usually arrives as WAV, and decoding it frame by frame through FFmpeg
     costs more than everything else here but the measuring (0.5 s of 3 for 5 minutes).
     The result equals :func:`handoff.audio.decode_audio`'s (planar float32, full scale
-    1.0). Anything unusual -- another codec, more channels, a data chunk that runs past
-    the end of the file, RF64 -- returns None, and decode_audio reads it.
+    1.0). The chunks are read by :func:`handoff.riff.read_wav_layout`. Anything unusual
+    -- another codec, more channels, a data chunk that runs past the end of the file or
+    declares no size -- returns None, and decode_audio reads it.
     """
     try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            fmt: bytes | None = None
-            pos = 12
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                pos += 8
-                if cid == b"data":
-                    break
-                if cid == b"fmt ":
-                    fmt = f.read(length)
-                    f.seek(length & 1, 1)
-                else:
-                    f.seek(length + (length & 1), 1)
-                pos += length + (length & 1)
+        layout = read_wav_layout(path)
     except OSError:
         return None
-    if fmt is None or len(fmt) < 16 or pos + length > size:
+    if layout is None or layout.truncated or layout.data_offset is None:
         return None
+    fmt, pos, length = layout.fmt, layout.data_offset, layout.data_size
+    if fmt is None or len(fmt) < 16 or length is None:
+        return None  # no format, or a placeholder data size: FFmpeg reads to the end
     tag, channels, rate, _, align, bits = struct.unpack("<HHIIHH", fmt[:16])
     if tag == 0xFFFE:
         if len(fmt) < 40 or fmt[26:40] != _GUID_TAIL:
