@@ -915,19 +915,18 @@ def _timecode(frames: int, rate: Fraction) -> str:
 
 
 def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -> str:
-    """The layout for people. File names are printed with control characters and bytes
-    that are not UTF-8 escaped (``\\x07``), so a terminal neither obeys nor mangles them."""
+    """The layout for people (printed through :func:`_say`, which escapes what a terminal
+    would obey or mangle in a file name)."""
     s = build.summary()
     rate = build.rate
     lines = [
-        f"{shown(s['name'])}: {fraction_str(rate)} fps ({float(rate):.3f}), "
+        f"{s['name']}: {fraction_str(rate)} fps ({float(rate):.3f}), "
         f"{s['width']}x{s['height']}, 48 kHz, "
         f"{_timecode(s['duration_frames'], rate)} ({s['duration_frames']} frames)",
     ]
     if build.master is not None:
         lines.append(
-            f"  A1 master (locked)  {shown(build.master.name)}  "
-            f"from {_timecode(build.master_start, rate)}"
+            f"  A1 master (locked)  {build.master.name}  from {_timecode(build.master_start, rate)}"
         )
     else:
         lines.append("  A1 the clips' own audio (locked)")
@@ -938,10 +937,10 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
             trim = f"  trimmed head {c['trimmed_head']} / tail {c['trimmed_tail']}"
         lines.append(
             f"  V1 {c['index']:3d} {_timecode(c['start'], rate)}-{_timecode(c['end'], rate)}"
-            f"  {shown(Path(c['path']).name)}{seg}{trim}"
+            f"  {Path(c['path']).name}{seg}{trim}"
         )
-    lines += [f"  note: {shown(n)}" for n in s["notes"]]
-    lines += [f"wrote {fmt}: {shown(str(path))}" for fmt, path in written]
+    lines += [f"  note: {n}" for n in s["notes"]]
+    lines += [f"wrote {fmt}: {path}" for fmt, path in written]
     return "\n".join(lines)
 
 

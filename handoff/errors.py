@@ -32,6 +32,7 @@ __all__ = [
     "UnsupportedError",
     "UsageError",
     "describe",
+    "os_reason",
 ]
 
 
@@ -120,6 +121,14 @@ class OverwritesInputError(UsageError):
 _MAX_MESSAGE = 300
 
 
+def os_reason(exc: OSError) -> str:
+    """The system's reason for an OS error, in words a person reads ("Too many levels of
+    symbolic links" says less than what it means)."""
+    if exc.errno == errno.ELOOP:
+        return "a loop of symbolic links"
+    return exc.strerror or type(exc).__name__
+
+
 def describe(exc: BaseException) -> str:
     """One line a person can act on, for any exception met while working on one file.
 
@@ -131,9 +140,7 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, HandoffError):
         text = exc.message
     elif isinstance(exc, OSError) and exc.strerror:
-        reason = exc.strerror
-        if exc.errno == errno.ELOOP:
-            reason = "a loop of symbolic links"
+        reason = os_reason(exc)
         text = f"{reason} ({exc.filename})" if exc.filename else reason
     elif isinstance(exc, MemoryError):
         text = "out of memory"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import stat
@@ -18,7 +17,9 @@ from handoff.errors import (
     MediaPermissionError,
     NoMediaFoundError,
     NotMediaError,
+    os_reason,
 )
+from handoff.fsutil import resolved
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -30,7 +31,6 @@ __all__ = [
     "is_folder",
     "media_sort_key",
     "open_input",
-    "split_media",
 ]
 
 VIDEO_SUFFIXES = frozenset(
@@ -82,7 +82,7 @@ def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
             if isinstance(f, InputError):
                 out.append(f)
                 continue
-            key = _identity(f)
+            key = resolved(f) or f.absolute()
             if key not in seen:
                 seen.add(key)
                 out.append(f)
@@ -96,19 +96,6 @@ def is_folder(path: Path) -> bool:
         return stat.S_ISDIR(path.stat().st_mode)
     except (OSError, ValueError):  # ValueError: a NUL byte in the name
         return False
-
-
-def split_media(items: Iterable[MediaItem]) -> tuple[list[Path], list[InputError]]:
-    """The files, and the problems, of an expanded command line."""
-    files = [i for i in items if isinstance(i, Path)]
-    return files, [i for i in items if isinstance(i, InputError)]
-
-
-def _identity(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
-        return path.absolute()
 
 
 def _walk(folder: Path) -> list[MediaItem]:
@@ -167,8 +154,7 @@ def check_readable(path: Path) -> int:
     except PermissionError:
         raise MediaPermissionError("permission denied", path) from None
     except OSError as exc:
-        reason = "a loop of symbolic links" if exc.errno == errno.ELOOP else exc.strerror
-        raise NotMediaError(f"cannot be read ({reason})", path) from None
+        raise NotMediaError(f"cannot be read ({os_reason(exc)})", path) from None
     if stat.S_ISDIR(st.st_mode):
         raise NotMediaError("is a folder, not a media file", path)
     if not stat.S_ISREG(st.st_mode):

@@ -22,6 +22,7 @@ __all__ = [
     "atomic_write_bytes",
     "publish",
     "remove_stale_parts",
+    "resolved",
 ]
 
 
@@ -54,18 +55,18 @@ class InputGuard:
             self.add(p)
 
     def add(self, path: Path) -> None:
-        resolved = _resolve(path)
-        if resolved is not None:
-            self._paths.setdefault(resolved, path)
+        real = resolved(path)
+        if real is not None:
+            self._paths.setdefault(real, path)
         with contextlib.suppress(OSError):
             st = path.stat()
             self._files.setdefault((st.st_dev, st.st_ino), path)
 
     def input_at(self, output: Path) -> Path | None:
         """The input ``output`` would write over, if any."""
-        resolved = _resolve(output)
-        if resolved is not None and resolved in self._paths:
-            return self._paths[resolved]
+        real = resolved(output)
+        if real is not None and real in self._paths:
+            return self._paths[real]
         try:
             st = output.stat()
         except OSError:
@@ -82,7 +83,8 @@ class InputGuard:
             )
 
 
-def _resolve(path: Path) -> Path | None:
+def resolved(path: Path) -> Path | None:
+    """``path`` with every link followed; None when that cannot be done (a loop)."""
     try:
         return path.resolve()
     except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)

@@ -20,7 +20,7 @@ from handoff.errors import (
     NotMediaError,
     TruncatedMediaError,
 )
-from handoff.files import expand_media, split_media
+from handoff.files import expand_media
 from handoff.probe import probe, to_json
 from handoff.synth import vfr_times
 from tests.conftest import FIXTURES, MakeClip, corpus_file, run_handoff
@@ -359,5 +359,6 @@ def test_folders_expand_recursively_in_numeric_order(tmp_path: Path) -> None:
     sub.mkdir()
     for name in ("10_x.mp4", "2_y.mov", "1_z.wav", ".hidden.mp4", "readme.md"):
         (sub / name).write_bytes(b"x")
-    files, problems = split_media(expand_media([tmp_path]))
-    assert [p.name for p in files] == ["1_z.wav", "2_y.mov", "10_x.mp4"] and not problems
+    items = expand_media([tmp_path])
+    assert [p.name for p in items if isinstance(p, Path)] == ["1_z.wav", "2_y.mov", "10_x.mp4"]
+    assert all(isinstance(p, Path) for p in items)  # no problem entries
