@@ -25,6 +25,7 @@ __all__ = [
     "NotMediaError",
     "OutputExistsError",
     "OverwritesInputError",
+    "SelectsError",
     "SpecError",
     "ToolError",
     "TruncatedMediaError",
@@ -93,6 +94,12 @@ class UsageError(HandoffError, ValueError):
 class ManifestError(UsageError):
     """A prep-audio manifest is unreadable or does not follow its schema: the message
     names the field (``segments[2].source_in: ...``)."""
+
+
+class SelectsError(UsageError):
+    """A selects file (``handoff.selects/1``) or the sync result it is made from is
+    unreadable or does not follow its schema: the message names the field
+    (``segments[1].pick: ...``)."""
 
 
 class UnsupportedError(HandoffError):

@@ -15,6 +15,16 @@ Layout (from the model of :mod:`handoff.timeline.model`):
   position - parent ``offset``). Each one hangs from the storyline item under its
   first frame, so a clip's own sound hangs from its picture.
 
+A timeline from selects has alternates tracks (role ``alternate``: V2, V3, ...). FCPXML
+carries them as **auditions**, Final Cut's own container for takes: at the pick's place
+on the storyline an ``<audition>`` holds the pick first (the active one, as Final Cut
+exports it) then the alternates in rank order, children without an ``offset`` (the
+audition has it). Each alternate starts at its source frame that is in sync where the
+pick starts (an audition starts every take at one timeline frame; an alternate that
+should start later than the pick starts at its first frame, early by the difference).
+Connected clips hang from the active pick. An alternate whose pick is not on V1 is
+connected above the storyline instead, disabled.
+
 Every time is a whole number of frames at the sequence rate, written as exact rational
 seconds (``1001/24000s`` for one frame at 23.976). FCPXML has no track lock: the locked
 A1 of the model is written like any other track.
@@ -26,7 +36,7 @@ itself is invalid); the URL is ``file:///`` + the percent-encoded absolute path.
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import gcd
 from pathlib import PurePath
@@ -195,20 +205,24 @@ class _Writer:
         self,
         parent: Any,
         item: PlacedClip,
-        offset: int,
+        offset: int | None,
         *,
         lane: int | None = None,
         src_enable: str | None = None,
+        enabled: bool | None = None,
     ) -> Any:
+        """``offset`` None: none written (a take inside an audition); ``enabled``: instead
+        of the clip's own."""
         asset = self._asset(item)
         attrs: dict[str, str] = {"ref": asset.id}
         if lane is not None:
             attrs["lane"] = str(lane)
-        attrs["offset"] = self.t(offset)
+        if offset is not None:
+            attrs["offset"] = self.t(offset)
         attrs["name"] = xml_text(str(item.clip.name or asset.element.get("name")))
         attrs["start"] = self.t(item.source_start)
         attrs["duration"] = self.t(item.duration)
-        attrs["enabled"] = "1" if item.enabled else "0"
+        attrs["enabled"] = "1" if (item.enabled if enabled is None else enabled) else "0"
         if src_enable is not None:
             attrs["srcEnable"] = src_enable
         if asset.format_id is not None:
@@ -216,20 +230,55 @@ class _Writer:
         attrs["tcFormat"] = "NDF"
         return etree.SubElement(parent, "asset-clip", attrs)
 
+    @staticmethod
+    def _alternates_of(
+        item: PlacedClip, auditions: dict[object, list[PlacedClip]]
+    ) -> list[PlacedClip]:
+        segment = item.meta.get("segment")
+        return [] if segment is None else auditions.get(segment, [])
+
+    def _audition_take(
+        self, audition: Any, alt: PlacedClip, pick: PlacedClip, *, linked: bool
+    ) -> None:
+        """An alternate inside the pick's audition, enabled (the audition plays one take);
+        its sound muted like the pick's when the sequence's sound is elsewhere."""
+        start, duration = _audition_range(alt, pick)
+        take = replace(alt, source_start=start, duration=duration)
+        has_audio = bool(alt.meta.get("has_audio", False))
+        self._clip_element(audition, take, None,
+                           src_enable="video" if has_audio and not linked else None,
+                           enabled=True)  # fmt: skip
+
     def write(self) -> bytes:
         tl = self.timeline
         picture: otio.schema.Track | None = None
         others: list[otio.schema.Track] = []
+        takes: list[otio.schema.Track] = []
         for track in tl.tracks:
             role = track.metadata.get(META, {}).get("role")
             is_picture = role == "picture" if role else track.kind == otio.schema.TrackKind.Video
             if picture is None and is_picture:
                 picture = track
+            elif role == "alternate":
+                takes.append(track)
             else:
                 others.append(track)
         v_items = [] if picture is None else list(placed_clips(picture, self.rate))
+        # Alternates by segment, in rank order, for the auditions.
+        auditions: dict[object, list[PlacedClip]] = {}
+        for track in takes:
+            for item in placed_clips(track, self.rate):
+                auditions.setdefault(item.meta.get("segment"), []).append(item)
+        for alts in auditions.values():
+            alts.sort(key=lambda a: int(a.meta.get("rank") or 0))
+        on_v1 = {v.meta.get("segment") for v in v_items if v.meta.get("segment") is not None}
         lanes: list[tuple[int, list[PlacedClip]]] = []
         up = down = 0
+        leftover = [a for seg, alts in auditions.items() if seg not in on_v1 for a in alts]
+        for rank in sorted({int(a.meta.get("rank") or 2) for a in leftover}):
+            up += 1
+            lanes.append((up, [a for a in leftover if int(a.meta.get("rank") or 2) == rank]))
+        disabled_lanes = set(range(1, up + 1))
         for track in others:
             items = list(placed_clips(track, self.rate))
             if track.kind == otio.schema.TrackKind.Video:
@@ -267,6 +316,8 @@ class _Writer:
         # Assets in the order they are first met on the timeline.
         for item in v_items:
             self._asset(item)
+            for alt in self._alternates_of(item, auditions):
+                self._asset(alt)
         for _, items in lanes:
             for item in items:
                 self._asset(item)
@@ -297,10 +348,18 @@ class _Writer:
                                        duration=self.t(item.start - t))  # fmt: skip
                 anchors.append(_Anchor(t, 0, gap))
             has_audio = bool(item.meta.get("has_audio", False))
-            el = self._clip_element(
-                spine, item, item.start,
-                src_enable="video" if has_audio and item.start not in linked else None,
-            )  # fmt: skip
+            picture_only = has_audio and item.start not in linked
+            alts = self._alternates_of(item, auditions)
+            if alts:
+                audition = etree.SubElement(spine, "audition", offset=self.t(item.start))
+                el = self._clip_element(audition, item, None,
+                                        src_enable="video" if picture_only else None)  # fmt: skip
+                for alt in alts:
+                    self._audition_take(audition, alt, item, linked=item.start in linked)
+            else:
+                el = self._clip_element(
+                    spine, item, item.start, src_enable="video" if picture_only else None
+                )
             anchors.append(_Anchor(item.start, item.source_start, el))
             t = item.start + item.duration
         if end > t or not anchors:
@@ -319,6 +378,7 @@ class _Writer:
                 self._clip_element(
                     parent.element, item, local, lane=lane,
                     src_enable="audio" if audio_only else None,
+                    enabled=False if lane in disabled_lanes else None,
                 )  # fmt: skip
 
         body: bytes = etree.tostring(
@@ -326,6 +386,19 @@ class _Writer:
             doctype="<!DOCTYPE fcpxml>",
         )  # fmt: skip
         return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _audition_range(alt: PlacedClip, pick: PlacedClip) -> tuple[int, int]:
+    """(source start, duration) of an alternate inside the pick's audition: from its
+    frame that is in sync at the pick's first timeline frame to its own end on its
+    track; from its first frame when it should start later than the pick."""
+    in_sync = alt.source_start + (pick.start - alt.start)
+    if in_sync < 0:
+        return 0, alt.source_start + alt.duration
+    duration = alt.start + alt.duration - pick.start
+    if duration <= 0:  # ends before the pick begins: the take as placed, out of sync
+        return alt.source_start, alt.duration
+    return in_sync, duration
 
 
 def write_fcpxml(timeline: otio.schema.Timeline, *, version: str = "1.10") -> bytes:

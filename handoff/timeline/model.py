@@ -8,6 +8,12 @@ Layout (the writers rely on it):
 - ``A2`` (audio, only with a master): the clips' own audio at the clips' positions, each
   clip disabled, for reference.
 
+A timeline from selects (:func:`build_selects_timeline`) has each segment's **pick** on
+V1 -- where its segment starts, moved earlier by the pick's measured sound offset -- and
+its **alternates** on ``V2``, ``V3``, ... (rank 2 on V2), each at its own measured place,
+those tracks **disabled**. Clip names carry the rank and score ("002_a_take1 (alt 2,
+score 83.1)"); the media reference keeps the file's name.
+
 Every time is a whole number of frames at the sequence rate (``RationalTime`` values are
 integers, rates exact: 24000/1001 for 23.976). Placement in seconds is exact
 (:class:`~fractions.Fraction`); rounding to frames is reported per clip.
@@ -16,12 +22,14 @@ What the writers need and OTIO has no field for lives in ``metadata["handoff"]``
 
 - timeline: ``rate`` ("24000/1001"), ``width``, ``height``, ``sample_rate`` (48000),
   ``audio_channels``;
-- track: ``role`` ("picture" | "master" | "clip-audio"), ``locked``, ``channels``;
+- track: ``role`` ("picture" | "master" | "clip-audio" | "alternate"), ``locked``,
+  ``channels`` (and ``rank`` on an alternates track);
 - clip: ``path`` (absolute; left out when the file name is not UTF-8, which OTIO cannot
   store -- the reference's ``file://`` URL names the file byte for byte), ``role``,
   ``index`` (1-based clip number), ``width``, ``height``, ``rate``, ``audio_channels``,
   ``audio_sample_rate``, ``codec``, ``has_video``, ``has_audio``, ``file_frames`` (whole
-  frames the file holds).
+  frames the file holds); from selects also ``segment``, ``rank`` (1 = the pick),
+  ``score`` and ``offset_ms`` (the measured sound offset applied, or null).
 
 Names: the timeline's and every clip's and media reference's name is written with
 U+FFFD in place of characters XML 1.0 cannot hold (:func:`.names.xml_text`: control
@@ -52,8 +60,11 @@ __all__ = [
     "META",
     "PlacedClip",
     "Placement",
+    "SegmentTakes",
     "Source",
+    "Take",
     "TimelineBuild",
+    "build_selects_timeline",
     "build_timeline",
     "clip_path",
     "frames_at",
@@ -139,6 +150,30 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Take:
+    """One generated take of a segment, as measured by ``handoff sync``."""
+
+    source: Source
+    offset_ms: float | None = None
+    """The take's sound against the narration, ms; positive = late, so the take is
+    placed that much earlier. None: not measured (placed unshifted, with a note)."""
+    score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentTakes:
+    """A segment's pick and alternates (from a selects file)."""
+
+    segment: int
+    """The manifest segment's ``index``."""
+    pick: Take
+    alternates: tuple[Take, ...] = ()
+    """In rank order: the first goes on V2."""
+    regenerate: bool = False
+    recut_at_s: float | None = None
+
+
 # ---------------------------------------------------------------- layout
 
 
@@ -158,6 +193,11 @@ class Placement:
     """Whole-frame start minus the exact start, in milliseconds."""
     trimmed_head: int = 0
     trimmed_tail: int = 0
+    rank: int = 1
+    """From selects: 1 for the pick (V1), 2 for the first alternate (V2), ..."""
+    offset_ms: float | None = None
+    """From selects: the measured sound offset the position allows for (None: none)."""
+    score: float | None = None
 
     @property
     def end(self) -> int:
@@ -174,6 +214,11 @@ class TimelineBuild:
     notes: list[str] = field(default_factory=list)
     inputs: list[Path] = field(default_factory=list)
     """Every file the build read (clips, master, manifest): outputs must never replace one."""
+    alternates: list[Placement] = field(default_factory=list)
+    """From selects: the alternates placed on V2, V3, ... (rank 2 on V2)."""
+    regenerate: list[int] = field(default_factory=list)
+    """From selects: the segments marked ``regenerate``."""
+    from_selects: bool = False
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description of what was built (the CLI prints it with --json)."""
@@ -188,23 +233,36 @@ class TimelineBuild:
             "master": None
             if self.master is None
             else {"path": str(self.master.path), "start": self.master_start},
-            "clips": [
+            "clips": [self._clip_summary(p) for p in self.placements],
+            **(
                 {
-                    "index": p.index,
-                    "path": str(p.source.path),
-                    "segment": None if p.segment is None else p.segment.index,
-                    "start": p.start,
-                    "end": p.end,
-                    "source_in": p.source_start,
-                    "source_out": p.source_start + p.duration,
-                    "rounding_ms": round(p.rounding_ms, 3),
-                    "trimmed_head": p.trimmed_head,
-                    "trimmed_tail": p.trimmed_tail,
+                    "alternates": [self._clip_summary(p) for p in self.alternates],
+                    "regenerate": list(self.regenerate),
                 }
-                for p in self.placements
-            ],
+                if self.from_selects
+                else {}
+            ),
             "notes": list(self.notes),
         }
+
+    def _clip_summary(self, p: Placement) -> dict[str, Any]:
+        out = {
+            "index": p.index,
+            "path": str(p.source.path),
+            "segment": None if p.segment is None else p.segment.index,
+            "start": p.start,
+            "end": p.end,
+            "source_in": p.source_start,
+            "source_out": p.source_start + p.duration,
+            "rounding_ms": round(p.rounding_ms, 3),
+            "trimmed_head": p.trimmed_head,
+            "trimmed_tail": p.trimmed_tail,
+        }
+        if self.from_selects:
+            out["rank"] = p.rank
+            out["score"] = p.score
+            out["offset_ms"] = p.offset_ms
+        return out
 
 
 def rate_of(timeline: otio.schema.Timeline) -> Fraction:
@@ -351,38 +409,53 @@ def _match_segments(clips: Sequence[Source], manifest: Manifest, notes: list[str
     return list(manifest.segments[: len(clips)])
 
 
+def _exact_start(segment: Segment, sample_rate: int, shift: Fraction = Fraction(0)) -> Fraction:
+    """Where a clip made for ``segment`` starts on the master's clock, in seconds (may be
+    negative when a pre-roll reaches back before the master's first sample); ``shift``:
+    how late its sound is, in seconds (the clip then starts that much earlier)."""
+    return Fraction(segment.source_in - segment.preroll_end, sample_rate) - shift
+
+
 def _place(
     clips: Sequence[Source],
     segments: Sequence[Segment] | None,
     sample_rate: int,
     rate: Fraction,
     notes: list[str],
+    *,
+    shifts: Sequence[Fraction] | None = None,
+    master_start: int | None = None,
+    indices: Sequence[int] | None = None,
 ) -> tuple[list[Placement], int]:
     """Timeline frames for every clip, and the frame where the master starts.
-    ``sample_rate``: the rate the segments' sample positions count at."""
+    ``sample_rate``: the rate the segments' sample positions count at. ``shifts``: each
+    clip's measured sound offset in seconds (positive = late: placed earlier);
+    ``master_start``: given when it was worked out for more clips than these;
+    ``indices``: the clips' numbers (1, 2, ... by default)."""
+    numbers = list(indices) if indices is not None else list(range(1, len(clips) + 1))
     if segments is None:
         out: list[Placement] = []
         t = 0
-        for i, c in enumerate(clips, 1):
+        for i, c in zip(numbers, clips, strict=True):
             out.append(Placement(i, c, None, t, 0, c.frames, 0.0))
             t += c.frames
         return out, 0
 
-    # Exact start of each clip on the master's clock (seconds, may be negative when a
-    # pre-roll reaches back before the master's first sample).
-    exact = [Fraction(s.source_in - s.preroll_end, sample_rate) for s in segments]
-    lead = max(Fraction(0), -min(exact))
-    master_start = math.ceil(lead * rate)
+    moved = list(shifts) if shifts is not None else [Fraction(0)] * len(segments)
+    exact = [_exact_start(s, sample_rate, d) for s, d in zip(segments, moved, strict=True)]
+    if master_start is None:
+        lead = max(Fraction(0), -min(exact))
+        master_start = math.ceil(lead * rate)
+        if master_start:
+            notes.append(
+                f"master starts at frame {master_start} so that the first clip's pre-roll "
+                "fits before it"
+            )
     placed: list[Placement] = []
-    for i, (c, s, x) in enumerate(zip(clips, segments, exact, strict=True), 1):
+    for i, c, s, x in zip(numbers, clips, segments, exact, strict=True):
         ideal = x * rate + master_start
         start = round(ideal)
         placed.append(Placement(i, c, s, start, 0, c.frames, float((start - ideal) / rate * 1000)))
-    if master_start:
-        notes.append(
-            f"master starts at frame {master_start} so that the first clip's pre-roll "
-            "fits before it"
-        )
 
     # Where neighbours overlap (the next clip's pre-roll, the previous clip's tail), cut
     # at the segment boundary in the narration: both trims then fall in silence.
@@ -444,10 +517,13 @@ def _clip(
     *,
     name: str,
     enabled: bool = True,
+    ref_name: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> otio.schema.Clip:
-    """``name``: the display name, already writable (see :class:`_Names`)."""
+    """``name``: the display name, already writable (see :class:`_Names`); ``ref_name``
+    the media reference's (default: ``name``); ``extra``: more ``metadata["handoff"]``."""
     ref = otio.schema.ExternalReference(target_url=file_url(source.path), available_range=available)
-    ref.name = name
+    ref.name = name if ref_name is None else ref_name
     clip = otio.schema.Clip(name=name, media_reference=ref, source_range=rng)
     clip.enabled = enabled
     path = str(source.path)
@@ -464,6 +540,7 @@ def _clip(
         "audio_channels": source.audio_channels,
         "audio_sample_rate": source.audio_sample_rate,
         "file_frames": round(float(available.duration.value)),
+        **(extra or {}),
     }
     return clip
 
@@ -524,22 +601,174 @@ def build_timeline(
     """Lay the clips (and the master narration) out on one OTIO timeline."""
     if not clips:
         raise UsageError("no clips to put on the timeline")
+    return _build(clips, master, manifest, name, None)
+
+
+def build_selects_timeline(
+    takes: Sequence[SegmentTakes],
+    *,
+    manifest: Manifest,
+    master: Source | None = None,
+    name: str = "handoff",
+) -> TimelineBuild:
+    """The timeline of a selects file: each segment's pick on V1 where its segment
+    starts, moved earlier by the pick's measured sound offset (``offset_ms``, positive =
+    late) and rounded to the nearest frame; its alternates on V2, V3, ... (disabled
+    tracks), each at its own measured place; the master locked on A1 as for clips."""
+    if not takes:
+        raise UsageError("the selects name no segment with a pick: nothing to put on the timeline")
+    return _build([t.pick.source for t in takes], master, manifest, name, takes)
+
+
+def _ms(value: float | None) -> Fraction:
+    """Milliseconds as exact seconds (the decimal written, not its binary float)."""
+    return Fraction(0) if value is None else Fraction(repr(value)) / 1000
+
+
+def _take_name(source: Source, label: str, score: float | None) -> str:
+    scored = "not measured" if score is None else f"score {score:.1f}"
+    return f"{Path(source.name).stem} ({label}, {scored})"
+
+
+def _place_takes(
+    takes: Sequence[SegmentTakes],
+    manifest: Manifest,
+    rate: Fraction,
+    notes: list[str],
+) -> tuple[list[Placement], list[Placement], int]:
+    """The picks (V1) and the alternates (by rank) of a selects timeline, and the frame
+    where the master starts (early enough for every take's pre-roll and shift)."""
+    by_index = {s.index: s for s in manifest.segments}
+    missing = [t.segment for t in takes if t.segment not in by_index]
+    if missing:
+        raise UsageError(
+            f"segment(s) {', '.join(map(str, missing))} of the selects are not in the "
+            f"manifest (it has {len(by_index)} segments)",
+            manifest.path,
+        )
+    sr = manifest.sample_rate
+    segments = [by_index[t.segment] for t in takes]
+    every = [
+        _exact_start(seg, sr, _ms(take.offset_ms))
+        for t, seg in zip(takes, segments, strict=True)
+        for take in (t.pick, *t.alternates)
+    ]
+    master_start = math.ceil(max(Fraction(0), -min(every)) * rate)
+    if master_start:
+        notes.append(
+            f"master starts at frame {master_start} so that the earliest take's pre-roll "
+            "fits before it"
+        )
+
+    placed, _ = _place(
+        [t.pick.source for t in takes], segments, sr, rate, notes,
+        shifts=[_ms(t.pick.offset_ms) for t in takes], master_start=master_start,
+    )  # fmt: skip
+    by_number = {k + 1: t for k, t in enumerate(takes)}
+    picks = [
+        replace(p, offset_ms=by_number[p.index].pick.offset_ms, score=by_number[p.index].pick.score)
+        for p in placed
+    ]
+
+    alternates: list[Placement] = []
+    number = len(takes)
+    for rank in range(2, 2 + max(len(t.alternates) for t in takes)):
+        members = [(t, seg) for t, seg in zip(takes, segments, strict=True)
+                   if len(t.alternates) >= rank - 1]  # fmt: skip
+        chosen = [t.alternates[rank - 2] for t, _ in members]
+        indices = list(range(number + 1, number + 1 + len(members)))
+        number += len(members)
+        scratch: list[str] = []
+        placed, _ = _place(
+            [a.source for a in chosen], [seg for _, seg in members], sr, rate, scratch,
+            shifts=[_ms(a.offset_ms) for a in chosen], master_start=master_start,
+            indices=indices,
+        )  # fmt: skip
+        notes.extend(f"V{rank} (alternates): {n}" for n in scratch)
+        of = dict(zip(indices, chosen, strict=True))
+        alternates += [
+            replace(p, rank=rank, offset_ms=of[p.index].offset_ms, score=of[p.index].score)
+            for p in placed
+        ]
+
+    # An FCPXML audition starts every take where the pick starts (handoff.timeline.fcpxml):
+    # an alternate that belongs later than that starts early there, by this much.
+    pick_at = {p.segment.index: p.start for p in picks if p.segment is not None}
+    early = [
+        -(a.source_start + pick_at[a.segment.index] - a.start)
+        for a in alternates
+        if a.segment is not None and a.segment.index in pick_at
+        and a.source_start + pick_at[a.segment.index] - a.start < 0
+    ]  # fmt: skip
+    if early:
+        notes.append(
+            f"FCPXML: an audition starts every take where its pick starts, so {len(early)} "
+            f"alternate(s) that belong later start up to {max(early)} frame(s) early in it "
+            "(the other formats place every alternate exactly on its track)"
+        )
+
+    unmeasured = [t.segment for t in takes if t.pick.offset_ms is None]
+    if unmeasured:
+        notes.append(
+            f"segment(s) {', '.join(map(str, unmeasured))}: the pick's sound offset is not "
+            "measured (not matched to the narration, or a file the selects do not measure): "
+            "placed where its segment starts, unshifted"
+        )
+    shifted = [p for p in picks if p.offset_ms]
+    if shifted:
+        parts = [
+            f"{p.segment.index if p.segment else '?'}: {-(p.offset_ms or 0.0):+.1f} ms "
+            f"-> frame {p.start - p.source_start} ({p.rounding_ms:+.1f} ms rounding)"
+            for p in shifted
+        ]
+        notes.append(
+            "picks moved by their measured sound offset (a late sound lands earlier), "
+            "by segment: " + "; ".join(parts)
+        )
+    regenerate = [t for t in takes if t.regenerate]
+    if regenerate:
+        notes.append(
+            "marked regenerate (no take within tolerance): "
+            + "; ".join(
+                f"segment {t.segment}"
+                + ("" if t.recut_at_s is None else f" (re-cut at {t.recut_at_s:.2f} s)")
+                for t in regenerate
+            )
+        )
+    return picks, alternates, master_start
+
+
+def _build(
+    clips: Sequence[Source],
+    master: Source | None,
+    manifest: Manifest | None,
+    name: str,
+    takes: Sequence[SegmentTakes] | None,
+) -> TimelineBuild:
     notes: list[str] = []
-    rate = _sequence_rate(clips)
+    others = [a.source for t in takes or () for a in t.alternates]
+    rate = _sequence_rate([*clips, *others])
     sizes = Counter((c.width, c.height) for c in clips)
     (width, height), _ = sizes.most_common(1)[0]
     if len(sizes) > 1:
-        others = ", ".join(
+        listed = ", ".join(
             f"{w}x{h} ({n})" for (w, h), n in sizes.most_common() if (w, h) != (width, height)
         )
-        notes.append(f"sequence frame size {width}x{height}; clips of other sizes: {others}")
+        notes.append(f"sequence frame size {width}x{height}; clips of other sizes: {listed}")
     assert width is not None and height is not None
 
-    segments = None if manifest is None else _match_segments(clips, manifest, notes)
-    sample_rate = SEQUENCE_SAMPLE_RATE if manifest is None else manifest.sample_rate
-    placements, master_start = _place(clips, segments, sample_rate, rate, notes)
+    alternates: list[Placement] = []
+    if takes is not None:
+        assert manifest is not None
+        placements, alternates, master_start = _place_takes(takes, manifest, rate, notes)
+        positioned = True
+    else:
+        segments = None if manifest is None else _match_segments(clips, manifest, notes)
+        sample_rate = SEQUENCE_SAMPLE_RATE if manifest is None else manifest.sample_rate
+        placements, master_start = _place(clips, segments, sample_rate, rate, notes)
+        positioned = segments is not None
     worst = max((abs(p.rounding_ms) for p in placements), default=0.0)
-    if segments is not None:
+    if positioned:
         notes.append(
             f"positions rounded to whole frames: at most {worst:.1f} ms from exact "
             f"(half a frame is {500 / float(rate):.1f} ms)"
@@ -562,15 +791,39 @@ def build_timeline(
         "audio_channels": channels,
     }
 
-    v1 = _track("V1", otio.schema.TrackKind.Video, "picture", locked=False, channels=0)
-    items = []
-    for p in placements:
+    def picture_clip(p: Placement, role: str) -> otio.schema.Clip:
         avail = _range(0, p.source.frames, rate)
         rng = _range(p.source_start, p.duration, rate)
-        clip = _clip(p.source, rng, avail, "picture", p.index, name=names(p.source.name))
-        items.append((p.start, clip))
-    _fill(v1, items, rate)
+        if takes is None:
+            return _clip(p.source, rng, avail, role, p.index, name=names(p.source.name))
+        label = "pick" if p.rank == 1 else f"alt {p.rank}"
+        extra = {
+            "segment": None if p.segment is None else p.segment.index,
+            "rank": p.rank,
+            "score": p.score,
+            "offset_ms": p.offset_ms,
+        }
+        return _clip(p.source, rng, avail, role, p.index,
+                     name=names(_take_name(p.source, label, p.score)),
+                     ref_name=names(p.source.name), extra=extra)  # fmt: skip
+
+    v1 = _track("V1", otio.schema.TrackKind.Video, "picture", locked=False, channels=0)
+    _fill(v1, [(p.start, picture_clip(p, "picture")) for p in placements], rate)
     timeline.tracks.append(v1)
+    for rank in sorted({p.rank for p in alternates}):
+        vn = _track(f"V{rank}", otio.schema.TrackKind.Video, "alternate", locked=False,
+                    channels=0)  # fmt: skip
+        vn.metadata[META]["rank"] = rank
+        vn.enabled = False
+        on_track = sorted((p for p in alternates if p.rank == rank), key=lambda p: p.start)
+        _fill(vn, [(p.start, picture_clip(p, "alternate")) for p in on_track], rate)
+        timeline.tracks.append(vn)
+    if alternates:
+        top = max(p.rank for p in alternates)
+        notes.append(
+            f"alternates on V2{'' if top == 2 else f'-V{top}'} (rank 2 on V2), those tracks "
+            "disabled; FCPXML carries them as auditions (the pick active) instead"
+        )
 
     clip_audio = [p for p in placements if p.source.has_audio]
     clip_channels = max((p.source.audio_channels for p in clip_audio), default=0)
@@ -605,7 +858,12 @@ def build_timeline(
     renamed = names.note()
     if renamed is not None:
         notes.append(renamed)
-    return TimelineBuild(timeline, rate, placements, master, master_start, notes)
+    build = TimelineBuild(timeline, rate, placements, master, master_start, notes)
+    if takes is not None:
+        build.alternates = alternates
+        build.regenerate = [t.segment for t in takes if t.regenerate]
+        build.from_selects = True
+    return build
 
 
 def _audio_items(

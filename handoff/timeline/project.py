@@ -1,4 +1,5 @@
-"""From paths on the command line to a built timeline: gather, probe, lay out."""
+"""From paths on the command line (or a selects file) to a built timeline: gather,
+probe, lay out."""
 
 from __future__ import annotations
 
@@ -6,18 +7,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handoff.errors import HandoffError, InputError, UsageError
+from handoff.errors import HandoffError, InputError, SelectsError, UsageError
 from handoff.files import AUDIO_SUFFIXES, expand_media, is_folder
 from handoff.manifest import Manifest, load_manifest
+from handoff.names import shown
 from handoff.probe import probe
+from handoff.selects import SelectSegment, load_selects
 from handoff.timeline.model import (
+    SegmentTakes,
     Source,
+    Take,
     TimelineBuild,
+    build_selects_timeline,
     build_timeline,
     source_from_info,
 )
 
-__all__ = ["Gathered", "gather_clips", "timeline_from_paths"]
+__all__ = ["Gathered", "gather_clips", "timeline_from_paths", "timeline_from_selects"]
 
 
 @dataclass(slots=True)
@@ -55,19 +61,21 @@ def timeline_from_paths(
     manifest_path: Path | None = None,
     master_path: Path | None = None,
     name: str | None = None,
+    selects_path: Path | None = None,
 ) -> TimelineBuild:
-    """Probe every clip (all problems reported at once), then build the timeline."""
+    """Probe every clip (all problems reported at once), then build the timeline.
+
+    ``selects_path``: build from a selects file instead (:func:`timeline_from_selects`);
+    it names the clips, so ``clip_paths`` must then be empty."""
+    if selects_path is not None:
+        if clip_paths:
+            raise UsageError("--selects names the takes to use: pass no clips with it")
+        return timeline_from_selects(
+            selects_path, manifest_path=manifest_path, master_path=master_path, name=name
+        )
     gathered = gather_clips(clip_paths)
     manifest: Manifest | None = None if manifest_path is None else load_manifest(manifest_path)
-    if master_path is None and manifest is not None:
-        master_path = manifest.master_path
-        if not master_path.exists():
-            raise UsageError(
-                f"the manifest's master {master_path.name} is not beside it; pass --master",
-                manifest.path,
-            )
-    if master_path is not None:
-        master_path = master_path.resolve()
+    master_path = _master_path(manifest, master_path)
     clips_only = [c for c in gathered.clips if master_path is None or c.resolve() != master_path]
 
     sources: list[Source] = []
@@ -103,6 +111,141 @@ def timeline_from_paths(
             "(the narration goes in with --master or --manifest)",
         )
     return build
+
+
+def _master_path(manifest: Manifest | None, master_path: Path | None) -> Path | None:
+    """The master narration: as given, else the manifest's (which must be beside it)."""
+    if master_path is None and manifest is not None:
+        master_path = manifest.master_path
+        if not master_path.exists():
+            raise UsageError(
+                f"the manifest's master {master_path.name} is not beside it; pass --master",
+                manifest.path,
+            )
+    return None if master_path is None else master_path.resolve()
+
+
+def timeline_from_selects(
+    selects_path: Path,
+    *,
+    manifest_path: Path | None = None,
+    master_path: Path | None = None,
+    name: str | None = None,
+) -> TimelineBuild:
+    """The timeline of a selects file (:mod:`handoff.selects`): each segment's pick on
+    V1 where its segment starts, moved by its measured sound offset, its alternates on
+    disabled tracks V2, V3, ... (FCPXML: auditions), the master locked on A1.
+
+    The manifest is the selects' own ``manifest`` unless ``manifest_path`` is given; the
+    master is the manifest's unless ``master_path`` is given. Every pick and alternate
+    is probed first, and every file that cannot be used is reported at once
+    (:class:`InputError`), as for clips.
+    """
+    selects = load_selects(selects_path)
+    if manifest_path is None:
+        if selects.manifest is None:
+            raise SelectsError(
+                "manifest: null; a timeline from selects places each pick where its segment "
+                "starts in the narration: pass the prep-audio manifest (--manifest)",
+                selects.path,
+            )
+        manifest_path = selects.manifest
+    manifest = load_manifest(manifest_path)
+    numbers = {s.index for s in manifest.segments}
+    for i, seg in enumerate(selects.segments):
+        if seg.segment not in numbers:
+            raise SelectsError(
+                f"segments[{i}].segment: {seg.segment} is not a segment of {manifest.path} "
+                f"(it has {_ranges(sorted(numbers))})",
+                selects.path,
+            )
+    if not selects.segments:
+        raise SelectsError("segments: no segment has a pick: nothing to put on a timeline",
+                           selects.path)  # fmt: skip
+    master_path = _master_path(manifest, master_path)
+
+    files: list[Path] = []
+    for seg in selects.segments:
+        files += [seg.pick, *seg.shown_alternates]
+    sources: dict[Path, Source] = {}
+    problems: list[str] = []
+    for f in dict.fromkeys(files):
+        try:
+            sources[f] = source_from_info(probe(f))
+        except HandoffError as exc:
+            problems.append(str(exc))
+    if problems:
+        total = len(dict.fromkeys(files))
+        raise InputError(f"{len(problems)} of {total} takes cannot go on a timeline: "
+                         + "; ".join(problems))  # fmt: skip
+
+    takes = [_segment_takes(seg, sources) for seg in selects.segments]
+    master = None if master_path is None else source_from_info(probe(master_path), audio_only=True)
+    if name is None:
+        name = (
+            master_path.stem.removesuffix("_master")
+            if master_path is not None
+            else selects.path.stem
+        )
+    build = build_selects_timeline(takes, manifest=manifest, master=master, name=name)
+    notes = _selects_notes(selects.segments, [u.path for u in selects.unplaced])
+    build.notes[:0] = notes
+    build.inputs = [*dict.fromkeys(files), selects.path, manifest.path]
+    if master_path is not None:
+        build.inputs.append(master_path)
+    return build
+
+
+def _segment_takes(seg: SelectSegment, sources: dict[Path, Source]) -> SegmentTakes:
+    def take(path: Path) -> Take:
+        measured = seg.take(path)
+        if measured is None:
+            return Take(sources[path])
+        return Take(sources[path], measured.audio_offset_ms, measured.score)
+
+    return SegmentTakes(
+        segment=seg.segment,
+        pick=take(seg.pick),
+        alternates=tuple(take(a) for a in seg.shown_alternates),
+        regenerate=seg.regenerate,
+        recut_at_s=seg.recut_at_s,
+    )
+
+
+def _selects_notes(segments: Sequence[SelectSegment], unplaced: Sequence[Path]) -> list[str]:
+    notes = []
+    for seg in segments:
+        if seg.take(seg.pick) is None:
+            notes.append(
+                f"segment {seg.segment}: the pick {shown(seg.pick.name)} is not among the "
+                "measured takes: its sound offset is unknown, placed unshifted"
+            )
+        left = seg.left_out
+        if left:
+            notes.append(
+                f"segment {seg.segment}: {', '.join(shown(p.name) for p in left)} neither "
+                "the pick nor an alternate: left off the timeline (list it under "
+                "alternates to keep it)"
+            )
+    if unplaced:
+        listed = ", ".join(shown(p.name) for p in unplaced[:3])
+        more = f" and {len(unplaced) - 3} more" if len(unplaced) > 3 else ""
+        notes.append(
+            f"{len(unplaced)} take(s) listed as unplaced in the selects are not on the "
+            f"timeline: {listed}{more}"
+        )
+    return notes
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """1, 2, 3, 5 -> "1-3, 5"."""
+    parts: list[str] = []
+    for n in numbers:
+        if parts and n == int(parts[-1].rsplit("-", 1)[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{n}"
+        else:
+            parts.append(str(n))
+    return ", ".join(parts)
 
 
 def _default_name(paths: Sequence[Path]) -> str:
