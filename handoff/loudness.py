@@ -13,8 +13,9 @@ What is measured, and where each rule comes from:
 * Loudness range -- EBU Tech 3342: 3 s short-term loudness (EBU Tech 3341 section 2.2)
   every 100 ms, gated at -70 LUFS absolute and 20 LU below the mean, LRA = 95th minus 10th
   percentile of what is left.
-* Leading/trailing silence -- not a broadcast standard; the rule used is documented at
-  :func:`silence_threshold_dbfs`.
+* Leading/trailing silence -- not a broadcast standard; the rule (1 ms bins, a threshold
+  relative to the programme's level, 20 ms windows) is :mod:`handoff.analysis`'s, here
+  in seconds.
 
 Arrays are ``(channels, samples)`` (a 1-D array is one channel), any float or integer
 dtype; floating point full scale is 1.0, integer full scale 2^(bits-1). Work is done a
@@ -37,6 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handoff import analysis
+from handoff.analysis import as_channels, full_scale, to_float
 from handoff.errors import UnmeasurableError
 from handoff.parallel import run_threads
 
@@ -112,14 +115,6 @@ _TP_FFT_SIZE = 1 << 13
 # about 3 LSB at 16 bits, so independent dither or rounding still counts as identical.
 _DUAL_MONO_TOLERANCE = 1e-4
 
-# Edge silence (see silence_threshold_dbfs).
-_SILENCE_BIN_S = 0.001
-_SILENCE_WINDOW_BINS = 20
-_SILENCE_FLOOR_DBFS = -70.0
-_SILENCE_MARGIN_DB = 35.0
-_SILENCE_GATE_DB = -10.0
-
-_MAX_CHANNELS = 64
 _BLOCK_SAMPLES = 1 << 18  # working block size (samples per channel) for streaming passes
 _PART_SAMPLES = 1 << 21  # samples per K-weighting job when spreading work over cores
 _TP_PART_SAMPLES = 1 << 19  # samples per true-peak job (each holds a few copies in memory)
@@ -159,36 +154,6 @@ class Biquad:
 
 
 # --- input handling ------------------------------------------------------------------------
-
-
-def _as_2d(samples: npt.ArrayLike) -> npt.NDArray[np.generic]:
-    arr = np.asarray(samples)
-    if arr.ndim == 1:
-        arr = arr[np.newaxis, :]
-    if arr.ndim != 2:
-        raise ValueError(f"expected a (channels, samples) array, got shape {arr.shape}")
-    if arr.shape[0] > _MAX_CHANNELS:
-        raise ValueError(
-            f"expected a (channels, samples) array, got shape {arr.shape}: "
-            "is it (samples, channels)? transpose it"
-        )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"expected numeric samples, got dtype {arr.dtype}")
-    return arr
-
-
-def _full_scale(dtype: np.dtype[np.generic]) -> float:
-    """The value that represents 0 dBFS: 1.0 for floats, 2^(bits-1) for integers."""
-    if np.issubdtype(dtype, np.integer):
-        return float(-np.iinfo(dtype.type).min)  # type: ignore[type-var]
-    return 1.0
-
-
-def _to_float(chunk: npt.NDArray[np.generic], scale: float) -> FloatArray:
-    out = np.asarray(chunk, dtype=np.float64)
-    if scale != 1.0:
-        out = out / scale
-    return out
 
 
 MIN_SAMPLE_RATE = 4000
@@ -292,7 +257,7 @@ def _fir_blocks(x: npt.NDArray[np.generic], scale: float, h: FloatArray) -> Iter
     blocks_per_batch = max(1, _BLOCK_SAMPLES // step)
     carry = np.zeros(taps - 1)
     for start in range(0, n, step * blocks_per_batch):
-        chunk = _to_float(x[start : start + step * blocks_per_batch], scale)
+        chunk = to_float(x[start : start + step * blocks_per_batch], scale)
         count = -(-chunk.shape[0] // step)
         padded = np.zeros(count * step)
         padded[: chunk.shape[0]] = chunk
@@ -356,7 +321,7 @@ def _weighted_segment_energy(
     if steps <= 0:
         return energy, lengths
     h = _k_weighting_ir(sample_rate)
-    scale = _full_scale(arr.dtype)
+    scale = full_scale(arr.dtype)
     # Independent parts of about _PART_SAMPLES, so that channels and long signals are
     # filtered on several cores.
     per_part = max(1, _PART_SAMPLES * 10 // sample_rate)
@@ -473,7 +438,7 @@ def integrated_loudness(
     ``-inf`` when no 400 ms block passes the gates (digital silence, very quiet or shorter
     than 400 ms). ``weights`` overrides :func:`channel_weights`.
     """
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     rate = _check_rate(sample_rate)
     energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
     return _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
@@ -483,7 +448,7 @@ def loudness_range(
     samples: npt.ArrayLike, sample_rate: int, *, weights: Sequence[float] | None = None
 ) -> float | None:
     """Loudness range in LU (EBU Tech 3342); None when nothing passes its gates (< 3 s)."""
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     rate = _check_rate(sample_rate)
     energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
     return _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
@@ -494,10 +459,10 @@ def loudness_range(
 
 def sample_peak(samples: npt.ArrayLike) -> float:
     """Largest absolute sample value over all channels, in dBFS (``-inf`` if all zero)."""
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     if arr.size == 0:
         return float("-inf")
-    scale = _full_scale(arr.dtype)
+    scale = full_scale(arr.dtype)
     peak = max(abs(float(np.max(arr))), abs(float(np.min(arr)))) / scale
     return _db(peak, power=False)
 
@@ -546,7 +511,7 @@ def _true_peak_part(
     seg = np.zeros(count * hop + 2 * half - 1)
     lo, hi = max(0, start - half + 1), min(n, stop + half)
     offset = lo - (start - half + 1)
-    seg[offset : offset + hi - lo] = _to_float(x[lo:hi], scale)
+    seg[offset : offset + hi - lo] = to_float(x[lo:hi], scale)
     own = seg[half - 1 : half - 1 + stop - start]
     peak = max(float(np.max(own)), -float(np.min(own)))
     # Between-sample positions exist up to the last pair of samples only: past the end
@@ -570,7 +535,7 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
     :func:`true_peak_oversampling`). The interpolator is a 32-tap Kaiser-windowed sinc per
     phase, applied in float64, so no headroom attenuation (Annex 2 step 1) is needed.
     """
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     rate = _check_rate(sample_rate)
     factor = true_peak_oversampling(rate) if oversample is None else int(oversample)
     if factor < 1:
@@ -579,7 +544,7 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
         return float("-inf")
     if factor == 1:
         return sample_peak(arr)
-    scale = _full_scale(arr.dtype)
+    scale = full_scale(arr.dtype)
     nfft = _TP_FFT_SIZE
     kernels = _interpolation_kernels(factor)
     # Correlating with a kernel = multiplying by the conjugate of its spectrum, with the
@@ -606,14 +571,14 @@ def is_dual_mono(samples: npt.ArrayLike) -> bool:
     same content as a mono file, because BS.1770 adds the channel energies. Two silent
     channels are identical too, and count as dual-mono.
     """
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     if arr.shape[0] != 2:
         return False
-    scale = _full_scale(arr.dtype)
+    scale = full_scale(arr.dtype)
     n = arr.shape[1]
     for start in range(0, n, _BLOCK_SAMPLES):
-        left = _to_float(arr[0, start : start + _BLOCK_SAMPLES], scale)
-        right = _to_float(arr[1, start : start + _BLOCK_SAMPLES], scale)
+        left = to_float(arr[0, start : start + _BLOCK_SAMPLES], scale)
+        right = to_float(arr[1, start : start + _BLOCK_SAMPLES], scale)
         if float(np.max(np.abs(left - right))) > _DUAL_MONO_TOLERANCE:
             return False
     return True
@@ -637,7 +602,7 @@ def measure(
     -13 LUFS on a standard stereo meter. The report says which way it was measured.
     Peaks are always taken over every channel as delivered.
     """
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     rate = _check_rate(sample_rate)
     dual = is_dual_mono(arr)
     if dual and dual_mono_as_mono:
@@ -663,101 +628,32 @@ def measure(
 # --- edge silence ----------------------------------------------------------------------------
 
 
-def _bin_power(arr: npt.NDArray[np.generic], sample_rate: int) -> tuple[FloatArray, int]:
-    """Mean square per 1 ms bin, the loudest channel per bin; and the bin size in samples."""
-    size = max(1, round(sample_rate * _SILENCE_BIN_S))
-    n = arr.shape[1]
-    count = -(-n // size)
-    power = np.zeros(count)
-    if count == 0:
-        return power, size
-    scale = _full_scale(arr.dtype)
-    step = max(1, _BLOCK_SAMPLES // size) * size
-    for start in range(0, n, step):
-        chunk = _to_float(arr[:, start : start + step], scale)
-        whole = chunk.shape[1] // size
-        first = start // size
-        squares = chunk[:, : whole * size].reshape(chunk.shape[0], whole, size)
-        power[first : first + whole] = np.max(np.mean(squares * squares, axis=2), axis=0)
-        if chunk.shape[1] > whole * size:  # the short last bin
-            rest = chunk[:, whole * size :]
-            power[first + whole] = float(np.max(np.mean(rest * rest, axis=1)))
-    return power, size
-
-
-def _threshold_from_bins(bins: FloatArray) -> float:
-    count = bins.shape[0] // _SILENCE_WINDOW_BINS
-    if count == 0:
-        windows = np.array([float(np.mean(bins))]) if bins.shape[0] else np.zeros(0)
-    else:
-        windows = bins[: count * _SILENCE_WINDOW_BINS].reshape(count, -1).mean(axis=1)
-    floor = 10.0 ** (_SILENCE_FLOOR_DBFS / 10.0)
-    active = windows[windows > floor]
-    if active.shape[0] == 0:
-        return _SILENCE_FLOOR_DBFS
-    # Same two-stage gate as BS.1770-4: the programme level is the energy mean of the
-    # windows within 10 dB of the mean of everything above the floor.
-    gate = float(np.mean(active)) * 10.0 ** (_SILENCE_GATE_DB / 10.0)
-    level = _db(float(np.mean(active[active > gate])), power=True)
-    return max(_SILENCE_FLOOR_DBFS, level - _SILENCE_MARGIN_DB)
-
-
 def silence_threshold_dbfs(samples: npt.ArrayLike, sample_rate: int) -> float:
-    """Level (dB re full-scale mean square) below which a stretch of audio counts as silence.
+    """Level (dB re full-scale mean square) at or under which audio counts as silence.
 
-    Fixed dBFS thresholds fail once a programme is normalised or recorded quietly (see
-    FACTS, Loudness), so the threshold follows the programme: its level is taken from
-    20 ms RMS windows (loudest channel), with the gating of BS.1770-4 -- windows above
-    -70 dBFS, then those within 10 dB of their mean -- and the threshold sits 35 dB below
-    that level, never under -70 dBFS. 35 dB puts room tone and breaths under a voice
-    (typically 40-60 dB down) on the silent side, while a voice at any normalised level
-    stays well above it. On this scale a full-scale sine is -3 dB.
+    :func:`handoff.analysis.silence_threshold_db` of the programme's 1 ms bins (the loudest
+    channel): 35 dB under its level gated as BS.1770-4 gates loudness, never under
+    -70 dBFS. On this scale a full-scale sine is -3 dB.
     """
-    arr = _as_2d(samples)
-    bins, _ = _bin_power(arr, _check_rate(sample_rate))
-    return _threshold_from_bins(bins)
-
-
-def _leading_silence_bins(bins: FloatArray, threshold_db: float) -> int:
-    """Index of the first bin of sound, or ``len(bins)`` if there is none."""
-    n = int(bins.shape[0])
-    if n == 0:
-        return 0
-    limit = 10.0 ** (threshold_db / 10.0)
-    w = _SILENCE_WINDOW_BINS
-    # Causal 20 ms RMS ending at each bin (shorter at the very start): a click or a noise
-    # burst of a few ms does not end the silence, a sound does once its 20 ms level counts.
-    csum = np.concatenate(([0.0], np.cumsum(bins)))
-    ends = np.arange(1, n + 1)
-    starts = np.maximum(ends - w, 0)
-    level = (csum[ends] - csum[starts]) / (ends - starts)
-    loud = np.flatnonzero(level > limit)
-    if loud.shape[0] == 0:
-        return n
-    end = int(loud[0])
-    # The 20 ms window that first crossed holds at least one 1 ms bin above the threshold
-    # (a mean cannot exceed its largest part): the earliest of those is the onset.
-    start = max(0, end - w + 1)
-    return start + int(np.flatnonzero(bins[start : end + 1] > limit)[0])
+    arr = as_channels(samples)
+    bins, _ = analysis.bin_power(arr, _check_rate(sample_rate))
+    return analysis.silence_threshold_db(bins)
 
 
 def leading_silence_s(samples: npt.ArrayLike, sample_rate: int) -> float:
     """Seconds from the start to the first sound (threshold: :func:`silence_threshold_dbfs`).
 
-    The onset is found to the 1 ms bin: the first bin above the threshold inside the first
-    20 ms window whose RMS is above it. An all-silent signal returns its full duration.
+    :func:`handoff.analysis.leading_silence`: the onset is found to the 1 ms bin, the first
+    bin above the threshold inside the first 20 ms window whose level is above it. An
+    all-silent signal returns its full duration.
     """
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    bins, size = _bin_power(arr, rate)
-    first = _leading_silence_bins(bins, _threshold_from_bins(bins))
-    return min(first * size, int(arr.shape[1])) / rate
+    return analysis.leading_silence(arr, rate) / rate
 
 
 def trailing_silence_s(samples: npt.ArrayLike, sample_rate: int) -> float:
     """Seconds from the last sound to the end: :func:`leading_silence_s` read backwards."""
-    arr = _as_2d(samples)
+    arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    bins, size = _bin_power(arr[:, ::-1], rate)
-    first = _leading_silence_bins(bins, _threshold_from_bins(bins))
-    return min(first * size, int(arr.shape[1])) / rate
+    return analysis.trailing_silence(arr, rate) / rate

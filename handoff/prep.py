@@ -37,11 +37,12 @@ How the level is reached
 
 Silence, pauses and cuts
     All decisions use one threshold relative to the conditioned programme's own level
-    (:func:`handoff.loudness.silence_threshold_dbfs`: 35 dB under its gated level, on
-    1 ms mean-square bins, loudest channel). The first sound after a point is found as
-    :func:`handoff.loudness.leading_silence_s` finds it (first 20 ms window above the
-    threshold, then its first 1 ms bin above it), so the leading silence the validator
-    measures on a segment is the pre-roll (+ the 5 ms lead-in kept before the onset).
+    (:func:`handoff.analysis.silence_threshold_db`: 35 dB under its gated level, on
+    1 ms mean-square bins, loudest channel), through :class:`handoff.analysis.SoundMap`.
+    The first sound after a point is found as :func:`handoff.loudness.leading_silence_s`
+    finds it (first 20 ms window above the threshold, then its first 1 ms bin above it),
+    so the leading silence the validator measures on a segment is the pre-roll (+ the
+    5 ms lead-in kept before the onset).
     A *pause* is a run of 1 ms positions whose centred 20 ms level is under the
     threshold: >= 0.3 s is a real pause; 0.15-0.3 s a short pause (a cut there carries a
     warning); where no pause fits, the quietest 20 ms in each second of programme is a
@@ -110,7 +111,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from handoff import loudness
+from handoff import analysis, loudness
+from handoff.analysis import SoundMap
 from handoff.audio import DecodedAudio, decode_audio, frame_samples
 from handoff.errors import InputError, OutputExistsError, UnsupportedError, UsageError
 from handoff.files import check_readable
@@ -169,8 +171,7 @@ _MAX_EXTRA_GAIN_DB = 20.0  # never push the gain more than this past the unlimit
 _QUIET_INPUT_LUFS = -60.0  # quieter than this is "silent": refuse, do not amplify noise
 _MIN_SOUND_S = 0.5
 
-_BIN = RATE // 1000  # 1 ms analysis bins
-_WINDOW_BINS = 20  # 20 ms level windows (as handoff.loudness)
+_BIN = analysis.bin_samples(RATE)  # samples per 1 ms analysis bin (SoundMap's)
 _REAL_PAUSE_BINS = 300
 _SHORT_PAUSE_BINS = 150
 _QUIETEST_BLOCK_BINS = 1000  # one last-resort candidate per second of programme
@@ -869,95 +870,7 @@ def _level(
     return _Levelled(y, estimate, gain_db, lufs, ceiling_db, curve)
 
 
-# --- silence and pauses ------------------------------------------------------------------------
-
-
-def _bin_power(x: Float32Array) -> FloatArray:
-    """Mean square per 1 ms bin, loudest channel (the short last bin padded with zeros)."""
-    n = x.shape[1]
-    count = -(-n // _BIN)
-    power = np.zeros(count)
-    step = _BIN * 4096
-    for start in range(0, n, step):
-        chunk = np.asarray(x[:, start : start + step], dtype=np.float64)
-        whole = -(-chunk.shape[1] // _BIN)
-        padded = np.zeros((chunk.shape[0], whole * _BIN))
-        padded[:, : chunk.shape[1]] = chunk
-        sq = padded.reshape(chunk.shape[0], whole, _BIN)
-        first = start // _BIN
-        power[first : first + whole] = np.max(np.mean(sq * sq, axis=2), axis=0)
-    return power
-
-
-class _Sound:
-    """Where the programme is sound, on 1 ms bins, against one relative threshold."""
-
-    def __init__(self, y: Float32Array) -> None:
-        self.bins = _bin_power(y)
-        self.threshold_db = loudness.silence_threshold_dbfs(y, RATE)
-        self.limit = 10.0 ** (self.threshold_db / 10.0)
-        n = self.bins.shape[0]
-        csum = np.concatenate(([0.0], np.cumsum(self.bins)))
-        half = _WINDOW_BINS // 2
-        lo = np.clip(np.arange(n) - half, 0, n)
-        hi = np.clip(np.arange(n) + half, 0, n)
-        # Centred 20 ms level (zeros beyond the ends).
-        self.centred = (csum[hi] - csum[lo]) / _WINDOW_BINS
-        self.silent = self.centred <= self.limit
-
-    def sound_seconds(self) -> float:
-        w = _WINDOW_BINS
-        count = self.bins.shape[0] // w
-        windows = self.bins[: count * w].reshape(count, w).mean(axis=1)
-        return float(np.count_nonzero(windows > self.limit)) * w / 1000.0
-
-    def _first(self, bins: FloatArray, start: int) -> int | None:
-        """First sound bin at or after ``start`` in ``bins`` (history before it is silence)."""
-        n = bins.shape[0]
-        w = _WINDOW_BINS
-        pos = start
-        chunk = 2000
-        while pos < n:
-            hi = min(n, pos + chunk)
-            lo = max(start, pos - (w - 1))
-            seg = bins[lo:hi]
-            csum = np.concatenate(([0.0], np.cumsum(seg)))
-            ends = np.arange(pos - lo, hi - lo)  # window end positions within seg
-            starts = np.maximum(ends - w + 1, 0)
-            level = (csum[ends + 1] - csum[starts]) / w
-            loud = np.flatnonzero(level > self.limit)
-            if loud.shape[0]:
-                end = lo + int(ends[loud[0]])
-                first = max(start, end - w + 1)
-                return first + int(np.flatnonzero(bins[first : end + 1] > self.limit)[0])
-            pos = hi
-        return None
-
-    def onset_after(self, start_bin: int) -> int | None:
-        return self._first(self.bins, start_bin)
-
-    def end_before(self, stop_bin: int) -> int | None:
-        """One past the last sound bin before ``stop_bin`` (the same rule read backwards)."""
-        n = self.bins.shape[0]
-        found = self._first(self.bins[::-1], n - stop_bin)
-        return None if found is None else n - found
-
-    def pauses(self, lo: int, hi: int, min_bins: int) -> list[tuple[int, int]]:
-        """Runs of silent positions within ``[lo, hi)`` at least ``min_bins`` long."""
-        silent = self.silent[lo:hi].astype(np.int8)
-        edges = np.diff(np.concatenate(([0], silent, [0])))
-        starts = np.flatnonzero(edges == 1)
-        ends = np.flatnonzero(edges == -1)
-        keep = (ends - starts) >= min_bins
-        return [(lo + int(a), lo + int(b)) for a, b in zip(starts[keep], ends[keep], strict=True)]
-
-    def quietest(self, a: int, b: int) -> int:
-        """The quietest position in ``[a, b)`` (ties: nearest the middle)."""
-        levels = self.centred[a:b]
-        low = float(np.min(levels))
-        ties = np.flatnonzero(levels <= low * (1.0 + 1e-9))
-        mid = (b - a - 1) / 2.0
-        return a + int(ties[np.argmin(np.abs(ties - mid))])
+# --- cuts ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -969,7 +882,7 @@ class _Node:
 
 
 def _node(
-    sound: _Sound, cut_bin: int, kind: CutKind, pause_bins: int | None, total: int
+    sound: SoundMap, cut_bin: int, kind: CutKind, pause_bins: int | None, total: int
 ) -> _Node | None:
     position = cut_bin * _BIN + _BIN // 2
     onset = sound.onset_after(cut_bin)
@@ -991,7 +904,7 @@ def _node(
 
 
 def _plan(
-    sound: _Sound, total: int, head: int, options: PrepOptions, warnings: list[str]
+    sound: SoundMap, total: int, head: int, options: PrepOptions, warnings: list[str]
 ) -> list[tuple[_Node, _Node]]:
     """The segments as (cut before, cut after) pairs."""
     first = sound.onset_after(0)
@@ -1310,7 +1223,7 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
     for _attempt in range(4):
         levelled = _level(content, meter, peak, opts.target_lufs, ceiling_db, limiter)
         y = levelled.samples
-        sound = _Sound(y)
+        sound = SoundMap(y, RATE)
         heard = sound.sound_seconds()
         if heard < _MIN_SOUND_S:
             raise InputError(
