@@ -38,7 +38,7 @@ from handoff.errors import (
 )
 from handoff.files import check_readable, open_input
 
-__all__ = ["DecodedAudio", "decode_audio", "frame_samples"]
+__all__ = ["DecodedAudio", "decode_audio", "frame_samples", "open_media"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -68,7 +68,8 @@ class DecodedAudio:
         return int(self.samples.shape[1]) / self.sample_rate
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def open_media(path: Path) -> av.container.InputContainer:
+    """``av.open`` for reading, its failures as :mod:`handoff.errors` classes."""
     try:
         return open_input(path)
     except FileNotFoundError:
@@ -167,7 +168,7 @@ def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAu
     path = Path(path)
     check_readable(path)
     skipped = 0
-    with _open(path) as container:
+    with open_media(path) as container:
         stream = _pick_stream(container, stream_index, path)
         codec_context: av.AudioCodecContext | None = stream.codec_context
         if codec_context is None:  # a codec FFmpeg cannot identify (PyAV: no context)

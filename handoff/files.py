@@ -31,6 +31,7 @@ __all__ = [
     "is_folder",
     "media_sort_key",
     "open_input",
+    "segment_number",
 ]
 
 VIDEO_SUFFIXES = frozenset(
@@ -45,6 +46,13 @@ AUDIO_SUFFIXES = frozenset(
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | AUDIO_SUFFIXES
 
 _NUMERIC_PREFIX = re.compile(r"^(\d+)")
+
+
+def segment_number(name: str) -> int | None:
+    """The number a file name starts with (``002_pointA_take3.mp4`` -> 2), else None:
+    how takes and clips name the narration segment they were generated from."""
+    m = _NUMERIC_PREFIX.match(name)
+    return int(m.group(1)) if m else None
 
 
 def media_sort_key(path: Path) -> tuple[int, int, str]:

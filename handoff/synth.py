@@ -26,6 +26,7 @@ import numpy.typing as npt
 __all__ = [
     "ClipSpec",
     "TakeSpec",
+    "babble",
     "mouth_openness",
     "retime",
     "speech_like",
@@ -170,6 +171,41 @@ def speech_like(
     lead_n, tail_n = round(lead * rate), round(tail * rate)
     out = np.concatenate([np.zeros(lead_n), signal, np.zeros(tail_n)])
     return out.astype(np.float32)
+
+
+def babble(seconds: float, rate: int = 48000, *, level: float = 0.2, seed: int = 1) -> FloatArray:
+    """A narration stand-in for timing tests: syllables of random length, pitch and gap.
+
+    :func:`speech_like` repeats one 4.5 Hz syllable rhythm, so a copy of it shifted by a
+    syllable looks like itself; here nothing repeats: each syllable (80-300 ms) has its
+    own pitch (100-220 Hz) and harmonics, about a third are noisy like consonants, gaps
+    are 20-250 ms with an occasional 0.4-0.8 s pause (a breath between sentences).
+    Everything is computed in continuous time, so the same ``seed`` at two sample rates
+    gives the same narration sampled twice.
+    """
+    rng = np.random.default_rng(seed)
+    n = round(seconds * rate)
+    out = np.zeros(n)
+    t = 0.3
+    while t < seconds - 0.5:
+        length = rng.uniform(0.08, 0.3)
+        f0 = rng.uniform(100.0, 220.0)
+        phases = rng.uniform(0.0, 2 * math.pi, 7)
+        noisy = rng.random() < 0.3
+        a, b = math.ceil(t * rate), min(n, math.ceil((t + length) * rate))
+        tt = np.arange(a, b) / rate - t
+        envelope = np.sin(math.pi * np.clip(tt / length, 0.0, 1.0)) ** 2
+        voice = sum(np.sin(2 * math.pi * k * f0 * tt + phases[k - 1]) / k for k in range(1, 8))
+        if noisy:
+            hiss = np.random.default_rng(rng.integers(1 << 31)).normal(0.0, 1.0, b - a)
+            voice = 0.3 * voice + 0.5 * hiss
+        else:
+            rng.integers(1 << 31)  # same draws either way: the next syllable does not move
+        out[a:b] += level * envelope * voice
+        t += length + rng.uniform(0.02, 0.25)
+        if rng.random() < 0.08:
+            t += rng.uniform(0.4, 0.8)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
 def write_clip(path: Path, spec: ClipSpec) -> Path:

@@ -300,7 +300,16 @@ def test_write_refuses_what_load_would_refuse(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-GOOD = {"schema": "handoff.selects/1", "segments": [{"segment": 1, "pick": "a.mp4"}]}
+GOOD: dict[str, Any] = {
+    "schema": "handoff.selects/1",
+    "segments": [{"segment": 1, "pick": "a.mp4"}],
+}
+
+
+def _get(element: Any, key: str) -> str:
+    value = element.get(key)
+    assert value is not None, f"{element.tag} has no {key}"
+    return str(value)
 
 
 def _doc(**segment: Any) -> bytes:
@@ -598,19 +607,19 @@ def test_fcpxml_auditions(project: Project, built: TimelineBuild, version: str) 
         strict=True,
     ):  # fmt: skip
         pick = picks[segment]
-        assert _frames(audition.get("offset")) == pick.start
+        assert _frames(_get(audition, "offset")) == pick.start
         children = list(audition)
         assert all(c.tag == "asset-clip" and c.get("offset") is None for c in children)
         assert children[0].get("name") == f"{pick.source.path.stem} (pick, score {pick.score:.1f})"
-        assert [c.get("name").split(" (")[0] for c in children[1:]] == alternates
-        assert all(" (alt " in c.get("name") for c in children[1:])
+        assert [_get(c, "name").split(" (")[0] for c in children[1:]] == alternates
+        assert all(" (alt " in _get(c, "name") for c in children[1:])
         # Each alternate starts at its frame that is in sync where the pick starts (its
         # first when it belongs later: the build says how many, and by how much).
         for child in children[1:]:
-            file = child.get("name").split(" (")[0] + ".mp4"
+            file = _get(child, "name").split(" (")[0] + ".mp4"
             alt_start = _frame(project, *PLACED[file], m0)
             in_sync = pick.start - alt_start
-            assert _frames(child.get("start")) == max(in_sync, 0), file
+            assert _frames(_get(child, "start")) == max(in_sync, 0), file
             early.append(-in_sync)
             assert child.get("enabled") == "1" and child.get("srcEnable") == "video"
         # The master hangs from the active pick.
@@ -626,15 +635,15 @@ def test_fcpxml_auditions(project: Project, built: TimelineBuild, version: str) 
     # Segment 3's pick stays a plain clip in the storyline.
     plain = spine.findall("asset-clip")
     assert [c.get("name") for c in plain] == ["003_outro_take1 (pick, score 40.0)"]
-    assert _frames(plain[0].get("offset")) == picks[3].start
+    assert _frames(_get(plain[0], "offset")) == picks[3].start
     # No lane above the storyline: the alternates are in the auditions only.
     assert not [c for c in doc.iter("asset-clip") if int(c.get("lane", "0")) > 0]
     # The spine still runs gap-free from 0.
     t = 0
     for item in spine:
-        assert _frames(item.get("offset")) == t
+        assert _frames(_get(item, "offset")) == t
         first = item[0] if item.tag == "audition" else item
-        t += _frames(first.get("duration"))
+        t += _frames(_get(first, "duration"))
 
 
 def test_fcpxml_adapter_reads_the_auditions(built: TimelineBuild) -> None:
