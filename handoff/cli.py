@@ -24,7 +24,13 @@ import click
 
 from handoff import __version__, loudness
 from handoff.audio import decode_audio
-from handoff.errors import HandoffError, UnmeasurableError, UsageError, describe
+from handoff.errors import (
+    HandoffError,
+    OutputExistsError,
+    UnmeasurableError,
+    UsageError,
+    describe,
+)
 from handoff.export import (
     ExportJob,
     ExportResult,
@@ -997,7 +1003,7 @@ def _timeline_json(data: Any) -> str:
 
 
 @main.command("timeline")
-@click.argument("clips", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("clips", nargs=-1, required=False, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "formats",
@@ -1017,6 +1023,13 @@ def _timeline_json(data: Any) -> str:
     "--master",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Master narration for A1 (locked). Without a manifest the clips go back to back.",
+)
+@click.option(
+    "--selects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A selects file from `handoff sync --selects` (instead of CLIPS): each segment's "
+    "pick on V1, moved by its measured sound offset; the alternates on disabled tracks "
+    "(FCPXML: in an audition).",
 )
 @click.option(
     "--out",
@@ -1050,6 +1063,7 @@ def timeline_cmd(
     formats: Sequence[str],
     manifest: Path | None,
     master: Path | None,
+    selects: Path | None,
     out: Path | None,
     name: str | None,
     relative: bool,
@@ -1072,6 +1086,7 @@ def timeline_cmd(
       handoff timeline renders/ --manifest cond/manifest.json --format premiere-xml
       handoff timeline renders/ --manifest cond/manifest.json --format all --out edit/
       handoff timeline a.mov b.mov --master vo.wav --format resolve-otio --out cut.otio
+      handoff timeline --selects selects.json --format all --out edit/
 
     FCPXML has no track lock, and Premiere documents none for OTIO: after importing
     those, lock A1 in the editor (premiere-xml and resolve-otio arrive locked).
@@ -1079,7 +1094,6 @@ def timeline_cmd(
     cannot be used, the rates differ, the manifest is wrong, or an output already
     exists.
     """
-    from handoff.errors import OutputExistsError
     from handoff.fsutil import InputGuard
     from handoff.timeline import FORMATS, check_relative, render
     from handoff.timeline.project import timeline_from_paths
@@ -1090,7 +1104,11 @@ def timeline_cmd(
             raise UsageError(f"several formats need --out to be a folder, not {out}")
         if relative:
             check_relative(chosen)
-        build = timeline_from_paths(clips, manifest_path=manifest, master_path=master, name=name)
+        if not clips and selects is None:
+            raise UsageError("name the clips (files or folders), or give --selects FILE")
+        build = timeline_from_paths(
+            clips, manifest_path=manifest, master_path=master, name=name, selects_path=selects
+        )
         targets = _timeline_outputs(chosen, out, build.timeline.name, build.notes)
         # Inputs are never written over, --overwrite or not.
         guard = InputGuard(build.inputs)
@@ -1132,7 +1150,11 @@ def timeline_cmd(
 
 
 def _ms(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{x:+.{digits}f}"
+    """Signed, without a "-0.0" for a figure that rounds to nothing."""
+    if x is None:
+        return "-"
+    shown_value = round(x, digits)
+    return f"{shown_value + 0.0 if shown_value else 0.0:+.{digits}f}"
 
 
 def render_sync(results: Sequence[Any]) -> str:
@@ -1155,9 +1177,9 @@ def render_sync(results: Sequence[Any]) -> str:
             continue
         a, p = r.audio, r.picture
         sound = "not narr." if a is None or not a.matched else f"{_ms(a.offset_ms)} ms"
-        stretch = "-" if a is None or a.drift_ppm is None else f"{a.drift_ppm:+.0f} ppm"
+        stretch = "-" if a is None or a.drift_ppm is None else f"{_ms(a.drift_ppm, 0)} ppm"
         pic = "-" if p is None else f"{_ms(p.offset_ms)} ms"
-        drift = "-" if p is None or p.drift_ms_per_min is None else f"{p.drift_ms_per_min:+.1f}"
+        drift = "-" if p is None or p.drift_ms_per_min is None else _ms(p.drift_ms_per_min)
         out_at = "-" if p is None or p.exceeds_at_s is None else f"{p.exceeds_at_s:.1f} s"
         score = "-" if r.score is None else f"{r.score:.1f}"
         lines.append(
@@ -1206,6 +1228,15 @@ def render_sync(results: Sequence[Any]) -> str:
     help="Takes measured side by side (worker processes). Default: the cores available.",
 )
 @click.option(
+    "--selects",
+    "selects_out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a selects file (needs --manifest): per segment the best take, the "
+    "alternates in order, and the segments to regenerate. Edit it, then "
+    "`handoff timeline --selects FILE`.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the selects file if it exists.")
+@click.option(
     "--dry-run", is_flag=True, help="Show which take goes with which narration; measure nothing."
 )
 @click.option(
@@ -1217,6 +1248,8 @@ def sync_cmd(
     manifest: Path | None,
     tolerance_ms: float | None,
     jobs: int | None,
+    selects_out: Path | None,
+    overwrite: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -1239,9 +1272,16 @@ def sync_cmd(
     A take that starts with a click (prep-audio --click) and a flash or cut is also
     measured from it, sample-exact; the notes say so.
 
+    With --selects FILE (and --manifest) the takes of each segment are ranked by score
+    into a selects file: the pick, the alternates, and the segments where no take is
+    within tolerance (to regenerate, from the re-cut point). It is plain JSON: swap a
+    pick by hand, then `handoff timeline --selects FILE` places each pick shifted by
+    its measured sound offset, with the alternates beside it.
+
     \b
     Examples:
       handoff sync renders/ --manifest cond/manifest.json
+      handoff sync renders/ --manifest cond/manifest.json --selects selects.json
       handoff sync take1.mp4 take2.mp4 --reference narration.wav --json
       handoff sync renders/ --manifest cond/manifest.json --tolerance-ms 20 --jobs 2
 
@@ -1257,6 +1297,8 @@ def sync_cmd(
             raise UsageError("give --reference WAV or --manifest manifest.json (one of them)")
         if reference is not None:
             check_reference(reference)
+        if selects_out is not None and manifest is None:
+            raise UsageError("--selects needs --manifest (selects are made per segment)")
         loaded = None if manifest is None else load_manifest(manifest)
         plan = plan_sync(
             expand_media(takes), reference=reference, manifest=loaded, tolerance_ms=tolerance_ms
@@ -1269,14 +1311,30 @@ def sync_cmd(
                 against = job.problem or f"against {job.reference}"
                 _say(f"{job.take}: {against}")
         sys.exit(EXIT_OK)
+    guard = None
+    if selects_out is not None:
+        with _errors():
+            inputs = [j.take for j in plan.jobs] + [j.reference for j in plan.jobs if j.reference]
+            guard = InputGuard([*inputs, *([manifest] if manifest else [])])
+            guard.check(selects_out)
+            if not overwrite and (selects_out.exists() or selects_out.is_symlink()):
+                raise OutputExistsError(f"already exists (use --overwrite): {selects_out}")
     workers = jobs or default_jobs()
     try:
         results = run_sync(plan, jobs=workers)
     except KeyboardInterrupt as exc:
         _interrupted(exc)
     code = exit_code(results)
+    document = sync_json(plan, results)
+    picked: dict[str, Any] | None = None
+    if selects_out is not None:
+        from handoff.selects import selects_from_sync, write_selects
+
+        with _errors():
+            picked = selects_from_sync(document)
+            write_selects(selects_out, picked, replace=overwrite, guard=guard)
     if as_json:
-        _write_json({**sync_json(plan, results), "exit_code": code})
+        _write_json({**document, "exit_code": code})
     else:
         _say(render_sync(results))
         counts = {v: sum(r.verdict == v for r in results) for v in ("in", "out", "error")}
@@ -1284,7 +1342,25 @@ def sync_cmd(
             f"\n{len(results)} take(s): {counts['in']} in sync, {counts['out']} out, "
             f"{counts['error']} could not be measured"
         )
+        if picked is not None and selects_out is not None:
+            _say(render_selects(picked, selects_out))
     sys.exit(code)
+
+
+def render_selects(picked: dict[str, Any], path: Path) -> str:
+    """What the selects file says, one line a segment."""
+    lines = [f"selects -> {path}"]
+    for seg in picked["segments"]:
+        pick = shown(Path(seg["pick"]).name)
+        alts = len(seg["alternates"])
+        line = f"  {seg['segment']:03d}: {pick}" + (f" (+{alts} alternate(s))" if alts else "")
+        if seg["regenerate"]:
+            at = seg["recut_at_s"]
+            line += "  REGENERATE" + (f" from {at:.1f} s" if at is not None else " (whole segment)")
+        lines.append(line)
+    for item in picked["unplaced"]:
+        lines.append(f"  not placed: {shown(Path(item['path']).name)}: {item['reason']}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- demo

@@ -464,3 +464,95 @@ def test_find_click_is_sample_exact() -> None:
     assert found is not None
     # The first sample at half the peak: the burst's first quarter-cycle.
     assert at <= found <= at + 6
+
+
+# ---------------------------------------------------------------- sync -> selects -> timeline
+
+
+def test_selects_then_timeline_in_every_format(folder: Path, conditioned: Path) -> None:
+    """The acceptance path: measure, pick, and hand the picks to every editor format,
+    each shifted by its measured sound offset."""
+    import opentimelineio as otio
+    from lxml import etree
+
+    from tests.conftest import NLE
+
+    manifest = load_manifest(conditioned)
+    renders = folder / "renders_pick"
+    renders.mkdir()
+    truth = {  # segment 1: in sync beats 2 frames late; segment 2: only a 37 ms late take
+        (1, "a"): TakeSpec(width=160, height=120),
+        (1, "b"): TakeSpec(width=160, height=120, picture_delay_s=2 / 24),
+        (2, "a"): TakeSpec(width=160, height=120, sound_delay_s=0.037, picture_delay_s=0.037),
+        (2, "b"): TakeSpec(width=160, height=120, picture_stretch=1.01),
+    }
+    for (index, label), spec in truth.items():
+        seg = next(s for s in manifest.segments if s.index == index)
+        audio = decode_audio(conditioned.parent / seg.file)
+        write_take(renders / f"{index:03d}_shot_{label}.mp4", audio.samples[0],
+                   manifest.sample_rate, spec)  # fmt: skip
+    selects = folder / "selects.json"
+    proc = run_handoff("sync", str(renders), "--manifest", str(conditioned),
+                       "--selects", str(selects))  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"selects -> {selects}" in proc.stdout
+    picked = json.loads(selects.read_text())
+    assert [Path(s["pick"]).name for s in picked["segments"]] == [
+        "001_shot_a.mp4",
+        "002_shot_a.mp4",
+    ]
+    assert [[Path(a).name for a in s["alternates"]] for s in picked["segments"]] == [
+        ["001_shot_b.mp4"], ["002_shot_b.mp4"]
+    ]  # fmt: skip
+    offsets = {Path(t["path"]).name: t["audio_offset_ms"]
+               for s in picked["segments"] for t in s["takes"]}  # fmt: skip
+    assert abs(offsets["002_shot_a.mp4"] - 37.0) < 1.0
+
+    edit = folder / "edit"
+    made = run_handoff("timeline", "--selects", str(selects), "--format", "all",
+                       "--out", str(edit))  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    rate = Fraction(24)
+    otio_file = next(edit.glob("*.otio"))
+    timeline = otio.adapters.read_from_file(str(otio_file))
+    v1 = timeline.tracks[0]
+    clips = [c for c in v1 if isinstance(c, otio.schema.Clip)]
+    a1 = next(t for t in timeline.tracks if t.name == "A1")
+    master_clip = next(iter(a1.find_clips()))
+    master_at = round(a1.range_of_child(master_clip).start_time.value)
+    for clip in clips:
+        name = Path(clip.media_reference.target_url).name
+        seg = next(s for s in manifest.segments if s.index == int(name[:3]))
+        ideal = (
+            Fraction(seg.source_in - seg.preroll_end, manifest.sample_rate)
+            - Fraction(offsets[name]) / 1000
+        ) * rate
+        start = round(v1.range_of_child(clip).start_time.value)
+        assert start == master_at + round(ideal), name
+    # The 37 ms take lands a frame earlier than an unshifted one would.
+    seg2 = next(s for s in manifest.segments if s.index == 2)
+    unshifted = master_at + round(Fraction(seg2.source_in - seg2.preroll_end, 48000) * rate)
+    shifted = [round(v1.range_of_child(c).start_time.value) for c in clips][1]
+    assert shifted == unshifted - 1
+    # Alternates: on a disabled track, named with their rank and score.
+    alt = next(t for t in timeline.tracks if t.name == "V2")
+    assert alt.enabled is False
+    assert sorted(c.name.split(" (")[0] for c in alt.find_clips()) == [
+        "001_shot_b", "002_shot_b"
+    ]  # fmt: skip
+    assert all("(alt 2, score " in c.name for c in alt.find_clips())
+    # Premiere's XML, read by the OTIO FCP7 adapter: the same places on V1.
+    xml = otio.adapters.read_from_file(str(next(edit.glob("*.premiere.xml"))),
+                                       adapter_name="fcp_xml")  # fmt: skip
+    xv1 = next(t for t in xml.tracks if t.kind == otio.schema.TrackKind.Video)
+    assert [round(xv1.range_of_child(c).start_time.value) for c in xv1.find_clips()] == [
+        round(v1.range_of_child(c).start_time.value) for c in clips
+    ]
+    # FCPXML: valid against Apple's DTD, the alternates in auditions.
+    doc = etree.parse(str(next(edit.glob("*.fcpxml"))))
+    assert len(doc.findall(".//audition")) == 2
+    dtd_path = NLE / "FCPXMLv1_10.dtd"
+    if not dtd_path.exists():
+        pytest.skip(f"Apple's FCPXML DTD not present: {dtd_path}")
+    dtd = etree.DTD(str(dtd_path))
+    assert dtd.validate(doc), str(dtd.error_log)
