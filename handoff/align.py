@@ -36,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handoff import analysis
+
 __all__ = [
     "ANALYSIS_RATE",
     "AudioAligner",
@@ -265,18 +267,10 @@ class AudioAligner:
 
 
 def _smooth_envelope(power: FloatArray) -> FloatArray:
-    """Loudness envelope for timing: centred 20 ms RMS, its slow trend removed."""
-    n = power.shape[0]
-    csum = np.concatenate(([0.0], np.cumsum(power)))
-    half = _ENVELOPE_SMOOTH_MS // 2
-    idx = np.arange(n)
-    lo, hi = np.clip(idx - half, 0, n), np.clip(idx + half, 0, n)
-    amp = np.sqrt((csum[hi] - csum[lo]) / _ENVELOPE_SMOOTH_MS)
-    acs = np.concatenate(([0.0], np.cumsum(amp)))
-    h = _ENVELOPE_HIGHPASS_MS // 2
-    lo, hi = np.clip(idx - h, 0, n), np.clip(idx + h, 0, n)
-    trend = (acs[hi] - acs[lo]) / np.maximum(hi - lo, 1)
-    return np.asarray(amp - trend, dtype=np.float64)
+    """Loudness envelope for timing: centred 20 ms RMS, less its centred 250 ms mean
+    (the slow trend), so the syllables' rises and falls are what correlates."""
+    amp = np.sqrt(analysis.centred_level(power, _ENVELOPE_SMOOTH_MS))
+    return np.asarray(amp - analysis.centred_level(amp, _ENVELOPE_HIGHPASS_MS), dtype=np.float64)
 
 
 def envelope_lag(
@@ -371,7 +365,8 @@ def _picture_sums(
 ) -> _Sums:
     """:class:`_Sums` over the frame pairs (k-1, k) of ``times``: the sound's change is
     that of its level between the two instants, each moved back by the trial lag."""
-    positions = (times[None, :] - lags[:, None]) * 1000.0 - 0.5  # bin centres at j + 0.5 ms
+    # level[j] is centred on j ms exactly (bins j-10 .. j+9 of 1 ms: analysis.centred_level)
+    positions = (times[None, :] - lags[:, None]) * 1000.0
     grid = np.arange(level.shape[0], dtype=np.float64)
     at = np.interp(positions.ravel(), grid, level, left=0.0, right=0.0).reshape(positions.shape)
     change = np.abs(np.diff(at, axis=1))
@@ -402,7 +397,9 @@ def picture_lag(
     """
     if times.shape[0] < 3:
         return None
-    level = np.sqrt(_centred_power(np.asarray(power, dtype=np.float64)))
+    level = np.sqrt(
+        analysis.centred_level(np.asarray(power, dtype=np.float64), _ENVELOPE_SMOOTH_MS)
+    )
     steps = round(max_lag_s / _PICTURE_STEP_S)
     lags = np.arange(-steps, steps + 1, dtype=np.float64) * _PICTURE_STEP_S
     duration = float(times[-1])
@@ -460,12 +457,3 @@ def picture_lag(
         series=tuple((c, v) for c, v, _ in series),
         line=line,
     )
-
-
-def _centred_power(power: FloatArray) -> FloatArray:
-    n = power.shape[0]
-    csum = np.concatenate(([0.0], np.cumsum(power)))
-    half = _ENVELOPE_SMOOTH_MS // 2
-    idx = np.arange(n)
-    lo, hi = np.clip(idx - half, 0, n), np.clip(idx + half, 0, n)
-    return np.asarray((csum[hi] - csum[lo]) / _ENVELOPE_SMOOTH_MS, dtype=np.float64)

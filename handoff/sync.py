@@ -366,10 +366,8 @@ def _mono_16k(samples: Float32Array, rate: int) -> Float32Array:
 
 
 def _power_bins(x: Float32Array) -> FloatArray:
-    """Mean square per 1 ms bin of a signal at :data:`ANALYSIS_RATE`."""
-    whole = x.shape[0] // ENVELOPE_BIN
-    sq = np.square(x[: whole * ENVELOPE_BIN].astype(np.float64)).reshape(whole, ENVELOPE_BIN)
-    return np.asarray(sq.mean(axis=1), dtype=np.float64)
+    """Mean square per 1 ms bin of a signal at :data:`ANALYSIS_RATE` (whole bins)."""
+    return analysis.bin_power(x[: x.shape[0] // ENVELOPE_BIN * ENVELOPE_BIN], ANALYSIS_RATE)[0]
 
 
 @dataclass(frozen=True, slots=True)
