@@ -40,7 +40,6 @@ paths are never changed.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -51,6 +50,7 @@ from typing import Any
 import opentimelineio as otio
 
 from handoff.errors import InputError, UnsupportedError, UsageError
+from handoff.files import segment_number
 from handoff.manifest import Manifest, Segment
 from handoff.names import is_utf8, shown, xml_text
 from handoff.probe import MediaInfo, fraction_str
@@ -76,7 +76,6 @@ __all__ = [
 
 META = "handoff"
 SEQUENCE_SAMPLE_RATE = 48000
-_PREFIX = re.compile(r"^(\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,15 +379,10 @@ def _fps_label(rate: Fraction) -> str:
     return f"{float(rate):.3f}".rstrip("0").rstrip(".")
 
 
-def _prefix(name: str) -> int | None:
-    m = _PREFIX.match(name)
-    return int(m.group(1)) if m else None
-
-
 def _match_segments(clips: Sequence[Source], manifest: Manifest, notes: list[str]) -> list[Segment]:
     """Each clip's segment: by the number its name starts with, else by order."""
     by_index = {s.index: s for s in manifest.segments}
-    prefixes = [_prefix(c.name) for c in clips]
+    prefixes = [segment_number(c.name) for c in clips]
     if all(p is not None and p in by_index for p in prefixes) and len(set(prefixes)) == len(
         prefixes
     ):
