@@ -208,6 +208,28 @@ def babble(seconds: float, rate: int = 48000, *, level: float = 0.2, seed: int =
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
+def _encode_sound(
+    out: av.container.OutputContainer, stream: av.AudioStream, track: FloatArray, rate: int
+) -> None:
+    """Encode float samples ``(channels, n)`` into ``stream``, in the encoder's own sample
+    format and frame size, sample positions as timestamps."""
+    formats = stream.codec_context.codec.audio_formats or []
+    fmt = formats[0].name if formats else "fltp"
+    resampler = av.AudioResampler(format=fmt, layout=stream.layout.name, rate=rate)
+    step = stream.codec_context.frame_size or 1024
+    for start in range(0, track.shape[1], step):
+        block = np.ascontiguousarray(track[:, start : start + step])
+        frame = av.AudioFrame.from_ndarray(block, format="fltp", layout=stream.layout.name)
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        for converted in resampler.resample(frame):
+            for packet in stream.encode(converted):
+                out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+
+
 def write_clip(path: Path, spec: ClipSpec) -> Path:
     """Encode a synthetic clip (picture, and sound unless ``audio_rate`` is None)."""
     path = Path(path)
@@ -262,21 +284,7 @@ def write_clip(path: Path, spec: ClipSpec) -> Path:
         if aus is not None and spec.audio_rate:
             seconds = spec.audio_seconds if spec.audio_seconds is not None else picture_end
             track = _beep_track(spec.audio_rate, spec.audio_channels, seconds, spec.events)
-            formats = aus.codec_context.codec.audio_formats or []
-            fmt = formats[0].name if formats else "fltp"
-            resampler = av.AudioResampler(format=fmt, layout=aus.layout.name, rate=spec.audio_rate)
-            step = aus.codec_context.frame_size or 1024
-            for start in range(0, track.shape[1], step):
-                block = np.ascontiguousarray(track[:, start : start + step])
-                af = av.AudioFrame.from_ndarray(block, format="fltp", layout=aus.layout.name)
-                af.sample_rate = spec.audio_rate
-                af.pts = start
-                af.time_base = Fraction(1, spec.audio_rate)
-                for conv in resampler.resample(af):
-                    for packet in aus.encode(conv):
-                        out.mux(packet)
-            for packet in aus.encode(None):
-                out.mux(packet)
+            _encode_sound(out, aus, track, spec.audio_rate)
     return path
 
 
@@ -675,21 +683,7 @@ def write_take(path: Path, narration: FloatArray, narration_rate: int, spec: Tak
                 else Fraction(count) / spec.fps
             )
             track = _take_sound(narration, narration_rate, spec, round(seconds * spec.audio_rate))
-            formats = aus.codec_context.codec.audio_formats or []
-            fmt = formats[0].name if formats else "fltp"
-            resampler = av.AudioResampler(format=fmt, layout=aus.layout.name, rate=spec.audio_rate)
-            step = aus.codec_context.frame_size or 1024
-            for start in range(0, track.shape[1], step):
-                block = np.ascontiguousarray(track[:, start : start + step])
-                af = av.AudioFrame.from_ndarray(block, format="fltp", layout=aus.layout.name)
-                af.sample_rate = spec.audio_rate
-                af.pts = start
-                af.time_base = Fraction(1, spec.audio_rate)
-                for conv in resampler.resample(af):
-                    for packet in aus.encode(conv):
-                        out.mux(packet)
-            for packet in aus.encode(None):
-                out.mux(packet)
+            _encode_sound(out, aus, track, spec.audio_rate)
     return path
 
 
