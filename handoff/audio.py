@@ -17,6 +17,7 @@ what was read so far. Nothing is printed; errors a user can act on are raised as
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from av.audio.frame import AudioFrame
 from av.audio.layout import AudioLayout
 from av.audio.resampler import AudioResampler
 from av.audio.stream import AudioStream
+from av.video.frame import VideoFrame
 
 from handoff.errors import (
     MediaNotFoundError,
@@ -38,7 +40,14 @@ from handoff.errors import (
 )
 from handoff.files import check_readable, open_input
 
-__all__ = ["DecodedAudio", "decode_audio", "frame_samples", "open_media"]
+__all__ = [
+    "Damage",
+    "DecodedAudio",
+    "decode_audio",
+    "decoded_frames",
+    "frame_samples",
+    "open_media",
+]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -154,6 +163,50 @@ class _Collector:
                 self.chunks.append(frame_samples(out))
 
 
+@dataclass(slots=True)
+class Damage:
+    """What :func:`decoded_frames` had to pass over."""
+
+    skipped: int = 0
+    """Packets the decoder rejected, plus one if the container broke off before its end."""
+
+
+def decoded_frames(
+    container: av.container.InputContainer,
+    streams: Sequence[av.stream.Stream],
+    path: Path,
+    damage: Damage,
+) -> Iterator[AudioFrame | VideoFrame]:
+    """Every decoded frame of ``streams``, in file order, then what the decoders held back.
+
+    Damage is handled the way a player handles it: a packet the decoder rejects is
+    skipped (its picture or sound is lost, the rest stays in place) and counted in
+    ``damage``; a container that stops making sense part-way (a truncated file) ends
+    the frames there. A codec FFmpeg has no decoder for raises UnsupportedError.
+    """
+    try:
+        for packet in container.demux(*streams):
+            try:
+                frames = packet.decode()
+            except av.error.DecoderNotFoundError as exc:
+                raise UnsupportedError(
+                    f"no decoder for {packet.stream.type} codec "
+                    f"{packet.stream.codec_context.name!r}",
+                    path,
+                ) from exc
+            except av.error.FFmpegError:
+                damage.skipped += 1
+                continue
+            for frame in frames:
+                if isinstance(frame, AudioFrame | VideoFrame):
+                    yield frame
+    except (av.error.InvalidDataError, av.error.EOFError, av.error.OSError):
+        damage.skipped += 1
+        return
+    # The demuxer's end flushes the decoders (PyAV sends an empty packet per stream), so
+    # frames held back by a decoder (B-frame reordering) came out above.
+
+
 def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAudio:
     """Decode the first audio stream of ``path`` (or the one with container index
     ``stream_index``) to float32 ``(channels, samples)`` at its native rate and layout.
@@ -167,7 +220,6 @@ def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAu
     """
     path = Path(path)
     check_readable(path)
-    skipped = 0
     with open_media(path) as container:
         stream = _pick_stream(container, stream_index, path)
         codec_context: av.AudioCodecContext | None = stream.codec_context
@@ -176,26 +228,11 @@ def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAu
                 f"audio stream {stream.index} has a codec FFmpeg cannot identify", path
             )
         collector = _Collector()
-        try:
-            for packet in container.demux(stream):
-                try:
-                    frames = packet.decode()
-                except av.error.DecoderNotFoundError as exc:
-                    raise UnsupportedError(
-                        f"no decoder for audio codec {stream.codec_context.name!r}", path
-                    ) from exc
-                except av.error.FFmpegError:
-                    # A damaged packet: a player skips it and so do we (its audio is lost,
-                    # the rest stays in place).
-                    skipped += 1
-                    continue
-                for frame in frames:
-                    if isinstance(frame, AudioFrame):
-                        collector.add(frame)
-        except (av.error.InvalidDataError, av.error.EOFError, av.error.OSError):
-            # The container itself stops making sense (e.g. a truncated file): keep what
-            # was decoded up to there.
-            skipped += 1
+        damage = Damage()
+        for frame in decoded_frames(container, [stream], path, damage):
+            if isinstance(frame, AudioFrame):
+                collector.add(frame)
+        skipped = damage.skipped
         collector.finish()
         if not collector.chunks and skipped:
             raise NotMediaError(

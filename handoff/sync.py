@@ -45,7 +45,7 @@ from handoff.align import (
     envelope_lag,
     picture_lag,
 )
-from handoff.audio import decode_audio, frame_samples, open_media
+from handoff.audio import Damage, decode_audio, decoded_frames, frame_samples, open_media
 from handoff.errors import (
     HandoffError,
     InputError,
@@ -527,53 +527,29 @@ def _read_take(path: Path, aligner: AudioAligner | None) -> _Take:
         low_rs = AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE)
         native_rs: AudioResampler | None = None
         streams = [audio] if video is None else [video, audio]
-        try:
-            for packet in container.demux(*streams):
-                try:
-                    frames = packet.decode()
-                except av.error.DecoderNotFoundError as exc:
-                    raise UnsupportedError(
-                        f"no decoder for {packet.stream.codec_context.name!r}", path
-                    ) from exc
-                except av.error.FFmpegError:
-                    take.skipped += 1
-                    continue
-                for frame in frames:
-                    if isinstance(frame, VideoFrame):
-                        # PyAV types frame.time as float; it is None without a pts.
-                        t: float | None = frame.time
-                        if t is not None:
-                            take.add_picture(frame, float(t))
-                    elif isinstance(frame, AudioFrame):
-                        if native_rs is None:
-                            take.native_rate = frame.sample_rate
-                            native_rs = AudioResampler(
-                                format="flt", layout="mono", rate=frame.sample_rate
-                            )
-                        low = _joined(low_rs.resample(frame))
-                        native = (
-                            _joined(native_rs.resample(frame))
-                            if take.native_kept < _KEEP_NATIVE_S * take.native_rate
-                            else np.zeros(0, dtype=np.float32)
-                        )
-                        take.add_sound(frame.time, low, native)
-        except (av.error.InvalidDataError, av.error.EOFError, av.error.OSError):
-            take.skipped += 1  # the container breaks off: measure what came before
-        if video is not None:
-            for frame in _flush(video):
-                if frame.time is not None:
-                    take.add_picture(frame, float(frame.time))
+        damage = Damage()
+        for frame in decoded_frames(container, streams, path, damage):
+            if isinstance(frame, VideoFrame):
+                # PyAV types frame.time as float; it is None without a pts.
+                t: float | None = frame.time
+                if t is not None:
+                    take.add_picture(frame, float(t))
+                continue
+            if native_rs is None:
+                take.native_rate = frame.sample_rate
+                native_rs = AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
+            low = _joined(low_rs.resample(frame))
+            native = (
+                _joined(native_rs.resample(frame))
+                if take.native_kept < _KEEP_NATIVE_S * take.native_rate
+                else np.zeros(0, dtype=np.float32)
+            )
+            take.add_sound(frame.time, low, native)
+        take.skipped = damage.skipped
         take.add_sound(None, _joined(low_rs.resample(None)), np.zeros(0, dtype=np.float32))
     if take.analysis_samples == 0:
         raise NotMediaError("its sound could not be decoded", path)
     return take
-
-
-def _flush(stream: av.video.stream.VideoStream) -> list[VideoFrame]:
-    try:
-        return [f for f in stream.codec_context.decode(None) if isinstance(f, VideoFrame)]
-    except av.error.FFmpegError:
-        return []
 
 
 def _joined(frames: Sequence[AudioFrame | None]) -> Float32Array:
