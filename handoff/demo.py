@@ -3,28 +3,44 @@
 The batch mirrors what users hand us: a raw LTX-2-like render (one keyframe, 24 kHz
 audio, untagged colour), a phone clip with variable frame rate, a review copy and a
 ProRes master made the way the specs want, a narration conditioned for LTX-2, and an
-MP4 whose write was interrupted. Each step prints what it found and whether that is
-the verdict the file should get.
+MP4 whose write was interrupted; then stand-in renders for the conditioned narration
+put on a timeline, and takes of one segment -- in sync, picture late, picture drifting
+-- measured, the best one picked and handed on with the others beside it. Each step
+prints what it found and whether that is the verdict the file should get.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from handoff import loudness
+from handoff.audio import decode_audio
 from handoff.errors import InputError
 from handoff.export import export_batch, plan_jobs
 from handoff.fsutil import atomic_write_bytes
+from handoff.manifest import load_manifest
 from handoff.plan import ExportOptions
 from handoff.prep import PrepOptions, prep_audio
 from handoff.probe import error_json, probe, to_json
+from handoff.selects import selects_from_sync, write_selects
 from handoff.spec import load_spec
-from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
+from handoff.sync import TakeSync, plan_sync, run_sync, sync_json
+from handoff.synth import (
+    ClipSpec,
+    TakeSpec,
+    babble,
+    speech_like,
+    vfr_times,
+    write_clip,
+    write_take,
+    write_wav,
+)
 from handoff.validate import FileReport, validate_file
 
 __all__ = ["make_demo_media", "run_demo"]
@@ -57,10 +73,12 @@ def make_demo_media(outdir: Path) -> dict[str, tuple[Path, str | None, str]]:
     (outdir / "broken").mkdir(exist_ok=True)
     made: dict[str, tuple[Path, str | None, str]] = {}
 
-    # LTX-2's HQ pipeline writes 1920x1088 (1080 padded to a multiple of 64) with
-    # libx264 crf 19 veryfast and x264's default keyint (one keyframe per clip), no
-    # primaries/transfer tags, and 24 kHz audio; frame counts are 8k+1
-    # (../shared/FACTS.md). 49 frames keep the demo quick.
+    # What Lightricks/LTX-2's ltx-pipelines writes (encode_video in
+    # ltx_pipelines/utils/media_io): PyAV's libx264 at crf 19, preset veryfast, with no
+    # GOP option, so x264's default keyint 250 (one keyframe per clip); only the matrix
+    # and range colour tags (no primaries or transfer); no faststart. Its HQ pipeline
+    # writes 1920x1088 (1080 padded to a multiple of 64), LTX-2.0's vocoder gives 24 kHz
+    # sound, and frame counts are 8k+1. 49 frames keep the demo quick.
     raw = write_clip(
         clips / "001_ltx2_raw.mp4",
         ClipSpec(
@@ -180,10 +198,17 @@ def _demo_export(outdir: Path, made: dict[str, tuple[Path, str | None, str]], ec
 def _demo_prep(outdir: Path, echo: Echo) -> bool:
     """Condition a quiet 150-second stereo narration at 44.1 kHz into LTX-2 segments."""
     echo("\n4. prep-audio: narration at -16 LUFS / -3 dBTP, cut at pauses")
-    pauses = [(t, 1.2) for t in (24.0, 51.0, 77.0, 104.0, 128.0)]
-    mono = speech_like(150.0, 44100, level=0.05, pauses=pauses, lead=2.0, tail=2.0)
+    # Babble, not speech_like: its syllables never repeat, so the sync step cannot take a
+    # picture a syllable off for one in sync; it pauses now and then, as a speaker
+    # breathes, and here for 1.2 s between paragraphs, where prep-audio should cut.
+    rate = 44100
+    voice = babble(146.0, rate, level=0.05, seed=7)
+    for t in (24.0, 51.0, 77.0, 104.0, 128.0):
+        voice[round(t * rate) : round((t + 1.2) * rate)] = 0.0
+    silence = np.zeros(2 * rate)
+    mono = np.concatenate([silence, voice, silence]).astype(np.float32)
     source = write_wav(
-        outdir / "narration" / "long_narration.wav", np.stack([mono, mono * 0.9]), 44100
+        outdir / "narration" / "long_narration.wav", np.stack([mono, mono * 0.9]), rate
     )
     result = prep_audio(
         source, outdir / "conditioned", PrepOptions(name="narration", overwrite=True)
@@ -266,6 +291,161 @@ def _demo_timeline(outdir: Path, echo: Echo) -> bool:
     return ok
 
 
+_TAKE_SECONDS = 20.0
+"""How much of segment 1 the stand-in takes cover: four of sync's 8-second drift windows
+(a drift is fitted from three), and made and measured in a few seconds."""
+
+# (file, what it is, the verdict it must get, how it was made). Named as a user names
+# takes: the segment number first, so sync finds each take's narration.
+_TAKES: tuple[tuple[str, str, str, TakeSpec], ...] = (
+    ("001_scene_take1.mp4", "in sync", "in", TakeSpec()),
+    ("001_scene_take2.mp4", "picture 2 frames late", "out", TakeSpec(picture_delay_s=2 / 24)),
+    ("001_scene_take3.mp4", "picture 1 % slow, drifting", "out", TakeSpec(picture_stretch=1.01)),
+)
+
+
+def _signed(x: float | None, unit: str = " ms") -> str:
+    if x is None:
+        return "-"
+    value = round(x, 1)
+    return f"{value + 0.0 if value else 0.0:+.1f}{unit}"
+
+
+def _take_line(r: TakeSync, expected: str) -> tuple[bool, str]:
+    """One take's figures and whether its verdict is the one its making calls for."""
+    a, p = r.audio, r.picture
+    if r.status != "ok" or a is None:
+        return False, f"  !! {r.name} ERROR {r.error}"
+    figures = f"sound {_signed(a.offset_ms) if a.matched else 'not the narration'}"
+    if p is not None:
+        figures += f", picture {_signed(p.offset_ms)}"
+        if p.drift_ms_per_min is not None and abs(p.drift_ms_per_min) >= 1.0:
+            figures += f" drifting {_signed(p.drift_ms_per_min, ' ms/min')}"
+    where = ""
+    good = r.verdict == expected
+    if r.verdict == "out":
+        exceeds = None if p is None else p.exceeds_at_s
+        if exceeds == 0.0:
+            where = ": out from its first frame"
+        elif exceeds is not None:
+            where = f": out at {exceeds:.1f} s"
+            if r.recut_at_s is not None:
+                where += f", regenerate from {r.recut_at_s:.1f} s"
+    mark = "ok " if good else "!! "
+    score = "-" if r.score is None else f"{r.score:5.1f}"
+    wanted = "" if good else f" (should be {expected.upper()})"
+    line = f"  {mark}{r.name} {r.verdict.upper():3s}  score {score}, {figures}{where}{wanted}"
+    return good, line
+
+
+def _demo_sync(outdir: Path, echo: Echo) -> bool:
+    """Stand-in takes of segment 1 -- in sync, picture late, picture drifting -- measured
+    against its narration; the best one picked and put on a timeline, the others beside it."""
+    from lxml import etree
+
+    from handoff.timeline import FORMATS, render
+    from handoff.timeline.project import timeline_from_selects
+
+    echo("\n6. sync: three takes of segment 1 against its narration; the best one picked")
+    manifest_path = outdir / "conditioned" / "manifest.json"
+    manifest = load_manifest(manifest_path)
+    segment = manifest.segments[0]
+    narration = decode_audio(manifest_path.parent / segment.file)
+    head = narration.samples[:, : round(_TAKE_SECONDS * narration.sample_rate)]
+    folder = outdir / "takes"
+    folder.mkdir(exist_ok=True)
+    takes: list[Path] = []
+    for name, what, _, spec in _TAKES:
+        # Small and mono: what is measured does not need 1080p or two channels.
+        small = replace(spec, width=160, height=120, audio_channels=1)
+        takes.append(write_take(folder / name, head, narration.sample_rate, small).resolve())
+        echo(f"  made {(folder / name).relative_to(outdir)}  ({what})")
+    echo(
+        f"       - the first {_TAKE_SECONDS:.0f} s of segment {segment.index} "
+        f"({segment.file}), 160x120 at 24 fps"
+    )
+
+    plan = plan_sync(takes, manifest=manifest)
+    results = run_sync(plan)
+    ok = len(results) == len(_TAKES)
+    for r, (_, _, expected, _) in zip(results, _TAKES, strict=False):
+        good, line = _take_line(r, expected)
+        ok &= good
+        echo(line)
+    # Beyond the verdicts: the late take is late by what it was made with (2 frames,
+    # within half a frame), the drifting one goes out inside the take and has a pause in
+    # the narration to regenerate from.
+    late, drifting = results[1], results[2]
+    exceeds = None if drifting.picture is None else drifting.picture.exceeds_at_s
+    for good, wrong in (
+        (
+            late.picture is not None and abs(late.picture.offset_ms - 2000 / 24) < 1000 / 48,
+            f"{late.name}: its picture should be 2 frames (83.3 ms) late",
+        ),
+        (
+            exceeds is not None and 0.0 < exceeds < _TAKE_SECONDS,
+            f"{drifting.name}: it should go out of tolerance inside the take",
+        ),
+        (drifting.recut_at_s is not None, f"{drifting.name}: it should have a re-cut point"),
+    ):
+        ok &= good
+        if not good:
+            echo(f"  !! {wrong}")
+    document = sync_json(plan, results)
+    atomic_write_bytes(outdir / "sync.json", json.dumps(document, indent=2).encode(), replace=True)
+    echo("  -> sync.json")
+
+    picked = selects_from_sync(document)
+    selects_path = outdir / "selects.json"
+    write_selects(selects_path, picked, replace=True)
+    chosen = picked["segments"][0] if len(picked["segments"]) == 1 else None
+    good = (
+        chosen is not None
+        and Path(chosen["pick"]) == takes[0]
+        and [Path(a) for a in chosen["alternates"]] == takes[1:]
+        and not chosen["regenerate"]
+    )
+    ok &= good
+    if chosen is not None:
+        alternates = ", ".join(Path(a).name for a in chosen["alternates"]) or "none"
+        echo(
+            f"  {'ok ' if good else '!! '}{selects_path.relative_to(outdir)}: segment "
+            f"{chosen['segment']:03d} pick {Path(chosen['pick']).name}, alternates {alternates}"
+        )
+    else:
+        echo(f"  !! {selects_path.relative_to(outdir)}: not one segment ({picked['segments']})")
+
+    build = timeline_from_selects(selects_path)
+    for c in [*build.placements, *build.alternates]:
+        role = "the pick" if c.rank == 1 else "alternate, track disabled"
+        moved = (
+            "its sound not measured: placed unshifted"
+            if c.offset_ms is None
+            else f"its sound {_signed(c.offset_ms)} late: placed that much earlier"
+        )
+        echo(f"  V{c.rank} {c.source.path.name}: frames {c.start}-{c.end} ({role}; {moved})")
+    ok &= [c.source.path.name for c in build.placements] == [takes[0].name]
+    ok &= [c.source.path.name for c in build.alternates] == [t.name for t in takes[1:]]
+    edit = outdir / "edit"
+    edit.mkdir(exist_ok=True)
+    for fmt in FORMATS:
+        dest = edit / f"{build.timeline.name}{FORMATS[fmt].suffix}"
+        data = render(build.timeline, fmt)
+        atomic_write_bytes(dest, data, replace=True)
+        # Read it back: well-formed, the pick and both alternates in it.
+        if fmt.endswith("otio"):
+            text = json.dumps(json.loads(data))
+        else:
+            etree.fromstring(data)
+            text = data.decode("utf-8")
+        good = all(t.stem in text for t in takes)
+        if fmt == "fcpxml":
+            good &= "<audition" in text
+        ok &= good
+        echo(f"  {'ok ' if good else '!! '}{dest.relative_to(outdir)} ({FORMATS[fmt].editor})")
+    return ok
+
+
 def run_demo(outdir: Path, echo: Echo = print) -> bool:
     """Make the demo batch in ``outdir``, probe and validate it; True if every verdict held."""
     outdir = Path(outdir)
@@ -317,6 +497,7 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
     all_ok &= _demo_export(outdir, made, echo)
     all_ok &= _demo_prep(outdir, echo)
     all_ok &= _demo_timeline(outdir, echo)
+    all_ok &= _demo_sync(outdir, echo)
 
     phone = next(f for f in facts if f["path"].endswith("003_phone_vfr.mp4"))
     if phone["video"]["frame_rate_mode"] != "VFR":

@@ -211,6 +211,17 @@ def test_demo_runs_and_every_verdict_holds(tmp_path: Path) -> None:
     by_name = {Path(f["path"]).name: f for f in facts}
     assert by_name["003_phone_vfr.mp4"]["video"]["frame_rate_mode"] == "VFR"
     assert by_name["001_ltx2_raw.mp4"]["audio"]["sample_rate"] == 24000
+    # Sync: the take in sync is in and picked, the late one and the drifting one are out,
+    # the drifting one with a point to regenerate from.
+    assert "ok 001_scene_take1.mp4 IN " in out
+    assert "ok 001_scene_take2.mp4 OUT " in out and "out from its first frame" in out
+    drifting = next(line for line in out.splitlines() if "001_scene_take3.mp4 OUT" in line)
+    assert drifting.lstrip().startswith("ok ") and ": out at " in drifting
+    assert "regenerate from" in drifting
+    picked = json.loads((tmp_path / "demo" / "selects.json").read_text())
+    (segment,) = picked["segments"]
+    assert Path(segment["pick"]).name == "001_scene_take1.mp4" and not segment["regenerate"]
+    assert "V1 001_scene_take1.mp4" in out and "ok edit/narration.fcpxml" in out
 
 
 def test_probe_loudness_reports_as_is_and_mono_content(tmp_path: Path) -> None:
