@@ -24,10 +24,10 @@ What is required
     ``elapsed_s``) reads as well.
 
 What is checked
-    - The file: at most :data:`MAX_BYTES`, UTF-8, JSON (RFC 8259): no ``NaN`` or
-      ``Infinity`` and no number too large for a float (``1e999``), anywhere in the
-      document; integers of at most 30 digits; nesting no deeper than the JSON parser
-      allows.
+    - The file (read by :mod:`handoff.jsondoc`): at most :data:`MAX_BYTES`, UTF-8,
+      JSON (RFC 8259): no ``NaN`` or ``Infinity`` and no number too large for a float
+      (``1e999``), anywhere in the document; integers of at most 30 digits; nesting no
+      deeper than the JSON parser allows.
     - Types: integers are JSON integers (not ``true``, not ``5.0``), numbers are finite,
       strings are strings, objects are objects.
     - ``settings.sample_rate``: 8000 to 384000 (prep writes 48000); every sample
@@ -51,15 +51,12 @@ them).
 
 from __future__ import annotations
 
-import json
-import math
-import stat
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final
 
 from handoff.errors import ManifestError
+from handoff.jsondoc import DocumentKind, Fields, got, load_json, reject_bad_numbers
 
 __all__ = [
     "CUT_KINDS",
@@ -84,8 +81,6 @@ CUT_KINDS: Final = ("start", "end", "pause", "short-pause", "quietest")
 SAMPLE_RATES: Final = (8000, 384000)
 """Lowest and highest ``settings.sample_rate`` accepted (prep writes 48000)."""
 _MAX_MASTER_SECONDS = 24 * 3600
-_MAX_DIGITS = 30
-"""Longest integer literal parsed; longer ones are reported as such, never converted."""
 
 
 # ---------------------------------------------------------------- the document
@@ -255,7 +250,7 @@ def _to_json(value: Any) -> Any:
 def load_manifest(path: Path | str) -> Manifest:
     """Read and check a ``prep-audio`` manifest; :class:`ManifestError` names what is wrong."""
     path = Path(path)
-    return parse_manifest(_parse_json(_read_bytes(path), path), path)
+    return parse_manifest(load_json(path, _KIND), path)
 
 
 def parse_manifest(data: object, path: Path | str) -> Manifest:
@@ -264,31 +259,8 @@ def parse_manifest(data: object, path: Path | str) -> Manifest:
     Numbers must be Python ``int`` / finite ``float``, as :func:`json.loads` gives them.
     """
     path = Path(path)
-    _reject_bad_numbers(data, path)
+    reject_bad_numbers(data, ManifestError, path)
     return _Reader(path).manifest(data)
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise ManifestError("is a folder, not a manifest file", path)
-        if not stat.S_ISREG(st.st_mode):
-            # Opening a FIFO would wait for a writer forever.
-            raise ManifestError("not a regular file (a FIFO, socket or device)", path)
-        if st.st_size > MAX_BYTES:
-            raise ManifestError(_too_big(st.st_size), path)
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise ManifestError("manifest not found", path) from None
-    except PermissionError:
-        raise ManifestError("permission denied (cannot read the manifest)", path) from None
-    except OSError as exc:
-        raise ManifestError(f"cannot be read ({exc.strerror or exc})", path) from None
-    if len(data) > MAX_BYTES:  # it grew while being read
-        raise ManifestError(_too_big(len(data)), path)
-    return data
 
 
 def _too_big(size: int) -> str:
@@ -298,249 +270,33 @@ def _too_big(size: int) -> str:
     )
 
 
-class _NotANumber:
-    """A literal JSON (RFC 8259 section 6) has no number for: NaN, Infinity, 1e999, or an
-    integer too long to be a count. Kept in the document so that the error can name the
-    field it is in."""
+_KIND: Final = DocumentKind(
+    error=ManifestError,
+    name="manifest",
+    not_one="not a prep-audio manifest",
+    folder="is a folder, not a manifest file",
+    max_bytes=MAX_BYTES,
+    too_big=_too_big,
+    too_deep="not a prep-audio manifest: nested too deeply to read (prep writes 4 levels)",
+)
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def describe(self) -> str:
-        if self.text.lstrip("-").isdigit():
-            return f"an integer of {len(self.text.lstrip('-'))} digits"
-        return self.text if len(self.text) <= 24 else self.text[:21] + "..."
+_TEXT = "a non-empty string"
 
 
-def _parse_int(text: str) -> int | _NotANumber:
-    # Python refuses int() of more than 4300 digits (a ValueError naming no field, and
-    # CVE-2020-10735's quadratic time below that): nothing this long is a sample count.
-    if len(text) > _MAX_DIGITS:
-        return _NotANumber(text)
-    return int(text)
-
-
-def _parse_float(text: str) -> float | _NotANumber:
-    value = float(text)
-    return value if math.isfinite(value) else _NotANumber(text)
-
-
-def _parse_json(raw: bytes, path: Path) -> object:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(
-            f"not UTF-8 text (byte {exc.start}): not a prep-audio manifest", path
-        ) from None
-    try:
-        return json.loads(
-            text,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_NotANumber,
-        )
-    except json.JSONDecodeError as exc:
-        raise ManifestError(
-            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", path
-        ) from None
-    except RecursionError:
-        raise ManifestError(
-            "not a prep-audio manifest: nested too deeply to read (prep writes 4 levels)", path
-        ) from None
-
-
-def _reject_bad_numbers(data: object, path: Path) -> None:
-    """The first NaN, Infinity or overlong number anywhere in the document, by its path.
-
-    Depth first, in document order, holding one iterator per level: memory grows with
-    the nesting, not with the size of the document.
-    """
-    stack: list[tuple[Iterator[tuple[object, object]], str]] = [(_children(data), "")]
-    if isinstance(data, _NotANumber):
-        _bad_number("the document", data, path)
-    while stack:
-        children, where = stack[-1]
-        for key, value in children:
-            if isinstance(value, _NotANumber):
-                _bad_number(_child_path(where, key), value, path)
-            if isinstance(value, dict | list) and value:
-                stack.append((_children(value), _child_path(where, key)))
-                break
-        else:
-            stack.pop()
-
-
-def _children(node: object) -> Iterator[tuple[object, object]]:
-    if isinstance(node, dict):
-        return iter(node.items())
-    if isinstance(node, list):
-        return enumerate(node)
-    return iter(())
-
-
-def _child_path(where: str, key: object) -> str:
-    return f"{where}[{key}]" if isinstance(key, int) else _join(where, str(key))
-
-
-def _bad_number(where: str, value: _NotANumber, path: Path) -> NoReturn:
-    raise ManifestError(
-        f"{where}: {value.describe()} is not a number JSON can hold (RFC 8259 has no NaN "
-        "or Infinity, and no number this large)",
-        path,
-    )
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _got(value: object) -> str:
-    """A value as the error shows it: JSON's own words, short, on one line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        text = json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
-        # A lone surrogate (a file name byte that is not UTF-8) cannot be printed as is.
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return repr(value)
-
-
-_T = TypeVar("_T")
-
-
-class _Reader:
+class _Reader(Fields):
     """Reads one document; every check names its field's JSON path."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(ManifestError, path, writer="prep-audio")
         self.path = path
 
-    def fail(self, where: str, message: str) -> NoReturn:
-        raise ManifestError(f"{where}: {message}", self.path)
-
     # ------------------------------------------------------------ fields
-
-    def obj(self, value: object, where: str) -> dict[str, object]:
-        if not isinstance(value, dict):
-            self.fail(where, f"must be an object (got {_got(value)})")
-        return value
-
-    def field(self, obj: dict[str, object], key: str, where: str) -> tuple[object, str]:
-        at = _join(where, key)
-        if key not in obj:
-            self.fail(at, "missing (prep-audio always writes it)")
-        return obj[key], at
-
-    def integer(
-        self,
-        obj: dict[str, object],
-        key: str,
-        where: str,
-        lo: int,
-        hi: int | None,
-        what: str = "a whole number",
-        *,
-        lo_name: str | None = None,
-        hi_name: str | None = None,
-        nullable: bool = False,
-    ) -> int:
-        """An integer ``lo <= value <= hi`` (``hi`` None: no upper bound)."""
-        value, at = self.field(obj, key, where)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < lo
-            or (hi is not None and value > hi)
-        ):
-            lo_text = str(lo) if lo_name is None else f"{lo_name} ({lo})"
-            if hi is None:
-                bounds = f"of {lo_text} or more"
-            else:
-                bounds = f"from {lo_text} to {hi if hi_name is None else f'{hi_name} ({hi})'}"
-            null = "null or " if nullable else ""
-            self.fail(at, f"must be {null}{what} {bounds} (got {_got(value)})")
-        return value
-
-    def optional_integer(
-        self, obj: dict[str, object], key: str, where: str, lo: int, hi: int, hi_name: str
-    ) -> int | None:
-        value, _ = self.field(obj, key, where)
-        if value is None:
-            return None
-        samples = "a whole number of samples"
-        return self.integer(obj, key, where, lo, hi, samples, hi_name=hi_name, nullable=True)
-
-    def number(
-        self,
-        obj: dict[str, object],
-        key: str,
-        where: str,
-        *,
-        nullable: bool = False,
-        positive: bool = False,
-        non_negative: bool = False,
-    ) -> float:
-        value, at = self.field(obj, key, where)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (isinstance(value, float) and not math.isfinite(value))  # json.loads gives none
-        ):
-            self.fail(
-                at, f"must be {'null or ' if nullable else ''}a finite number (got {_got(value)})"
-            )
-        if positive and not value > 0:
-            self.fail(at, f"must be more than 0 (got {_got(value)})")
-        if non_negative and not value >= 0:
-            self.fail(at, f"must be 0 or more (got {_got(value)})")
-        return float(value)
-
-    def optional_number(self, obj: dict[str, object], key: str, where: str) -> float | None:
-        value, _ = self.field(obj, key, where)
-        return None if value is None else self.number(obj, key, where, nullable=True)
-
-    def string(self, obj: dict[str, object], key: str, where: str) -> str:
-        value, at = self.field(obj, key, where)
-        if not isinstance(value, str) or not value:
-            self.fail(at, f"must be a non-empty string (got {_got(value)})")
-        return value
-
-    def choice(self, obj: dict[str, object], key: str, where: str, choices: tuple[str, ...]) -> str:
-        value, at = self.field(obj, key, where)
-        if not isinstance(value, str) or value not in choices:
-            self.fail(at, f"must be one of {', '.join(choices)} (got {_got(value)})")
-        return value
-
-    def boolean(self, obj: dict[str, object], key: str, where: str) -> bool:
-        value, at = self.field(obj, key, where)
-        if not isinstance(value, bool):
-            self.fail(at, f"must be true or false (got {_got(value)})")
-        return value
-
-    def child(self, obj: dict[str, object], key: str, where: str) -> tuple[dict[str, object], str]:
-        value, at = self.field(obj, key, where)
-        return self.obj(value, at), at
-
-    def array(
-        self, obj: dict[str, object], key: str, where: str, item: Callable[[object, str], _T]
-    ) -> tuple[_T, ...]:
-        value, at = self.field(obj, key, where)
-        if not isinstance(value, list):
-            self.fail(at, f"must be an array (got {_got(value)})")
-        return tuple(item(v, f"{at}[{i}]") for i, v in enumerate(value))
 
     def file_name(self, obj: dict[str, object], key: str, where: str) -> str:
         """A plain file name in the manifest's folder: no path leads anywhere else."""
         value, at = self.field(obj, key, where)
         if not isinstance(value, str):
-            self.fail(at, f"must be a file name (got {_got(value)})")
+            self.fail(at, f"must be a file name (got {got(value)})")
         native = Path(value)
         if (
             not value
@@ -552,7 +308,7 @@ class _Reader:
             self.fail(
                 at,
                 "must be a plain file name in the manifest's folder, without a folder, "
-                f"'..' or a drive (got {_got(value)})",
+                f"'..' or a drive (got {got(value)})",
             )
         return value
 
@@ -562,24 +318,24 @@ class _Reader:
         if not isinstance(data, dict):
             raise ManifestError(
                 f'not a prep-audio manifest (expected a JSON object with "schema": '
-                f'"{SCHEMA}", got {_got(data)})',
+                f'"{SCHEMA}", got {got(data)})',
                 self.path,
             )
         schema = data.get("schema")
         if schema != SCHEMA:
             family = SCHEMA.rsplit("/", 1)[0] + "/"
             if isinstance(schema, str) and schema.startswith(family):
-                self.fail("schema", f"{_got(schema)} is a version this handoff does not read "
+                self.fail("schema", f"{got(schema)} is a version this handoff does not read "
                                     f'(it reads "{SCHEMA}")')  # fmt: skip
             raise ManifestError(
                 f'not a prep-audio manifest (expected "schema": "{SCHEMA}", got '
-                f"{_got(schema) if 'schema' in data else 'none'})",
+                f"{got(schema) if 'schema' in data else 'none'})",
                 self.path,
             )
         source = self.source(*self.child(data, "source", ""))
         settings = self.settings(*self.child(data, "settings", ""))
         master = self.master(*self.child(data, "master", ""), settings.sample_rate)
-        segments = self.array(
+        segments = self.items(
             data, "segments", "", lambda v, at: self.segment(v, at, master.samples)
         )
         if not segments:
@@ -599,22 +355,22 @@ class _Reader:
             settings=settings,
             master=master,
             segments=segments,
-            warnings=self.array(data, "warnings", "", self.warning),
+            warnings=self.items(data, "warnings", "", self.warning),
         )
 
     def source(self, obj: dict[str, object], at: str) -> ManifestSource:
-        sha = self.string(obj, "sha256", at)
+        sha = self.string(obj, "sha256", at, _TEXT)
         if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-            self.fail(f"{at}.sha256", f"must be 64 lower-case hex digits (got {_got(sha)})")
+            self.fail(f"{at}.sha256", f"must be 64 lower-case hex digits (got {got(sha)})")
         return ManifestSource(
-            file=self.string(obj, "file", at),
+            file=self.string(obj, "file", at, _TEXT),
             sha256=sha,
             sample_rate=self.integer(obj, "sample_rate", at, 1, None, "a rate in Hz"),
             channels=self.integer(obj, "channels", at, 1, None),
             samples=self.integer(obj, "samples", at, 0, None),
             duration_s=self.number(obj, "duration_s", at, non_negative=True),
-            integrated_lufs=self.optional_number(obj, "integrated_lufs", at),
-            true_peak_dbtp=self.optional_number(obj, "true_peak_dbtp", at),
+            integrated_lufs=self.opt_number(obj, "integrated_lufs", at),
+            true_peak_dbtp=self.opt_number(obj, "true_peak_dbtp", at),
         )
 
     def settings(self, obj: dict[str, object], at: str) -> ManifestSettings:
@@ -626,7 +382,7 @@ class _Reader:
             or preroll != int(preroll)
             or not 0 <= preroll <= 1000
         ):
-            self.fail(preroll_at, f"must be a whole number from 0 to 1000 (got {_got(preroll)})")
+            self.fail(preroll_at, f"must be a whole number from 0 to 1000 (got {got(preroll)})")
         segment_min = self.number(obj, "segment_min_s", at, positive=True)
         segment_max = self.number(obj, "segment_max_s", at, positive=True)
         if segment_max < segment_min:
@@ -636,7 +392,7 @@ class _Reader:
             )
         lo, hi = SAMPLE_RATES
         return ManifestSettings(
-            name=self.string(obj, "name", at),
+            name=self.string(obj, "name", at, _TEXT),
             kind=self.choice(obj, "kind", at, ("voice", "music")),
             channels=self.choice(obj, "channels", at, ("dual-mono", "mono", "stereo")),
             target_lufs=self.number(obj, "target_lufs", at),
@@ -658,7 +414,7 @@ class _Reader:
         value, at = self.field(obj, key, where)
         if isinstance(value, bool) or not isinstance(value, int) or value not in choices:
             shown = " or ".join(map(str, choices))
-            self.fail(at, f"must be {shown} (got {_got(value)})")
+            self.fail(at, f"must be {shown} (got {got(value)})")
         return value
 
     def limiter(self, obj: dict[str, object], at: str) -> ManifestLimiter:
@@ -691,9 +447,9 @@ class _Reader:
             duration_s=self.number(obj, "duration_s", at, non_negative=True),
             channels=self.integer(obj, "channels", at, 1, 2),
             gain_db=self.number(obj, "gain_db", at),
-            integrated_lufs=self.optional_number(obj, "integrated_lufs", at),
-            true_peak_dbtp=self.optional_number(obj, "true_peak_dbtp", at),
-            measured_as=self.string(obj, "measured_as", at),
+            integrated_lufs=self.opt_number(obj, "integrated_lufs", at),
+            true_peak_dbtp=self.opt_number(obj, "true_peak_dbtp", at),
+            measured_as=self.string(obj, "measured_as", at, _TEXT),
             limiter_max_reduction_db=self.number(obj, "limiter_max_reduction_db", at),
             limited_s=self.number(obj, "limited_s", at, non_negative=True),
         )
@@ -716,10 +472,10 @@ class _Reader:
         preroll_end = self.integer(obj, "preroll_end", at, preroll_start, samples, n,
                                    lo_name="preroll_start", hi_name="samples")  # fmt: skip
         # The click sits before the pre-roll's silence: [click][silence][sound].
-        click_start = self.optional_integer(obj, "click_start", at, 0, preroll_start,
-                                            "preroll_start")  # fmt: skip
-        click_end = self.optional_integer(obj, "click_end", at, click_start or 0, preroll_start,
-                                          "preroll_start")  # fmt: skip
+        click_start = self.opt_integer(obj, "click_start", at, 0, preroll_start, n,
+                                       hi_name="preroll_start")  # fmt: skip
+        click_end = self.opt_integer(obj, "click_end", at, click_start or 0, preroll_start, n,
+                                     hi_name="preroll_start")  # fmt: skip
         if (click_start is None) != (click_end is None):
             self.fail(f"{at}.click_end", "click_start and click_end are both null or both set")
         return Segment(
@@ -736,9 +492,9 @@ class _Reader:
             click_end=click_end,
             preroll_start=preroll_start,
             preroll_end=preroll_end,
-            integrated_lufs=self.optional_number(obj, "integrated_lufs", at),
-            true_peak_dbtp=self.optional_number(obj, "true_peak_dbtp", at),
-            measured_as=self.string(obj, "measured_as", at),
+            integrated_lufs=self.opt_number(obj, "integrated_lufs", at),
+            true_peak_dbtp=self.opt_number(obj, "true_peak_dbtp", at),
+            measured_as=self.string(obj, "measured_as", at, _TEXT),
             cut_in=self.cut(*self.child(obj, "cut_in", at), master_samples),
             cut_out=self.cut(*self.child(obj, "cut_out", at), master_samples),
         )
@@ -749,10 +505,10 @@ class _Reader:
                                   "a whole number of samples", hi_name="master.samples"),
             position_s=self.number(obj, "position_s", at, non_negative=True),
             kind=self.choice(obj, "kind", at, CUT_KINDS),
-            pause_s=self.optional_number(obj, "pause_s", at),
+            pause_s=self.opt_number(obj, "pause_s", at),
         )  # fmt: skip
 
     def warning(self, value: object, at: str) -> str:
         if not isinstance(value, str):
-            self.fail(at, f"must be a string (got {_got(value)})")
+            self.fail(at, f"must be a string (got {got(value)})")
         return value

@@ -33,21 +33,24 @@ any file: one of the takes, one of the alternates, or a file measured nowhere (i
 offset is then unknown, and the timeline places it unshifted and says so). Whether the
 files exist is not checked here: the timeline reports missing media as it does for
 clips.
+
+The file is read by :mod:`handoff.jsondoc`: at most :data:`MAX_BYTES`, UTF-8, JSON as
+RFC 8259 defines it -- a ``NaN``, ``Infinity``, ``1e999`` or an integer of more than 30
+digits is refused by the field it is in.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final
 
 from handoff.errors import SelectsError
 from handoff.fsutil import InputGuard, atomic_write_bytes, resolved
+from handoff.jsondoc import DocumentKind, Fields, got, load_json
 
 __all__ = [
     "MAX_BYTES",
@@ -70,6 +73,18 @@ SYNC_SCHEMA: Final = "handoff.sync/1"
 VERDICTS: Final = ("in", "out", "error")
 MAX_BYTES: Final = 16 * 1024 * 1024
 """The largest selects file read (a few hundred bytes per take)."""
+
+_KIND: Final = DocumentKind(
+    error=SelectsError,
+    name="selects file",
+    not_one="not a selects file",
+    folder="is a folder, not a selects file",
+    max_bytes=MAX_BYTES,
+    too_big=lambda _size: (
+        f"larger than any selects file ({MAX_BYTES // (1024 * 1024)} MiB at most)"
+    ),
+    too_deep="nested too deeply to be a selects file",
+)
 
 
 # ---------------------------------------------------------------- the document
@@ -172,11 +187,11 @@ def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
     twice, go to ``unplaced`` with the reason. Raises :class:`SelectsError` naming the
     field when the result does not follow its schema.
     """
-    r = _Fields("sync result")
+    r = Fields(SelectsError, "sync result")
     doc = r.obj(sync, "the document")
     schema = doc.get("schema")
     if schema != SYNC_SCHEMA:
-        r.fail("schema", f'must be "{SYNC_SCHEMA}" (got {_got(schema)})')
+        r.fail("schema", f'must be "{SYNC_SCHEMA}" (got {got(schema)})')
     manifest = r.opt_string(doc, "manifest", "")
     tolerance = r.opt_number(doc, "tolerance_ms", "")
     takes = r.array(doc, "takes", "")
@@ -189,7 +204,7 @@ def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
         take = r.obj(value, at)
         path = r.string(take, "path", at)
         name = r.opt_string(take, "name", at) or Path(path).name
-        segment = r.opt_int(take, "segment", at, 1)
+        segment = r.opt_integer(take, "segment", at, 1)
         status = r.choice(take, "status", at, ("ok", "error"))
         verdict = r.choice(take, "verdict", at, VERDICTS)
         score = r.opt_number(take, "score", at)
@@ -210,17 +225,17 @@ def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
         audio = take.get("audio")
         picture = take.get("picture")
         if audio is not None:
-            r.obj(audio, f"{at}.audio")
+            audio = r.obj(audio, f"{at}.audio")
         if picture is not None:
-            r.obj(picture, f"{at}.picture")
-        matched = isinstance(audio, dict) and audio.get("matched") is True
+            picture = r.obj(picture, f"{at}.picture")
+        audio_offset = None
+        if audio is not None and audio.get("matched") is True:
+            audio_offset = r.opt_number(audio, "audio_offset_ms", f"{at}.audio")
         entry = {
             "path": path,
             "score": score,
             "verdict": verdict,
-            "audio_offset_ms": r.opt_number(audio, "audio_offset_ms", f"{at}.audio")
-            if matched
-            else None,
+            "audio_offset_ms": audio_offset,
             "picture_offset_ms": None
             if picture is None
             else r.opt_number(picture, "picture_offset_ms", f"{at}.picture"),
@@ -261,23 +276,23 @@ def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
 def load_selects(path: Path | str) -> Selects:
     """Read and check a selects file; :class:`SelectsError` names what is wrong."""
     path = Path(path)
-    return parse_selects(_parse_json(_read_bytes(path), path), path)
+    return parse_selects(load_json(path, _KIND), path)
 
 
 def parse_selects(data: object, path: Path | str) -> Selects:
     """Check an already parsed document (``path`` names it in errors, and relative paths
     in it are taken from its folder)."""
     path = Path(path)
-    r = _Fields(path)
+    r = Fields(SelectsError, path)
     doc = r.obj(data, "the document")
     schema = doc.get("schema")
     if schema != SCHEMA:
         if isinstance(schema, str) and schema.startswith("handoff.selects/"):
-            r.fail("schema", f'{_got(schema)} is a version this handoff does not read '
+            r.fail("schema", f'{got(schema)} is a version this handoff does not read '
                              f'(it reads "{SCHEMA}")')  # fmt: skip
         raise SelectsError(
             f'not a selects file (expected "schema": "{SCHEMA}", got '
-            f"{_got(schema) if 'schema' in doc else 'none'})",
+            f"{got(schema) if 'schema' in doc else 'none'})",
             path,
         )
     folder = path.parent
@@ -302,10 +317,10 @@ def parse_selects(data: object, path: Path | str) -> Selects:
         for k, alt in enumerate(r.array(seg, "alternates", at, required=False)):
             where = f"{at}.alternates[{k}]"
             if not isinstance(alt, str) or not alt:
-                r.fail(where, f"must be a file path (got {_got(alt)})")
+                r.fail(where, f"must be a file path (got {got(alt)})")
             p = folder / alt
             if _key(p) in listed:
-                r.fail(where, f"{_got(alt)} is also alternates[{listed[_key(p)]}]")
+                r.fail(where, f"{got(alt)} is also alternates[{listed[_key(p)]}]")
             listed[_key(p)] = k
             alternates.append(p)
         takes: list[SelectTake] = []
@@ -324,7 +339,7 @@ def parse_selects(data: object, path: Path | str) -> Selects:
             )
         recut = r.opt_number(seg, "recut_at_s", at)
         if recut is not None and recut < 0:
-            r.fail(f"{at}.recut_at_s", f"must be null or 0 or more (got {_got(recut)})")
+            r.fail(f"{at}.recut_at_s", f"must be null or 0 or more (got {got(recut)})")
         segments.append(
             SelectSegment(
                 segment=number,
@@ -349,176 +364,6 @@ def parse_selects(data: object, path: Path | str) -> Selects:
         segments=tuple(segments),
         unplaced=tuple(unplaced),
     )
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        st = path.stat()
-        if stat.S_ISDIR(st.st_mode):
-            raise SelectsError("is a folder, not a selects file", path)
-        if not stat.S_ISREG(st.st_mode):
-            raise SelectsError("not a regular file (a FIFO, socket or device)", path)
-        with path.open("rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise SelectsError("selects file not found", path) from None
-    except PermissionError:
-        raise SelectsError("permission denied (cannot read the selects file)", path) from None
-    except OSError as exc:
-        raise SelectsError(f"cannot be read ({exc.strerror or exc})", path) from None
-    if len(data) > MAX_BYTES:
-        raise SelectsError(
-            f"larger than any selects file ({MAX_BYTES // (1024 * 1024)} MiB at most)", path
-        )
-    return data
-
-
-class _NotANumber:
-    """NaN or Infinity, which JSON (RFC 8259) has no number for: kept in the document so
-    that the error names the field it is in."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-
-def _parse_json(raw: bytes, path: Path) -> object:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SelectsError(f"not UTF-8 text (byte {exc.start}): not a selects file", path) from None
-    try:
-        return json.loads(text, parse_constant=_NotANumber)
-    except json.JSONDecodeError as exc:
-        raise SelectsError(
-            f"not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", path
-        ) from None
-    except RecursionError:
-        raise SelectsError("nested too deeply to be a selects file", path) from None
-
-
-def _got(value: object) -> str:
-    """A value as an error shows it: JSON's own words, short, on one line."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        text = json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return repr(value)
-
-
-class _Fields:
-    """Typed fields of one document; every failure names the field's JSON path."""
-
-    def __init__(self, source: Path | str) -> None:
-        self.source = source
-
-    def fail(self, where: str, message: str) -> NoReturn:
-        if isinstance(self.source, Path):
-            raise SelectsError(f"{where}: {message}", self.source)
-        raise SelectsError(f"{self.source}: {where}: {message}")
-
-    @staticmethod
-    def _at(where: str, key: str) -> str:
-        return f"{where}.{key}" if where else key
-
-    def obj(self, value: object, where: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"must be an object (got {_got(value)})")
-        return value
-
-    def _value(self, obj: Mapping[str, Any], key: str, where: str, required: bool) -> object:
-        if key not in obj:
-            if required:
-                self.fail(self._at(where, key), "missing")
-            return None
-        return obj[key]
-
-    def string(self, obj: Mapping[str, Any], key: str, where: str, what: str = "a string") -> str:
-        value = self._value(obj, key, where, True)
-        if not isinstance(value, str) or not value:
-            self.fail(self._at(where, key), f"must be {what} (got {_got(value)})")
-        return value
-
-    def opt_string(self, obj: Mapping[str, Any], key: str, where: str) -> str | None:
-        value = self._value(obj, key, where, False)
-        if value is not None and (not isinstance(value, str) or not value):
-            self.fail(self._at(where, key), f"must be null or a string (got {_got(value)})")
-        return value
-
-    def integer(self, obj: Mapping[str, Any], key: str, where: str, lo: int) -> int:
-        value = self._value(obj, key, where, True)
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            self.fail(self._at(where, key), f"must be a whole number of {lo} or more "
-                                            f"(got {_got(value)})")  # fmt: skip
-        return value
-
-    def opt_int(self, obj: Mapping[str, Any], key: str, where: str, lo: int) -> int | None:
-        value = self._value(obj, key, where, False)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-            self.fail(self._at(where, key), f"must be null or a whole number of {lo} or more "
-                                            f"(got {_got(value)})")  # fmt: skip
-        return value
-
-    def opt_number(self, obj: object, key: str, where: str) -> float | None:
-        if not isinstance(obj, Mapping):
-            return None
-        value = self._value(obj, key, where, False)
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            self.fail(self._at(where, key), f"must be null or a finite number (got {_got(value)})")
-        return float(value)
-
-    def choice(
-        self,
-        obj: Mapping[str, Any],
-        key: str,
-        where: str,
-        choices: tuple[str, ...],
-        default: str | None = None,
-    ) -> str:
-        value = self._value(obj, key, where, default is None)
-        if value is None and default is not None:
-            return default
-        if not isinstance(value, str) or value not in choices:
-            self.fail(self._at(where, key), f"must be one of {', '.join(choices)} "
-                                            f"(got {_got(value)})")  # fmt: skip
-        return value
-
-    def boolean(self, obj: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-        value = self._value(obj, key, where, False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            self.fail(self._at(where, key), f"must be true or false (got {_got(value)})")
-        return value
-
-    def array(
-        self, obj: Mapping[str, Any], key: str, where: str, *, required: bool = True
-    ) -> list[Any]:
-        value = self._value(obj, key, where, required)
-        if value is None and not required:
-            return []
-        if not isinstance(value, list):
-            self.fail(self._at(where, key), f"must be an array (got {_got(value)})")
-        return value
 
 
 # ---------------------------------------------------------------- writing
