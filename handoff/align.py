@@ -361,12 +361,13 @@ class _Sums:
 
 
 def _picture_sums(
-    times: FloatArray, motion: FloatArray, level: FloatArray, lags: FloatArray
+    times: FloatArray, motion: FloatArray, level: FloatArray, lags: FloatArray, shift: FloatArray
 ) -> _Sums:
     """:class:`_Sums` over the frame pairs (k-1, k) of ``times``: the sound's change is
-    that of its level between the two instants, each moved back by the trial lag."""
+    that of its level between the two instants, each moved back by ``shift`` (the lag
+    already known at that frame) and by the trial lag."""
     # level[j] is centred on j ms exactly (bins j-10 .. j+9 of 1 ms: analysis.centred_level)
-    positions = (times[None, :] - lags[:, None]) * 1000.0
+    positions = ((times - shift)[None, :] - lags[:, None]) * 1000.0
     grid = np.arange(level.shape[0], dtype=np.float64)
     at = np.interp(positions.ravel(), grid, level, left=0.0, right=0.0).reshape(positions.shape)
     change = np.abs(np.diff(at, axis=1))
@@ -400,60 +401,96 @@ def picture_lag(
     level = np.sqrt(
         analysis.centred_level(np.asarray(power, dtype=np.float64), _ENVELOPE_SMOOTH_MS)
     )
-    steps = round(max_lag_s / _PICTURE_STEP_S)
-    lags = np.arange(-steps, steps + 1, dtype=np.float64) * _PICTURE_STEP_S
-    duration = float(times[-1])
+    wide = _lag_grid(max_lag_s)
     hop = max(1, round(_PICTURE_HOP_S / frame_s))
-    per_window = max(1, round(_PICTURE_WINDOW_S / _PICTURE_HOP_S))
-    # Blocks of one hop of frame pairs, no pair in two blocks: their sums add up to the
-    # whole take's, and a window is ``per_window`` neighbouring blocks.
-    blocks: list[_Sums] = []
+    blocks = _blocks(times, motion, level, wide, hop, np.zeros_like(times))
+    if not blocks or _total(blocks).n < 2:
+        return None
+    offset, confidence = _best(_total(blocks).pearson(), wide)
+    line: Line | None = None
+    if float(times[-1]) >= 1.5 * _PICTURE_WINDOW_S:
+        # Each window on its own, over the whole lag range: a take that drifts far cannot
+        # be found by the whole take's correlation, but its windows each can.
+        line = _drift_line(_windows(blocks, times, hop, wide), max(frame_s / 2, 0.010))
+    if line is None:
+        if confidence <= 0.0:
+            return None
+        return PictureFit(offset, None, confidence, (), Line(offset, 0.0, 1, 1))
+    # Again with the picture moved back by the line found: what is left is small and the
+    # same across each window, so each window's correlation peaks sharply (a window of a
+    # drifting take otherwise smears over the lags it drifts through).
+    narrow = _lag_grid(max(2 * frame_s, 0.1))
+    shift = line.at_zero + line.slope * times
+    residual = _blocks(times, motion, level, narrow, hop, shift)
+    left, confidence = _best(_total(residual).pearson(), narrow)
+    rest = _windows(residual, times, hop, narrow)
+    fix = _drift_line(rest, max(frame_s / 4, 0.005))
+    if fix is None:
+        fix = Line(left, 0.0, line.agreeing, line.points)
+    final = Line(line.at_zero + fix.at_zero, line.slope + fix.slope, fix.agreeing, fix.points)
+    series = tuple((c, line.value(c) + v) for c, v, _ in rest)
+    if confidence <= 0.0:
+        return None
+    return PictureFit(final.at_zero, final.slope, confidence, series, final)
+
+
+def _lag_grid(reach_s: float) -> FloatArray:
+    steps = round(reach_s / _PICTURE_STEP_S)
+    return np.arange(-steps, steps + 1, dtype=np.float64) * _PICTURE_STEP_S
+
+
+def _blocks(
+    times: FloatArray,
+    motion: FloatArray,
+    level: FloatArray,
+    lags: FloatArray,
+    hop: int,
+    shift: FloatArray,
+) -> list[_Sums]:
+    """Sums over blocks of ``hop`` frame pairs, no pair in two blocks: they add up to the
+    whole take's, and a window is neighbouring blocks."""
+    out = []
     for start in range(0, times.shape[0] - 1, hop):
         stop = min(times.shape[0], start + hop + 1)
         if stop - start >= 2:
-            blocks.append(_picture_sums(times[start:stop], motion[start:stop], level, lags))
-    if not blocks:
-        return None
+            part = slice(start, stop)
+            out.append(_picture_sums(times[part], motion[part], level, lags, shift[part]))
+    return out
+
+
+def _total(blocks: list[_Sums]) -> _Sums:
     whole = blocks[0]
     for block in blocks[1:]:
         whole = whole + block
-    if whole.n < 2:
+    return whole
+
+
+def _windows(
+    blocks: list[_Sums], times: FloatArray, hop: int, lags: FloatArray
+) -> list[tuple[float, float, float]]:
+    """(centre time, best lag, its correlation) of each window that says something."""
+    per_window = max(1, round(_PICTURE_WINDOW_S / _PICTURE_HOP_S))
+    series = []
+    for i in range(max(1, len(blocks) - per_window + 1)):
+        sums = _total(blocks[i : i + per_window])
+        if sums.n < 8:
+            continue
+        lag, peak = _best(sums.pearson(), lags)
+        if peak >= _PICTURE_MIN_CORR:
+            first = i * hop
+            last = min(times.shape[0] - 1, (i + per_window) * hop)
+            series.append((float((times[first] + times[last]) / 2), lag, peak))
+    return series
+
+
+def _drift_line(series: list[tuple[float, float, float]], agree: float) -> Line | None:
+    """The line through most windows, if at least three (and half of them) agree."""
+    if len(series) < 3:
         return None
-    offset, confidence = _best(whole.pearson(), lags)
-    if confidence <= 0.0:
+    t = np.array([c for c, _, _ in series])
+    y = np.array([v for _, v, _ in series])
+    w = np.array([p for _, _, p in series])
+    line = fit_line(t, y, w, agree)
+    if line is None or line.agreeing < max(3, len(series) // 2):
         return None
-    series: list[tuple[float, float, float]] = []
-    if duration >= 1.5 * _PICTURE_WINDOW_S:
-        near = np.abs(lags - offset) <= max(0.25, 6 * frame_s)
-        for i in range(max(1, len(blocks) - per_window + 1)):
-            group = blocks[i : i + per_window]
-            sums = group[0]
-            for block in group[1:]:
-                sums = sums + block
-            if sums.n < 8:
-                continue
-            # Near the whole take's answer: one window cannot be a second away from it.
-            lag, peak = _best(np.where(near, sums.pearson(), -1.0), lags)
-            if peak >= _PICTURE_MIN_CORR:
-                first = i * hop
-                last = min(times.shape[0] - 1, (i + per_window) * hop)
-                series.append((float((times[first] + times[last]) / 2), lag, peak))
-    sloped = len(series) >= 3
-    if sloped:
-        t = np.array([s[0] for s in series])
-        y = np.array([s[1] for s in series])
-        w = np.array([s[2] for s in series])
-        line = fit_line(t, y, w, max(frame_s / 2, 0.010))
-        assert line is not None
-        if line.agreeing < max(3, len(series) // 2):
-            line = Line(offset, 0.0, 0, len(series))
-            sloped = False
-    else:
-        line = Line(offset, 0.0, 1, 1)
-    return PictureFit(
-        offset_s=line.at_zero if sloped else offset,
-        drift=line.slope if sloped else None,
-        confidence=confidence,
-        series=tuple((c, v) for c, v, _ in series),
-        line=line,
-    )
+    return line

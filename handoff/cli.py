@@ -1164,8 +1164,8 @@ def render_sync(results: Sequence[Any]) -> str:
     rows: list[TakeSync] = list(results)
     width = min(40, max([len(shown(r.name)) for r in rows] + [4]))
     head = (
-        f"{'take':<{width}}  seg  {'sound late':>10}  {'stretch':>9}  {'picture late':>12}  "
-        f"{'drift/min':>9}  {'out at':>7}  {'score':>5}  verdict"
+        f"{'take':<{width}}  seg  {'sound late':>10}  {'sound stretch':>13}  "
+        f"{'picture late':>12}  {'picture drift':>13}  {'out at':>7}  {'score':>5}  verdict"
     )
     lines = [head]
     for r in rows:
@@ -1179,11 +1179,13 @@ def render_sync(results: Sequence[Any]) -> str:
         sound = "not narr." if a is None or not a.matched else f"{_ms(a.offset_ms)} ms"
         stretch = "-" if a is None or a.drift_ppm is None else f"{_ms(a.drift_ppm, 0)} ppm"
         pic = "-" if p is None else f"{_ms(p.offset_ms)} ms"
-        drift = "-" if p is None or p.drift_ms_per_min is None else _ms(p.drift_ms_per_min)
+        drift = (
+            "-" if p is None or p.drift_ms_per_min is None else f"{_ms(p.drift_ms_per_min)} ms/min"
+        )
         out_at = "-" if p is None or p.exceeds_at_s is None else f"{p.exceeds_at_s:.1f} s"
         score = "-" if r.score is None else f"{r.score:.1f}"
         lines.append(
-            f"{name:<{width}}  {seg:>3}  {sound:>10}  {stretch:>9}  {pic:>12}  {drift:>9}  "
+            f"{name:<{width}}  {seg:>3}  {sound:>10}  {stretch:>13}  {pic:>12}  {drift:>13}  "
             f"{out_at:>7}  {score:>5}  {r.verdict}"
         )
     for r in rows:
@@ -1331,7 +1333,7 @@ def sync_cmd(
         from handoff.selects import selects_from_sync, write_selects
 
         with _errors():
-            picked = selects_from_sync(document)
+            picked = selects_from_sync(document, relative_to=selects_out.parent)
             write_selects(selects_out, picked, replace=overwrite, guard=guard)
     if as_json:
         _write_json({**document, "exit_code": code})

@@ -176,8 +176,14 @@ def _key(path: Path) -> str:
 # ---------------------------------------------------------------- from sync
 
 
-def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
+def selects_from_sync(
+    sync: Mapping[str, Any], *, relative_to: Path | None = None
+) -> dict[str, Any]:
     """The selects document for a ``handoff.sync/1`` result (nothing is read or written).
+
+    ``relative_to``: the folder the selects file will be written in. Paths are then
+    written relative to it (a selects file reads relative paths from its own folder, so
+    it keeps working wherever the command was run from); None keeps them as given.
 
     Takes are grouped by ``segment``; each group is ranked by ``score`` (higher first,
     ties by name, takes without a score last). The pick is the best take whose status
@@ -261,6 +267,15 @@ def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
                 "takes": entries,
             }
         )
+    if relative_to is not None:
+        manifest = None if manifest is None else _relative(manifest, relative_to)
+        for seg in segments:
+            seg["pick"] = _relative(seg["pick"], relative_to)
+            seg["alternates"] = [_relative(a, relative_to) for a in seg["alternates"]]
+            for entry in seg["takes"]:
+                entry["path"] = _relative(entry["path"], relative_to)
+        for item in unplaced:
+            item["path"] = _relative(item["path"], relative_to)
     return {
         "schema": SCHEMA,
         "manifest": manifest,
@@ -268,6 +283,15 @@ def selects_from_sync(sync: Mapping[str, Any]) -> dict[str, Any]:
         "segments": segments,
         "unplaced": unplaced,
     }
+
+
+def _relative(path: str, folder: Path) -> str:
+    """``path`` (relative to the current folder, or absolute) as seen from ``folder``;
+    absolute where no relative path leads there (another drive on Windows)."""
+    try:
+        return os.path.relpath(Path(path).absolute(), Path(folder).absolute())
+    except ValueError:
+        return str(Path(path).absolute())
 
 
 # ---------------------------------------------------------------- reading

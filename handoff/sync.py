@@ -763,9 +763,9 @@ def _measure(job: SyncJob, take: _Take, reference: _Reference) -> TakeSync:
         unknowns=int(not sound.matched) + int(picture_unknown),
     )
     inside = sound.matched and exceeds is None and not picture_unknown
-    recut, recut_master = _recut(exceeds, sound_line, reference, job, notes)
-    if not sound.matched:
-        notes.append("out: its sound does not line up with the narration")
+    recut, recut_master = _recut(
+        exceeds, sound_line, reference, job, notes, _slip(picture_line, tol, duration, frame_s)
+    )
     return TakeSync(
         path=job.take,
         segment=job.segment,
@@ -847,18 +847,38 @@ def _first_exceed(
     return min(hits) if hits else None
 
 
+def _slip(picture: Line | None, tol: float, duration: float, frame_s: float) -> str | None:
+    """For a picture out by a steady amount: the whole frames that bring it within the
+    tolerance for the whole take (the editor can slip it), or None."""
+    if picture is None or not frame_s:
+        return None
+    frames = round(picture.value(duration / 2) / frame_s)
+    if frames == 0:
+        return None
+    moved = Line(picture.at_zero - frames * frame_s, picture.slope, 1, 1)
+    if crossing(moved, tol, duration) is not None:
+        return None
+    way = "earlier" if frames > 0 else "later"
+    return f"slip its picture {abs(frames)} frame(s) {way} against the narration"
+
+
 def _recut(
     exceeds: float | None,
     sound: Line | None,
     reference: _Reference,
     job: SyncJob,
     notes: list[str],
+    slip: str | None = None,
 ) -> tuple[float | None, float | None]:
-    """The last pause in the narration before the take goes out of tolerance."""
+    """The last pause in the narration before the take goes out of tolerance.
+    ``slip``: how moving the picture would bring a take that is out throughout back in."""
     if exceeds is None:
         return None, None
     if exceeds <= 0.0:
-        notes.append("out of tolerance from its first frame: regenerate the whole segment")
+        notes.append(
+            "out of tolerance from its first frame: regenerate the whole segment"
+            + ("" if slip is None else f" (or {slip})")
+        )
         return None, None
     # Take time -> narration time: the take's sound runs `sound` behind the narration.
     at = exceeds - (sound.value(exceeds) if sound is not None else 0.0)

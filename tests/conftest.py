@@ -30,8 +30,11 @@ X264_2S_GOP_24 = {
 }
 
 
-def run_handoff(*args: str, unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
-    """``handoff ARGS`` in a child process (a native crash must not take pytest with it).
+def run_handoff(
+    *args: str, unprivileged: bool = False, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``handoff ARGS`` in a child process (a native crash must not take pytest with it),
+    in ``cwd`` when given.
 
     ``unprivileged``: without the capabilities that let root read any file, so that
     permission bits count when the tests run as root (setpriv(1) drops them from the
@@ -49,6 +52,7 @@ def run_handoff(*args: str, unprivileged: bool = False) -> subprocess.CompletedP
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         timeout=300,
+        cwd=cwd,
     )
 
 

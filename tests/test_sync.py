@@ -556,3 +556,23 @@ def test_selects_then_timeline_in_every_format(folder: Path, conditioned: Path) 
         pytest.skip(f"Apple's FCPXML DTD not present: {dtd_path}")
     dtd = etree.DTD(str(dtd_path))
     assert dtd.validate(doc), str(dtd.error_log)
+
+
+def test_selects_paths_are_read_from_the_selects_folder(
+    folder: Path, conditioned: Path, segment_takes: Path
+) -> None:
+    """A selects file written into another folder than the one sync ran in still names
+    the takes: its paths are relative to itself."""
+    work = segment_takes.parent
+    proc = run_handoff("sync", segment_takes.name, "--manifest", str(conditioned),
+                       "--selects", "picks/sel.json", cwd=work)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    written = json.loads((work / "picks" / "sel.json").read_text())
+    pick = written["segments"][0]["pick"]
+    assert pick.startswith("../renders/") and written["manifest"] == "../cond/manifest.json"
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    made = run_handoff("timeline", "--selects", str(work / "picks" / "sel.json"),
+                       "--format", "otio", "--out", "cut.otio", cwd=elsewhere)  # fmt: skip
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert (elsewhere / "cut.otio").exists()
