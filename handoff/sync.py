@@ -207,7 +207,10 @@ def plan_sync(
 
 
 def _r(x: float | None, digits: int = 3) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(x, digits)
+    """Rounded for the JSON; a figure that rounds to nothing is 0.0, never -0.0."""
+    if x is None or not math.isfinite(x):
+        return None
+    return round(x, digits) + 0.0
 
 
 @dataclass(frozen=True, slots=True)
