@@ -12,7 +12,7 @@ prints what it found and whether that is the verdict the file should get.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -41,6 +41,7 @@ from handoff.synth import (
     write_take,
     write_wav,
 )
+from handoff.timeline.model import TimelineBuild
 from handoff.validate import FileReport, validate_file
 
 __all__ = ["make_demo_media", "run_demo"]
@@ -236,9 +237,7 @@ def _demo_prep(outdir: Path, echo: Echo) -> bool:
 
 def _demo_timeline(outdir: Path, echo: Echo) -> bool:
     """Stand-in renders for the conditioned segments, then a timeline in every format."""
-    from lxml import etree
 
-    from handoff.timeline import FORMATS, render
     from handoff.timeline.project import timeline_from_paths
 
     echo("\n5. timeline: the renders on V1 where their narration is, the master locked on A1")
@@ -269,25 +268,43 @@ def _demo_timeline(outdir: Path, echo: Echo) -> bool:
         )
     for note in build.notes:
         echo(f"       - {note}")
+    names = [f"{seg['index']:03d}_render" for seg in manifest["segments"]]
+    return _write_timelines(build, outdir / "timeline", outdir, names, echo, lock=True)
+
+
+def _write_timelines(
+    build: TimelineBuild,
+    folder: Path,
+    outdir: Path,
+    names: Sequence[str],
+    echo: Echo,
+    *,
+    lock: bool = False,
+    audition: bool = False,
+) -> bool:
+    """Write the timeline in every format into ``folder`` and read each back: well-formed,
+    every one of ``names`` in it (and an audition in the FCPXML when asked)."""
+    from lxml import etree
+
+    from handoff.timeline import FORMATS, render
+
     ok = True
-    folder = outdir / "timeline"
     folder.mkdir(exist_ok=True)
-    for fmt in FORMATS:
-        dest = folder / f"handoff demo{FORMATS[fmt].suffix}"
+    for fmt, about in FORMATS.items():
+        dest = folder / f"{build.timeline.name}{about.suffix}"
         data = render(build.timeline, fmt)
         atomic_write_bytes(dest, data, replace=True)
-        # Read it back: well-formed, and every clip's file named in it.
         if fmt.endswith("otio"):
             text = json.dumps(json.loads(data))
         else:
             etree.fromstring(data)
             text = data.decode("utf-8")
-        found = sum(1 for seg in manifest["segments"] if f"{seg['index']:03d}_render" in text)
-        good = found == len(manifest["segments"])
+        good = all(name in text for name in names)
+        if audition and fmt == "fcpxml":
+            good &= "<audition" in text
         ok &= good
-        lock = FORMATS[fmt].lock
-        mark = "ok " if good else "!! "
-        echo(f"  {mark}{dest.relative_to(outdir)} ({FORMATS[fmt].editor}; {lock})")
+        said = f"{about.editor}; {about.lock}" if lock else about.editor
+        echo(f"  {'ok ' if good else '!! '}{dest.relative_to(outdir)} ({said})")
     return ok
 
 
@@ -341,9 +358,7 @@ def _take_line(r: TakeSync, expected: str) -> tuple[bool, str]:
 def _demo_sync(outdir: Path, echo: Echo) -> bool:
     """Stand-in takes of segment 1 -- in sync, picture late, picture drifting -- measured
     against its narration; the best one picked and put on a timeline, the others beside it."""
-    from lxml import etree
 
-    from handoff.timeline import FORMATS, render
     from handoff.timeline.project import timeline_from_selects
 
     echo("\n6. sync: three takes of segment 1 against its narration; the best one picked")
@@ -395,14 +410,17 @@ def _demo_sync(outdir: Path, echo: Echo) -> bool:
     atomic_write_bytes(outdir / "sync.json", json.dumps(document, indent=2).encode(), replace=True)
     echo("  -> sync.json")
 
-    picked = selects_from_sync(document)
+    picked = selects_from_sync(document, relative_to=outdir)
     selects_path = outdir / "selects.json"
     write_selects(selects_path, picked, replace=True)
     chosen = picked["segments"][0] if len(picked["segments"]) == 1 else None
+    def named(path: str) -> Path:  # selects paths are relative to the selects file
+        return (outdir / path).resolve()
+
     good = (
         chosen is not None
-        and Path(chosen["pick"]) == takes[0]
-        and [Path(a) for a in chosen["alternates"]] == takes[1:]
+        and named(chosen["pick"]) == takes[0].resolve()
+        and [named(a) for a in chosen["alternates"]] == [t.resolve() for t in takes[1:]]
         and not chosen["regenerate"]
     )
     ok &= good
@@ -426,24 +444,9 @@ def _demo_sync(outdir: Path, echo: Echo) -> bool:
         echo(f"  V{c.rank} {c.source.path.name}: frames {c.start}-{c.end} ({role}; {moved})")
     ok &= [c.source.path.name for c in build.placements] == [takes[0].name]
     ok &= [c.source.path.name for c in build.alternates] == [t.name for t in takes[1:]]
-    edit = outdir / "edit"
-    edit.mkdir(exist_ok=True)
-    for fmt in FORMATS:
-        dest = edit / f"{build.timeline.name}{FORMATS[fmt].suffix}"
-        data = render(build.timeline, fmt)
-        atomic_write_bytes(dest, data, replace=True)
-        # Read it back: well-formed, the pick and both alternates in it.
-        if fmt.endswith("otio"):
-            text = json.dumps(json.loads(data))
-        else:
-            etree.fromstring(data)
-            text = data.decode("utf-8")
-        good = all(t.stem in text for t in takes)
-        if fmt == "fcpxml":
-            good &= "<audition" in text
-        ok &= good
-        echo(f"  {'ok ' if good else '!! '}{dest.relative_to(outdir)} ({FORMATS[fmt].editor})")
-    return ok
+    # The pick and both alternates in every format; FCPXML carries them as an audition.
+    names = [t.stem for t in takes]
+    return ok & _write_timelines(build, outdir / "edit", outdir, names, echo, audition=True)
 
 
 def run_demo(outdir: Path, echo: Echo = print) -> bool:

@@ -208,6 +208,23 @@ def babble(seconds: float, rate: int = 48000, *, level: float = 0.2, seed: int =
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
+def _tag_bt709(stream: av.VideoStream) -> None:
+    """BT.709 primaries, transfer and matrix, limited range (ITU-R BT.709 / H.273 code 1)."""
+    stream.codec_context.color_primaries = 1
+    stream.codec_context.color_trc = 1
+    stream.codec_context.colorspace = 1
+    stream.codec_context.color_range = 1
+
+
+def _add_sound(
+    out: av.container.OutputContainer, codec: str, rate: int, channels: int
+) -> av.AudioStream:
+    """A mono or stereo sound stream."""
+    added = out.add_stream(codec, rate=rate, layout="mono" if channels == 1 else "stereo")
+    assert isinstance(added, av.AudioStream)
+    return added
+
+
 def _encode_sound(
     out: av.container.OutputContainer, stream: av.AudioStream, track: FloatArray, rate: int
 ) -> None:
@@ -257,16 +274,10 @@ def write_clip(path: Path, spec: ClipSpec) -> Path:
             opts["profile"] = spec.profile
         vs.options = opts
         if spec.colour_tags:
-            vs.codec_context.color_primaries = 1
-            vs.codec_context.color_trc = 1
-            vs.codec_context.colorspace = 1
-            vs.codec_context.color_range = 1
+            _tag_bt709(vs)
         aus: av.AudioStream | None = None
         if spec.audio_rate:
-            layout = "mono" if spec.audio_channels == 1 else "stereo"
-            added = out.add_stream(spec.audio_codec, rate=spec.audio_rate, layout=layout)
-            assert isinstance(added, av.AudioStream)
-            aus = added
+            aus = _add_sound(out, spec.audio_codec, spec.audio_rate, spec.audio_channels)
             if spec.audio_bit_rate:
                 aus.bit_rate = spec.audio_bit_rate
         event_frames = {
@@ -646,16 +657,10 @@ def write_take(path: Path, narration: FloatArray, narration_rate: int, spec: Tak
         vs.codec_context.time_base = time_base
         vs.options = {**_take_encoder_defaults(spec.video_codec), **spec.video_options}
         if spec.colour_tags:
-            vs.codec_context.color_primaries = 1
-            vs.codec_context.color_trc = 1
-            vs.codec_context.colorspace = 1
-            vs.codec_context.color_range = 1
+            _tag_bt709(vs)
         aus: av.AudioStream | None = None
         if spec.sound != "none":
-            layout = "mono" if spec.audio_channels == 1 else "stereo"
-            added = out.add_stream(spec.audio_codec, rate=spec.audio_rate, layout=layout)
-            assert isinstance(added, av.AudioStream)
-            aus = added
+            aus = _add_sound(out, spec.audio_codec, spec.audio_rate, spec.audio_channels)
             if spec.audio_bit_rate and not spec.audio_codec.startswith("pcm_"):
                 aus.bit_rate = spec.audio_bit_rate
         for k in range(count):
