@@ -55,6 +55,7 @@ from handoff.errors import (
     describe,
 )
 from handoff.files import MediaItem, check_readable, segment_number
+from handoff.fsutil import resolved
 from handoff.manifest import Manifest
 
 __all__ = [
@@ -159,7 +160,11 @@ def plan_sync(
     if tolerance_ms is not None and not (0 < tolerance_ms < 10_000):
         raise ValueError(f"tolerance must be between 0 and 10000 ms (got {tolerance_ms})")
     jobs: list[SyncJob] = []
+    # The narration itself is not a take (a folder of takes often holds it too).
+    narration = None if reference is None else resolved(reference)
     for item in takes:
+        if not isinstance(item, InputError) and narration and resolved(item) == narration:
+            continue
         if isinstance(item, InputError):
             where = item.path if item.path is not None else Path()
             jobs.append(SyncJob(where, None, problem=str(item), tolerance_ms=tolerance_ms))

@@ -24,6 +24,7 @@ import pytest
 from handoff.align import ANALYSIS_RATE, AudioAligner
 from handoff.audio import decode_audio
 from handoff.engines.ffmpeg_engine import find_ffmpeg
+from handoff.files import expand_media
 from handoff.manifest import load_manifest
 from handoff.sync import (
     NOTICED_SOUND_EARLY_MS,
@@ -443,6 +444,17 @@ def test_jobs_in_parallel_give_the_same_figures(takes: dict[str, Path], referenc
     one = json.loads(run_handoff(*args, "--jobs", "1").stdout)
     two = json.loads(run_handoff(*args, "--jobs", "2").stdout)
     assert one["takes"] == two["takes"]
+
+
+def test_the_narration_in_a_folder_of_takes_is_not_a_take(
+    folder: Path, narration: FloatArray
+) -> None:
+    here = folder / "with_narration"
+    here.mkdir()
+    ref = write_wav(here / "narration.wav", narration[None, :], RATE)
+    write_take(here / "001_take.mp4", narration, RATE, TakeSpec(width=96, height=64))
+    plan = plan_sync(expand_media([here]), reference=ref)
+    assert [j.take.name for j in plan.jobs] == ["001_take.mp4"]
 
 
 def test_dry_run_pairs_without_measuring(conditioned: Path, segment_takes: Path) -> None:
