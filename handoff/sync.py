@@ -400,14 +400,16 @@ class _Take:
     1 ms power, its first seconds at the native rate; the sound itself is fed to the
     aligner as it is decoded and not kept.
 
-    Times count from ``origin``: the take's start, the earlier of its picture's and its
-    sound's first instant (where an editor starts the clip). Sound that starts later
-    than that is preceded by silence; nothing is dropped."""
+    Times count from the take's start: the earlier of its first picture frame and its
+    first sound sample as decoded (after the codec's priming is dropped, as a player
+    drops it), which is where FFmpeg and the editors start the clip. Sound that starts
+    later than that is preceded by silence. Until both starts are known (the picture
+    decoder holds a few frames back), the sound waits in a short queue."""
 
-    def __init__(self, aligner: AudioAligner | None, origin: float | None) -> None:
+    def __init__(self, aligner: AudioAligner | None, *, has_picture: bool) -> None:
         self.aligner = aligner
-        self.origin = origin
-        self.times: list[float] = []
+        self.origin: float | None = None
+        self.raw_times: list[float] = []
         self.motion: list[float] = []
         self.luma: list[float] = []
         self.power: list[FloatArray] = []
@@ -417,47 +419,64 @@ class _Take:
         self.analysis_samples = 0
         self.skipped = 0
         self.rate: Fraction | None = None
+        self._has_picture = has_picture
         self._prev: FloatArray | None = None
         self._rest = np.zeros(0, dtype=np.float32)
-        self._sound_started = False
-        self._drop_low = 0
-        self._drop_native = 0
+        self._sound_start: float | None = None
+        self._waiting: list[tuple[Float32Array, Float32Array]] = []
 
-    def _start(self, t: float) -> float:
-        if self.origin is None:
-            self.origin = t
-        return t - self.origin
+    @property
+    def times(self) -> list[float]:
+        origin = self.origin or 0.0
+        return [t - origin for t in self.raw_times]
 
     # -- picture
 
     def add_picture(self, frame: VideoFrame, t: float) -> None:
         y = _luma(frame)
-        self.times.append(self._start(t))
+        self.raw_times.append(t)
         self.luma.append(float(y.mean()))
         self.motion.append(0.0 if self._prev is None else float(np.mean(np.abs(y - self._prev))))
         self._prev = y
+        if self.origin is None and len(self.raw_times) == 1:
+            self._settle()
 
     # -- sound
 
     def add_sound(self, t: float | None, low: Float32Array, native: Float32Array) -> None:
-        if not self._sound_started:
-            self._sound_started = True
-            delta = self._start(t if t is not None else 0.0)
-            lead_low = round(delta * ANALYSIS_RATE)
-            lead_native = round(delta * self.native_rate)
-            if lead_low > 0:
-                self._feed_low(np.zeros(lead_low, dtype=np.float32))
-                self._keep_native(np.zeros(max(lead_native, 0), dtype=np.float32))
-            else:  # only with an origin set from a stream that starts later
-                self._drop_low, self._drop_native = -lead_low, max(-lead_native, 0)
-        if self._drop_low:
-            cut = min(self._drop_low, low.shape[0])
-            low, self._drop_low = low[cut:], self._drop_low - cut
-        if self._drop_native:
-            cut = min(self._drop_native, native.shape[0])
-            native, self._drop_native = native[cut:], self._drop_native - cut
+        if low.shape[0] == 0 and native.shape[0] == 0:
+            return
+        if self._sound_start is None:
+            self._sound_start = t if t is not None else 0.0
+            self._settle()
+        if self.origin is None:
+            self._waiting.append((low, native))
+            return
         self._feed_low(low)
         self._keep_native(native)
+
+    def finish(self) -> None:
+        """The decode is over: settle the start even if one stream never came."""
+        if self.origin is None:
+            self._settle(final=True)
+
+    def _settle(self, final: bool = False) -> None:
+        """Fix the start once both first instants are known (or the decode is over),
+        then pass on the sound that waited for it."""
+        picture = self.raw_times[0] if self.raw_times else None
+        sound = self._sound_start
+        if not final and ((self._has_picture and picture is None) or sound is None):
+            return
+        known = [t for t in (picture, sound) if t is not None]
+        self.origin = min(known) if known else 0.0
+        if sound is not None:
+            lead = sound - self.origin
+            self._feed_low(np.zeros(round(lead * ANALYSIS_RATE), dtype=np.float32))
+            self._keep_native(np.zeros(round(lead * self.native_rate), dtype=np.float32))
+        waiting, self._waiting = self._waiting, []
+        for low, native in waiting:
+            self._feed_low(low)
+            self._keep_native(native)
 
     def _feed_low(self, low: Float32Array) -> None:
         if low.shape[0] == 0:
@@ -522,12 +541,7 @@ def _read_take(path: Path, aligner: AudioAligner | None) -> _Take:
         audio = container.streams.audio[0]
         if audio.codec_context is None:
             raise UnsupportedError("its sound has a codec FFmpeg cannot identify", path)
-        starts = [
-            float(s.start_time * s.time_base)
-            for s in ([audio] if video is None else [video, audio])
-            if s.start_time is not None and s.time_base is not None
-        ]
-        take = _Take(aligner, min(starts) if starts else None)
+        take = _Take(aligner, has_picture=video is not None)
         if video is not None:
             video.thread_type = "AUTO"
             take.rate = video.average_rate
@@ -555,6 +569,7 @@ def _read_take(path: Path, aligner: AudioAligner | None) -> _Take:
             take.add_sound(frame.time, low, native)
         take.skipped = damage.skipped
         take.add_sound(None, _joined(low_rs.resample(None)), np.zeros(0, dtype=np.float32))
+        take.finish()
     if take.analysis_samples == 0:
         raise NotMediaError("its sound could not be decoded", path)
     return take
@@ -760,9 +775,15 @@ def _measure(job: SyncJob, take: _Take, reference: _Reference) -> TakeSync:
     slate = _slate(take, reference, job, times)
 
     # Verdict and score.
+    # Where the timeline will put it: moved by its sound offset, in whole frames (a take
+    # with no picture can be moved by any amount).
     shift = 0.0
-    if sound_line is not None and frame_s:
-        shift = round(sound_line.at_zero / frame_s) * frame_s
+    if sound_line is not None:
+        shift = (
+            round(sound_line.at_zero / frame_s) * frame_s
+            if frame_s and times.shape[0]
+            else sound_line.at_zero
+        )
     score = score_of(
         picture_line,
         sound_line,
