@@ -45,7 +45,7 @@ from handoff.align import (
     envelope_lag,
     picture_lag,
 )
-from handoff.audio import Damage, decode_audio, decoded_frames, frame_samples, open_media
+from handoff.audio import Damage, decoded_frames, frame_samples, open_media
 from handoff.errors import (
     HandoffError,
     InputError,
@@ -356,23 +356,6 @@ def sync_json(plan: SyncPlan, results: Sequence[TakeSync]) -> dict[str, Any]:
 # ---------------------------------------------------------------- reading
 
 
-def _mono_16k(samples: Float32Array, rate: int) -> Float32Array:
-    """A mono mix at :data:`ANALYSIS_RATE`, through the same FFmpeg resampler the takes
-    go through (so both sides carry the same filter, and its delay cancels)."""
-    resampler = AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE)
-    out: list[Float32Array] = []
-    step = 1 << 15
-    for start in range(0, samples.shape[0], step):
-        block = np.ascontiguousarray(samples[None, start : start + step], dtype=np.float32)
-        frame = AudioFrame.from_ndarray(block, format="flt", layout="mono")
-        frame.sample_rate = rate
-        frame.pts = start
-        frame.time_base = Fraction(1, rate)
-        out.extend(frame_samples(f)[0] for f in resampler.resample(frame) if f is not None)
-    out.extend(frame_samples(f)[0] for f in resampler.resample(None) if f is not None)
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-
-
 def _power_bins(x: Float32Array) -> FloatArray:
     """Mean square per 1 ms bin of a signal at :data:`ANALYSIS_RATE` (whole bins)."""
     return analysis.bin_power(x[: x.shape[0] // ENVELOPE_BIN * ENVELOPE_BIN], ANALYSIS_RATE)[0]
@@ -380,19 +363,50 @@ def _power_bins(x: Float32Array) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class _Reference:
-    mono: Float32Array  # native rate
+    """The narration as the measurements need it (one streaming decode; the narration at
+    its own rate is kept only for its first seconds, where a click may be)."""
+
+    head: Float32Array  # mono at ``rate``, the first _KEEP_NATIVE_S seconds
     rate: int
-    analysis: Float32Array  # mono at ANALYSIS_RATE
+    analysis: Float32Array  # mono at ANALYSIS_RATE, the whole narration
     power: FloatArray  # 1 ms bins of ``analysis``
 
 
 def _load_reference(path: Path) -> _Reference:
-    decoded = decode_audio(path)
-    if decoded.samples.shape[1] == 0:
-        raise NotMediaError("the reference holds no sound", path)
-    mono = np.asarray(decoded.samples.mean(axis=0), dtype=np.float32)
-    low = _mono_16k(mono, decoded.sample_rate)
-    return _Reference(mono, decoded.sample_rate, low, _power_bins(low))
+    check_readable(path)
+    with open_media(path) as container:
+        if not container.streams.audio:
+            raise NoStreamsError("no sound in it", path)
+        stream = container.streams.audio[0]
+        if stream.codec_context is None:
+            raise UnsupportedError("its sound has a codec FFmpeg cannot identify", path)
+        low_rs = AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE)
+        native_rs: AudioResampler | None = None
+        rate = 0
+        low: list[Float32Array] = []
+        head: list[Float32Array] = []
+        kept = 0
+        for frame in decoded_frames(container, [stream], path, Damage()):
+            if not isinstance(frame, AudioFrame):
+                continue
+            if native_rs is None:
+                rate = frame.sample_rate
+                native_rs = AudioResampler(format="flt", layout="mono", rate=rate)
+            low.append(_joined(low_rs.resample(frame)))
+            if kept < _KEEP_NATIVE_S * rate:
+                part = _joined(native_rs.resample(frame))
+                head.append(part)
+                kept += part.shape[0]
+        low.append(_joined(low_rs.resample(None)))
+    analysis_rate_samples = np.concatenate(low) if low else np.zeros(0, dtype=np.float32)
+    if analysis_rate_samples.shape[0] == 0:
+        raise NotMediaError("it holds no sound", path)
+    return _Reference(
+        head=np.concatenate(head) if head else np.zeros(0, dtype=np.float32),
+        rate=rate,
+        analysis=analysis_rate_samples,
+        power=_power_bins(analysis_rate_samples),
+    )
 
 
 class _Take:
@@ -636,7 +650,7 @@ def _slate(take: _Take, reference: _Reference, job: SyncJob, times: FloatArray) 
     click_s = click / take.native_rate
     # The reference's click is found by the same rule as the take's (the manifest's
     # click_start is where its fade-in begins, not where the rule lands).
-    ref_click = find_click(reference.mono, reference.rate)
+    ref_click = find_click(reference.head, reference.rate)
     if ref_click is None:
         ref_click = job.reference_click
     ref_s = None if ref_click is None else ref_click / reference.rate
@@ -911,15 +925,15 @@ def _recut(
         return None, None
     # Take time -> narration time: the take's sound runs `sound` behind the narration.
     at = exceeds - (sound.value(exceeds) if sound is not None else 0.0)
-    pauses = analysis.find_pauses(reference.mono, reference.rate, min_pause_s=_RECUT_PAUSE_S)
-    before = [p for p in pauses if p.middle / reference.rate < at]
+    pauses = analysis.find_pauses(reference.analysis, ANALYSIS_RATE, min_pause_s=_RECUT_PAUSE_S)
+    before = [p for p in pauses if p.middle / ANALYSIS_RATE < at]
     if not before:
         notes.append(
             f"out of tolerance from {exceeds:.1f} s, with no pause before it in the "
             "narration: regenerate the whole segment"
         )
         return None, None
-    recut = before[-1].middle / reference.rate
+    recut = before[-1].middle / ANALYSIS_RATE
     notes.append(f"out of tolerance from {exceeds:.1f} s: regenerate from {recut:.1f} s")
     master = None if job.master_offset_s is None else recut + job.master_offset_s
     return recut, master
