@@ -11,7 +11,7 @@ runs a plan on worker processes.
 Each take is decoded once, streaming: its sound goes through
 :class:`handoff.align.AudioAligner` as it arrives, and only small per-frame and per-ms
 figures are kept for the picture (about 5 KB per second of take). The narration is
-read whole (it is one segment).
+read streaming too and held at 16 kHz mono (64 KB per second: it is one segment).
 
 What the figures mean, and their signs, are in docs/reference/json.md ("sync").
 """
