@@ -40,22 +40,20 @@ Timings on a shared machine are noisy: read the ratios, not the seconds.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
-import os
-import platform
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import benchlib
 
 GENERATOR_VERSION = 1
 FPS = 24
@@ -65,10 +63,6 @@ PRESETS = {"h264": "h264-review", "prores": "prores-master"}
 CASES = ("h264", "prores", "jobs")
 
 # ----------------------------------------------------------------------------- media
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def source_path(workdir: Path, width: int, height: int, seconds: float, seed: int) -> Path:
@@ -167,7 +161,7 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
             out.mux(packet)
         for packet in aus.encode(None):
             out.mux(packet)
-    _say(f"made {path.name} in {time.perf_counter() - t0:.1f} s")
+    benchlib.say(f"made {path.name} in {time.perf_counter() - t0:.1f} s")
     return path
 
 
@@ -187,46 +181,13 @@ def make_warm_clip(path: Path) -> Path:
 # ----------------------------------------------------------------------------- worker
 
 
-def _status_kib(field_name: str) -> int | None:
-    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in KiB; None off Linux."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    m = re.search(rf"^{field_name}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(m.group(1)) if m else None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark to its current RSS (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _cpu(ru: resource.struct_rusage) -> float:
-    return ru.ru_utime + ru.ru_stime
-
-
 def _worker_cli(job: dict[str, Any]) -> dict[str, Any]:
     """Run one command line; this worker imports nothing heavy, so it stays lean."""
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss_before = _status_kib("VmRSS") or 0
-    t0 = time.perf_counter()
-    proc = subprocess.run(job["argv"], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc, result = benchlib.measure_command(
+        job["argv"], method="ru_maxrss of the largest child (RUSAGE_CHILDREN)"
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{job['argv'][0]} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = {
-        "wall_s": wall,
-        "cpu_s": _cpu(ru1) - _cpu(ru0),
-        "peak_rss_kib": ru1.ru_maxrss,
-        "rss_before_kib": rss_before,
-        "rss_method": "ru_maxrss of the largest child (RUSAGE_CHILDREN)",
-    }
     if job.get("handoff_json"):
         report = json.loads(proc.stdout)
         result["statuses"] = [f["status"] for f in report["files"]]
@@ -249,37 +210,20 @@ def _worker_engine(job: dict[str, Any]) -> dict[str, Any]:
     execute(warm_plan, warm_out, "pyav")
     out = Path(job["out"])
     plan = plan_export(probe(Path(job["source"])), spec, options, dest=out)
-    reset = _reset_peak_rss()
-    rss_before = _status_kib("VmRSS") or 0
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    execute(plan, out, "pyav")
-    wall = time.perf_counter() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    peak = (_status_kib("VmHWM") if reset else None) or ru1.ru_maxrss
-    return {
-        "wall_s": wall,
-        "cpu_s": _cpu(ru1) - _cpu(ru0),
-        "peak_rss_kib": peak,
-        "rss_before_kib": rss_before,
-        "rss_method": "VmHWM reset before the work" if reset else "ru_maxrss of the worker",
-    }
+    _, result = benchlib.measure(
+        lambda: execute(plan, out, "pyav"), children=False, method="ru_maxrss of the worker"
+    )
+    return result
 
 
-def _loadavg() -> float | None:
-    """The 1-minute load average: how busy the machine was (others' work included)."""
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+def _describe_run(result: dict[str, Any]) -> str:
+    return f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU"
 
 
 def worker(job_file: Path) -> None:
     job: dict[str, Any] = json.loads(job_file.read_text())
-    load_before = _loadavg()
-    result = _worker_engine(job) if job["kind"] == "engine" else _worker_cli(job)
-    result["loadavg_1min"] = [load_before, _loadavg()]
-    json.dump(result, sys.stdout)
+    run = _worker_engine if job["kind"] == "engine" else _worker_cli
+    json.dump(benchlib.with_loadavg(run, job), sys.stdout)
 
 
 # ----------------------------------------------------------------------------- profile
@@ -303,7 +247,8 @@ def profile_worker(preset: str, source: Path, out: Path, top: int) -> None:
             def __exit__(self, *exc: object) -> None:
                 wall = time.perf_counter() - self.t0
                 ru1 = resource.getrusage(resource.RUSAGE_SELF)
-                stages[name] = {"wall_s": wall, "cpu_s": _cpu(ru1) - _cpu(self.ru0)}
+                cpu = benchlib.cpu_seconds(ru1) - benchlib.cpu_seconds(self.ru0)
+                stages[name] = {"wall_s": wall, "cpu_s": cpu}
 
         return _Stage()
 
@@ -338,19 +283,7 @@ def profile_worker(preset: str, source: Path, out: Path, top: int) -> None:
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(top)
-    rows = []
-    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in sorted(
-        stats.stats.items(),  # type: ignore[attr-defined]
-        key=lambda kv: -kv[1][2],
-    )[:top]:
-        rows.append(
-            {
-                "function": f"{Path(filename).name}:{line}({func})",
-                "calls": ncalls,
-                "tottime_s": tottime,
-                "cumtime_s": cumtime,
-            }
-        )
+    rows = benchlib.profile_rows(stats, top, builtins_bare=False)
     json.dump(
         {
             "preset": preset,
@@ -407,7 +340,8 @@ def _filter_whatif(source: Path, vplan: Any, count: int = 48) -> list[dict[str, 
                 if not outs:
                     outs.append(result)
             wall = time.perf_counter() - t0
-            cpu = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(ru0)
+            ru1 = resource.getrusage(resource.RUSAGE_SELF)
+            cpu = benchlib.cpu_seconds(ru1) - benchlib.cpu_seconds(ru0)
             a, b = _luma(frames[0]).astype(np.float64), _luma(outs[0]).astype(np.float64)
             scale = 4.0 if b.dtype == np.uint16 or b.max() > 255 else 1.0
             found.append(
@@ -428,10 +362,9 @@ def _filter_whatif(source: Path, vplan: Any, count: int = 48) -> list[dict[str, 
 
 
 @dataclass
-class Tool:
-    key: str
-    label: str
-    job: dict[str, Any]
+class Tool(benchlib.Tool):
+    """A tool and the files each of its runs writes."""
+
     outputs: list[Path]
 
 
@@ -446,40 +379,6 @@ class Case:
     checks: list[str] = field(default_factory=list)
     ok: bool = True
     expected: dict[str, Any] = field(default_factory=dict)
-
-
-def _run_worker(job_file: Path, attempts: int = 3) -> dict[str, Any]:
-    """Run one timed worker. A failed run is tried again (after 60 s), up to ``attempts``
-    times: in a shared checkout someone may be half-way through an edit of handoff."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_worker", str(job_file)]
-    for attempt in range(1, attempts + 1):
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            result: dict[str, Any] = json.loads(proc.stdout)
-            result["attempt"] = attempt
-            return result
-        _say(f"worker {job_file.name} failed (attempt {attempt}):\n{proc.stderr[-2000:]}")
-        if attempt < attempts:
-            time.sleep(60)
-    raise SystemExit(f"worker {job_file.name} failed {attempts} times")
-
-
-def run_case(case: Case, repeat: int, jobs_dir: Path) -> None:
-    files = {}
-    for tool in case.tools:
-        f = jobs_dir / f"{case.name}-{tool.key}.json"
-        f.write_text(json.dumps(tool.job, indent=1))
-        files[tool.key] = f
-    case.runs = {t.key: [] for t in case.tools}
-    for rep in range(repeat):
-        order = case.tools if rep % 2 == 0 else list(reversed(case.tools))
-        for tool in order:
-            result = _run_worker(files[tool.key])
-            case.runs[tool.key].append(result)
-            _say(
-                f"  {case.name} rep {rep + 1}/{repeat} {tool.key}: "
-                f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU"
-            )
 
 
 def _handoff_cli(
@@ -507,8 +406,6 @@ def _handoff_cli(
 
 
 def build_codec_case(name: str, source: Path, warm: Path, workdir: Path, engine: bool) -> Case:
-    import imageio_ffmpeg
-
     from handoff.engines.ffmpeg_engine import command
     from handoff.plan import ExportOptions, export_settings, plan_export
     from handoff.probe import probe
@@ -523,7 +420,7 @@ def build_codec_case(name: str, source: Path, warm: Path, workdir: Path, engine:
         d.mkdir(parents=True, exist_ok=True)
     outs = {k: d / f"{source.stem}{ext}" for k, d in dirs.items()}
     plan = plan_export(probe(source), spec, ExportOptions(fps=Fraction(FPS)), dest=outs["ffmpeg"])
-    argv = command(plan, outs["ffmpeg"], ffmpeg=str(imageio_ffmpeg.get_ffmpeg_exe()))
+    argv = command(plan, outs["ffmpeg"], ffmpeg=benchlib.ffmpeg_exe())
     tools = [
         Tool(
             "handoff",
@@ -789,26 +686,11 @@ def check_jobs_case(case: Case) -> None:
 # ----------------------------------------------------------------------------- report
 
 
-def _mib(kib: float) -> float:
-    return kib / 1024.0
-
-
 def summarise(case: Case) -> dict[str, Any]:
     tools: dict[str, Any] = {}
     for tool in case.tools:
         runs = case.runs[tool.key]
-        walls = [r["wall_s"] for r in runs]
-        tools[tool.key] = {
-            "label": tool.label,
-            "job": tool.job,
-            "wall_s": walls,
-            "cpu_s": [r["cpu_s"] for r in runs],
-            "loadavg_1min": [r.get("loadavg_1min") for r in runs],
-            "median_wall_s": statistics.median(walls),
-            "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
-            "peak_rss_mib": _mib(max(r["peak_rss_kib"] for r in runs)),
-            "rss_method": runs[0]["rss_method"],
-        }
+        tools[tool.key] = benchlib.tool_summary(tool.label, tool.job, runs, rss_per_run=False)
         if "file_seconds" in runs[0]:
             tools[tool.key]["file_seconds"] = [r["file_seconds"] for r in runs]
             tools[tool.key]["median_in_export_s"] = statistics.median(
@@ -884,79 +766,20 @@ def markdown(rows: Sequence[dict[str, Any]], frames: dict[str, int]) -> str:
             f"| {'yes' if r['ok'] else 'NO'} |",
             "",
         ]
-    lines += ["Raw wall times (s), in run order per tool:", ""]
-    for r in rows:
-        parts = []
-        for key, t in r["tools"].items():
-            raw = ", ".join(f"{x:.2f}" for x in t["wall_s"])
-            extra = ""
-            if "median_in_export_s" in t:
-                extra = f" (inside export_one: median {t['median_in_export_s']:.2f})"
-            parts.append(f"{key} [{raw}]{extra}")
-        lines.append(f"- {r['title']}: " + "; ".join(parts))
-    lines += ["", "1-minute load average when each run started, same order (2 cores):", ""]
-    for r in rows:
-        parts = []
-        for key, t in r["tools"].items():
-            loads = [x[0] if x and x[0] is not None else math.nan for x in t["loadavg_1min"]]
-            parts.append(f"{key} [" + ", ".join(f"{x:.1f}" for x in loads) + "]")
-        lines.append(f"- {r['title']}: " + "; ".join(parts))
-    lines += ["", "Equivalence checks:", ""]
-    for r in rows:
-        lines += [f"- {r['title']}: {c}" for c in r["checks"]]
+    lines += benchlib.report_tail(
+        rows,
+        raw_heading="Raw wall times (s), in run order per tool:",
+        raw_note=_in_export_note,
+        checks_heading="Equivalence checks:",
+    )
     return "\n".join(lines)
 
 
-def machine() -> dict[str, Any]:
-    mem_kib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = cpu or line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import av
-    import imageio_ffmpeg
-
-    exe = str(imageio_ffmpeg.get_ffmpeg_exe())
-    first = subprocess.run([exe, "-version"], capture_output=True, text=True).stdout
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "platform_processor": platform.processor(),
-        "cpu_model": cpu,
-        "machine": platform.machine(),
-        "memory_gib": round(mem_kib / 1024**2, 1) if mem_kib else None,
-        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3]
-        if Path("/proc/loadavg").exists()
-        else None,
-        "python": platform.python_version(),
-        "pyav": av.__version__,
-        "pyav_libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
-        "imageio_ffmpeg": getattr(imageio_ffmpeg, "__version__", None),
-        "ffmpeg": first.splitlines()[0] if first else None,
-    }
-
-
-def handoff_fingerprint() -> str:
-    """A hash of handoff's source, to notice the code changing under a run."""
-    import hashlib
-
-    spec = importlib.util.find_spec("handoff")
-    digest = hashlib.sha256()
-    if spec is not None and spec.submodule_search_locations:
-        root = Path(next(iter(spec.submodule_search_locations)))
-        for src in sorted(root.rglob("*.py")):
-            digest.update(src.name.encode())
-            digest.update(src.read_bytes())
-    return digest.hexdigest()[:16]
+def _in_export_note(tool: Mapping[str, Any]) -> str:
+    """After a handoff tool's raw times: the median time spent inside ``export_one``."""
+    if "median_in_export_s" not in tool:
+        return ""
+    return f" (inside export_one: median {tool['median_in_export_s']:.2f})"
 
 
 def run_profiles(cases: Sequence[Case], workdir: Path, top: int) -> list[dict[str, Any]]:
@@ -974,7 +797,7 @@ def run_profiles(cases: Sequence[Case], workdir: Path, top: int) -> list[dict[st
             str(out),
             str(top),
         ]
-        _say(f"profiling a PyAV export, {case.preset}")
+        benchlib.say(f"profiling a PyAV export, {case.preset}")
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"profile worker failed:\n{proc.stderr[-4000:]}")
@@ -1012,12 +835,7 @@ def profile_markdown(profiles: Sequence[dict[str, Any]]) -> str:
                     f"{g['out_color_range']} | {g['luma_mean_abs_diff_vs_source']:.2f} |"
                 )
         lines += ["", "cProfile, by own time (C calls made from Python are counted in the caller):"]
-        lines += ["", "| function | calls | own s | cumulative s |", "|---|--:|--:|--:|"]
-        for row in p["top_tottime"]:
-            lines.append(
-                f"| `{row['function']}` | {row['calls']} | {row['tottime_s']:.2f} "
-                f"| {row['cumtime_s']:.2f} |"
-            )
+        lines += ["", *benchlib.profile_table(p["top_tottime"])]
     return "\n".join(lines)
 
 
@@ -1037,7 +855,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=Path(__file__).resolve().parent / "_work",
+        default=benchlib.WORKDIR,
         help="where generated media and outputs go (benchmarks/_work)",
     )
     parser.add_argument("--cases", default=",".join(CASES), help="subset of h264,prores,jobs")
@@ -1052,10 +870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.clips < 1 or args.seconds <= 0 or args.clip_seconds <= 0:
         parser.error("--repeat, --clips, --seconds and --clip-seconds must be positive")
-    wanted = [c for c in args.cases.split(",") if c]
-    unknown = set(wanted) - set(CASES)
-    if unknown:
-        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    wanted = benchlib.parse_cases(parser, args.cases, CASES)
     workdir: Path = args.workdir.resolve()
     jobs_dir = workdir / "export_jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -1082,18 +897,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
         cases.append(build_jobs_case(clips, workdir))
 
-    # Untimed: bring the interpreter, handoff, PyAV and the ffmpeg binary into the page
-    # cache, so the first timed run does not pay for the disk.
-    import imageio_ffmpeg
+    benchlib.warm_page_cache()
 
-    subprocess.run([sys.executable, "-m", "handoff", "--help"], capture_output=True, check=True)
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-version"], capture_output=True, check=True)
-
-    fingerprint = handoff_fingerprint()
+    fingerprint = benchlib.handoff_fingerprint()
     for case in cases:
-        _say(f"{case.name}: " + " vs ".join(t.label for t in case.tools))
-        run_case(case, args.repeat, jobs_dir)
-        _say(f"{case.name}: checking the outputs")
+        benchlib.say(f"{case.name}: " + " vs ".join(t.label for t in case.tools))
+        case.runs = benchlib.run_case(
+            __file__, case.name, case.tools, args.repeat, jobs_dir, describe=_describe_run
+        )
+        benchlib.say(f"{case.name}: checking the outputs")
         if case.name == "jobs":
             check_jobs_case(case)
         else:
@@ -1103,16 +915,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.name: int(c.expected["frames"]) for c in cases if isinstance(c.expected["frames"], int)
     }
     profiles = run_profiles(cases, workdir, args.top) if args.profile else []
-    changed = handoff_fingerprint() != fingerprint
-    if changed:
-        _say("warning: handoff's source changed during the run; run again for clean figures")
+    changed = benchlib.source_changed(fingerprint)
     print(markdown(rows, frames) + profile_markdown(profiles))
     if args.json is not None:
         doc = {
-            "command": " ".join(["python", sys.argv[0], *argv]),
+            "command": benchlib.command_line(argv),
             "repeat": args.repeat,
             "seconds": args.seconds,
-            "machine": machine(),
+            "machine": benchlib.machine(),
             "timer": "time.perf_counter in a fresh worker process per run",
             "cpu": "resource.getrusage user+system: RUSAGE_CHILDREN for command lines, "
             "RUSAGE_SELF for the in-process engine",
@@ -1121,8 +931,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cases": rows,
             "profiles": profiles,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        benchlib.write_json(args.json, doc)
     return 0 if all(c.ok for c in cases) else 1
 
 

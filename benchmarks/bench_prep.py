@@ -24,12 +24,12 @@ import sys
 import time
 from pathlib import Path
 
-import imageio_ffmpeg
+import benchlib
 import numpy as np
 
 from handoff.synth import speech_like, write_wav
 
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+FFMPEG = benchlib.ffmpeg_exe()
 
 
 def make_source(workdir: Path, seconds: float) -> Path:
@@ -93,7 +93,7 @@ def main() -> int:
         order = [("handoff", ours), ("ffmpeg-normalize", fn)]
         for label, argv in order if i % 2 == 0 else order[::-1]:
             times[label].append(timed(argv, env))
-            print(f"  rep {i + 1} {label}: {times[label][-1]:.2f} s", file=sys.stderr)
+            benchlib.say(f"  rep {i + 1} {label}: {times[label][-1]:.2f} s")
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"source: {source.name}, {args.seconds:.0f} s\n")
     print("| tool | median wall s | raw s | output | ebur128 LUFS | true peak dBTP |")

@@ -30,10 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -43,6 +40,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import benchlib
 
 GENERATOR_VERSION = 1
 HOUR_S = 3600
@@ -92,7 +91,7 @@ def make_batch(workdir: Path, count: int) -> list[Path]:
             write_clip(tmp, _clip_spec(i))
         made += 1
     if made:
-        _say(f"made {made} batch clips in {time.perf_counter() - t0:.1f} s")
+        benchlib.say(f"made {made} batch clips in {time.perf_counter() - t0:.1f} s")
     return paths
 
 
@@ -170,7 +169,7 @@ def make_hour(path: Path) -> Path:
                 out.mux(apkt)
                 next_audio += 1
         assert next_audio == audio_packets
-    _say(f"made the 1-hour file in {time.perf_counter() - t0:.1f} s")
+    benchlib.say(f"made the 1-hour file in {time.perf_counter() - t0:.1f} s")
     return path
 
 
@@ -267,11 +266,8 @@ _EBUR128_PEAK = re.compile(r"Peak:\s+(-?[\d.]+|-inf)\s+dBFS")
 
 
 def _ffmpeg_cmd(path: Path) -> list[str]:
-    import imageio_ffmpeg
-
-    exe = str(imageio_ffmpeg.get_ffmpeg_exe())
     return [
-        exe,
+        benchlib.ffmpeg_exe(),
         "-hide_banner",
         "-nostats",
         "-nostdin",
@@ -322,25 +318,6 @@ TOOLS: dict[str, tuple[str, Callable[[], Tool], bool]] = {
 }
 
 
-def _status_kib(field_name: str) -> int | None:
-    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in KiB; None off Linux."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    m = re.search(rf"^{field_name}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(m.group(1)) if m else None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark to its current RSS (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def worker(tool_name: str, warmup: Path, paths_file: Path) -> None:
     """Time one tool over the listed files; print one JSON object on stdout.
 
@@ -355,32 +332,13 @@ def worker(tool_name: str, warmup: Path, paths_file: Path) -> None:
     _label, factory, child = TOOLS[tool_name]
     run = factory()
     run([warmup])  # first-call costs (library load, codec lookup) stay outside the timer
-    who = resource.RUSAGE_CHILDREN if child else resource.RUSAGE_SELF
-    reset = not child and _reset_peak_rss()
-    rss_before = _status_kib("VmRSS") or 0
-    ru0 = resource.getrusage(who)
-    t0 = time.perf_counter()
-    facts = run(paths)
-    wall = time.perf_counter() - t0
-    ru1 = resource.getrusage(who)
-    if child:
-        peak, method = ru1.ru_maxrss, "ru_maxrss of the ffmpeg child (RUSAGE_CHILDREN)"
-    elif reset:
-        peak, method = _status_kib("VmHWM") or ru1.ru_maxrss, "VmHWM reset before the work"
-    else:
-        peak, method = ru1.ru_maxrss, "ru_maxrss of the worker (includes the warm-up)"
-    cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    json.dump(
-        {
-            "wall_s": wall,
-            "cpu_s": cpu,
-            "peak_rss_kib": peak,
-            "rss_before_kib": rss_before,
-            "rss_method": method,
-            "facts": facts,
-        },
-        sys.stdout,
+    method = (
+        "ru_maxrss of the ffmpeg child (RUSAGE_CHILDREN)"
+        if child
+        else "ru_maxrss of the worker (includes the warm-up)"
     )
+    facts, result = benchlib.measure(lambda: run(paths), children=child, method=method)
+    json.dump({**result, "facts": facts}, sys.stdout)
 
 
 # ----------------------------------------------------------------------------- runner
@@ -399,36 +357,20 @@ class Case:
     agrees: bool = True
 
 
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _run_worker(tool: str, case: Case, paths_file: Path) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "_worker",
-        tool,
-        str(case.warmup),
-        str(paths_file),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {tool} failed:\n{proc.stderr}")
-    result: dict[str, Any] = json.loads(proc.stdout)
-    return result
-
-
 def run_case(case: Case, repeat: int, workdir: Path) -> None:
+    """Time the case's two tools, interleaved, each run a fresh worker that is not
+    retried (a failure ends the benchmark)."""
     paths_file = workdir / f"{case.name}.paths"
     paths_file.write_text("".join(f"{p}\n" for p in case.paths))
-    case.runs = {case.tool_a: [], case.tool_b: []}
-    for rep in range(repeat):
-        order = (case.tool_a, case.tool_b) if rep % 2 == 0 else (case.tool_b, case.tool_a)
-        for tool in order:
-            result = _run_worker(tool, case, paths_file)
-            case.runs[tool].append(result)
-            _say(f"  {case.name} rep {rep + 1}/{repeat} {tool}: {result['wall_s']:.3f} s")
+    case.runs = benchlib.run_interleaved(
+        case.name,
+        [case.tool_a, case.tool_b],
+        repeat,
+        lambda tool: benchlib.run_worker(
+            __file__, [tool, str(case.warmup), str(paths_file)], tool, attempts=1
+        ),
+        lambda r: f"{r['wall_s']:.3f} s",
+    )
 
 
 def _facts(case: Case, tool: str) -> list[dict[str, Any]]:
@@ -514,10 +456,6 @@ def check_loudness_agreement(case: Case) -> None:
     case.agreement += text
 
 
-def _mib(kib: float) -> float:
-    return kib / 1024.0
-
-
 def summarise(case: Case) -> dict[str, Any]:
     def stats(tool: str) -> dict[str, Any]:
         runs = case.runs[tool]
@@ -527,9 +465,11 @@ def summarise(case: Case) -> dict[str, Any]:
             "wall_s": walls,
             "median_wall_s": statistics.median(walls),
             "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
-            "peak_rss_mib": _mib(max(r["peak_rss_kib"] for r in runs)),
-            "rss_before_mib": _mib(max(r["rss_before_kib"] for r in runs)),
-            "rss_growth_mib": _mib(max(r["peak_rss_kib"] - r["rss_before_kib"] for r in runs)),
+            "peak_rss_mib": benchlib.mib(max(r["peak_rss_kib"] for r in runs)),
+            "rss_before_mib": benchlib.mib(max(r["rss_before_kib"] for r in runs)),
+            "rss_growth_mib": benchlib.mib(
+                max(r["peak_rss_kib"] - r["rss_before_kib"] for r in runs)
+            ),
             "rss_method": runs[0]["rss_method"],
             "files_per_s": len(case.paths) / statistics.median(walls),
         }
@@ -581,54 +521,17 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def machine() -> dict[str, Any]:
-    mem_kib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = cpu or line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import av
+    """The machine, PyAV's libavformat, pymediainfo and its libmediainfo."""
     import pymediainfo
 
     try:  # a private helper: its shape may change between pymediainfo releases
         libmediainfo: str | None = str(pymediainfo.MediaInfo._get_library()[2])
     except (AttributeError, IndexError, OSError, TypeError):
         libmediainfo = None
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "platform_processor": platform.processor(),
-        "cpu_model": cpu,
-        "machine": platform.machine(),
-        "memory_gib": round(mem_kib / 1024**2, 1) if mem_kib else None,
-        "python": platform.python_version(),
-        "pyav": av.__version__,
-        "pyav_libavformat": ".".join(map(str, av.library_versions.get("libavformat", ()))),
+    return benchlib.machine(av_library="libavformat", loadavg_at_end=False, ffmpeg=False) | {
         "pymediainfo": pymediainfo.__version__,
         "libmediainfo": libmediainfo,
     }
-
-
-def handoff_fingerprint() -> str:
-    """A hash of handoff's source, to notice the code changing under a run."""
-    import hashlib
-
-    spec = importlib.util.find_spec("handoff")
-    digest = hashlib.sha256()
-    if spec is not None and spec.submodule_search_locations:
-        root = Path(next(iter(spec.submodule_search_locations)))
-        for src in sorted(root.rglob("*.py")):
-            digest.update(src.name.encode())
-            digest.update(src.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -642,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=Path(__file__).resolve().parent / "_work",
+        default=benchlib.WORKDIR,
         help="where generated media is cached (benchmarks/_work)",
     )
     parser.add_argument("--wav-seconds", type=float, default=300.0, help="narration length")
@@ -682,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if "wav-loudness" in wanted:
         if importlib.util.find_spec("handoff.audio") is None:
-            _say("handoff.audio is not there yet: skipping the loudness case")
+            benchlib.say("handoff.audio is not there yet: skipping the loudness case")
         else:
             minutes = f"{args.wav_seconds / 60:.3g}"
             wav = make_wav(workdir / f"narration_{int(args.wav_seconds)}s.wav", args.wav_seconds)
@@ -698,10 +601,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
 
-    fingerprint = handoff_fingerprint()
+    fingerprint = benchlib.handoff_fingerprint()
     probe_case: Case | None = None
     for case in cases:
-        _say(f"{case.name}: {TOOLS[case.tool_a][0]} vs {TOOLS[case.tool_b][0]}")
+        benchlib.say(f"{case.name}: {TOOLS[case.tool_a][0]} vs {TOOLS[case.tool_b][0]}")
         run_case(case, args.repeat, workdir)
         if case.name in ("batch-probe", "hour-probe"):
             check_probe_agreement(case)
@@ -713,13 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_loudness_agreement(case)
 
     rows = [summarise(c) for c in cases]
-    changed = handoff_fingerprint() != fingerprint
-    if changed:
-        _say("warning: handoff's source changed during the run; run again for clean figures")
+    changed = benchlib.source_changed(fingerprint)
     print(markdown(rows))
     if args.json is not None:
         doc = {
-            "command": " ".join(["python", sys.argv[0], *argv]),
+            "command": benchlib.command_line(argv),
             "repeat": args.repeat,
             "machine": machine(),
             "timer": "time.perf_counter in a fresh worker process per run, after a warm-up call",
@@ -729,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "handoff_source_changed_during_run": changed,
             "cases": rows,
         }
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        benchlib.write_json(args.json, doc)
     return 0 if all(c.agrees for c in cases) else 1
 
 

@@ -49,11 +49,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import time
@@ -61,6 +58,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import benchlib
+from benchlib import Tool
 
 GENERATOR_VERSION = 1
 FPS = 24
@@ -70,16 +70,6 @@ MAIN_DELAY_S = 0.02  # the picture of the long takes is this late (the truth to 
 BATCH_DELAYS_S = (0.0, 0.02, -0.02)  # batch take i: BATCH_DELAYS_S[i % 3]
 AUDIO_TOLERANCE_MS = 1.0
 CASES = ("decode", "length", "jobs")
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 def frame_ms() -> float:
@@ -179,7 +169,7 @@ def make_take(
     try:
         with atomic_output(path, replace=True) as tmp:
             argv = [
-                _ffmpeg_exe(),
+                benchlib.ffmpeg_exe(),
                 "-nostdin",
                 "-v",
                 "error",
@@ -223,7 +213,7 @@ def make_take(
                 raise SystemExit(f"ffmpeg could not make {path.name}:\n{proc.stderr[-3000:]}")
     finally:
         small.unlink(missing_ok=True)
-    _say(f"made {path.name} in {time.perf_counter() - t0:.1f} s")
+    benchlib.say(f"made {path.name} in {time.perf_counter() - t0:.1f} s")
     return take
 
 
@@ -253,28 +243,6 @@ def media_facts(take: Take) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- worker
 
 
-def _status_kib(field_name: str) -> int | None:
-    """A ``/proc/self/status`` memory field (VmRSS, VmHWM) in KiB; None off Linux."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    m = re.search(rf"^{field_name}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(m.group(1)) if m else None
-
-
-def _cpu(ru: resource.struct_rusage) -> float:
-    return ru.ru_utime + ru.ru_stime
-
-
-def _loadavg() -> float | None:
-    """The 1-minute load average: how busy the machine was (others' work included)."""
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _sync_summary(stdout: str) -> list[dict[str, Any]]:
     """The figures checked, per take, from ``handoff sync --json``."""
     doc = json.loads(stdout)
@@ -300,20 +268,10 @@ def _sync_summary(stdout: str) -> list[dict[str, Any]]:
 
 def _worker_cli(job: dict[str, Any]) -> dict[str, Any]:
     """Run one command line; this worker imports nothing heavy, so it stays lean."""
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rss_before = _status_kib("VmRSS") or 0
-    t0 = time.perf_counter()
-    proc = subprocess.run(job["argv"], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result: dict[str, Any] = {
-        "wall_s": wall,
-        "cpu_s": _cpu(ru1) - _cpu(ru0),
-        "peak_rss_kib": ru1.ru_maxrss,
-        "rss_before_kib": rss_before,
-        "rss_method": "ru_maxrss of the largest descendant (RUSAGE_CHILDREN)",
-        "exit_code": proc.returncode,
-    }
+    proc, result = benchlib.measure_command(
+        job["argv"], method="ru_maxrss of the largest descendant (RUSAGE_CHILDREN)"
+    )
+    result["exit_code"] = proc.returncode
     if job.get("parse") == "sync":
         # sync exits 1 when a take is out of tolerance: still a measurement, judged later.
         if proc.returncode not in (0, 1):
@@ -335,37 +293,25 @@ def _worker_pyav(job: dict[str, Any]) -> dict[str, Any]:
     from handoff.audio import open_media
 
     path = Path(job["take"])
-    reset = True
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        reset = False
-    rss_before = _status_kib("VmRSS") or 0
-    ru0 = resource.getrusage(resource.RUSAGE_SELF)
-    t0 = time.perf_counter()
-    frames = samples = 0
-    with open_media(path) as container:
-        video, audio = container.streams.video[0], container.streams.audio[0]
-        video.thread_type = "AUTO"
-        for packet in container.demux(video, audio):
-            for frame in packet.decode():
-                if isinstance(frame, av.VideoFrame):
-                    frames += 1
-                elif isinstance(frame, av.AudioFrame):
-                    samples += frame.samples
-        # demux() ends each stream with an empty packet, whose decode() drains the decoder.
-    wall = time.perf_counter() - t0
-    ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    peak = (_status_kib("VmHWM") if reset else None) or ru1.ru_maxrss
-    return {
-        "wall_s": wall,
-        "cpu_s": _cpu(ru1) - _cpu(ru0),
-        "peak_rss_kib": peak,
-        "rss_before_kib": rss_before,
-        "rss_method": "VmHWM reset before the work" if reset else "ru_maxrss of the worker",
-        "frames": frames,
-        "audio_samples": samples,
-    }
+
+    def decode() -> tuple[int, int]:
+        frames = samples = 0
+        with open_media(path) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            video.thread_type = "AUTO"
+            for packet in container.demux(video, audio):
+                for frame in packet.decode():
+                    if isinstance(frame, av.VideoFrame):
+                        frames += 1
+                    elif isinstance(frame, av.AudioFrame):
+                        samples += frame.samples
+            # demux() ends each stream with an empty packet, whose decode() drains the decoder.
+        return frames, samples
+
+    (frames, samples), result = benchlib.measure(
+        decode, children=False, method="ru_maxrss of the worker"
+    )
+    return {**result, "frames": frames, "audio_samples": samples}
 
 
 def _worker_split(job: dict[str, Any]) -> dict[str, Any]:
@@ -383,10 +329,11 @@ def _worker_split(job: dict[str, Any]) -> dict[str, Any]:
         return {"skipped": "handoff.sync has no _load_reference/_read_take any more"}
 
     def step(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
-        Path("/proc/self/clear_refs").write_text("5")
-        before = _status_kib("VmRSS") or 0
+        if not benchlib.reset_peak_rss():
+            raise OSError("cannot reset the RSS high-water mark (/proc/self/clear_refs)")
+        before = benchlib.status_kib("VmRSS") or 0
         value = fn(*args)
-        peak, after = _status_kib("VmHWM") or 0, _status_kib("VmRSS") or 0
+        peak, after = benchlib.status_kib("VmHWM") or 0, benchlib.status_kib("VmRSS") or 0
         return value, {
             "rss_before_mib": before / 1024,
             "peak_growth_mib": (peak - before) / 1024,
@@ -404,20 +351,11 @@ def worker(job_file: Path) -> None:
     if job["kind"] == "split":
         json.dump(_worker_split(job), sys.stdout)
         return
-    load_before = _loadavg()
-    result = _worker_pyav(job) if job["kind"] == "pyav" else _worker_cli(job)
-    result["loadavg_1min"] = [load_before, _loadavg()]
-    json.dump(result, sys.stdout)
+    run = _worker_pyav if job["kind"] == "pyav" else _worker_cli
+    json.dump(benchlib.with_loadavg(run, job), sys.stdout)
 
 
 # ----------------------------------------------------------------------------- runner
-
-
-@dataclass
-class Tool:
-    key: str
-    label: str
-    job: dict[str, Any]
 
 
 @dataclass
@@ -431,39 +369,11 @@ class Case:
     ok: bool = True
 
 
-def _run_worker(job_file: Path, attempts: int = 3) -> dict[str, Any]:
-    """Run one timed worker. A failed run is tried again (after 60 s), up to ``attempts``
-    times: in a shared checkout someone may be half-way through an edit of handoff."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "_worker", str(job_file)]
-    for attempt in range(1, attempts + 1):
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            result: dict[str, Any] = json.loads(proc.stdout)
-            result["attempt"] = attempt
-            return result
-        _say(f"worker {job_file.name} failed (attempt {attempt}):\n{proc.stderr[-2000:]}")
-        if attempt < attempts:
-            time.sleep(60)
-    raise SystemExit(f"worker {job_file.name} failed {attempts} times")
-
-
-def run_case(case: Case, repeat: int, jobs_dir: Path) -> None:
-    files = {}
-    for tool in case.tools:
-        f = jobs_dir / f"sync-{case.name}-{tool.key}.json"
-        f.write_text(json.dumps(tool.job, indent=1))
-        files[tool.key] = f
-    case.runs = {t.key: [] for t in case.tools}
-    for rep in range(repeat):
-        order = case.tools if rep % 2 == 0 else list(reversed(case.tools))
-        for tool in order:
-            result = _run_worker(files[tool.key])
-            case.runs[tool.key].append(result)
-            _say(
-                f"  {case.name} rep {rep + 1}/{repeat} {tool.key}: "
-                f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU, "
-                f"{result['peak_rss_kib'] / 1024:.0f} MiB peak"
-            )
+def _describe_run(result: dict[str, Any]) -> str:
+    return (
+        f"{result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU, "
+        f"{result['peak_rss_kib'] / 1024:.0f} MiB peak"
+    )
 
 
 def sync_argv(takes: Sequence[Take], jobs: int) -> list[str]:
@@ -495,7 +405,7 @@ def build_decode_case(take: Take, pyav: bool) -> Case:
                 "kind": "cli",
                 "parse": "ffmpeg",
                 "argv": [
-                    _ffmpeg_exe(),
+                    benchlib.ffmpeg_exe(),
                     "-nostdin",
                     "-stats",
                     "-i",
@@ -617,9 +527,9 @@ def memory_split(takes: Sequence[Take], jobs_dir: Path) -> list[dict[str, Any]]:
         job = {"kind": "split", "narration": str(take.narration), "take": str(take.path)}
         f = jobs_dir / f"sync-split-{take.seconds:g}s.json"
         f.write_text(json.dumps(job))
-        _say(f"memory split, {_length(take.seconds)} take")
+        benchlib.say(f"memory split, {_length(take.seconds)} take")
         try:
-            result = _run_worker(f, attempts=1)
+            result = benchlib.run_worker(__file__, [str(f)], f.name, attempts=1)
         except SystemExit as exc:  # sync's private steps changed: the timings still stand
             result = {"skipped": f"memory split failed: {exc}"[:300]}
         result["seconds"] = take.seconds
@@ -630,36 +540,15 @@ def memory_split(takes: Sequence[Take], jobs_dir: Path) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- report
 
 
-def _mib(kib: float) -> float:
-    return kib / 1024.0
-
-
 def summarise(case: Case) -> dict[str, Any]:
     tools: dict[str, Any] = {}
     for tool in case.tools:
         runs = case.runs[tool.key]
-        walls = [r["wall_s"] for r in runs]
-        tools[tool.key] = {
-            "label": tool.label,
-            "job": tool.job,
-            "wall_s": walls,
-            "cpu_s": [r["cpu_s"] for r in runs],
-            "peak_rss_mib": [_mib(r["peak_rss_kib"]) for r in runs],
-            "rss_before_mib": [_mib(r["rss_before_kib"]) for r in runs],
-            "loadavg_1min": [r.get("loadavg_1min") for r in runs],
-            "median_wall_s": statistics.median(walls),
-            "median_cpu_s": statistics.median(r["cpu_s"] for r in runs),
-            "max_peak_rss_mib": _mib(max(r["peak_rss_kib"] for r in runs)),
-            "rss_method": runs[0]["rss_method"],
-            "results": [
-                {
-                    k: v
-                    for k, v in r.items()
-                    if k in ("takes", "frames", "audio_samples", "exit_code")
-                }
-                for r in runs
-            ],
-        }
+        tools[tool.key] = benchlib.tool_summary(tool.label, tool.job, runs, rss_per_run=True)
+        tools[tool.key]["results"] = [
+            {k: v for k, v in r.items() if k in ("takes", "frames", "audio_samples", "exit_code")}
+            for r in runs
+        ]
     keys = [t.key for t in case.tools]
     # The ratio asked for: the first tool over the second, except --jobs 2 over --jobs 1
     # and the long take over the short one.
@@ -766,76 +655,13 @@ def markdown(
                 f"| +{t['peak_growth_mib']:.0f} / +{t['held_after_mib']:.0f} |"
             )
         lines.append("")
-    lines += ["Raw wall times (s), in run order per tool (spread min-max):", ""]
-    for r in rows:
-        parts = []
-        for key, x in r["tools"].items():
-            raw = ", ".join(f"{w:.2f}" for w in x["wall_s"])
-            parts.append(f"{key} [{raw}] ({_spread(x['wall_s'])})")
-        lines.append(f"- {r['title']}: " + "; ".join(parts))
-    lines += ["", "1-minute load average when each run started, same order (2 cores):", ""]
-    for r in rows:
-        parts = []
-        for key, x in r["tools"].items():
-            loads = [v[0] if v and v[0] is not None else math.nan for v in x["loadavg_1min"]]
-            parts.append(f"{key} [" + ", ".join(f"{v:.1f}" for v in loads) + "]")
-        lines.append(f"- {r['title']}: " + "; ".join(parts))
-    lines += ["", "Checks (equal work, right answers):", ""]
-    for r in rows:
-        lines += [f"- {r['title']}: {c}" for c in r["checks"]]
+    lines += benchlib.report_tail(
+        rows,
+        raw_heading="Raw wall times (s), in run order per tool (spread min-max):",
+        raw_note=lambda x: f" ({_spread(x['wall_s'])})",
+        checks_heading="Checks (equal work, right answers):",
+    )
     return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    """The facts bench_export.py records, in the same keys."""
-    mem_kib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    cpu = platform.processor() or None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = cpu or line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import av
-    import imageio_ffmpeg
-
-    first = subprocess.run([_ffmpeg_exe(), "-version"], capture_output=True, text=True).stdout
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "platform_processor": platform.processor(),
-        "cpu_model": cpu,
-        "machine": platform.machine(),
-        "memory_gib": round(mem_kib / 1024**2, 1) if mem_kib else None,
-        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3]
-        if Path("/proc/loadavg").exists()
-        else None,
-        "python": platform.python_version(),
-        "pyav": av.__version__,
-        "pyav_libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
-        "imageio_ffmpeg": getattr(imageio_ffmpeg, "__version__", None),
-        "ffmpeg": first.splitlines()[0] if first else None,
-    }
-
-
-def handoff_fingerprint() -> str:
-    """A hash of handoff's source, to notice the code changing under a run."""
-    import hashlib
-    import importlib.util
-
-    spec = importlib.util.find_spec("handoff")
-    digest = hashlib.sha256()
-    if spec is not None and spec.submodule_search_locations:
-        for src in sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.py")):
-            digest.update(src.name.encode())
-            digest.update(src.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- profile
@@ -869,12 +695,13 @@ def run_profile(take: Take, workdir: Path, top: int) -> dict[str, Any]:
 
     out = workdir / "sync_profile.pstats"
     argv = [sys.executable, "-m", "cProfile", "-o", str(out), *sync_argv([take], 1)[1:]]
-    _say("profiling one sync run (cProfile)")
+    benchlib.say("profiling one sync run (cProfile)")
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
-    cpu = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - _cpu(ru0)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = benchlib.cpu_seconds(ru1) - benchlib.cpu_seconds(ru0)
     if proc.returncode not in (0, 1) or not out.exists():
         raise SystemExit(f"profiled sync failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     stats = pstats.Stats(str(out))
@@ -889,12 +716,6 @@ def run_profile(take: Take, workdir: Path, top: int) -> dict[str, Any]:
         ]
         cum = sum(h[3] for h in hits)
         stages.append({"stage": label, "cumulative_s": cum, "share": cum / total if total else 0})
-    rows = []
-    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in sorted(
-        table.items(), key=lambda kv: -kv[1][2]
-    )[:top]:
-        name = func if filename == "~" else f"{Path(filename).name}:{line}({func})"
-        rows.append({"function": name, "calls": ncalls, "tottime_s": tottime, "cumtime_s": cumtime})
     return {
         "take": str(take.path),
         "argv": argv,
@@ -902,7 +723,7 @@ def run_profile(take: Take, workdir: Path, top: int) -> dict[str, Any]:
         "cpu_s": cpu,
         "profiled_total_s": total,
         "stages": stages,
-        "top_tottime": rows,
+        "top_tottime": benchlib.profile_rows(stats, top, builtins_bare=True),
         "takes": _sync_summary(proc.stdout),
     }
 
@@ -920,18 +741,7 @@ def profile_markdown(p: dict[str, Any]) -> str:
     ]
     for s in p["stages"]:
         lines.append(f"| {s['stage']} | {s['cumulative_s']:.2f} | {100 * s['share']:.0f} % |")
-    lines += [
-        "",
-        "By own time:",
-        "",
-        "| function | calls | own s | cumulative s |",
-        "|---|--:|--:|--:|",
-    ]
-    for row in p["top_tottime"]:
-        lines.append(
-            f"| `{row['function']}` | {row['calls']} | {row['tottime_s']:.2f} "
-            f"| {row['cumtime_s']:.2f} |"
-        )
+    lines += ["", "By own time:", "", *benchlib.profile_table(p["top_tottime"])]
     return "\n".join(lines)
 
 
@@ -956,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=Path(__file__).resolve().parent / "_work",
+        default=benchlib.WORKDIR,
         help="where generated media goes (benchmarks/_work)",
     )
     parser.add_argument("--cases", default=",".join(CASES), help="subset of decode,length,jobs")
@@ -969,17 +779,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.clips < 1 or args.seconds <= 0 or args.clip_seconds <= 0:
         parser.error("--repeat, --clips, --seconds and --clip-seconds must be positive")
-    wanted = [c for c in args.cases.split(",") if c]
-    unknown = set(wanted) - set(CASES)
-    if unknown:
-        parser.error(f"unknown cases: {', '.join(sorted(unknown))}")
+    wanted = benchlib.parse_cases(parser, args.cases, CASES)
     workdir: Path = args.workdir.resolve()
     jobs_dir = workdir / "sync_jobs"
     jobs_dir.mkdir(parents=True, exist_ok=True)
 
-    exe = _ffmpeg_exe()
+    exe = benchlib.ffmpeg_exe()
     version = subprocess.run([exe, "-version"], capture_output=True, text=True, check=True)
-    _say(f"ffmpeg: {exe}\n  {version.stdout.splitlines()[0]}")
+    benchlib.say(f"ffmpeg: {exe}\n  {version.stdout.splitlines()[0]}")
 
     cases: list[Case] = []
     media: dict[str, Any] = {}
@@ -1015,34 +822,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases.append(build_jobs_case(batch))
     for key, facts in media.items():
         for f in facts if isinstance(facts, list) else [facts]:
-            _say(
+            benchlib.say(
                 f"{key}: {Path(f['path']).name}: {f['size']} {f['fps']} fps {f['profile']} "
                 f"{f['pix_fmt']}, {f['frames']} frames, {f['mbit_per_s']:.1f} Mb/s, {f['audio']}"
             )
 
-    # Untimed: bring the interpreter, handoff, PyAV and the ffmpeg binary into the page
-    # cache, so the first timed run does not pay for the disk.
-    subprocess.run([sys.executable, "-m", "handoff", "--help"], capture_output=True, check=True)
+    # The ffmpeg binary was run for its version above: warm the rest.
+    benchlib.warm_page_cache(ffmpeg=False)
 
-    fingerprint = handoff_fingerprint()
+    fingerprint = benchlib.handoff_fingerprint()
     for case in cases:
-        _say(f"{case.name}: " + " vs ".join(t.label for t in case.tools))
-        run_case(case, args.repeat, jobs_dir)
+        benchlib.say(f"{case.name}: " + " vs ".join(t.label for t in case.tools))
+        case.runs = benchlib.run_case(
+            __file__,
+            case.name,
+            case.tools,
+            args.repeat,
+            jobs_dir,
+            job_prefix="sync-",
+            describe=_describe_run,
+        )
         check_case(case)
     rows = [summarise(c) for c in cases]
     length = next((c for c in cases if c.name == "length"), None)
     split = memory_split(length.takes, jobs_dir) if length is not None else []
     profile = run_profile(main_take, workdir, args.top) if args.profile and main_take else None
-    changed = handoff_fingerprint() != fingerprint
-    if changed:
-        _say("warning: handoff's source changed during the run; run again for clean figures")
+    changed = benchlib.source_changed(fingerprint)
     print(markdown(rows, cases, split) + (profile_markdown(profile) if profile else ""))
     if args.json is not None:
         doc = {
-            "command": " ".join(["python", sys.argv[0], *argv]),
+            "command": benchlib.command_line(argv),
             "repeat": args.repeat,
             "seconds": args.seconds,
-            "machine": machine(),
+            "machine": benchlib.machine(),
             "ffmpeg_exe": exe,
             "media": media,
             "timer": "time.perf_counter in a fresh worker process per run",
@@ -1054,8 +866,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory_split": split,
             "profile": profile,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        benchlib.write_json(args.json, doc)
     return 0 if all(c.ok for c in cases) else 1
 
 
