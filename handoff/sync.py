@@ -841,9 +841,8 @@ def _frame_seconds(take: _Take, times: FloatArray) -> float:
 
 
 def _sound(fit: AudioFit, power: FloatArray, reference: _Reference, notes: list[str]) -> SoundSync:
-    if fit.matched:
-        return SoundSync(True, "waveform", fit.offset_s and fit.offset_s * 1000.0,
-                         fit.drift_ppm, fit.confidence)  # fmt: skip
+    if fit.matched and fit.offset_s is not None:
+        return SoundSync(True, "waveform", fit.offset_s * 1000.0, fit.drift_ppm, fit.confidence)
     if fit.windows == 0:
         return SoundSync(False, "none", None, None, 0.0, "the take's sound is silent")
     lag, corr, prominence = envelope_lag(power, reference.power, MAX_LAG_S)
