@@ -414,6 +414,7 @@ def _demo_sync(outdir: Path, echo: Echo) -> bool:
     selects_path = outdir / "selects.json"
     write_selects(selects_path, picked, replace=True)
     chosen = picked["segments"][0] if len(picked["segments"]) == 1 else None
+
     def named(path: str) -> Path:  # selects paths are relative to the selects file
         return (outdir / path).resolve()
 
