@@ -632,7 +632,9 @@ def render_export_result(r: ExportResult) -> str:
     type=click.Choice(["pyav", "ffmpeg"]),
     default="pyav",
     show_default=True,
-    help="pyav encodes in-process; ffmpeg runs the ffmpeg CLI (on PATH, or imageio-ffmpeg's).",
+    help="pyav encodes in-process; ffmpeg runs the ffmpeg CLI: $HANDOFF_FFMPEG if set, else "
+    "imageio-ffmpeg's binary, else the ffmpeg on PATH -- FFmpeg 6.0 or newer (older ones "
+    "are refused, naming their version). The report says which binary ran.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Print each plan and its ffmpeg command; write nothing."

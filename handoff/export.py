@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from handoff.engines import Engine, execute
-from handoff.errors import HandoffError, InputError, OutputExistsError, describe
+from handoff.errors import HandoffError, InputError, OutputExistsError, ToolError, describe
 from handoff.files import MediaItem
 from handoff.fsutil import InputGuard, atomic_output, remove_stale_parts
 from handoff.parallel import usable_cores
@@ -65,6 +65,8 @@ class ExportResult:
     plan: dict[str, Any] | None = None
     command: tuple[str, ...] = ()
     findings: tuple[str, ...] = field(default=())
+    ffmpeg: dict[str, str] | None = None
+    """The ffmpeg binary that ran (engine ffmpeg), or that the preview names (dry run)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class ExportResult:
             "seconds": round(self.seconds, 3),
             "plan": self.plan,
             "ffmpeg_command": list(self.command) or None,
+            "ffmpeg": self.ffmpeg,
             "findings": list(self.findings),
         }
 
@@ -133,10 +136,16 @@ def plan_jobs(
     return jobs, refused
 
 
-def _ffmpeg_preview(plan: ExportPlan) -> tuple[str, ...]:
-    from handoff.engines.ffmpeg_engine import command
+def _ffmpeg_preview(plan: ExportPlan) -> tuple[tuple[str, ...], dict[str, str] | None, str]:
+    """The ffmpeg command of the plan, the binary it names, and a note saying which."""
+    from handoff.engines.ffmpeg_engine import command, ffmpeg_binary
 
-    return tuple(command(plan, plan.dest, ffmpeg="ffmpeg"))
+    try:
+        binary = ffmpeg_binary()
+    except ToolError as exc:
+        return tuple(command(plan, plan.dest, ffmpeg="ffmpeg")), None, f"ffmpeg: {exc.message}"
+    preview = tuple(command(plan, plan.dest, ffmpeg=binary.path))
+    return preview, binary.to_json(), f"ffmpeg engine would run {binary.describe()}"
 
 
 def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = None) -> ExportResult:
@@ -159,11 +168,19 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
         plan = plan_export(info, spec, job.options, dest=dest)
         notes = plan.notes
         if job.dry_run:
-            preview = _ffmpeg_preview(plan)
-            return result("planned", notes=notes, plan=plan.to_json(), command=preview)
+            preview, binary, said = _ffmpeg_preview(plan)
+            return result("planned", notes=(*notes, said), plan=plan.to_json(), command=preview,
+                          ffmpeg=binary)  # fmt: skip
         if dest.exists() and not job.options.overwrite:
             return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
         remove_stale_parts(dest)
+        binary = None
+        if job.engine == "ffmpeg":
+            from handoff.engines.ffmpeg_engine import ffmpeg_binary
+
+            chosen = ffmpeg_binary()
+            binary = chosen.to_json()
+            notes = (*notes, f"ran {chosen.describe()}")
         _write(plan, spec, job.engine, progress, replace=job.options.overwrite)
     except _RejectedError as exc:
         message = f"the output did not pass '{job.spec_source}' and was not kept: {exc.message}"
@@ -175,7 +192,7 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
         return result("error", exc.message)
     except Exception as exc:
         return result("failed", describe(exc))
-    return result("done", notes=notes)
+    return result("done", notes=notes, ffmpeg=binary)
 
 
 def _write(

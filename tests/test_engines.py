@@ -9,6 +9,8 @@ PyAV (decode) and with handoff's own probe and validator.
 from __future__ import annotations
 
 import math
+import re
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -657,11 +659,63 @@ def test_find_ffmpeg_honours_override_and_falls_back(
     real = ffmpeg_engine.find_ffmpeg()
     monkeypatch.setenv("HANDOFF_FFMPEG", real)
     assert ffmpeg_engine.find_ffmpeg() == real
+    assert ffmpeg_engine.ffmpeg_binary().found_by == "HANDOFF_FFMPEG"
     monkeypatch.setenv("HANDOFF_FFMPEG", str(tmp_path / "no-such-ffmpeg"))
     with pytest.raises(ToolError, match="HANDOFF_FFMPEG"):
         ffmpeg_engine.find_ffmpeg()
-    # Nothing on PATH: imageio-ffmpeg's binary (a dev dependency) is the fallback.
+    # Without the override: imageio-ffmpeg's binary (a dev dependency), whatever PATH
+    # holds -- the build the conformance tests pass on, not whichever ffmpeg came first.
     monkeypatch.delenv("HANDOFF_FFMPEG")
     monkeypatch.setenv("PATH", str(tmp_path))
-    found = ffmpeg_engine.find_ffmpeg()
-    assert "imageio_ffmpeg" in found and Path(found).is_file()
+    chosen = ffmpeg_engine.ffmpeg_binary()
+    assert "imageio_ffmpeg" in chosen.path and Path(chosen.path).is_file()
+    assert chosen.found_by == "imageio-ffmpeg" and chosen.version[0].isdigit()
+
+
+def _fake_ffmpeg(folder: Path, version_line: str) -> Path:
+    """A program that answers ``-version`` as an ffmpeg of that version would (it is
+    never asked to encode: an old version is refused before it runs)."""
+    exe = folder / "ffmpeg"
+    exe.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    exe.chmod(0o755)
+    return exe
+
+
+@pytest.mark.parametrize(
+    ("line", "refused"),
+    [
+        ("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026 the FFmpeg developers", True),
+        ("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021", True),
+        ("ffmpeg version n7.1 Copyright (c) 2000-2024 the FFmpeg developers", False),
+        ("ffmpeg version N-118000-g1234abcd Copyright (c) 2000-2025", False),
+    ],
+)
+def test_an_ffmpeg_too_old_is_refused_naming_its_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, line: str, refused: bool
+) -> None:
+    exe = _fake_ffmpeg(tmp_path, line)
+    monkeypatch.setenv("HANDOFF_FFMPEG", str(exe))
+    if refused:
+        version = line.split()[2]
+        with pytest.raises(ToolError, match=rf"ffmpeg {re.escape(version)} .* older than 6\.0"):
+            ffmpeg_engine.ffmpeg_binary()
+    else:
+        assert ffmpeg_engine.ffmpeg_binary().path == str(exe)
+
+
+def test_a_distribution_ffmpeg_on_path_does_not_displace_the_wheel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With an ffmpeg on PATH (Debian's 5.1 on most Linux workstations), the engine still
+    runs imageio-ffmpeg's; the PATH one is used only without the wheel, and refused
+    when too old (checked against the real binary when the machine has one)."""
+    system = shutil.which("ffmpeg")
+    if system is None:
+        pytest.skip("no ffmpeg on PATH on this machine")
+    monkeypatch.delenv("HANDOFF_FFMPEG", raising=False)
+    assert ffmpeg_engine.ffmpeg_binary().found_by == "imageio-ffmpeg"
+    text, number = ffmpeg_engine.ffmpeg_version(system)
+    if number is not None and number < ffmpeg_engine.MIN_VERSION:
+        monkeypatch.setenv("HANDOFF_FFMPEG", system)
+        with pytest.raises(ToolError, match=re.escape(f"ffmpeg {text} ")):
+            ffmpeg_engine.ffmpeg_binary()

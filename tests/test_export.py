@@ -181,9 +181,23 @@ def test_dry_run_prints_plan_and_command_and_writes_nothing(
     assert item["status"] == "planned"
     assert item["plan"]["video"]["fps"] == "24/1"
     assert "keyint=48:min-keyint=48" in item["plan"]["video"]["options"]["x264-params"]
-    assert item["ffmpeg_command"][0] == "ffmpeg"
+    # The command names the binary the ffmpeg engine would run, and says which it is.
+    binary = item["ffmpeg"]
+    assert item["ffmpeg_command"][0] == binary["path"] and Path(binary["path"]).is_file()
+    assert binary["found_by"] == "imageio-ffmpeg" and binary["version"][0].isdigit()
+    assert f"ffmpeg engine would run ffmpeg {binary['version']}" in " ".join(item["notes"])
     assert any("round=near" in arg for arg in item["ffmpeg_command"])
     assert not out_dir.exists()
+
+
+def test_the_ffmpeg_engine_reports_the_binary_that_ran(make_clip: MakeClip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=160, height=96, seconds=1.0)
+    code, out, _ = run("export", str(src), "--preset", "h264-review", "--fps", "24",
+                       "--out", str(tmp_path / "out"), "--engine", "ffmpeg", "--json")  # fmt: skip
+    assert code == 0, out
+    item = json.loads(out)["files"][0]
+    assert item["status"] == "done" and item["ffmpeg"]["found_by"] == "imageio-ffmpeg"
+    assert any(n.startswith("ran ffmpeg ") and item["ffmpeg"]["path"] in n for n in item["notes"])
 
 
 def test_usage_errors(make_clip: MakeClip) -> None:

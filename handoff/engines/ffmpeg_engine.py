@@ -2,8 +2,9 @@
 
 The command is built as a filter graph with ``ffmpeg-python``, so the very argv that
 runs is the one ``--dry-run`` prints. Every number in it comes from the plan; the
-graph only realises the plan's time model (:mod:`handoff.plan`). Needs ffmpeg 5.1 or
-newer (``-fps_mode``, ``ochl``); measured with ffmpeg 9.0 (imageio-ffmpeg's build).
+graph only realises the plan's time model (:mod:`handoff.plan`). Needs ffmpeg 6.0 or
+newer (:data:`MIN_VERSION`; :func:`ffmpeg_binary` says which one runs); measured with
+ffmpeg 9.0 (imageio-ffmpeg's build).
 
 Picture. Output frame ``k`` is the source frame nearest to source time
 ``v0 + (k / fps) / scale``. ffmpeg's ``fps`` filter alone does not choose that way: it
@@ -13,8 +14,8 @@ after it (measured on a ~30 fps VFR source to 24: 14 of 97 output frames were no
 nearest). So ``setpts`` first re-stamps each frame with the first tick it is nearest
 to -- the tick just after the midpoint between it and the frame before, the earlier
 frame winning a tie as in the PyAV engine -- and ``fps`` then only fills the ticks in
-between. The FACTS measurement stands: ``-fps_mode cfr`` moved the picture 83 ms
-against the sound (../shared/FACTS.md, "Frame rate and VFR"), so the output uses
+between. ``-fps_mode cfr`` moved the picture 83 ms against the sound (measured on a
+VFR source with a flash and a beep), so the output uses
 ``-fps_mode passthrough`` and ffmpeg does not re-time the frames the graph made.
 
 Sound. Decoded, resampled once to 48 kHz, placed at the plan's sample offset (silence
@@ -28,11 +29,13 @@ base.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +47,15 @@ from handoff.errors import ToolError
 from handoff.plan import AudioPlan, ExportPlan, VideoPlan
 from handoff.processes import child_preexec
 
-__all__ = ["command", "find_ffmpeg", "run"]
+__all__ = [
+    "MIN_VERSION",
+    "FFmpegBinary",
+    "command",
+    "ffmpeg_binary",
+    "ffmpeg_version",
+    "find_ffmpeg",
+    "run",
+]
 
 ENV_VAR = "HANDOFF_FFMPEG"
 
@@ -81,17 +92,85 @@ _CASCADE = (
 _CONTEXT = re.compile(r"^(?:\[[^\]]* @ 0x[0-9a-fA-F]+\]\s*)+")
 
 
-def find_ffmpeg() -> str:
-    """The ffmpeg to run: ``$HANDOFF_FFMPEG``, ``ffmpeg`` on PATH, or imageio-ffmpeg's."""
-    override = os.environ.get(ENV_VAR)
+MIN_VERSION = (6, 0)
+"""The oldest FFmpeg the engine runs: the command uses ``-display_rotation`` (added in
+FFmpeg 6.0), and Debian's 5.1 muxed AAC in MP4 with an edit list that left the sound
+11-114 ms short of the picture (measured on the same plans that FFmpeg 9.0 wrote
+exactly)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FFmpegBinary:
+    """The ffmpeg the engine runs, and where it was found."""
+
+    path: str
+    version: str
+    """As ``ffmpeg -version`` says it (``9.0.2``, ``5.1.9-0+deb12u1``, ``N-11234-g...``)."""
+    found_by: str
+    """``HANDOFF_FFMPEG``, ``imageio-ffmpeg`` or ``PATH``."""
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "version": self.version, "found_by": self.found_by}
+
+    def describe(self) -> str:
+        return f"ffmpeg {self.version} ({self.found_by}: {self.path})"
+
+
+_VERSION = re.compile(r"ffmpeg version n?(\d+)\.(\d+)(?:\.\d+)?\S*")
+
+
+def ffmpeg_version(exe: str) -> tuple[str, tuple[int, int] | None]:
+    """(the version text, (major, minor) when it is a release number) of a binary."""
+    try:
+        out = subprocess.run(
+            [exe, "-hide_banner", "-version"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=child_preexec(),
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolError(f"cannot run {exe} -version: {exc}") from exc
+    first = out.splitlines()[0] if out else ""
+    m = _VERSION.search(first)
+    if m is None:
+        text = first.removeprefix("ffmpeg version ").split(" ")[0] or "unknown"
+        return text, None  # a git build ("N-...") carries no release number
+    return m.group(0).removeprefix("ffmpeg version ").removeprefix("n"), (
+        int(m.group(1)),
+        int(m.group(2)),
+    )
+
+
+def _checked(exe: str, found_by: str) -> FFmpegBinary:
+    text, number = ffmpeg_version(exe)
+    if number is not None and number < MIN_VERSION:
+        raise ToolError(
+            f"ffmpeg {text} ({found_by}: {exe}) is older than "
+            f"{MIN_VERSION[0]}.{MIN_VERSION[1]}, which the ffmpeg engine needs (it lacks "
+            "-display_rotation, and its MP4 muxing left the sound up to 114 ms short of "
+            f"the picture): set {ENV_VAR} to FFmpeg {MIN_VERSION[0]} or newer, "
+            "pip install imageio-ffmpeg, or use --engine pyav"
+        )
+    return FFmpegBinary(exe, text, found_by)
+
+
+def ffmpeg_binary() -> FFmpegBinary:
+    """The ffmpeg to run, chosen deliberately: ``$HANDOFF_FFMPEG`` if set; else the
+    binary of the imageio-ffmpeg wheel (a known build, the one the conformance tests
+    run); else ``ffmpeg`` on PATH. Any of them older than :data:`MIN_VERSION` is
+    refused with its version and why, not run. (Asked once per process and setting.)"""
+    return _binary(os.environ.get(ENV_VAR) or None, os.environ.get("PATH"))
+
+
+@functools.lru_cache(maxsize=8)
+def _binary(override: str | None, path_env: str | None) -> FFmpegBinary:
     if override:
         found = shutil.which(override)
         if found is None:
             raise ToolError(f"{ENV_VAR}={override} is not an executable ffmpeg")
-        return found
-    on_path = shutil.which("ffmpeg")
-    if on_path is not None:
-        return on_path
+        return _checked(found, ENV_VAR)
     try:
         import imageio_ffmpeg
 
@@ -99,11 +178,19 @@ def find_ffmpeg() -> str:
     except (ImportError, RuntimeError):
         exe = None
     if exe:
-        return str(exe)
+        return _checked(str(exe), "imageio-ffmpeg")
+    on_path = shutil.which("ffmpeg")
+    if on_path is not None:
+        return _checked(on_path, "PATH")
     raise ToolError(
-        "no ffmpeg found: put an ffmpeg on PATH, set HANDOFF_FFMPEG, or "
-        "pip install imageio-ffmpeg (or use --engine pyav)"
+        f"no ffmpeg found: set {ENV_VAR}, pip install imageio-ffmpeg, or put FFmpeg "
+        f"{MIN_VERSION[0]} or newer on PATH (or use --engine pyav)"
     )
+
+
+def find_ffmpeg() -> str:
+    """The path of :func:`ffmpeg_binary`."""
+    return ffmpeg_binary().path
 
 
 def _ratio(x: Fraction) -> str:
