@@ -14,6 +14,7 @@ import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
@@ -218,3 +219,82 @@ def _esds_max_bit_rate(stsd: bytes) -> int | None:
     # objectTypeIndication(1) streamType(1) bufferSizeDB(3) maxBitrate(4) avgBitrate(4)
     (max_rate,) = struct.unpack_from(">I", stsd, dc[1] + 5)
     return int(max_rate) or None
+
+
+def _full_box(f: BinaryIO, payload: int, length: int, limit: int = 4096) -> bytes:
+    f.seek(payload)
+    return f.read(min(length, limit))
+
+
+def presented_sound_samples(path: Path) -> Fraction | None:
+    """How much sound an MP4/MOV presents, in its first sound track's own time units
+    (its sample rate, for the files handoff writes): the edit list's non-empty segments
+    (ISO 14496-12 8.6.6, durations in the movie timescale of ``mvhd``) brought to the
+    track's ``mdhd`` timescale; without an edit list, the track's ``mdhd`` duration.
+    Exact: a Fraction when the two timescales do not divide. None when the file is not
+    MP4/MOV or has no sound track.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if not sniff_isobmff(f.read(8)):
+            return None
+        for kind, payload, length, _ in _boxes(f, 0, size):
+            if kind != b"moov":
+                continue
+            movie_scale: int | None = None
+            moov_end = min(payload + length, size)
+            for kind2, payload2, length2, _ in _boxes(f, payload, moov_end):
+                if kind2 == b"mvhd":
+                    data = _full_box(f, payload2, length2)
+                    at = 20 if data[:1] == b"\x01" else 12  # version 1: 64-bit times
+                    if len(data) >= at + 4:
+                        (movie_scale,) = struct.unpack_from(">I", data, at)
+                elif kind2 == b"trak" and movie_scale:
+                    found = _sound_track(f, payload2, min(payload2 + length2, size), movie_scale)
+                    if found is not None:
+                        return found
+    return None
+
+
+def _sound_track(f: BinaryIO, start: int, end: int, movie_scale: int) -> Fraction | None:
+    handler = None
+    media_scale = media_duration = None
+    edits: list[int] | None = None
+    stack = [(start, end)]
+    while stack:
+        lo, hi = stack.pop()
+        for kind, payload, length, _ in _boxes(f, lo, hi):
+            if kind in (b"mdia", b"edts"):
+                stack.append((payload, min(payload + length, hi)))
+            elif kind == b"hdlr":
+                data = _full_box(f, payload, length)
+                handler = data[8:12] if len(data) >= 12 else None
+            elif kind == b"mdhd":
+                data = _full_box(f, payload, length)
+                if data[:1] == b"\x01" and len(data) >= 32:
+                    media_scale, media_duration = struct.unpack_from(">IQ", data, 20)
+                elif len(data) >= 20:
+                    media_scale, media_duration = struct.unpack_from(">II", data, 12)
+            elif kind == b"elst":
+                data = _full_box(f, payload, length, 1 << 16)
+                if len(data) < 8:
+                    continue
+                version = data[0]
+                (count,) = struct.unpack_from(">I", data, 4)
+                step = 20 if version == 1 else 12
+                edits = []
+                for i in range(count):
+                    at = 8 + i * step
+                    if at + step > len(data):
+                        break
+                    if version == 1:
+                        duration, media_time = struct.unpack_from(">Qq", data, at)
+                    else:
+                        duration, media_time = struct.unpack_from(">Ii", data, at)
+                    if media_time != -1:  # -1: an empty edit, time with nothing shown
+                        edits.append(duration)
+    if handler != b"soun" or not media_scale:
+        return None
+    if edits is None:
+        return None if media_duration is None else Fraction(media_duration)
+    return Fraction(sum(edits) * media_scale, movie_scale)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -313,3 +314,40 @@ def test_a_source_without_audio_gets_none_unless_asked(make_clip: MakeClip, tmp_
     assert info.audio is not None and info.audio.sample_rate == 48000
     assert info.av_duration_delta_s == pytest.approx(0.0, abs=1e-3)
     assert validate_file(dest, load_spec("h264-review")).status == "pass"
+
+
+def test_the_output_check_counts_the_sound_the_container_presents(
+    make_clip: MakeClip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both engines' outputs are checked against the plan's exact sample count as the
+    container presents it (its edit list). Where an FFmpeg older than 6.0 is installed
+    (Debian's 5.1 on most Linux workstations) it is let past the version check here, to
+    show that the count catches what it writes: sound short of the plan in MP4."""
+    from handoff.engines import ffmpeg_engine
+    from handoff.isobmff import presented_sound_samples
+
+    src = make_clip("a.mp4", width=160, height=96, seconds=2.0)
+    for engine in ("pyav", "ffmpeg"):
+        out_dir = str(tmp_path / engine)
+        code, out, _ = run("export", str(src), "--preset", "h264-review", "--fps", "24",
+                           "--out", out_dir, "--engine", engine, "--json")  # fmt: skip
+        assert code == 0, out
+        dest = Path(json.loads(out)["files"][0]["dest"])
+        assert presented_sound_samples(dest) == 96000  # 48 frames at 24 fps, at 48 kHz
+        # MediaInfo, an independent reader, agrees (its count is to the millisecond).
+        audio = next(t for t in PyMediaInfo.parse(dest).tracks if t.track_type == "Audio")
+        assert int(audio.samples_count) == 96000
+    system = shutil.which("ffmpeg")
+    if system is None:
+        pytest.skip("no distribution ffmpeg on PATH to check against")
+    _, number = ffmpeg_engine.ffmpeg_version(system)
+    if number is None or number >= ffmpeg_engine.MIN_VERSION:
+        pytest.skip(f"the ffmpeg on PATH ({system}) is not one older than 6.0")
+    monkeypatch.setattr(ffmpeg_engine, "MIN_VERSION", (5, 0))
+    monkeypatch.setenv("HANDOFF_FFMPEG", system)
+    code, out, _ = run("export", str(src), "--preset", "h264-review", "--fps", "24",
+                       "--out", str(tmp_path / "old"), "--engine", "ffmpeg", "--json")  # fmt: skip
+    item = json.loads(out)["files"][0]
+    assert code == 1 and item["status"] == "failed", item
+    assert "audio-length: the container presents" in item["error"] and "5.1" in item["error"]
+    assert not list((tmp_path / "old").glob("*.mp4"))  # nothing kept
