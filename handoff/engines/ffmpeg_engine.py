@@ -143,14 +143,14 @@ def ffmpeg_version(exe: str) -> tuple[str, tuple[int, int] | None]:
     )
 
 
-def _checked(exe: str, found_by: str) -> FFmpegBinary:
+def _checked(exe: str, found_by: str, minimum: tuple[int, int]) -> FFmpegBinary:
     text, number = ffmpeg_version(exe)
-    if number is not None and number < MIN_VERSION:
+    if number is not None and number < minimum:
         raise ToolError(
             f"ffmpeg {text} ({found_by}: {exe}) is older than "
-            f"{MIN_VERSION[0]}.{MIN_VERSION[1]}, which the ffmpeg engine needs (it lacks "
+            f"{minimum[0]}.{minimum[1]}, which the ffmpeg engine needs (it lacks "
             "-display_rotation, and its MP4 muxing left the sound up to 114 ms short of "
-            f"the picture): set {ENV_VAR} to FFmpeg {MIN_VERSION[0]} or newer, "
+            f"the picture): set {ENV_VAR} to FFmpeg {minimum[0]} or newer, "
             "pip install imageio-ffmpeg, or use --engine pyav"
         )
     return FFmpegBinary(exe, text, found_by)
@@ -161,16 +161,16 @@ def ffmpeg_binary() -> FFmpegBinary:
     binary of the imageio-ffmpeg wheel (a known build, the one the conformance tests
     run); else ``ffmpeg`` on PATH. Any of them older than :data:`MIN_VERSION` is
     refused with its version and why, not run. (Asked once per process and setting.)"""
-    return _binary(os.environ.get(ENV_VAR) or None, os.environ.get("PATH"))
+    return _binary(os.environ.get(ENV_VAR) or None, os.environ.get("PATH"), MIN_VERSION)
 
 
 @functools.lru_cache(maxsize=8)
-def _binary(override: str | None, path_env: str | None) -> FFmpegBinary:
+def _binary(override: str | None, path_env: str | None, minimum: tuple[int, int]) -> FFmpegBinary:
     if override:
         found = shutil.which(override)
         if found is None:
             raise ToolError(f"{ENV_VAR}={override} is not an executable ffmpeg")
-        return _checked(found, ENV_VAR)
+        return _checked(found, ENV_VAR, minimum)
     try:
         import imageio_ffmpeg
 
@@ -178,10 +178,10 @@ def _binary(override: str | None, path_env: str | None) -> FFmpegBinary:
     except (ImportError, RuntimeError):
         exe = None
     if exe:
-        return _checked(str(exe), "imageio-ffmpeg")
+        return _checked(str(exe), "imageio-ffmpeg", minimum)
     on_path = shutil.which("ffmpeg")
     if on_path is not None:
-        return _checked(on_path, "PATH")
+        return _checked(on_path, "PATH", minimum)
     raise ToolError(
         f"no ffmpeg found: set {ENV_VAR}, pip install imageio-ffmpeg, or put FFmpeg "
         f"{MIN_VERSION[0]} or newer on PATH (or use --engine pyav)"
