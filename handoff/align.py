@@ -57,7 +57,7 @@ ANALYSIS_RATE = 16_000
 """Sound is compared at this rate: speech carries its timing below 8 kHz, and GCC-PHAT's
 peak, interpolated, is good to a few microseconds here (far inside the 1 ms asked)."""
 
-ENVELOPE_BIN = ANALYSIS_RATE // 1000  # 1 ms envelope bins
+ENVELOPE_BIN = analysis.bin_samples(ANALYSIS_RATE)  # 1 ms envelope bins
 
 _WINDOW_S = 1.0  # GCC window: short enough that a 0.1 % stretch smears it by only 1 ms
 _HOP_S = 0.5
@@ -226,11 +226,7 @@ class AudioAligner:
         g = np.fft.irfft(spec, self._nfft)[: 2 * self._lag + 1]
         m = int(np.argmax(g))
         peak = float(g[m])
-        if 0 < m < 2 * self._lag:
-            den = g[m - 1] - 2.0 * g[m] + g[m + 1]
-            frac = 0.5 * float(g[m - 1] - g[m + 1]) / float(den) if den < 0 else 0.0
-        else:
-            frac = 0.0
+        frac = _parabola(g, m)
         # g[m] pairs x[i] with span[i + m] = reference[start - lag + i + m]: the take's
         # sample start + i is the reference's start + i - (lag - m), so it is late by lag - m.
         self._record(start, (self._lag - (m + frac)) / ANALYSIS_RATE, peak, energy)

@@ -1293,14 +1293,15 @@ def sync_cmd(
     is not the narration); 2 a take or its narration could not be read (the others are
     still measured), or the command was used wrongly.
     """
+    from handoff.files import check_readable
     from handoff.manifest import load_manifest
-    from handoff.sync import check_reference, exit_code, plan_sync, run_sync, sync_json
+    from handoff.sync import exit_code, plan_sync, run_sync, sync_json
 
     with _errors():
         if (reference is None) == (manifest is None):
             raise UsageError("give --reference WAV or --manifest manifest.json (one of them)")
         if reference is not None:
-            check_reference(reference)
+            check_readable(reference)
         if selects_out is not None and manifest is None:
             raise UsageError("--selects needs --manifest (selects are made per segment)")
         loaded = None if manifest is None else load_manifest(manifest)

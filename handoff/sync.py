@@ -96,6 +96,7 @@ _FLASH_LEVELS = 40.0  # a flash lifts the mean luma this much (of 255) over its 
 _CUT_FACTOR = 10.0  # a cut changes the picture this many times more than the median frame
 _RECUT_PAUSE_S = 0.25  # shortest pause offered as a re-cut point
 _SCORE_POINTS = 64
+_EMPTY: Float32Array = np.zeros(0, dtype=np.float32)  # never written to
 
 
 # ---------------------------------------------------------------- the plan
@@ -372,6 +373,33 @@ class _Reference:
     power: FloatArray  # 1 ms bins of ``analysis``
 
 
+class _MonoSound:
+    """One sound stream as mono float, through FFmpeg's resampler (the same for takes and
+    narrations, so its filter delay cancels): at :data:`ANALYSIS_RATE` throughout, and at
+    the stream's own rate for its first seconds only (where a slate's click may be)."""
+
+    def __init__(self) -> None:
+        self._low = AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE)
+        self._native: AudioResampler | None = None
+        self.rate = 0
+        self._converted = 0
+
+    def add(self, frame: AudioFrame) -> tuple[Float32Array, Float32Array]:
+        """(the frame at the analysis rate, at its own rate -- empty past the head)."""
+        if self._native is None:
+            self.rate = frame.sample_rate
+            self._native = AudioResampler(format="flt", layout="mono", rate=self.rate)
+        native = _EMPTY
+        if self._converted < _KEEP_NATIVE_S * self.rate:
+            native = _joined(self._native.resample(frame))
+            self._converted += native.shape[0]
+        return _joined(self._low.resample(frame)), native
+
+    def flush(self) -> Float32Array:
+        """What the analysis-rate resampler still holds."""
+        return _joined(self._low.resample(None))
+
+
 def _load_reference(path: Path) -> _Reference:
     check_readable(path)
     with open_media(path) as container:
@@ -380,30 +408,21 @@ def _load_reference(path: Path) -> _Reference:
         stream = container.streams.audio[0]
         if stream.codec_context is None:
             raise UnsupportedError("its sound has a codec FFmpeg cannot identify", path)
-        low_rs = AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE)
-        native_rs: AudioResampler | None = None
-        rate = 0
+        sound = _MonoSound()
         low: list[Float32Array] = []
         head: list[Float32Array] = []
-        kept = 0
         for frame in decoded_frames(container, [stream], path, Damage()):
-            if not isinstance(frame, AudioFrame):
-                continue
-            if native_rs is None:
-                rate = frame.sample_rate
-                native_rs = AudioResampler(format="flt", layout="mono", rate=rate)
-            low.append(_joined(low_rs.resample(frame)))
-            if kept < _KEEP_NATIVE_S * rate:
-                part = _joined(native_rs.resample(frame))
-                head.append(part)
-                kept += part.shape[0]
-        low.append(_joined(low_rs.resample(None)))
-    analysis_rate_samples = np.concatenate(low) if low else np.zeros(0, dtype=np.float32)
+            if isinstance(frame, AudioFrame):
+                part, native = sound.add(frame)
+                low.append(part)
+                head.append(native)
+        low.append(sound.flush())
+    analysis_rate_samples = np.concatenate(low) if low else _EMPTY
     if analysis_rate_samples.shape[0] == 0:
         raise NotMediaError("it holds no sound", path)
     return _Reference(
-        head=np.concatenate(head) if head else np.zeros(0, dtype=np.float32),
-        rate=rate,
+        head=np.concatenate(head) if head else _EMPTY,
+        rate=sound.rate,
         analysis=analysis_rate_samples,
         power=_power_bins(analysis_rate_samples),
     )
@@ -517,7 +536,7 @@ class _Take:
         return np.concatenate(self.power) if self.power else np.zeros(0)
 
     def native_head(self) -> Float32Array:
-        return np.concatenate(self.native) if self.native else np.zeros(0, dtype=np.float32)
+        return np.concatenate(self.native) if self.native else _EMPTY
 
 
 def _luma(frame: VideoFrame) -> FloatArray:
@@ -559,9 +578,7 @@ def _read_take(path: Path, aligner: AudioAligner | None) -> _Take:
         if video is not None:
             video.thread_type = "AUTO"
             take.rate = video.average_rate
-        take.native_rate = audio.codec_context.sample_rate or audio.rate or 0
-        low_rs = AudioResampler(format="flt", layout="mono", rate=ANALYSIS_RATE)
-        native_rs: AudioResampler | None = None
+        sound = _MonoSound()
         streams = [audio] if video is None else [video, audio]
         damage = Damage()
         for frame in decoded_frames(container, streams, path, damage):
@@ -571,18 +588,11 @@ def _read_take(path: Path, aligner: AudioAligner | None) -> _Take:
                 if t is not None:
                     take.add_picture(frame, float(t))
                 continue
-            if native_rs is None:
-                take.native_rate = frame.sample_rate
-                native_rs = AudioResampler(format="flt", layout="mono", rate=frame.sample_rate)
-            low = _joined(low_rs.resample(frame))
-            native = (
-                _joined(native_rs.resample(frame))
-                if take.native_kept < _KEEP_NATIVE_S * take.native_rate
-                else np.zeros(0, dtype=np.float32)
-            )
+            low, native = sound.add(frame)
+            take.native_rate = sound.rate
             take.add_sound(frame.time, low, native)
         take.skipped = damage.skipped
-        take.add_sound(None, _joined(low_rs.resample(None)), np.zeros(0, dtype=np.float32))
+        take.add_sound(None, sound.flush(), _EMPTY)
         take.finish()
     if take.analysis_samples == 0:
         raise NotMediaError("its sound could not be decoded", path)
@@ -967,10 +977,3 @@ def exit_code(results: Sequence[TakeSync]) -> int:
     if any(r.status == "error" for r in results):
         return 2
     return 1 if any(r.verdict != "in" for r in results) else 0
-
-
-def check_reference(path: Path) -> None:
-    """Raise the one-line error of a reference that cannot be read at all."""
-    check_readable(path)
-    if path.is_dir():
-        raise InputError("is a folder, not a narration file", path)
