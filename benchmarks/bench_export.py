@@ -279,7 +279,7 @@ def profile_worker(preset: str, source: Path, out: Path, top: int) -> None:
         execute(plan, out, "pyav")
         profiler.disable()
     with timed("validate output"):
-        report = validate_file(out, spec, plan.spec_options)
+        report = validate_file(out, spec)
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
     stats.sort_stats("tottime").print_stats(top)

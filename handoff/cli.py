@@ -41,9 +41,23 @@ from handoff.export import (
 from handoff.files import MediaItem, expand_media
 from handoff.fsutil import InputGuard, atomic_write_bytes
 from handoff.names import shown
-from handoff.plan import ExportOptions, export_settings, parse_crop, parse_fps
+from handoff.plan import (
+    ExportOptions,
+    check_rate_choice,
+    export_settings,
+    parse_crop,
+    parse_fps,
+)
 from handoff.prep import PrepOptions, PrepResult, parse_segment_range, prep_audio
-from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
+from handoff.probe import (
+    MediaInfo,
+    channels_text,
+    error_json,
+    fraction_str,
+    probe,
+    rate_text,
+    to_json,
+)
 from handoff.processes import Terminated, raise_on_sigterm
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
@@ -184,7 +198,7 @@ def render_probe(info: MediaInfo) -> str:
         ),
     ]
     for v in info.videos:
-        rate = f"{float(v.fps):.3f} fps ({fraction_str(v.fps)})"
+        rate = rate_text(v.fps, v.frame_rate_mode)
         depth = f"{v.bit_depth}-bit " if v.bit_depth else ""
         lines += [
             f"  video #{v.index}   {v.codec} {v.profile or ''}  {v.width}x{v.height}  "
@@ -213,10 +227,11 @@ def render_probe(info: MediaInfo) -> str:
         depth = f"  {a.bit_depth}-bit" if a.bit_depth else ""
         lines.append(
             f"  audio #{a.index}   {a.codec} {a.profile or ''}  {a.sample_rate} Hz  "
-            f"{a.channels} ch ({a.layout}){depth}  {rate}  {_fmt_s(a.duration_s)}  "
+            f"{channels_text(a.channels, a.layout)}{depth}  {rate}  {_fmt_s(a.duration_s)}  "
             f"start {_fmt_s(a.start_s)}"
             + (f"  priming {a.priming_samples} samples" if a.priming_samples else "")
         )
+    lines += [f"  {o.type} #{o.index}   {o.codec}" for o in info.others]
     delta = info.av_duration_delta_s
     if delta is not None:
         lines.append(f"  audio - video duration  {delta * 1000:+.1f} ms")
@@ -587,17 +602,19 @@ def render_export_result(r: ExportResult) -> str:
 @click.option(
     "--fps",
     "fps_text",
-    default="source",
-    show_default=True,
-    metavar="24|30|23.976|29.97|source",
-    help="Output frame rate. 'source' keeps a source already at 24/30 (or NTSC) and takes "
-    "a VFR source to the nearer of 24 and 30.",
+    default=None,
+    metavar="RATE|source",
+    help="Output frame rate: 23.976, 24, 25, 29.97, 30, 50, 59.94 or 60, as long as the "
+    "preset accepts it (the built-in presets: 23.976, 24, 29.97, 30). 'source' keeps a "
+    "source already at an accepted rate and takes a VFR source to the nearest one. "
+    "Default: the preset's [export] fps if it sets one, else source.",
 )
 @click.option(
     "--rate-conversion",
     type=click.Choice(["drop", "retime"]),
-    help="For 25/50 fps sources: drop (keep the duration, drop or repeat frames) or retime "
-    "(keep every frame; picture and sound stretch together).",
+    help="For 25/50 fps sources going to a rate that does not divide them: drop (keep the "
+    "duration, drop or repeat frames) or retime (keep every frame; picture and sound "
+    "stretch together).",
 )
 @click.option(
     "--crop",
@@ -607,7 +624,20 @@ def render_export_result(r: ExportResult) -> str:
     metavar="WxH|auto|none",
     help="Centre crop. auto turns LTX-2's 1920x1088 into 1920x1080 and odd sizes even.",
 )
-@click.option("--add-silence", is_flag=True, help="Give a source without audio a silent track.")
+@click.option(
+    "--add-silence",
+    is_flag=True,
+    help="Give a source without audio a silent track (without it, such a source fails a "
+    "preset that requires sound).",
+)
+@click.option(
+    "--audio-stream",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="INDEX",
+    help="The source's audio stream to carry, by its index in 'handoff probe' (audio #N). "
+    "Default: the first. The report names every stream left out.",
+)
 @click.option(
     "--allow-truncated",
     is_flag=True,
@@ -650,6 +680,7 @@ def export_cmd(
     rate_conversion: str | None,
     crop_text: str,
     add_silence: bool,
+    audio_stream: int | None,
     allow_truncated: bool,
     out_dir: Path,
     jobs: int | None,
@@ -661,9 +692,12 @@ def export_cmd(
     """Write editor-ready files: CFR, 48 kHz, 2-second GOPs, sound aligned to the sample.
 
     Each INPUT (folders expand to the media inside) is probed, planned and encoded to
-    a temporary file beside its destination, checked against the preset's own spec,
-    and only then renamed into place. A failing input is reported and the others go
-    on; an existing output is skipped unless --overwrite; inputs are never written over.
+    a temporary file beside its destination, checked with the same rules as
+    'handoff validate OUTPUT --spec PRESET' (and its sound's length to the sample),
+    and only then renamed into place; a source's streams that are not carried (a second
+    audio stream, timecode, subtitles) are named in the report. A failing input is
+    reported and the others go on; an existing output is skipped unless --overwrite;
+    inputs are never written over.
 
     \b
     Examples:
@@ -677,16 +711,18 @@ def export_cmd(
     """
     with _errors():
         spec = load_spec(preset)
-        export_settings(spec)
+        settings = export_settings(spec)
         options = ExportOptions(
-            fps=parse_fps(fps_text),
+            fps=None if fps_text is None else parse_fps(fps_text),
             rate_conversion=rate_conversion,  # type: ignore[arg-type]
             crop=parse_crop(crop_text),
             add_silence=add_silence,
+            audio_stream=audio_stream,
             out_dir=out_dir,
             overwrite=overwrite,
             allow_truncated=allow_truncated,
         )
+        check_rate_choice(spec, settings, options.fps)
         sources = expand_media(inputs)
         planned, refused = plan_jobs(
             sources,

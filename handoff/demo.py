@@ -27,7 +27,7 @@ from handoff.fsutil import atomic_write_bytes
 from handoff.manifest import load_manifest
 from handoff.plan import ExportOptions
 from handoff.prep import PrepOptions, prep_audio
-from handoff.probe import error_json, probe, to_json
+from handoff.probe import channels_text, error_json, probe, rate_text, to_json
 from handoff.selects import selects_from_sync, write_selects
 from handoff.spec import load_spec
 from handoff.sync import TakeSync, plan_sync, run_sync, sync_json
@@ -155,8 +155,13 @@ def make_demo_media(outdir: Path) -> dict[str, tuple[Path, str | None, str]]:
     return made
 
 
+def _mark(good: bool) -> str:
+    """The first column of every verdict: did handoff find what the demo made it to find?"""
+    return "as expected  " if good else "UNEXPECTED   "
+
+
 def _verdict_line(label: str, report: FileReport, expected: str) -> str:
-    mark = "ok " if report.status == expected else "!! "
+    mark = _mark(report.status == expected)
     detail = ""
     if report.error:
         detail = report.error
@@ -182,11 +187,11 @@ def _demo_export(outdir: Path, made: dict[str, tuple[Path, str | None, str]], ec
         for r in results:
             if r.status != "done" or r.dest is None:
                 ok = False
-                echo(f"  !! {r.source.name} [{preset}] {r.status}: {r.error}")
+                echo(f"  {_mark(False)}{r.source.name} [{preset}] {r.status}: {r.error}")
                 continue
             report = validate_file(r.dest, load_spec(preset))
             ok &= report.status == "pass"
-            mark = "ok " if report.status == "pass" else "!! "
+            mark = _mark(report.status == "pass")
             echo(
                 f"  {mark}{r.dest.relative_to(outdir)} [{preset}] validate "
                 f"{report.status.upper()}  ({r.seconds:.1f} s)"
@@ -224,7 +229,7 @@ def _demo_prep(outdir: Path, echo: Echo) -> bool:
     for seg in result.segments:
         report = validate_file(seg.path, spec)
         ok &= report.status == "pass"
-        mark = "ok " if report.status == "pass" else "!! "
+        mark = _mark(report.status == "pass")
         echo(
             f"  {mark}{seg.path.relative_to(outdir)} {seg.samples / 48000:.1f} s, "
             f"{seg.integrated_lufs:.2f} LUFS, {seg.true_peak_dbtp:.2f} dBTP, source "
@@ -304,7 +309,7 @@ def _write_timelines(
             good &= "<audition" in text
         ok &= good
         said = f"{about.editor}; {about.lock}" if lock else about.editor
-        echo(f"  {'ok ' if good else '!! '}{dest.relative_to(outdir)} ({said})")
+        echo(f"  {_mark(good)}{dest.relative_to(outdir)} ({said})")
     return ok
 
 
@@ -332,7 +337,7 @@ def _take_line(r: TakeSync, expected: str) -> tuple[bool, str]:
     """One take's figures and whether its verdict is the one its making calls for."""
     a, p = r.audio, r.picture
     if r.status != "ok" or a is None:
-        return False, f"  !! {r.name} ERROR {r.error}"
+        return False, f"  {_mark(False)}{r.name} ERROR {r.error}"
     figures = f"sound {_signed(a.offset_ms) if a.matched else 'not the narration'}"
     if p is not None:
         figures += f", picture {_signed(p.offset_ms)}"
@@ -348,7 +353,7 @@ def _take_line(r: TakeSync, expected: str) -> tuple[bool, str]:
             where = f": out at {exceeds:.1f} s"
             if r.recut_at_s is not None:
                 where += f", regenerate from {r.recut_at_s:.1f} s"
-    mark = "ok " if good else "!! "
+    mark = _mark(good)
     score = "-" if r.score is None else f"{r.score:5.1f}"
     wanted = "" if good else f" (should be {expected.upper()})"
     line = f"  {mark}{r.name} {r.verdict.upper():3s}  score {score}, {figures}{where}{wanted}"
@@ -428,7 +433,7 @@ def _demo_sync(outdir: Path, echo: Echo) -> bool:
     if chosen is not None:
         alternates = ", ".join(Path(a).name for a in chosen["alternates"]) or "none"
         echo(
-            f"  {'ok ' if good else '!! '}{selects_path.relative_to(outdir)}: segment "
+            f"  {_mark(good)}{selects_path.relative_to(outdir)}: segment "
             f"{chosen['segment']:03d} pick {Path(chosen['pick']).name}, alternates {alternates}"
         )
     else:
@@ -474,11 +479,11 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
         if v is not None:
             parts.append(
                 f"{v.codec} {v.width}x{v.height} {v.frame_rate_mode} "
-                f"{v.fps if v.fps.denominator != 1 else v.fps.numerator} fps, "
+                f"{rate_text(v.fps, v.frame_rate_mode)}, "
                 f"GOP {v.max_keyframe_interval_s:.2f} s"
             )
         if a is not None:
-            parts.append(f"{a.codec} {a.sample_rate} Hz {a.channels} ch")
+            parts.append(f"{a.codec} {a.sample_rate} Hz {channels_text(a.channels, a.layout)}")
         echo(f"  {label:20s} " + "; ".join(parts))
     atomic_write_bytes(outdir / "probe.json", json.dumps(facts, indent=2).encode(), replace=True)
     echo(f"  -> {outdir / 'probe.json'}")

@@ -19,13 +19,12 @@ from handoff.engines import Engine, execute
 from handoff.errors import HandoffError, InputError, OutputExistsError, ToolError, describe
 from handoff.files import MediaItem
 from handoff.fsutil import InputGuard, atomic_output, remove_stale_parts
-from handoff.isobmff import presented_sound_samples
 from handoff.parallel import usable_cores
 from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
-from handoff.probe import probe
+from handoff.probe import MediaInfo, probe
 from handoff.processes import run_jobs
 from handoff.spec import Spec, load_spec
-from handoff.validate import validate_file
+from handoff.validate import validate_info
 
 __all__ = [
     "ExportJob",
@@ -68,6 +67,8 @@ class ExportResult:
     findings: tuple[str, ...] = field(default=())
     ffmpeg: dict[str, str] | None = None
     """The ffmpeg binary that ran (engine ffmpeg), or that the preview names (dry run)."""
+    not_carried: tuple[str, ...] = ()
+    """The source's streams the output leaves out (a second sound, timecode, subtitles)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class ExportResult:
             "ffmpeg_command": list(self.command) or None,
             "ffmpeg": self.ffmpeg,
             "findings": list(self.findings),
+            "not_carried": list(self.not_carried),
         }
 
 
@@ -158,16 +160,19 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
     started = time.monotonic()
     source, dest = job.source, job.dest
 
+    left_out: tuple[str, ...] = ()
+
     def result(status: Status, error: str | None = None, **more: Any) -> ExportResult:
         kept = dest if status in ("done", "skipped", "planned") else None
-        return ExportResult(source, kept, status, error, seconds=time.monotonic() - started, **more)
+        took = time.monotonic() - started
+        return ExportResult(source, kept, status, error, seconds=took, not_carried=left_out, **more)
 
     notes: tuple[str, ...] = ()
     try:
         spec = load_spec(job.spec_source)
         info = probe(source)
         plan = plan_export(info, spec, job.options, dest=dest)
-        notes = plan.notes
+        notes, left_out = plan.notes, plan.not_carried
         if job.dry_run:
             preview, binary, said = _ffmpeg_preview(plan)
             return result("planned", notes=(*notes, said), plan=plan.to_json(), command=preview,
@@ -204,38 +209,42 @@ def _write(
     *,
     replace: bool,
 ) -> None:
-    """Encode to a temporary file, check it against the preset, then rename it into place.
+    """Encode to a temporary file, check it, then rename it into place.
 
-    An output that fails its own preset is a bug in handoff, not a deliverable: it is
-    removed, never renamed to its final name. The one failure allowed is a missing audio
-    track when the source has none and --add-silence was not given: handoff does not
-    invent sound unasked (the plan's notes say so). Without ``replace`` the final rename
-    never replaces a file, not even one that another run published meanwhile.
+    The check is the one ``handoff validate OUTPUT --spec PRESET`` runs afterwards (the
+    same probe and rules, the spec's options at their defaults), plus the sound's exact
+    length against the plan. An output that fails is a bug in handoff, not a
+    deliverable: it is removed, never renamed to its final name. Without ``replace`` the
+    final rename never replaces a file, not even one that another run published meanwhile.
     """
     with atomic_output(plan.dest, replace=replace) as tmp:
         execute(plan, tmp, engine, progress)
-        report = validate_file(tmp, spec, plan.spec_options)
+        try:
+            info = probe(tmp)
+        except InputError as exc:
+            raise _RejectedError([f"the output cannot be read back: {exc.message}"]) from None
+        report = validate_info(info, spec)
         failures = [
             f"{f.rule}: expected {f.expected}, got {f.actual}"
             for f in report.findings
-            if f.severity == "error" and not (plan.audio is None and f.fact == "audio.present")
+            if f.severity == "error"
         ]
-        if report.error:
-            failures.append(report.error)
-        failures += _length_check(tmp, plan, engine)
+        failures += _length_check(info, plan, engine)
         if failures:
             raise _RejectedError(failures)
 
 
-def _length_check(path: Path, plan: ExportPlan, engine: Engine) -> list[str]:
+def _length_check(info: MediaInfo, plan: ExportPlan, engine: Engine) -> list[str]:
     """The sound's length as the container presents it -- its edit list, read from the
-    boxes (:func:`handoff.isobmff.presented_sound_samples`) -- against the plan's exact
+    boxes by the probe (``AudioInfo.presented_samples``) -- against the plan's exact
     sample count, for both engines. A muxer whose edit list cuts the sound short
     (Debian's FFmpeg 5.1 with AAC in MP4: 11-114 ms, measured) is caught here, whatever
     the engine believed it wrote."""
     if plan.audio is None:
         return []
-    presented = presented_sound_samples(path)
+    if info.audio is None:
+        return ["audio: the plan wrote sound but the output has no audio stream"]
+    presented = info.audio.presented_samples
     if presented is None or presented == plan.audio.samples:
         return []
     who: str = engine

@@ -18,10 +18,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["BoxLayout", "read_layout", "sniff_isobmff"]
+__all__ = ["BoxLayout", "presented_sound_samples", "read_layout", "sniff_isobmff"]
 
-# Box types whose payload is itself a list of boxes, on the paths to tkhd and esds.
-_CONTAINERS = {b"trak", b"mdia", b"minf", b"stbl"}
+# Box types whose payload is itself a list of boxes, on the paths to tkhd, hdlr, mdhd,
+# elst and esds.
+_CONTAINERS = {b"trak", b"mdia", b"minf", b"stbl", b"edts"}
 # The brands of an ISO BMFF file start with ftyp; older QuickTime files may start
 # with one of these instead (QTFF, "Overview of QTFF" chapter).
 _FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
@@ -47,6 +48,9 @@ class BoxLayout:
     sample_entry_by_track: dict[int, str] = field(default_factory=dict)
     """The four-character code of the track's first sample description (``avc1``,
     ``mp4a``, ``apch``): what names the codec, even one FFmpeg does not know."""
+    presented_sound_by_track: dict[int, Fraction] = field(default_factory=dict)
+    """How much of each sound track the file presents, in the track's own time units
+    (its sample rate, for the files handoff writes): see :func:`presented_sound_samples`."""
 
 
 def sniff_isobmff(head: bytes) -> bool:
@@ -111,9 +115,8 @@ def read_layout(path: Path) -> BoxLayout | None:
         faststart = False
         seen_mdat = False
         truncated: str | None = None
-        rotations: dict[int, int] = {}
-        max_rates: dict[int, int] = {}
-        entries: dict[int, str] = {}
+        tracks: list[_Track] = []
+        movie_scale: int | None = None
         for kind, payload, length, box_end in _boxes(f, 0, size):
             name = kind.decode("latin-1")
             top.append(name)
@@ -125,54 +128,120 @@ def read_layout(path: Path) -> BoxLayout | None:
                 has_moov = True
                 faststart = not seen_mdat
                 for kind2, payload2, length2, _ in _boxes(f, payload, min(payload + length, size)):
-                    if kind2 == b"trak":
-                        end2 = min(payload2 + length2, size)
-                        _read_trak(f, payload2, end2, rotations, max_rates, entries)
+                    if kind2 == b"mvhd":
+                        movie_scale = _movie_timescale(_full_box(f, payload2, length2))
+                    elif kind2 == b"trak":
+                        tracks.append(_read_trak(f, payload2, min(payload2 + length2, size)))
+    by_id = {t.track_id: t for t in tracks if t.track_id is not None}
+    presented: dict[int, Fraction] = {}
+    for track_id, t in by_id.items():
+        amount = t.presented(movie_scale)
+        if t.handler == b"soun" and amount is not None:
+            presented[track_id] = amount
     return BoxLayout(
         top_level=tuple(top),
         has_moov=has_moov,
         faststart=faststart,
-        rotation_by_track=rotations,
-        max_bit_rate_by_track=max_rates,
+        rotation_by_track={i: t.rotation for i, t in by_id.items()},
+        max_bit_rate_by_track={i: t.max_rate for i, t in by_id.items() if t.max_rate},
         truncated_box=truncated,
-        sample_entry_by_track=entries,
+        sample_entry_by_track={i: t.entry for i, t in by_id.items() if t.entry is not None},
+        presented_sound_by_track=presented,
     )
 
 
-def _read_trak(
-    f: BinaryIO,
-    start: int,
-    end: int,
-    rotations: dict[int, int],
-    max_rates: dict[int, int],
-    entries: dict[int, str],
-) -> None:
+def _movie_timescale(mvhd: bytes) -> int | None:
+    at = 20 if mvhd[:1] == b"\x01" else 12  # version 1: 64-bit creation/modification times
+    if len(mvhd) < at + 4:
+        return None
+    (scale,) = struct.unpack_from(">I", mvhd, at)
+    return int(scale) or None
+
+
+@dataclass(slots=True)
+class _Track:
+    """What one ``trak`` says, as far as handoff asks."""
+
     track_id: int | None = None
+    rotation: int = 0
     max_rate: int | None = None
     entry: str | None = None
-    stack = [(start, end)]
+    handler: bytes | None = None
+    media_scale: int | None = None
+    media_duration: int | None = None
+    edits: list[int] | None = None
+    """Durations (movie timescale) of the edit list's non-empty segments."""
+
+    def presented(self, movie_scale: int | None) -> Fraction | None:
+        """The edit list's non-empty segments (ISO 14496-12 8.6.6, durations in the
+        movie timescale of ``mvhd``) brought to the track's ``mdhd`` timescale; without
+        an edit list, the ``mdhd`` duration. Exact: a Fraction when the two timescales
+        do not divide."""
+        if not self.media_scale:
+            return None
+        if self.edits is None:
+            return None if self.media_duration is None else Fraction(self.media_duration)
+        if not movie_scale:
+            return None
+        return Fraction(sum(self.edits) * self.media_scale, movie_scale)
+
+
+def _read_trak(f: BinaryIO, start: int, end: int) -> _Track:
+    track = _Track()
+    stack = [(b"trak", start, end)]
     while stack:
-        lo, hi = stack.pop()
+        parent, lo, hi = stack.pop()
         for kind, payload, length, _ in _boxes(f, lo, hi):
             box_end = min(payload + length, hi)
             if kind in _CONTAINERS:
-                stack.append((payload, box_end))
+                stack.append((kind, payload, box_end))
             elif kind == b"tkhd":
                 found = _read_tkhd(f, payload)
                 if found is not None:
-                    track_id, rotations[found[0]] = found
+                    track.track_id, track.rotation = found
+            elif kind == b"hdlr" and parent == b"mdia":
+                # The media's handler; QuickTime also puts a data handler ('alis',
+                # 'url ') in minf (QTFF, "Handler reference atoms").
+                data = _full_box(f, payload, length)
+                track.handler = data[8:12] if len(data) >= 12 else None
+            elif kind == b"mdhd":
+                data = _full_box(f, payload, length)
+                if data[:1] == b"\x01" and len(data) >= 32:
+                    track.media_scale, track.media_duration = struct.unpack_from(">IQ", data, 20)
+                elif len(data) >= 20:
+                    track.media_scale, track.media_duration = struct.unpack_from(">II", data, 12)
+            elif kind == b"elst":
+                track.edits = _shown_edits(_full_box(f, payload, length, 1 << 16))
             elif kind == b"stsd":
                 f.seek(payload)
                 stsd = f.read(min(length, 4096))
-                max_rate = _esds_max_bit_rate(stsd)
+                track.max_rate = _esds_max_bit_rate(stsd)
                 # version/flags (4), entry_count (4), then the first entry's size and
                 # type (ISO 14496-12 8.5.2): the type is the codec's four-character code.
                 if len(stsd) >= 16:
-                    entry = stsd[12:16].decode("latin-1")
-    if track_id is not None and max_rate:
-        max_rates[track_id] = max_rate
-    if track_id is not None and entry is not None:
-        entries[track_id] = entry
+                    track.entry = stsd[12:16].decode("latin-1")
+    return track
+
+
+def _shown_edits(elst: bytes) -> list[int] | None:
+    """Durations of an edit list's entries that show media (ISO 14496-12 8.6.6)."""
+    if len(elst) < 8:
+        return None
+    version = elst[0]
+    (count,) = struct.unpack_from(">I", elst, 4)
+    step = 20 if version == 1 else 12
+    shown: list[int] = []
+    for i in range(count):
+        at = 8 + i * step
+        if at + step > len(elst):
+            break
+        if version == 1:
+            duration, media_time = struct.unpack_from(">Qq", elst, at)
+        else:
+            duration, media_time = struct.unpack_from(">Ii", elst, at)
+        if media_time != -1:  # -1: an empty edit, time with nothing shown
+            shown.append(duration)
+    return shown
 
 
 def _descriptor(data: bytes, pos: int) -> tuple[int, int, int] | None:
@@ -228,73 +297,10 @@ def _full_box(f: BinaryIO, payload: int, length: int, limit: int = 4096) -> byte
 
 def presented_sound_samples(path: Path) -> Fraction | None:
     """How much sound an MP4/MOV presents, in its first sound track's own time units
-    (its sample rate, for the files handoff writes): the edit list's non-empty segments
-    (ISO 14496-12 8.6.6, durations in the movie timescale of ``mvhd``) brought to the
-    track's ``mdhd`` timescale; without an edit list, the track's ``mdhd`` duration.
-    Exact: a Fraction when the two timescales do not divide. None when the file is not
-    MP4/MOV or has no sound track.
-    """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        if not sniff_isobmff(f.read(8)):
-            return None
-        for kind, payload, length, _ in _boxes(f, 0, size):
-            if kind != b"moov":
-                continue
-            movie_scale: int | None = None
-            moov_end = min(payload + length, size)
-            for kind2, payload2, length2, _ in _boxes(f, payload, moov_end):
-                if kind2 == b"mvhd":
-                    data = _full_box(f, payload2, length2)
-                    at = 20 if data[:1] == b"\x01" else 12  # version 1: 64-bit times
-                    if len(data) >= at + 4:
-                        (movie_scale,) = struct.unpack_from(">I", data, at)
-                elif kind2 == b"trak" and movie_scale:
-                    found = _sound_track(f, payload2, min(payload2 + length2, size), movie_scale)
-                    if found is not None:
-                        return found
-    return None
-
-
-def _sound_track(f: BinaryIO, start: int, end: int, movie_scale: int) -> Fraction | None:
-    handler = None
-    media_scale = media_duration = None
-    edits: list[int] | None = None
-    stack = [(start, end)]
-    while stack:
-        lo, hi = stack.pop()
-        for kind, payload, length, _ in _boxes(f, lo, hi):
-            if kind in (b"mdia", b"edts"):
-                stack.append((payload, min(payload + length, hi)))
-            elif kind == b"hdlr":
-                data = _full_box(f, payload, length)
-                handler = data[8:12] if len(data) >= 12 else None
-            elif kind == b"mdhd":
-                data = _full_box(f, payload, length)
-                if data[:1] == b"\x01" and len(data) >= 32:
-                    media_scale, media_duration = struct.unpack_from(">IQ", data, 20)
-                elif len(data) >= 20:
-                    media_scale, media_duration = struct.unpack_from(">II", data, 12)
-            elif kind == b"elst":
-                data = _full_box(f, payload, length, 1 << 16)
-                if len(data) < 8:
-                    continue
-                version = data[0]
-                (count,) = struct.unpack_from(">I", data, 4)
-                step = 20 if version == 1 else 12
-                edits = []
-                for i in range(count):
-                    at = 8 + i * step
-                    if at + step > len(data):
-                        break
-                    if version == 1:
-                        duration, media_time = struct.unpack_from(">Qq", data, at)
-                    else:
-                        duration, media_time = struct.unpack_from(">Ii", data, at)
-                    if media_time != -1:  # -1: an empty edit, time with nothing shown
-                        edits.append(duration)
-    if handler != b"soun" or not media_scale:
+    (its sample rate, for the files handoff writes): what its edit list shows, or its
+    ``mdhd`` duration without one. None when the file is not MP4/MOV or has no sound
+    track."""
+    layout = read_layout(path)
+    if layout is None or not layout.presented_sound_by_track:
         return None
-    if edits is None:
-        return None if media_duration is None else Fraction(media_duration)
-    return Fraction(sum(edits) * media_scale, movie_scale)
+    return next(iter(layout.presented_sound_by_track.values()))

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from handoff.errors import InputError, SpecError, UnsupportedError, UsageError
-from handoff.probe import UNKNOWN_CODEC, MediaInfo, VideoInfo
-from handoff.spec import Spec
+from handoff.probe import UNKNOWN_CODEC, AudioInfo, MediaInfo, VideoInfo, rate_list, short_rate
+from handoff.spec import Spec, streams_needed
 
 __all__ = [
     "AudioPlan",
@@ -41,8 +41,18 @@ __all__ = [
 ]
 
 OUTPUT_SAMPLE_RATE = 48000
-NTSC = {Fraction(24000, 1001), Fraction(30000, 1001)}
-DELIVERY_RATES = {Fraction(24), Fraction(30), *NTSC}
+NTSC = {Fraction(24000, 1001), Fraction(30000, 1001), Fraction(60000, 1001)}
+EDITOR_RATES = frozenset(
+    {Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+     Fraction(50), Fraction(60000, 1001), Fraction(60)}
+)  # fmt: skip
+"""The frame rates Premiere and Resolve offer for a sequence, and --fps accepts."""
+_RATE_ALIASES = {
+    "23.976": Fraction(24000, 1001),
+    "23.98": Fraction(24000, 1001),
+    "29.97": Fraction(30000, 1001),
+    "59.94": Fraction(60000, 1001),
+}
 # Rates that are not a delivery rate and too far from one for nearest-frame conversion
 # to go unremarked: the hosted LTX API writes 25 or 50 fps (FACTS, "What the input looks
 # like"). Converting them is a decision the user makes: drop frames or retime.
@@ -63,7 +73,8 @@ class Crop:
 
 @dataclass(frozen=True, slots=True)
 class ExportOptions:
-    fps: FpsChoice = "source"
+    fps: FpsChoice | None = None
+    """None: the preset's ``[export] fps`` if it sets one, else ``source``."""
     rate_conversion: RateConversion | None = None
     crop: tuple[int, int] | Literal["auto", "none"] = "auto"
     """``(W, H)`` centred, ``auto`` (1920x1088 -> 1920x1080, odd sizes to even) or ``none``."""
@@ -72,6 +83,8 @@ class ExportOptions:
     overwrite: bool = False
     allow_truncated: bool = False
     """Export what an incomplete (cut short) source holds instead of refusing it."""
+    audio_stream: int | None = None
+    """Container index of the sound to carry; None: the first audio stream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +98,8 @@ class ExportSettings:
     audio_codec: str
     gop_seconds: float | None = None
     audio_bit_rate: int | None = None
+    fps: Fraction | None = None
+    """The output rate when --fps is not given (one of :data:`EDITOR_RATES`)."""
     video_options: Mapping[str, str] = field(default_factory=dict)
     format_options: Mapping[str, str] = field(default_factory=dict)
 
@@ -142,12 +157,13 @@ class ExportPlan:
     source: Path
     dest: Path
     preset: str
-    spec_options: Mapping[str, bool]
     format: str
     format_options: Mapping[str, str]
     video: VideoPlan
     audio: AudioPlan | None
     notes: tuple[str, ...]
+    not_carried: tuple[str, ...] = ()
+    """The source's streams the output leaves out, described (also in the notes)."""
 
     @property
     def duration(self) -> Fraction:
@@ -201,25 +217,78 @@ class ExportPlan:
             },
             "duration_s": float(self.duration),
             "notes": list(self.notes),
+            "not_carried": list(self.not_carried),
         }
 
 
 def parse_fps(text: str) -> FpsChoice:
-    """``24``, ``30``, ``23.976``, ``29.97``, ``24000/1001``, ``30000/1001`` or ``source``."""
+    """An editor's frame rate (23.976, 24, 25, 29.97, 30, 50, 59.94, 60; also as
+    ``24000/1001``) or ``source``."""
     t = text.strip().lower()
     if t == "source":
         return "source"
-    aliases = {"23.976": Fraction(24000, 1001), "23.98": Fraction(24000, 1001)}
-    aliases["29.97"] = Fraction(30000, 1001)
-    try:
-        rate = aliases.get(t) or Fraction(t)
-    except (ValueError, ZeroDivisionError):
-        rate = Fraction(-1)
-    if rate not in DELIVERY_RATES:
-        raise UsageError(
-            f"--fps {text}: use 24, 30, 23.976 (24000/1001), 29.97 (30000/1001) or source"
-        )
+    rate = _rate_of(t)
+    if rate is None:
+        raise UsageError(f"--fps {text}: use {rate_list(EDITOR_RATES)} or source")
     return rate
+
+
+def _rate_of(text: str) -> Fraction | None:
+    try:
+        rate = _RATE_ALIASES.get(text) or Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if rate in EDITOR_RATES else None
+
+
+def preset_rates(spec: Spec) -> tuple[frozenset[Fraction] | None, tuple[str, ...]]:
+    """The frame rates a spec's own rules accept (with its options at their defaults, as
+    ``handoff validate`` checks), and the ids of those rules; None when no rule limits
+    the rate."""
+    accepted: frozenset[Fraction] | None = None
+    ids: list[str] = []
+    for rule in spec.active_rules(spec.resolve_options({})):
+        if rule.fact != "video.fps" or rule.severity != "error" or rule.op not in ("in", "eq"):
+            continue
+        values = rule.value if isinstance(rule.value, tuple) else (rule.value,)
+        rates = frozenset(v for v in values if isinstance(v, Fraction))
+        accepted = rates if accepted is None else accepted & rates
+        ids.append(rule.id)
+    return accepted, tuple(ids)
+
+
+def check_rate_choice(
+    spec: Spec, settings: ExportSettings, fps: FpsChoice | None
+) -> frozenset[Fraction]:
+    """The rates an export with this preset may write; raises UsageError when the rate
+    asked for (``--fps``, else the preset's ``[export] fps``) is not one of them -- the
+    output would fail the preset's own rule, so no input is worth reading."""
+    accepted, rule_ids = preset_rates(spec)
+    allowed = EDITOR_RATES if accepted is None else accepted & EDITOR_RATES
+    if not allowed:
+        raise UsageError(f"'{spec.name}' accepts no editor frame rate ({rate_list(EDITOR_RATES)})")
+    target = fps if fps is not None else settings.fps
+    if isinstance(target, Fraction) and target not in allowed:
+        said = "--fps" if fps is not None else "its [export] fps"
+        raise UsageError(
+            f"{said} {short_rate(target)}: '{spec.name}' accepts {rate_list(allowed)} fps "
+            f"(rule {', '.join(rule_ids)}), so the output would fail it -- choose one of "
+            "those, or a spec that allows this rate (docs/howto/custom-spec.md)"
+        )
+    return allowed
+
+
+def requires_sound(spec: Spec) -> str | None:
+    """The id of the first of the spec's rules that fails a file without sound (with its
+    options at their defaults), or None."""
+    for rule in spec.active_rules(spec.resolve_options({})):
+        if rule.severity != "error":
+            continue
+        if rule.fact == "audio.present" and rule.op == "eq" and rule.value is True:
+            return rule.id
+        if "audio" in streams_needed(rule.fact) and not rule.optional:
+            return rule.id
+    return None
 
 
 def parse_crop(text: str) -> tuple[int, int] | Literal["auto", "none"]:
@@ -254,6 +323,15 @@ def export_settings(spec: Spec) -> ExportSettings:
         raise SpecError(f"spec '{spec.name}': gop_seconds must be a positive number")
     if bit_rate is not None and (not isinstance(bit_rate, int) or bit_rate <= 0):
         raise SpecError(f"spec '{spec.name}': audio_bit_rate must be a positive integer")
+    raw_fps = raw.get("fps")
+    fps = None
+    if raw_fps is not None:
+        fps = None if isinstance(raw_fps, bool) else _rate_of(str(raw_fps).strip())
+        if fps is None:
+            raise SpecError(
+                f"spec '{spec.name}': [export] fps = {raw_fps!r}: use one of "
+                f'{rate_list(EDITOR_RATES)} (a string for NTSC rates: "23.976" or "24000/1001")'
+            )
     return ExportSettings(
         extension=raw["extension"],
         format=raw["format"],
@@ -262,6 +340,7 @@ def export_settings(spec: Spec) -> ExportSettings:
         audio_codec=raw["audio_codec"],
         gop_seconds=None if gop is None else float(gop),
         audio_bit_rate=bit_rate,
+        fps=fps,
         video_options=str_table("video_options"),
         format_options=str_table("format_options"),
     )
@@ -275,29 +354,49 @@ def _rate_name(rate: Fraction) -> str:
     return f"{float(rate):.3f}"
 
 
+def _needs_decision(src: Fraction, target: Fraction) -> bool:
+    """25 or 50 fps to a rate that is not a whole multiple or fraction of it: frames must
+    be dropped unevenly or the programme retimed, and that is the user's choice."""
+    if src not in NEEDS_DECISION or src == target:
+        return False
+    return (src / target).denominator != 1 and (target / src).denominator != 1
+
+
 def _choose_rate(
-    v: VideoInfo, options: ExportOptions, notes: list[str]
+    v: VideoInfo,
+    spec: Spec,
+    settings: ExportSettings,
+    options: ExportOptions,
+    notes: list[str],
 ) -> tuple[Fraction, Conversion, int, Fraction]:
-    """Target rate, how frames are chosen, the retime step and scale."""
+    """Target rate, how frames are chosen, the retime step and scale.
+
+    The rates the preset's own rules accept bound every choice: an output at any other
+    rate would fail the check it must pass before it is kept."""
     src = v.fps
     cfr = v.frame_rate_mode == "CFR"
-    if options.fps == "source":
-        if cfr and src in DELIVERY_RATES:
+    allowed = check_rate_choice(spec, settings, options.fps)
+    offer = rate_list(allowed)
+    choice = options.fps if options.fps is not None else (settings.fps or "source")
+    if choice == "source":
+        if cfr and src in allowed:
             return src, "keep", 1, Fraction(1)
         if cfr and src in NEEDS_DECISION:
             raise UsageError(
-                f"source is {_rate_name(src)} fps: choose --fps 24 or 30 and "
-                "--rate-conversion drop (keep the duration, drop frames) or retime "
-                "(slow picture and sound together)"
+                f"source is {_rate_name(src)} fps, which '{spec.name}' does not accept: "
+                f"choose --fps ({offer}) and --rate-conversion drop (keep the duration, "
+                "drop frames) or retime (slow picture and sound together)"
             )
         if not cfr:
-            # A VFR recording is nominally 24 or 30 (phones, screen recorders): take
-            # the nearer on a log scale if the average is within 10 % of it.
-            target = min((Fraction(24), Fraction(30)), key=lambda r: abs(math.log(src / r)))
+            # A VFR recording is nominally one rate (phones, screen recorders: 24 or 30):
+            # take the nearest the preset accepts, on a log scale, if the average is
+            # within 10 % of it.
+            whole = sorted(r for r in allowed if r.denominator == 1) or sorted(allowed)
+            target = min(whole, key=lambda r: abs(math.log(src / r)))
             if abs(math.log(src / target)) > math.log(1.1):
                 raise UsageError(
                     f"variable frame rate averaging {float(src):.2f} fps is not near "
-                    "24 or 30: choose --fps 24 or --fps 30"
+                    f"{rate_list(frozenset(whole))}: choose --fps ({offer})"
                 )
             notes.append(
                 f"VFR source averaging {float(src):.3f} fps -> CFR {_rate_name(target)} fps "
@@ -305,12 +404,13 @@ def _choose_rate(
             )
             return target, "nearest", 1, Fraction(1)
         raise UsageError(
-            f"source is {_rate_name(src)} fps, not a delivery rate: choose --fps 24 or 30"
+            f"source is {_rate_name(src)} fps, which '{spec.name}' does not accept: "
+            f"choose --fps ({offer})"
         )
-    target = options.fps
+    target = choice
     if cfr and src == target:
         return target, "keep", 1, Fraction(1)
-    if cfr and src in NEEDS_DECISION:
+    if cfr and _needs_decision(src, target):
         if options.rate_conversion is None:
             raise UsageError(
                 f"source is {_rate_name(src)} fps and the target {_rate_name(target)}: add "
@@ -333,8 +433,8 @@ def _choose_rate(
             "(--rate-conversion drop): duration kept, frames dropped or repeated"
         )
         return target, "nearest", 1, Fraction(1)
-    if options.rate_conversion is not None:
-        notes.append(f"--rate-conversion {options.rate_conversion} not needed for this source")
+    # --rate-conversion only matters for 25/50 fps sources; a batch that gives it for
+    # them says nothing on every other file.
     what = "VFR" if not cfr else f"{_rate_name(src)} fps"
     notes.append(
         f"{what} -> CFR {_rate_name(target)} fps (each output frame is the source frame "
@@ -405,13 +505,6 @@ def _video_options(settings: ExportSettings, gop: int | None) -> dict[str, str]:
     return opts
 
 
-def _spec_options(spec: Spec, fps: Fraction) -> dict[str, bool]:
-    """Options to validate the output with: an NTSC output is checked with NTSC allowed."""
-    if any(o.name == "allow_ntsc" for o in spec.options):
-        return {"allow_ntsc": fps in NTSC}
-    return {}
-
-
 def destination(source: Path, settings: ExportSettings, out_dir: Path | None) -> Path:
     """Output path: the input's stem with the preset's extension, in ``out_dir``."""
     folder = out_dir if out_dir is not None else source.parent
@@ -445,14 +538,20 @@ def plan_export(
         raise UnsupportedError(
             f"video stream #{v.index} has {what}: it cannot be decoded", info.path
         )
-    a = info.audio
+    a = _chosen_audio(info, options.audio_stream)
+    sound_rule = requires_sound(spec)
+    if a is None and not options.add_silence and sound_rule is not None:
+        raise UsageError(
+            f"the source has no sound and '{spec.name}' requires it (rule {sound_rule}): "
+            "pass --add-silence to give the output a silent track"
+        )
     if a is not None and (a.codec == UNKNOWN_CODEC or not a.sample_rate or not a.channels):
         raise UnsupportedError(
             f"audio stream #{a.index} has a codec FFmpeg cannot identify: its sound cannot be "
             "decoded",
             info.path,
         )
-    fps, conversion, step, scale = _choose_rate(v, options, notes)
+    fps, conversion, step, scale = _choose_rate(v, spec, settings, options, notes)
 
     if conversion == "keep":
         frames = v.frames
@@ -546,19 +645,60 @@ def plan_export(
             offset_samples=0,
         )
     else:
-        notes.append(
-            "no audio in the source: none written, so the output lacks the track the "
-            "preset asks for (--add-silence adds a silent one)"
-        )
+        notes.append(f"no audio in the source, and none written ('{spec.name}' allows that)")
 
+    left_out = _not_carried(info, v.index, None if a is None else a.index)
+    notes += [f"not carried: {what}" for what in left_out]
     return ExportPlan(
         source=info.path,
         dest=dest if dest is not None else destination(info.path, settings, options.out_dir),
         preset=spec.name,
-        spec_options=_spec_options(spec, fps),
         format=settings.format,
         format_options=dict(settings.format_options),
         video=video,
         audio=audio,
         notes=tuple(notes),
+        not_carried=tuple(left_out),
     )
+
+
+def _chosen_audio(info: MediaInfo, index: int | None) -> AudioInfo | None:
+    """The sound to carry: the audio stream at container index ``index``, or the first."""
+    if index is None:
+        return info.audio
+    for a in info.audios:
+        if a.index == index:
+            return a
+    have = ", ".join(f"#{a.index} ({_audio_name(a)})" for a in info.audios)
+    raise UsageError(
+        f"--audio-stream {index}: no such audio stream; "
+        + (f"the source has {have}" if have else "the source has no sound")
+    )
+
+
+def _audio_name(a: AudioInfo) -> str:
+    channels = f"{a.channels} ch" if a.channels else "? ch"
+    layout = f" {a.layout}" if a.layout and a.layout not in ("mono", "stereo") else ""
+    return f"{a.codec}, {channels}{layout}"
+
+
+def _not_carried(info: MediaInfo, video_index: int, audio_index: int | None) -> list[str]:
+    """Every stream of the source the output leaves out, described for the notes."""
+    out = [
+        f"video #{x.index} ({x.codec}, {x.width}x{x.height}): only stream #{video_index} "
+        "is exported"
+        for x in info.videos
+        if x.index != video_index
+    ]
+    out += [
+        f"audio #{x.index} ({_audio_name(x)}): choose it with --audio-stream {x.index}"
+        for x in info.audios
+        if x.index != audio_index
+    ]
+    kinds = {"data": "data", "subtitle": "subtitles", "attachment": "attachment"}
+    out += [
+        f"{kinds.get(x.type, x.type)} #{x.index} ({x.codec})"
+        + (" -- a timecode track" if x.codec == "tmcd" else "")
+        for x in info.others
+    ]
+    return out

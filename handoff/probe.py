@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +31,7 @@ from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
 from handoff.riff import read_wav_layout
 from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
-__all__ = ["AudioInfo", "MediaInfo", "VideoInfo", "probe"]
+__all__ = ["AudioInfo", "MediaInfo", "OtherStream", "VideoInfo", "probe"]
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,25 @@ class AudioInfo:
     """Samples the container's edit list hides at the start (AAC encoder delay)."""
     declared_max_bit_rate: int | None = None
     """MP4/MOV: maxBitrate of the stream's esds (FFmpeg: the encoder's target rate)."""
+    presented_samples: Fraction | None = None
+    """MP4/MOV: how many samples the container presents -- its edit list (or, without
+    one, the track's duration) in the track's time units, exact. None elsewhere."""
+
+
+@dataclass(frozen=True, slots=True)
+class OtherStream:
+    """A stream that is neither picture nor sound (or one with no packets): a timecode
+    or other data track, subtitles, an attached picture."""
+
+    index: int
+    type: str
+    """FFmpeg's media type: ``data``, ``subtitle``, ``attachment``, or ``video``/``audio``
+    for a stream with no packets."""
+    codec: str
+    """FFmpeg's codec name, or the MP4/MOV sample entry (``tmcd``), or ``unknown``."""
+
+    def describe(self) -> str:
+        return f"{self.type} #{self.index} ({self.codec})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +151,8 @@ class MediaInfo:
     warnings: tuple[str, ...] = field(default=())
     truncated: str | None = None
     """Why the file is incomplete (cut short, or unreadable part-way), or None."""
+    others: tuple[OtherStream, ...] = field(default=())
+    """Streams that are neither picture nor sound with packets: data, subtitles, ..."""
 
     @property
     def video(self) -> VideoInfo | None:
@@ -434,9 +456,17 @@ def probe(path: Path | str) -> MediaInfo:
             elif isinstance(s, av.AudioStream):
                 a = _audio_info(s, scans[s.index])
                 if a is not None and layout is not None:
-                    a = replace(a, declared_max_bit_rate=layout.max_bit_rate_by_track.get(s.id))
+                    a = replace(
+                        a,
+                        declared_max_bit_rate=layout.max_bit_rate_by_track.get(s.id),
+                        presented_samples=layout.presented_sound_by_track.get(s.id),
+                    )
                 if a is not None:
                     audios.append(a)
+        carried = {x.index for x in videos} | {x.index for x in audios}
+        others = tuple(
+            _other_stream(s, layout) for s in container.streams if s.index not in carried
+        )
         fmt = container.format.name
         # MP4 track IDs by stream index, read while the container is open (PyAV's stream
         # objects must not be used after it is closed).
@@ -492,7 +522,21 @@ def probe(path: Path | str) -> MediaInfo:
         faststart=layout.faststart if layout is not None else None,
         warnings=tuple(warnings),
         truncated=truncation[0] if truncation else None,
+        others=others,
     )
+
+
+def _other_stream(stream: av.stream.Stream, layout: BoxLayout | None) -> OtherStream:
+    cc = stream.codec_context if stream.type in ("video", "audio", "subtitle") else None
+    codec = _codec_name(cc) if cc is not None else UNKNOWN_CODEC
+    if codec == UNKNOWN_CODEC:
+        # A data stream has no codec context in PyAV; FFmpeg names a QuickTime timecode
+        # track's codec in its parameters only, so the sample entry names it here.
+        named = getattr(stream, "codec_tag", None) or (
+            layout.sample_entry_by_track.get(stream.id) if layout is not None else None
+        )
+        codec = str(named).strip() or UNKNOWN_CODEC if named else UNKNOWN_CODEC
+    return OtherStream(index=stream.index, type=str(stream.type), codec=codec)
 
 
 def _unknown_codec_warning(index: int, track_ids: dict[int, int], layout: BoxLayout | None) -> str:
@@ -530,7 +574,9 @@ def to_json(info: MediaInfo) -> dict[str, Any]:
         "faststart": info.faststart,
         "video": _video_json(v) if v else None,
         "audio": _audio_json(a) if a else None,
-        "streams": [_video_json(x) for x in info.videos] + [_audio_json(x) for x in info.audios],
+        "streams": [_video_json(x) for x in info.videos]
+        + [_audio_json(x) for x in info.audios]
+        + [{"type": x.type, "index": x.index, "codec": x.codec} for x in info.others],
         "av_duration_delta_s": _r(delta),
         "truncated": info.truncated,
         "warnings": list(info.warnings),
@@ -567,6 +613,39 @@ def _r(x: float | None, digits: int = 6) -> float | None:
 
 def fraction_str(f: Fraction) -> str:
     return f"{f.numerator}/{f.denominator}"
+
+
+def rate_text(rate: Fraction, mode: str | None = None) -> str:
+    """A frame rate as people read it: ``24 fps``, ``23.976 fps (24000/1001)``, and for
+    a variable rate (or any other average) ``~10.53 fps (variable)``."""
+    if mode == "VFR":
+        return f"~{float(rate):.2f} fps (variable)"
+    if rate.denominator == 1:
+        return f"{rate.numerator} fps"
+    if rate.denominator == 1001:
+        return f"{float(rate):.3f} fps ({rate.numerator}/1001)"
+    return f"~{float(rate):.2f} fps"
+
+
+def rate_list(rates: Iterable[Fraction]) -> str:
+    """``23.976, 24, 25 or 30``: rates as people write them, slowest first."""
+    names = [short_rate(r) for r in sorted(rates)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def short_rate(rate: Fraction) -> str:
+    if rate.denominator == 1:
+        return str(rate.numerator)
+    return f"{math.floor(float(rate) * 1000) / 1000:g}" if rate.denominator == 1001 else str(rate)
+
+
+def channels_text(channels: int | None, layout: str | None) -> str:
+    """``2 ch (stereo)``, ``6 ch (5.1(side))``; ``1 ch`` when FFmpeg names no layout
+    (it calls an unnamed one "1 channels")."""
+    if not channels:
+        return "? ch"
+    named = layout and not layout.endswith(("channels", "channel"))
+    return f"{channels} ch ({layout})" if named else f"{channels} ch"
 
 
 def _video_json(v: VideoInfo) -> dict[str, Any]:

@@ -31,6 +31,7 @@ __all__ = [
     "builtin_spec_names",
     "load_spec",
     "parse_spec",
+    "streams_needed",
 ]
 
 Severity = Literal["error", "warning"]
@@ -176,6 +177,16 @@ COMPLETE_FILE_RULE = Rule(
     "again",
 )
 """Added to a spec that has no rule on ``truncated`` (the built-in specs carry it)."""
+
+
+def streams_needed(fact: str) -> tuple[str, ...]:
+    """The streams a fact is about; a rule on it means nothing when one is missing."""
+    if fact == "av_duration_delta_s":
+        return ("video", "audio")
+    stream = fact.split(".")[0]
+    if stream in ("video", "audio") and fact != f"{stream}.present":
+        return (stream,)
+    return ()
 
 
 def _parse_value(raw: Any, kind: FactType, where: str) -> Value:

@@ -21,8 +21,15 @@ import av.error
 from handoff import loudness
 from handoff.audio import decode_audio
 from handoff.errors import UnmeasurableError, describe
-from handoff.probe import UNKNOWN_CODEC, MediaInfo, is_truncated, probe
-from handoff.spec import Rule, Spec, Value
+from handoff.probe import (
+    UNKNOWN_CODEC,
+    MediaInfo,
+    is_truncated,
+    probe,
+    rate_list,
+    rate_text,
+)
+from handoff.spec import Rule, Spec, Value, streams_needed
 
 __all__ = ["FileReport", "Finding", "exit_code", "validate_file", "validate_paths"]
 
@@ -115,11 +122,6 @@ class _Facts:
                     decoded.samples, decoded.sample_rate
                 ),
             }
-            if report.dual_mono:
-                self.notes.append(
-                    "dual-mono audio: loudness measured as its mono content "
-                    "(a standard stereo meter reads about 3 LU higher)"
-                )
         return self._audio
 
     def get(self, name: str) -> Value | None:
@@ -154,10 +156,25 @@ class _Facts:
             return False
         if name in _MEASURED:
             value = self._measure_audio().get(name)
+            if name == "audio.integrated_lufs" and self._audio_is_dual_mono(value):
+                # The one figure dual-mono changes: said where a rule reads it.
+                self._note(
+                    "dual-mono audio: loudness measured as its mono content "
+                    "(a standard stereo meter reads about 3 LU higher)"
+                )
             if isinstance(value, float) and not math.isfinite(value):
                 return value  # -inf: silence; reported as such, and fails a level rule
             return value
         return getattr(a, attr)  # type: ignore[no-any-return]
+
+    def _audio_is_dual_mono(self, integrated: Value | None) -> bool:
+        measured = self._audio or {}
+        finite = isinstance(integrated, float) and math.isfinite(integrated)
+        return finite and bool(measured.get("audio.dual_mono"))
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     def measurements(self) -> dict[str, Any]:
         if self._audio is None:
@@ -205,6 +222,8 @@ def _show(value: Value | None, unit: str = "") -> str:
         return "missing"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, Fraction) and unit == " fps":
+        return rate_text(value)
     if isinstance(value, Fraction):
         if value.denominator == 1:
             return f"{value.numerator}{unit}"
@@ -231,7 +250,10 @@ def _expected(rule: Rule, scale: float, unit_word: str) -> str:
     if isinstance(v, tuple):
         if rule.op == "between":
             return f"{_show(v[0])} to {_show(v[1], unit)}{unit_word}{tol}"
-        items = ", ".join(_show(x) for x in v)
+        if unit == " fps" and all(isinstance(x, Fraction) for x in v):
+            items = rate_list([x for x in v if isinstance(x, Fraction)])
+        else:
+            items = ", ".join(_show(x) for x in v)
         return ("one of " if rule.op == "in" else "none of ") + items + unit
     words = {
         "eq": "",
@@ -295,19 +317,9 @@ def _passes(rule: Rule, actual: Value, scale: float) -> bool:
     raise AssertionError(op)
 
 
-def _streams_needed(fact: str) -> tuple[str, ...]:
-    """The streams a fact is about; a rule on it means nothing when one is missing."""
-    if fact == "av_duration_delta_s":
-        return ("video", "audio")
-    stream = fact.split(".")[0]
-    if stream in ("video", "audio") and fact != f"{stream}.present":
-        return (stream,)
-    return ()
-
-
 def _check(rule: Rule, facts: _Facts, spec_rule_facts: set[str]) -> Finding | bool | None:
     """A finding when the rule fails; False when skipped; None when it passes."""
-    for stream in _streams_needed(rule.fact):
+    for stream in streams_needed(rule.fact):
         if not facts.get(f"{stream}.present"):
             if f"{stream}.present" in spec_rule_facts or rule.optional:
                 return False  # the presence rule already says it, once

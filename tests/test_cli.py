@@ -68,7 +68,8 @@ def test_probe_json_schema(make_clip: MakeClip) -> None:
 def test_probe_table_for_people(make_clip: MakeClip) -> None:
     code, out, _ = run("probe", str(make_clip("a.mp4", **review_clip_kwargs())))
     assert code == 0
-    assert "CFR" in out and "24.000 fps (24/1)" in out and "all IDR yes" in out
+    assert "CFR  24 fps  72 frames" in out and "all IDR yes" in out
+    assert "2 ch (stereo)" in out
 
 
 def test_probe_whole_corpus_without_traceback() -> None:
@@ -213,15 +214,18 @@ def test_demo_runs_and_every_verdict_holds(tmp_path: Path) -> None:
     assert by_name["001_ltx2_raw.mp4"]["audio"]["sample_rate"] == 24000
     # Sync: the take in sync is in and picked, the late one and the drifting one are out,
     # the drifting one with a point to regenerate from.
-    assert "ok 001_scene_take1.mp4 IN " in out
-    assert "ok 001_scene_take2.mp4 OUT " in out and "out from its first frame" in out
+    assert "as expected  001_scene_take1.mp4 IN " in out
+    assert "as expected  001_scene_take2.mp4 OUT " in out and "out from its first frame" in out
     drifting = next(line for line in out.splitlines() if "001_scene_take3.mp4 OUT" in line)
-    assert drifting.lstrip().startswith("ok ") and ": out at " in drifting
+    assert drifting.lstrip().startswith("as expected ") and ": out at " in drifting
     assert "regenerate from" in drifting
     picked = json.loads((tmp_path / "demo" / "selects.json").read_text())
     (segment,) = picked["segments"]
     assert Path(segment["pick"]).name == "001_scene_take1.mp4" and not segment["regenerate"]
-    assert "V1 001_scene_take1.mp4" in out and "ok edit/narration.fcpxml" in out
+    assert "V1 001_scene_take1.mp4" in out and "as expected  edit/narration.fcpxml" in out
+    # What the demo lays out for people: readable rates and channels, no raw fractions.
+    assert "phone clip (VFR)     h264 640x360 VFR ~" in out and "fps (variable)" in out
+    assert "UNEXPECTED" not in out
 
 
 def test_probe_loudness_reports_as_is_and_mono_content(tmp_path: Path) -> None:

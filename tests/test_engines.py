@@ -248,7 +248,7 @@ def check_deliverable(plan: ExportPlan, out: Path, preset: str) -> None:
         assert decoded == -(-plan.audio.samples // AAC_FRAME) * AAC_FRAME
     else:
         assert decoded == plan.audio.samples
-    report = validate_file(out, load_spec(preset), plan.spec_options)
+    report = validate_file(out, load_spec(preset))
     assert report.status == "pass", report.findings
     assert not report.findings, report.findings
 
@@ -439,7 +439,8 @@ def write_held_last_frame(path: Path, hold: Fraction) -> Path:
 def test_held_last_frame_fills_the_plan(engine: Engine, tmp_path: Path) -> None:
     """Ticks after the last frame's start show it, up to the plan's frame count."""
     source = write_held_last_frame(tmp_path / "held.mov", Fraction(1, 2))
-    plan, out = export(source, "h264-review", engine, tmp_path, fps=Fraction(30))
+    # No sound in the source: h264-review requires a track, so a silent one is asked for.
+    plan, out = export(source, "h264-review", engine, tmp_path, fps=Fraction(30), add_silence=True)
     # 23/24 s + 0.5 s at 30 fps: 44 frames, the last 15 of them the held (white) one.
     assert plan.video.frames == 44
     picture = read_picture(out)
@@ -526,7 +527,8 @@ def test_rotation_stands_upright(
     argv = [ffmpeg_engine.find_ffmpeg(), "-nostdin", "-loglevel", "error", "-y"]
     argv += ["-display_rotation", str(display_rotation), "-i", str(plain), "-c", "copy"]
     subprocess.run([*argv, str(source)], check=True)
-    plan, out = export(source, "h264-review", engine, tmp_path)
+    # A mute source gets a silent track: h264-review requires sound.
+    plan, out = export(source, "h264-review", engine, tmp_path, add_silence=True)
     assert plan.video.rotation == (-display_rotation) % 360
     with av.open(str(out)) as container:
         luma = next(container.decode(video=0)).to_ndarray(format="gray").astype(float)

@@ -205,8 +205,11 @@ def test_usage_errors(make_clip: MakeClip) -> None:
     src = make_clip("a.mp4", width=160, height=96, seconds=1.0)
     code, _, err = run("export", str(src), "--preset", "ltx2-audio")
     assert code == 2 and "not an export preset" in err
+    code, _, err = run("export", str(src), "--preset", "h264-review", "--fps", "48")
+    assert code == 2 and "--fps 48" in err and "59.94" in err
+    # An editor's rate the preset does not accept: refused before any input is read.
     code, _, err = run("export", str(src), "--preset", "h264-review", "--fps", "25")
-    assert code == 2 and "--fps 25" in err
+    assert code == 2 and "--fps 25: 'h264-review' accepts 23.976, 24, 29.97 or 30" in err
     code, _, err = run("export", str(src), "--preset", "h264-review", "--crop", "big")
     assert code == 2 and "WIDTHxHEIGHT" in err
 
@@ -299,12 +302,15 @@ def test_corpus_phone_recording_exports_upright_cfr(tmp_path: Path) -> None:
     assert "turned 180 degrees" in out
 
 
-def test_a_source_without_audio_gets_none_unless_asked(make_clip: MakeClip, tmp_path: Path) -> None:
+def test_a_source_without_sound_fails_a_preset_that_requires_it_unless_asked(
+    make_clip: MakeClip, tmp_path: Path
+) -> None:
     src = make_clip("mute.mp4", width=160, height=96, seconds=1.0, audio_rate=None)
     code, out, _ = run("export", str(src), "--preset", "h264-review", "--out", str(tmp_path / "a"))
-    assert code == 0, out
-    assert "--add-silence" in out
-    assert probe(tmp_path / "a" / "mute.mp4").audio is None
+    # h264-review requires sound: the export fails (before encoding) saying how to get it.
+    assert code == 1, out
+    assert "FAILED" in out and "requires it (rule audio-present)" in out and "--add-silence" in out
+    assert not (tmp_path / "a" / "mute.mp4").exists()
     code, out, _ = run(
         "export", str(src), "--preset", "h264-review", "--out", str(tmp_path / "b"), "--add-silence"
     )

@@ -24,11 +24,11 @@ def test_builtins_load_and_only_name_known_facts() -> None:
 def test_frame_rates_are_exact_fractions() -> None:
     spec = load_spec("h264-review")
     strict = {r.id: r for r in spec.active_rules({"allow_ntsc": False})}
-    assert strict["frame-rate"].value == (Fraction(24), Fraction(30))
-    assert "frame-rate-ntsc" not in strict
-    ntsc = {r.id: r for r in spec.active_rules({"allow_ntsc": True})}
-    assert Fraction(24000, 1001) in ntsc["frame-rate-ntsc"].value  # type: ignore[operator]
-    assert "frame-rate" not in ntsc
+    assert strict["frame-rate-24-30"].value == (Fraction(24), Fraction(30))
+    assert "frame-rate" not in strict
+    default = {r.id: r for r in spec.active_rules(spec.resolve_options({}))}
+    assert Fraction(24000, 1001) in default["frame-rate"].value  # type: ignore[operator]
+    assert "frame-rate-24-30" not in default
 
 
 def test_user_spec_file(tmp_path: Path) -> None:

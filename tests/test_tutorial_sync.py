@@ -220,5 +220,5 @@ def test_demo_sync_step_runs_again_over_its_outputs(workdir: Path) -> None:
     printed: list[str] = []
     assert _demo_sync(workdir / "demo-out", printed.append), "\n".join(printed)
     shown = "\n".join(printed)
-    assert "ok 001_scene_take1.mp4 IN" in shown
-    assert "ok selects.json: segment 001 pick 001_scene_take1.mp4" in shown
+    assert "as expected  001_scene_take1.mp4 IN" in shown
+    assert "as expected  selects.json: segment 001 pick 001_scene_take1.mp4" in shown

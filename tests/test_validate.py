@@ -10,7 +10,7 @@ import pytest
 from pymediainfo import MediaInfo as PyMediaInfo
 
 from handoff import loudness
-from handoff.spec import load_spec
+from handoff.spec import load_spec, parse_spec
 from handoff.synth import speech_like, vfr_times, write_wav
 from handoff.validate import FileReport, exit_code, validate_file
 from tests.conftest import FIXTURES, MakeClip, corpus_file, review_clip_kwargs
@@ -43,7 +43,7 @@ def test_review_copy_passes(make_clip: MakeClip) -> None:
     ("change", "rule"),
     [
         ({"fps": Fraction(25)}, "frame-rate"),
-        ({"fps": Fraction(24000, 1001)}, "frame-rate"),
+        ({"fps": Fraction(50)}, "frame-rate"),
         ({"faststart": False}, "faststart"),
         ({"audio_rate": 24000, "audio_bit_rate": 96000}, "audio-sample-rate"),
         ({"audio_bit_rate": 96000}, "audio-bit-rate"),
@@ -91,10 +91,11 @@ def test_vfr_fails_frame_rate_mode(make_clip: MakeClip) -> None:
     assert "frame-rate-mode" in failed_rules(report)
 
 
-def test_ntsc_passes_only_when_allowed(make_clip: MakeClip) -> None:
+def test_ntsc_passes_unless_held_to_24_or_30(make_clip: MakeClip) -> None:
     path = make_clip("ntsc.mp4", **review_clip_kwargs(fps=Fraction(30000, 1001)))
-    assert validate_file(path, H264).status == "fail"
-    assert validate_file(path, H264, {"allow_ntsc": True}).status == "pass"
+    assert validate_file(path, H264).status == "pass"
+    strict = validate_file(path, H264, {"allow_ntsc": False})
+    assert failed_rules(strict) == {"frame-rate-24-30"}
 
 
 def test_untagged_colour_is_a_warning_not_a_failure(make_clip: MakeClip) -> None:
@@ -117,10 +118,11 @@ def test_corpus_2s_gop_boundary_passes_the_gop_rule_and_fails_others() -> None:
     assert {"h264-profile", "audio-bit-rate"} <= rules
 
 
-def test_corpus_23976_sample_passes_with_ntsc_allowed() -> None:
+def test_corpus_23976_sample_passes_unless_held_to_24_or_30() -> None:
     path = corpus_file("av/pymediainfo_sample_1080p23976_aac48k.mp4")
-    assert failed_rules(validate_file(path, H264)) == {"frame-rate"}
-    assert validate_file(path, H264, {"allow_ntsc": True}).status == "pass"
+    assert validate_file(path, H264).status == "pass"
+    strict = validate_file(path, H264, {"allow_ntsc": False})
+    assert failed_rules(strict) == {"frame-rate-24-30"}
 
 
 def test_corpus_av_delta_over_one_frame_fails() -> None:
@@ -231,6 +233,24 @@ def test_conditioned_narration_passes_and_says_it_measured_mono_content(tmp_path
     assert report.status == "pass", report.findings
     assert any("mono content" in n for n in report.notes)
     assert report.measurements["audio.integrated_lufs"] == pytest.approx(-16.5, abs=0.2)
+
+
+def test_the_dual_mono_note_comes_only_where_it_changes_a_figure(tmp_path: Path) -> None:
+    """Dual-mono changes the integrated loudness (measured as its mono content): a spec
+    that reads it gets the note; one whose rules read only the peak, or a silent file's
+    identical channels, does not."""
+    path = narration(tmp_path, "dual.wav")
+    peak_only = parse_spec(
+        'name = "peak-only"\ndescription = ""\n[[rules]]\nid = "true-peak"\n'
+        'fact = "audio.true_peak_dbtp"\nop = "le"\nvalue = -3.0\n',
+        "peak-only",
+    )
+    checked = validate_file(path, peak_only)
+    assert checked.status == "pass" and checked.measurements["audio.dual_mono"] is True
+    assert not [n for n in checked.notes if "dual-mono" in n]
+    assert [n for n in validate_file(path, LTX2).notes if "dual-mono" in n]
+    silent = write_wav(tmp_path / "silent.wav", np.zeros((2, 48000)), 48000)
+    assert not [n for n in validate_file(silent, LTX2).notes if "dual-mono" in n]
 
 
 @pytest.mark.parametrize(
