@@ -931,7 +931,7 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
         f"{s['name']}: {fraction_str(rate)} fps ({float(rate):.3f}), "
         f"{s['width']}x{s['height']}, 48 kHz, "
         f"{ndf_timecode(s['duration_frames'], math.ceil(rate))} ({s['duration_frames']} "
-        f"frames) from {_timecode(0)}",
+        f"frames)" + (f" from {_timecode(0)}" if s["start_frame"] else ""),
     ]
     if build.master is not None:
         lines.append(
@@ -1104,9 +1104,10 @@ def timeline_cmd(
     (23.976 and 29.97 as NTSC), their most common frame size (or --size) and 48 kHz,
     and starts at --start-timecode in every format.
 
-    With a manifest, a clip more than 1 s or 10 % shorter or longer than its segment
-    file is warned about ("!" lines; "warnings" in --json): a short one leaves
-    narration without its picture, a long one may belong to another segment.
+    With a manifest, a clip shorter or longer than its segment file by more than 1 s
+    (10 % for segments over 10 s) is warned about ("!" lines; "warnings" in --json): a
+    short one leaves narration without its picture, a long one may belong to another
+    segment.
 
     \b
     Examples:
@@ -1120,8 +1121,9 @@ def timeline_cmd(
     FCPXML has no track lock, and Premiere documents none for OTIO: after importing
     those, lock A1 in the editor (premiere-xml and resolve-otio arrive locked).
     Every format asked for is written, or none. Exit 0 when written, 2 when a clip
-    cannot be used, the rates differ, the manifest is wrong, or an output already
-    exists.
+    cannot be used, the rates differ, the manifest is wrong, --size or
+    --start-timecode is malformed (or names a frame the rate has not), or an output
+    already exists.
     """
     from handoff.fsutil import InputGuard
     from handoff.timeline import FORMATS, SequenceSettings, check_relative, render

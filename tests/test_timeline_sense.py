@@ -6,6 +6,9 @@ adapters, on real media."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from lxml import etree
 from handoff.cli import main
 from handoff.synth import ClipSpec, write_clip
 from handoff.timeline.timecode import Timecode, parse_timecode, timecode_at
-from tests.conftest import NLE, TimelineProject, make_timeline_project
+from tests.conftest import NLE, REPO, TimelineProject, make_timeline_project, run_handoff
 
 SUFFIXES = {
     "otio": ".otio",
@@ -417,3 +420,45 @@ def test_labels_agree_with_otio_and_read_back(frame: int, rate: Fraction, drop: 
 def test_timecode_str_forms() -> None:
     assert str(parse_timecode("01;00;00;00")) == "01:00:00;00"
     assert parse_timecode(" 10:00:00:00 ") == Timecode(10, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- the how-to
+
+
+HOWTO = REPO / "docs" / "howto" / "editor-handoff.md"
+
+
+def _howto_timeline_commands() -> list[str]:
+    text = HOWTO.read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    return [line.strip() for b in blocks for line in b.splitlines()
+            if line.strip().startswith("handoff timeline ")]  # fmt: skip
+
+
+def test_howto_timeline_commands_run_as_written(tmp_path: Path) -> None:
+    """Every ``handoff timeline`` command of docs/howto/editor-handoff.md, run as shown
+    in a folder holding ``masters/`` (24 fps clips, as the how-to exports them) and
+    ``cond/`` (the manifest and its master)."""
+    project = make_timeline_project(tmp_path / "made", fps=Fraction(24))
+    (tmp_path / "masters").mkdir()
+    (tmp_path / "cond").mkdir()
+    for clip in project.clips:
+        shutil.move(clip, tmp_path / "masters" / clip.name)
+    for f in (project.manifest, project.master):
+        shutil.move(f, tmp_path / "cond" / f.name)
+    commands = _howto_timeline_commands()
+    assert len(commands) == 3, commands
+    for command in commands:
+        done = run_handoff(*shlex.split(command)[1:], cwd=tmp_path)
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+        assert "Traceback" not in done.stderr
+    # What the start-timecode example promises, in the files it wrote.
+    stem = project.master.stem
+    xml = etree.parse(str(tmp_path / "edit-hour" / f"{stem}.premiere.xml"))
+    assert xml.findtext("sequence/timecode/string") == "01:00:00:00"
+    assert xml.findtext("sequence/timecode/frame") == str(3600 * 24)
+    assert xml.findtext("sequence/media/video/format/samplecharacteristics/width") == "1920"
+    fcp = etree.parse(str(tmp_path / "edit-hour" / f"{stem}.fcpxml"))
+    assert fcp.find("library/event/project/sequence").get("tcStart") == "3600s"  # type: ignore[union-attr]
+    tl = otio.adapters.read_from_file(str(tmp_path / "edit-hour" / f"{stem}.resolve.otio"))
+    assert tl.global_start_time == otio.opentime.RationalTime(86400, 24)
