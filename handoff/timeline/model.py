@@ -21,7 +21,8 @@ integers, rates exact: 24000/1001 for 23.976). Placement in seconds is exact
 What the writers need and OTIO has no field for lives in ``metadata["handoff"]``:
 
 - timeline: ``rate`` ("24000/1001"), ``width``, ``height``, ``sample_rate`` (48000),
-  ``audio_channels``;
+  ``audio_channels``, ``start_timecode`` ("01:00:00:00") and ``drop_frame`` (the
+  start's frame count is OTIO's own ``global_start_time``);
 - track: ``role`` ("picture" | "master" | "clip-audio" | "alternate"), ``locked``,
   ``channels`` (and ``rank`` on an alternates track);
 - clip: ``path`` (absolute; left out when the file name is not UTF-8, which OTIO cannot
@@ -81,12 +82,13 @@ META = "handoff"
 SEQUENCE_SAMPLE_RATE = 48000
 
 # A clip is "much" shorter or longer than the segment file it was made from past the
-# larger of these. Below them lie the differences every clip has: LTX-2 makes 8k+1
-# frames, so a clip runs up to 8 frames (a third of a second at 24 fps) past its
-# conditioning audio, whose own length wanders by about 20 ms; hosted generators that
-# offer a few fixed durations add more on long segments. Past them, a short clip leaves
-# narration with no picture of its own, and a long one was likely made for another
-# segment (or another cut of the narration).
+# larger of these. Below them lie the differences every clip has: LTX-2's pipelines
+# (Lightricks/LTX-2, ltx-pipelines) make 8k+1 frames, so a clip runs up to 8 frames (a
+# third of a second at 24 fps) past its conditioning audio, and its audio follows a
+# 25-latents-a-second grid, about 20 ms either way. A tenth of a long segment leaves
+# room for a generator's coarser length steps without hiding a wrong clip. Past them, a
+# short clip leaves narration with no picture of its own, and a long one was likely
+# made for another segment (or another cut of the narration).
 LENGTH_TOLERANCE_S = Fraction(1)
 LENGTH_TOLERANCE_SHARE = Fraction(1, 10)
 MAX_SEQUENCE_SIDE = 16384
@@ -107,9 +109,9 @@ FROM_CLIPS = SequenceSettings()
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` with even sides: ProRes 422 and H.264 4:2:0, which the editors
-    deliver, halve the chroma across (and 4:2:0 down), so an odd side cannot be encoded
-    from the sequence without padding."""
+    """``WIDTHxHEIGHT`` with even sides: 4:2:2 (ProRes 422) and 4:2:0 (H.264 as
+    delivered) halve the chroma across, and 4:2:0 also down, so an odd side cannot be
+    encoded from the sequence without padding."""
     w, sep, h = text.strip().lower().partition("x")
     if not sep or not w.isdigit() or not h.isdigit():
         raise UsageError(f"sequence size {text!r}: expected WIDTHxHEIGHT (e.g. 1920x1080)")
