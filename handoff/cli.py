@@ -16,7 +16,6 @@ import shlex
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -62,7 +61,7 @@ from handoff.processes import Terminated, raise_on_sigterm
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
-from handoff.timeline.model import ndf_timecode
+from handoff.timeline.timecode import ndf_timecode, timecode_at
 from handoff.validate import FileReport, exit_code, validate_file
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -954,23 +953,25 @@ def specs_cmd(name: str | None) -> None:
 # ---------------------------------------------------------------- timeline
 
 
-def _timecode(frames: int, rate: Fraction) -> str:
-    return ndf_timecode(frames, math.ceil(rate))
-
-
 def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -> str:
     """The layout for people (printed through :func:`_say`, which escapes what a terminal
-    would obey or mangle in a file name)."""
+    would obey or mangle in a file name). Positions are the timecodes the editor shows
+    (from the start timecode); the duration is a length."""
     s = build.summary()
     rate = build.rate
+
+    def _timecode(frame: int) -> str:
+        return timecode_at(s["start_frame"] + frame, rate, drop_frame=build.start.drop_frame)
+
     lines = [
         f"{s['name']}: {fraction_str(rate)} fps ({float(rate):.3f}), "
         f"{s['width']}x{s['height']}, 48 kHz, "
-        f"{_timecode(s['duration_frames'], rate)} ({s['duration_frames']} frames)",
+        f"{ndf_timecode(s['duration_frames'], math.ceil(rate))} ({s['duration_frames']} "
+        f"frames)" + (f" from {_timecode(0)}" if s["start_frame"] else ""),
     ]
     if build.master is not None:
         lines.append(
-            f"  A1 master (locked)  {build.master.name}  from {_timecode(build.master_start, rate)}"
+            f"  A1 master (locked)  {build.master.name}  from {_timecode(build.master_start)}"
         )
     else:
         lines.append("  A1 the clips' own audio (locked)")
@@ -980,9 +981,10 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
         if c["trimmed_head"] or c["trimmed_tail"]:
             trim = f"  trimmed head {c['trimmed_head']} / tail {c['trimmed_tail']}"
         lines.append(
-            f"  V1 {c['index']:3d} {_timecode(c['start'], rate)}-{_timecode(c['end'], rate)}"
+            f"  V1 {c['index']:3d} {_timecode(c['start'])}-{_timecode(c['end'])}"
             f"  {Path(c['path']).name}{seg}{trim}"
         )
+    lines += [f"  ! {w}" for w in s["warnings"]]
     lines += [f"  note: {n}" for n in s["notes"]]
     lines += [f"wrote {fmt}: {path}" for fmt, path in written]
     return "\n".join(lines)
@@ -1077,6 +1079,22 @@ def _timeline_json(data: Any) -> str:
 )
 @click.option("--name", help="Sequence name (default: the master's or first input's name).")
 @click.option(
+    "--size",
+    "size_text",
+    metavar="WxH",
+    help="Sequence frame size, even sides (e.g. 1920x1080). Default: the clips' most "
+    "common size; a tie goes to the largest frame.",
+)
+@click.option(
+    "--start-timecode",
+    "start_text",
+    metavar="HH:MM:SS:FF",
+    default="00:00:00:00",
+    show_default=True,
+    help="Timecode of the sequence's first frame; many editors and facilities start "
+    "programmes at 01:00:00:00. HH:MM:SS;FF is drop-frame (29.97 and 59.94 fps only).",
+)
+@click.option(
     "--relative",
     is_flag=True,
     help="Name media relative to the timeline file (otio, premiere-otio, resolve-otio), "
@@ -1104,6 +1122,8 @@ def timeline_cmd(
     selects: Path | None,
     out: Path | None,
     name: str | None,
+    size_text: str | None,
+    start_text: str,
     relative: bool,
     fcpxml_version: str,
     overwrite: bool,
@@ -1117,7 +1137,13 @@ def timeline_cmd(
     for, so picture meets sound; overlaps are trimmed at the segment boundary. A2 holds
     the clips' own audio, disabled, for reference. Without a master, A1 is the clips'
     own audio, locked. All clips must share one frame rate; the sequence takes it
-    (23.976 and 29.97 as NTSC), their frame size and 48 kHz.
+    (23.976 and 29.97 as NTSC), their most common frame size (or --size) and 48 kHz,
+    and starts at --start-timecode in every format.
+
+    With a manifest, a clip shorter or longer than its segment file by more than 1 s
+    (10 % for segments over 10 s) is warned about ("!" lines; "warnings" in --json): a
+    short one leaves narration without its picture, a long one may belong to another
+    segment.
 
     \b
     Examples:
@@ -1125,16 +1151,21 @@ def timeline_cmd(
       handoff timeline renders/ --manifest cond/manifest.json --format all --out edit/
       handoff timeline a.mov b.mov --master vo.wav --format resolve-otio --out cut.otio
       handoff timeline --selects selects.json --format all --out edit/
+      handoff timeline renders/ --manifest cond/manifest.json --format fcpxml \\
+          --start-timecode 01:00:00:00 --size 1920x1080
 
     FCPXML has no track lock, and Premiere documents none for OTIO: after importing
     those, lock A1 in the editor (premiere-xml and resolve-otio arrive locked).
     Every format asked for is written, or none. Exit 0 when written, 2 when a clip
-    cannot be used, the rates differ, the manifest is wrong, or an output already
-    exists.
+    cannot be used, the rates differ, the manifest is wrong, --size or
+    --start-timecode is malformed (or names a frame the rate has not), or an output
+    already exists.
     """
     from handoff.fsutil import InputGuard
-    from handoff.timeline import FORMATS, check_relative, render
+    from handoff.timeline import FORMATS, SequenceSettings, check_relative, render
+    from handoff.timeline.model import parse_size
     from handoff.timeline.project import timeline_from_paths
+    from handoff.timeline.timecode import parse_timecode
 
     chosen = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
     with _errors():
@@ -1144,9 +1175,14 @@ def timeline_cmd(
             check_relative(chosen)
         if not clips and selects is None:
             raise UsageError("name the clips (files or folders), or give --selects FILE")
-        build = timeline_from_paths(
-            clips, manifest_path=manifest, master_path=master, name=name, selects_path=selects
+        settings = SequenceSettings(
+            size=None if size_text is None else parse_size(size_text),
+            start=parse_timecode(start_text),
         )
+        build = timeline_from_paths(
+            clips, manifest_path=manifest, master_path=master, name=name,
+            selects_path=selects, settings=settings,
+        )  # fmt: skip
         targets = _timeline_outputs(chosen, out, build.timeline.name, build.notes)
         # Inputs are never written over, --overwrite or not.
         guard = InputGuard(build.inputs)

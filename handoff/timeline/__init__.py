@@ -15,6 +15,7 @@ import opentimelineio as otio
 from handoff.errors import UsageError
 from handoff.manifest import Manifest, load_manifest
 from handoff.timeline.model import (
+    SequenceSettings,
     Source,
     TimelineBuild,
     build_timeline,
@@ -26,6 +27,7 @@ __all__ = [
     "FORMATS",
     "Format",
     "Manifest",
+    "SequenceSettings",
     "Source",
     "TimelineBuild",
     "build_timeline",

@@ -26,7 +26,10 @@ Connected clips hang from the active pick. An alternate whose pick is not on V1 
 connected above the storyline instead, disabled.
 
 Every time is a whole number of frames at the sequence rate, written as exact rational
-seconds (``1001/24000s`` for one frame at 23.976). FCPXML has no track lock: the locked
+seconds (``1001/24000s`` for one frame at 23.976). The sequence's ``tcStart`` is its
+start timecode as a time (the frame count times the frame duration: 01:00:00:00 at 24
+fps is ``3600s``; ``tcFormat="DF"`` for drop-frame), and the storyline's offsets count
+from it, as Final Cut and Resolve export them. FCPXML has no track lock: the locked
 A1 of the model is written like any other track.
 
 Since 1.9 an ``<asset>`` names its file in a ``<media-rep>`` child (``src`` on the asset
@@ -128,6 +131,9 @@ class _Writer:
         self.meta: dict[str, Any] = dict(timeline.metadata.get(META, {}))
         self.rate = rate_of(timeline)
         self.t = _Clock(self.rate)
+        start = timeline.global_start_time
+        self.start = 0 if start is None else frames_at(start, self.rate)
+        """The start timecode's frame count: the storyline's clock begins there."""
         self.root = etree.Element("fcpxml", version=version)
         self.resources = etree.SubElement(self.root, "resources")
         self._ids = 0
@@ -201,6 +207,13 @@ class _Writer:
 
     # ------------------------------------------------------------ story
 
+    def at(self, frame: int) -> str:
+        """A storyline ``offset`` for timeline frame ``frame``: the sequence's clock
+        starts at ``tcStart`` (Final Cut and Resolve export a 01:00:00:00 sequence's
+        first clip at ``offset="3600s"``). Connected clips are on their parent's clock
+        and take :attr:`t` instead."""
+        return self.t(self.start + frame)
+
     def _clip_element(
         self,
         parent: Any,
@@ -218,7 +231,7 @@ class _Writer:
         if lane is not None:
             attrs["lane"] = str(lane)
         if offset is not None:
-            attrs["offset"] = self.t(offset)
+            attrs["offset"] = self.t(offset) if lane is not None else self.at(offset)
         attrs["name"] = xml_text(str(item.clip.name or asset.element.get("name")))
         attrs["start"] = self.t(item.source_start)
         attrs["duration"] = self.t(item.duration)
@@ -333,8 +346,8 @@ class _Writer:
             "sequence",
             format=seq_format,
             duration=self.t(end),
-            tcStart="0s",
-            tcFormat="NDF",
+            tcStart=self.t(self.start),
+            tcFormat="DF" if self.meta.get("drop_frame") else "NDF",
             audioLayout="mono" if channels == 1 else "stereo",
             audioRate=_AUDIO_RATES.get(sample_rate, "48k"),
         )
@@ -344,14 +357,14 @@ class _Writer:
         t = 0
         for item in v_items:
             if item.start > t:
-                gap = etree.SubElement(spine, "gap", name="Gap", offset=self.t(t),
+                gap = etree.SubElement(spine, "gap", name="Gap", offset=self.at(t),
                                        duration=self.t(item.start - t))  # fmt: skip
                 anchors.append(_Anchor(t, 0, gap))
             has_audio = bool(item.meta.get("has_audio", False))
             picture_only = has_audio and item.start not in linked
             alts = self._alternates_of(item, auditions)
             if alts:
-                audition = etree.SubElement(spine, "audition", offset=self.t(item.start))
+                audition = etree.SubElement(spine, "audition", offset=self.at(item.start))
                 el = self._clip_element(audition, item, None,
                                         src_enable="video" if picture_only else None)  # fmt: skip
                 for alt in alts:
@@ -363,7 +376,7 @@ class _Writer:
             anchors.append(_Anchor(item.start, item.source_start, el))
             t = item.start + item.duration
         if end > t or not anchors:
-            gap = etree.SubElement(spine, "gap", name="Gap", offset=self.t(t),
+            gap = etree.SubElement(spine, "gap", name="Gap", offset=self.at(t),
                                    duration=self.t(max(end - t, 1)))  # fmt: skip
             anchors.append(_Anchor(t, 0, gap))
             t = max(end, t + 1)

@@ -21,7 +21,8 @@ integers, rates exact: 24000/1001 for 23.976). Placement in seconds is exact
 What the writers need and OTIO has no field for lives in ``metadata["handoff"]``:
 
 - timeline: ``rate`` ("24000/1001"), ``width``, ``height``, ``sample_rate`` (48000),
-  ``audio_channels``;
+  ``audio_channels``, ``start_timecode`` ("01:00:00:00") and ``drop_frame`` (the
+  start's frame count is OTIO's own ``global_start_time``);
 - track: ``role`` ("picture" | "master" | "clip-audio" | "alternate"), ``locked``,
   ``channels`` (and ``rank`` on an alternates track);
 - clip: ``path`` (absolute; left out when the file name is not UTF-8, which OTIO cannot
@@ -55,12 +56,15 @@ from handoff.manifest import Manifest, Segment
 from handoff.names import is_utf8, shown, xml_text
 from handoff.probe import MediaInfo, fraction_str
 from handoff.timeline.paths import file_url, path_from_url
+from handoff.timeline.timecode import ZERO, Timecode, fps_label
 
 __all__ = [
+    "FROM_CLIPS",
     "META",
     "PlacedClip",
     "Placement",
     "SegmentTakes",
+    "SequenceSettings",
     "Source",
     "Take",
     "TimelineBuild",
@@ -68,7 +72,7 @@ __all__ = [
     "build_timeline",
     "clip_path",
     "frames_at",
-    "ndf_timecode",
+    "parse_size",
     "placed_clips",
     "rate_of",
     "source_from_info",
@@ -76,6 +80,50 @@ __all__ = [
 
 META = "handoff"
 SEQUENCE_SAMPLE_RATE = 48000
+
+# A clip is "much" shorter or longer than the segment file it was made from past the
+# larger of these. Below them lie the differences every clip has: LTX-2's pipelines
+# (Lightricks/LTX-2, ltx-pipelines) make 8k+1 frames, so a clip runs up to 8 frames (a
+# third of a second at 24 fps) past its conditioning audio, and its audio follows a
+# 25-latents-a-second grid, about 20 ms either way. A tenth of a long segment leaves
+# room for a generator's coarser length steps without hiding a wrong clip. Past them, a
+# short clip leaves narration with no picture of its own, and a long one was likely
+# made for another segment (or another cut of the narration).
+LENGTH_TOLERANCE_S = Fraction(1)
+LENGTH_TOLERANCE_SHARE = Fraction(1, 10)
+MAX_SEQUENCE_SIDE = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceSettings:
+    """What the user may set of the sequence (everything else comes from the clips)."""
+
+    size: tuple[int, int] | None = None
+    """Frame size; None: the clips' most common (a tie: the largest frame)."""
+    start: Timecode = ZERO
+    """Timecode of the sequence's first frame (editors often start at 01:00:00:00)."""
+
+
+FROM_CLIPS = SequenceSettings()
+"""Nothing set by the user: the sequence as the clips make it, starting at 00:00:00:00."""
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` with even sides: 4:2:2 (ProRes 422) and 4:2:0 (H.264 as
+    delivered) halve the chroma across, and 4:2:0 also down, so an odd side cannot be
+    encoded from the sequence without padding."""
+    w, sep, h = text.strip().lower().partition("x")
+    if not sep or not w.isdigit() or not h.isdigit():
+        raise UsageError(f"sequence size {text!r}: expected WIDTHxHEIGHT (e.g. 1920x1080)")
+    width, height = int(w), int(h)
+    if not (2 <= width <= MAX_SEQUENCE_SIDE and 2 <= height <= MAX_SEQUENCE_SIDE):
+        raise UsageError(f"sequence size {text}: each side must be 2 to {MAX_SEQUENCE_SIDE} pixels")
+    if width % 2 or height % 2:
+        raise UsageError(
+            f"sequence size {text}: width and height must be even (4:2:2 and 4:2:0 video, which "
+            "editors deliver, cannot hold an odd side)"
+        )
+    return width, height
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +245,8 @@ class Placement:
     offset_ms: float | None = None
     """From selects: the measured sound offset the position allows for (None: none)."""
     score: float | None = None
+    length_minus_segment_s: float | None = None
+    """The file's length minus its segment file's (None: no segment)."""
 
     @property
     def end(self) -> int:
@@ -218,6 +268,16 @@ class TimelineBuild:
     regenerate: list[int] = field(default_factory=list)
     """From selects: the segments marked ``regenerate``."""
     from_selects: bool = False
+    warnings: list[str] = field(default_factory=list)
+    """What the user should look at before handing the timeline over (a clip much
+    shorter or longer than its segment)."""
+    start: Timecode = ZERO
+    """The sequence's start timecode; every position is counted from it."""
+
+    @property
+    def start_frame(self) -> int:
+        """The frame count of the start timecode (where the timeline's frame 0 is)."""
+        return self.start.frame_at(self.rate)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready description of what was built (the CLI prints it with --json)."""
@@ -228,6 +288,8 @@ class TimelineBuild:
             "width": meta["width"],
             "height": meta["height"],
             "sample_rate": meta["sample_rate"],
+            "start_timecode": str(self.start),
+            "start_frame": self.start_frame,
             "duration_frames": _frames(self.timeline.duration()),
             "master": None
             if self.master is None
@@ -241,6 +303,7 @@ class TimelineBuild:
                 if self.from_selects
                 else {}
             ),
+            "warnings": list(self.warnings),
             "notes": list(self.notes),
         }
 
@@ -256,6 +319,9 @@ class TimelineBuild:
             "rounding_ms": round(p.rounding_ms, 3),
             "trimmed_head": p.trimmed_head,
             "trimmed_tail": p.trimmed_tail,
+            "length_minus_segment_s": None
+            if p.length_minus_segment_s is None
+            else round(p.length_minus_segment_s, 3),
         }
         if self.from_selects:
             out["rank"] = p.rank
@@ -285,13 +351,6 @@ def frames_at(t: otio.opentime.RationalTime, rate: Fraction) -> int:
     """A time as whole frames at ``rate`` (the model's own times are already there)."""
     r = float(rate)
     return round(float(t.value if t.rate == r else t.value_rescaled_to(r)))
-
-
-def ndf_timecode(frame: int, timebase: int) -> str:
-    """Non-drop-frame timecode ``HH:MM:SS:FF`` counting ``timebase`` frames a second."""
-    ff = frame % timebase
-    s = frame // timebase
-    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,19 +423,13 @@ def _sequence_rate(clips: Sequence[Source]) -> Fraction:
             listed = ", ".join(names[:3]) + (
                 f" and {len(names) - 3} more" if len(names) > 3 else ""
             )
-            parts.append(f"{_fps_label(r)} fps ({listed})")
+            parts.append(f"{fps_label(r)} fps ({listed})")
         raise UsageError(
             "clips have different frame rates: "
             + "; ".join(parts)
             + ". A timeline has one rate: export them to one (handoff export --fps ...)"
         )
     return next(iter(rates))
-
-
-def _fps_label(rate: Fraction) -> str:
-    if rate.denominator == 1:
-        return str(rate.numerator)
-    return f"{float(rate):.3f}".rstrip("0").rstrip(".")
 
 
 def _match_segments(clips: Sequence[Source], manifest: Manifest, notes: list[str]) -> list[Segment]:
@@ -591,11 +644,12 @@ def build_timeline(
     master: Source | None = None,
     manifest: Manifest | None = None,
     name: str = "handoff",
+    settings: SequenceSettings = FROM_CLIPS,
 ) -> TimelineBuild:
     """Lay the clips (and the master narration) out on one OTIO timeline."""
     if not clips:
         raise UsageError("no clips to put on the timeline")
-    return _build(clips, master, manifest, name, None)
+    return _build(clips, master, manifest, name, None, settings)
 
 
 def build_selects_timeline(
@@ -604,6 +658,7 @@ def build_selects_timeline(
     manifest: Manifest,
     master: Source | None = None,
     name: str = "handoff",
+    settings: SequenceSettings = FROM_CLIPS,
 ) -> TimelineBuild:
     """The timeline of a selects file: each segment's pick on V1 where its segment
     starts, moved earlier by the pick's measured sound offset (``offset_ms``, positive =
@@ -611,7 +666,7 @@ def build_selects_timeline(
     tracks), each at its own measured place; the master locked on A1 as for clips."""
     if not takes:
         raise UsageError("the selects name no segment with a pick: nothing to put on the timeline")
-    return _build([t.pick.source for t in takes], master, manifest, name, takes)
+    return _build([t.pick.source for t in takes], master, manifest, name, takes, settings)
 
 
 def _ms(value: float | None) -> Fraction:
@@ -738,18 +793,13 @@ def _build(
     manifest: Manifest | None,
     name: str,
     takes: Sequence[SegmentTakes] | None,
+    settings: SequenceSettings,
 ) -> TimelineBuild:
     notes: list[str] = []
     others = [a.source for t in takes or () for a in t.alternates]
     rate = _sequence_rate([*clips, *others])
-    sizes = Counter((c.width, c.height) for c in clips)
-    (width, height), _ = sizes.most_common(1)[0]
-    if len(sizes) > 1:
-        listed = ", ".join(
-            f"{w}x{h} ({n})" for (w, h), n in sizes.most_common() if (w, h) != (width, height)
-        )
-        notes.append(f"sequence frame size {width}x{height}; clips of other sizes: {listed}")
-    assert width is not None and height is not None
+    start_frame = settings.start.frame_at(rate)  # the label must exist at this rate
+    width, height = _sequence_size(clips, settings.size, notes)
 
     alternates: list[Placement] = []
     if takes is not None:
@@ -761,6 +811,11 @@ def _build(
         sample_rate = SEQUENCE_SAMPLE_RATE if manifest is None else manifest.sample_rate
         placements, master_start = _place(clips, segments, sample_rate, rate, notes)
         positioned = segments is not None
+    warnings: list[str] = []
+    if manifest is not None:
+        checked = _check_lengths([*placements, *alternates], manifest.sample_rate, rate,
+                                 warnings)  # fmt: skip
+        placements, alternates = checked[: len(placements)], checked[len(placements) :]
     worst = max((abs(p.rounding_ms) for p in placements), default=0.0)
     if positioned:
         notes.append(
@@ -770,7 +825,9 @@ def _build(
 
     names = _Names()
     timeline = otio.schema.Timeline(name=names(name))
-    timeline.global_start_time = _rt(0, rate)
+    # OTIO's own field for the start timecode, as Resolve's OTIO export writes it
+    # (01:00:00:00 at 24 fps is {"value": 86400, "rate": 24}).
+    timeline.global_start_time = _rt(start_frame, rate)
     channels = (
         master.audio_channels
         if master is not None
@@ -783,6 +840,8 @@ def _build(
         "height": height,
         "sample_rate": SEQUENCE_SAMPLE_RATE,
         "audio_channels": channels,
+        "start_timecode": str(settings.start),
+        "drop_frame": settings.start.drop_frame,
     }
 
     def picture_clip(p: Placement, role: str) -> otio.schema.Clip:
@@ -853,11 +912,89 @@ def _build(
     if renamed is not None:
         notes.append(renamed)
     build = TimelineBuild(timeline, rate, placements, master, master_start, notes)
+    build.warnings = warnings
+    build.start = settings.start
     if takes is not None:
         build.alternates = alternates
         build.regenerate = [t.segment for t in takes if t.regenerate]
         build.from_selects = True
     return build
+
+
+def _sequence_size(
+    clips: Sequence[Source], size: tuple[int, int] | None, notes: list[str]
+) -> tuple[int, int]:
+    """The given size, else the clips' most common; a tie goes to the largest frame
+    (then the wider), which no clip of the tie has to be scaled up to fill."""
+    sizes = Counter((c.width or 0, c.height or 0) for c in clips)
+    ranked = sorted(sizes.items(), key=lambda kv: (kv[1], kv[0][0] * kv[0][1], kv[0][0]))
+    (width, height), count = ranked[-1]
+    tied = [f"{w}x{h}" for (w, h), n in ranked[:-1] if n == count]
+    if size is not None:
+        width, height = size
+    others = [(wh, n) for wh, n in reversed(ranked) if wh != (width, height)]
+    if size is not None:
+        how = "as given"
+    elif tied:
+        how = (
+            f"the most common, tied with {', '.join(tied)} ({count} clip(s) each): "
+            "the largest frame taken"
+        )
+    else:
+        how = "the most common"
+    if others or size is not None:
+        listed = ", ".join(f"{w}x{h} ({n})" for (w, h), n in others)
+        notes.append(
+            f"sequence frame size {width}x{height} ({how})"
+            + (f"; clips of other sizes: {listed}" if others else "")
+        )
+    return width, height
+
+
+def _check_lengths(
+    placed: Sequence[Placement], sample_rate: int, rate: Fraction, warnings: list[str]
+) -> list[Placement]:
+    """Each clip's length against its segment file's (:data:`LENGTH_TOLERANCE_S`); a
+    warning for each direction that has clips much off, the figure on every clip."""
+    out: list[Placement] = []
+    short: list[str] = []
+    long: list[str] = []
+    for p in placed:
+        if p.segment is None:
+            out.append(p)
+            continue
+        clip_s = Fraction(p.source.frames) / rate
+        segment_s = Fraction(p.segment.samples, sample_rate)
+        off = clip_s - segment_s
+        out.append(replace(p, length_minus_segment_s=float(off)))
+        if abs(off) <= max(LENGTH_TOLERANCE_S, LENGTH_TOLERANCE_SHARE * segment_s):
+            continue
+        role = "" if p.rank == 1 else f" alt {p.rank}"
+        (short if off < 0 else long).append(
+            f"{shown(p.source.name)}{role} {float(clip_s):.2f} s for segment "
+            f"{p.segment.index}'s {float(segment_s):.2f} s ({float(off):+.2f} s)"
+        )
+    limit = (
+        f"off by more than {float(LENGTH_TOLERANCE_S):g} s, or "
+        f"{float(LENGTH_TOLERANCE_SHARE):.0%} of a segment over "
+        f"{float(LENGTH_TOLERANCE_S / LENGTH_TOLERANCE_SHARE):g} s"
+    )
+    if short:
+        warnings.append(
+            f"{len(short)} clip(s) much shorter than their segment ({limit}; the narration "
+            f"runs on past the clip): {_listed(short)}"
+        )
+    if long:
+        warnings.append(
+            f"{len(long)} clip(s) much longer than their segment ({limit}; made for "
+            f"another segment?): {_listed(long)}"
+        )
+    return out
+
+
+def _listed(items: Sequence[str], most: int = 4) -> str:
+    more = len(items) - most
+    return "; ".join(items[:most]) + (f" and {more} more" if more > 0 else "")
 
 
 def _audio_items(

@@ -14,7 +14,9 @@ from handoff.names import shown
 from handoff.probe import probe
 from handoff.selects import SelectSegment, load_selects
 from handoff.timeline.model import (
+    FROM_CLIPS,
     SegmentTakes,
+    SequenceSettings,
     Source,
     Take,
     TimelineBuild,
@@ -62,17 +64,20 @@ def timeline_from_paths(
     master_path: Path | None = None,
     name: str | None = None,
     selects_path: Path | None = None,
+    settings: SequenceSettings = FROM_CLIPS,
 ) -> TimelineBuild:
     """Probe every clip (all problems reported at once), then build the timeline.
 
     ``selects_path``: build from a selects file instead (:func:`timeline_from_selects`);
-    it names the clips, so ``clip_paths`` must then be empty."""
+    it names the clips, so ``clip_paths`` must then be empty. ``settings``: the frame
+    size and start timecode, when the user sets them."""
     if selects_path is not None:
         if clip_paths:
             raise UsageError("--selects names the takes to use: pass no clips with it")
         return timeline_from_selects(
-            selects_path, manifest_path=manifest_path, master_path=master_path, name=name
-        )
+            selects_path, manifest_path=manifest_path, master_path=master_path, name=name,
+            settings=settings,
+        )  # fmt: skip
     gathered = gather_clips(clip_paths)
     manifest: Manifest | None = None if manifest_path is None else load_manifest(manifest_path)
     master_path = _master_path(manifest, master_path)
@@ -98,7 +103,7 @@ def timeline_from_paths(
             if master_path is not None
             else _default_name(clip_paths)
         )
-    build = build_timeline(sources, master=master, manifest=manifest, name=name)
+    build = build_timeline(sources, master=master, manifest=manifest, name=name, settings=settings)
     build.inputs = [*gathered.clips, *gathered.skipped]
     if master_path is not None:
         build.inputs.append(master_path)
@@ -131,6 +136,7 @@ def timeline_from_selects(
     manifest_path: Path | None = None,
     master_path: Path | None = None,
     name: str | None = None,
+    settings: SequenceSettings = FROM_CLIPS,
 ) -> TimelineBuild:
     """The timeline of a selects file (:mod:`handoff.selects`): each segment's pick on
     V1 where its segment starts, moved by its measured sound offset, its alternates on
@@ -187,7 +193,9 @@ def timeline_from_selects(
             if master_path is not None
             else selects.path.stem
         )
-    build = build_selects_timeline(takes, manifest=manifest, master=master, name=name)
+    build = build_selects_timeline(
+        takes, manifest=manifest, master=master, name=name, settings=settings
+    )
     notes = _selects_notes(selects.segments, [u.path for u in selects.unplaced])
     build.notes[:0] = notes
     build.inputs = [*dict.fromkeys(files), selects.path, manifest.path]

@@ -33,8 +33,9 @@ from lxml import etree
 
 from handoff.errors import UnsupportedError
 from handoff.names import xml_text
-from handoff.timeline.model import META, PlacedClip, frames_at, ndf_timecode, placed_clips, rate_of
+from handoff.timeline.model import META, PlacedClip, frames_at, placed_clips, rate_of
 from handoff.timeline.paths import premiere_pathurl
+from handoff.timeline.timecode import timecode_at
 
 __all__ = ["PPRO_TICKS_PER_SECOND", "write_xmeml", "xmeml_rate"]
 
@@ -205,12 +206,14 @@ class _Writer:
     def add_rate(self, parent: etree._Element) -> None:
         parent.append(_copy(self.rate_element))
 
-    def add_timecode(self, parent: etree._Element, frame: int) -> None:
+    def add_timecode(self, parent: etree._Element, frame: int, *, drop_frame: bool = False) -> None:
+        """``frame``: the frame count; Premiere writes a drop-frame label with ``;``
+        throughout (``01;00;00;00``) and ``<displayformat>DF``."""
         tc = _SubElement(parent, "timecode")
         self.add_rate(tc)
-        _text(tc, "string", ndf_timecode(frame, self.timebase))
+        _text(tc, "string", timecode_at(frame, self.rate, drop_frame=drop_frame))
         _text(tc, "frame", frame)
-        _text(tc, "displayformat", "NDF")
+        _text(tc, "displayformat", "DF" if drop_frame else "NDF")
 
     def video_characteristics(self, parent: etree._Element, width: int, height: int) -> None:
         sc = _SubElement(parent, "samplecharacteristics")
@@ -376,8 +379,15 @@ class _Writer:
         for xt in audio:
             self.add_track(a, xt)
 
+        # The sequence's start timecode; clipitem <start>/<end> stay counted from the
+        # sequence's first frame (Resolve's xmeml export at 01:00:00:00 starts a clip
+        # at <start>306</start>, not 216306).
         start = self.timeline.global_start_time
-        self.add_timecode(seq, 0 if start is None else frames_at(start, self.rate))
+        self.add_timecode(
+            seq,
+            0 if start is None else frames_at(start, self.rate),
+            drop_frame=bool(self.timeline.metadata.get(META, {}).get("drop_frame", False)),
+        )
         # lxml's own declaration uses single quotes; Premiere writes double ones.
         return _DECLARATION + etree.tostring(
             root, encoding="UTF-8", pretty_print=True, doctype="<!DOCTYPE xmeml>"
