@@ -52,7 +52,6 @@ from handoff.probe import (
     MediaInfo,
     channels_text,
     error_json,
-    fraction_str,
     probe,
     rate_text,
     to_json,
@@ -964,7 +963,7 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
         return timecode_at(s["start_frame"] + frame, rate, drop_frame=build.start.drop_frame)
 
     lines = [
-        f"{s['name']}: {fraction_str(rate)} fps ({float(rate):.3f}), "
+        f"{s['name']}: {rate_text(rate)}, "
         f"{s['width']}x{s['height']}, 48 kHz, "
         f"{ndf_timecode(s['duration_frames'], math.ceil(rate))} ({s['duration_frames']} "
         f"frames)" + (f" from {_timecode(0)}" if s["start_frame"] else ""),
