@@ -43,7 +43,7 @@ from handoff.fsutil import InputGuard, atomic_write_bytes
 from handoff.names import shown
 from handoff.plan import ExportOptions, export_settings, parse_crop, parse_fps
 from handoff.prep import PrepOptions, PrepResult, parse_segment_range, prep_audio
-from handoff.probe import MediaInfo, error_json, fraction_str, probe, to_json
+from handoff.probe import MediaInfo, error_json, fraction_str, probe, ratio_str, to_json
 from handoff.processes import Terminated, raise_on_sigterm
 from handoff.spec import builtin_spec_names, load_spec
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
@@ -187,8 +187,13 @@ def render_probe(info: MediaInfo) -> str:
         rate = f"{float(v.fps):.3f} fps ({fraction_str(v.fps)})"
         depth = f"{v.bit_depth}-bit " if v.bit_depth else ""
         lines += [
-            f"  video #{v.index}   {v.codec} {v.profile or ''}  {v.width}x{v.height}  "
-            f"{v.pix_fmt or '?'} {depth}{v.chroma_subsampling or ''}"
+            f"  video #{v.index}   {v.codec} {v.profile or ''}  {v.width}x{v.height}"
+            + (
+                f" [SAR {ratio_str(v.sample_aspect_ratio)} DAR {ratio_str(v.display_aspect_ratio)}]"
+                if v.display_aspect_ratio is not None
+                else ""
+            )
+            + f"  {v.pix_fmt or '?'} {depth}{v.chroma_subsampling or ''}"
             + (f"  rotation {v.rotation}" if v.rotation else ""),
             f"             {v.frame_rate_mode}  {rate}  {v.frames} frames  "
             f"{_fmt_s(v.duration_s)}  start {_fmt_s(v.start_s)}",

@@ -1,0 +1,196 @@
+"""Pixel aspect ratio and colour tags: probed exactly, planned, and carried by both engines
+into the bitstream as well as the container, for every preset.
+
+Outputs are read back by readers that are not handoff: FFmpeg's ``trace_headers``
+bitstream filter (the H.264 SPS VUI), the ProRes frame header's bytes (SMPTE RDD 36),
+the MOV/MP4 ``pasp`` box, what ``ffmpeg -i`` reports for the stream, and MediaInfo
+(pymediainfo), which says where each colour tag came from ("Container / Stream").
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from pymediainfo import MediaInfo as PyMediaInfo
+
+from handoff.engines import Engine, ffmpeg_engine
+from handoff.export import ExportJob, export_one
+from handoff.plan import ExportOptions, destination, export_settings
+from handoff.probe import probe, to_json
+from handoff.spec import load_spec, parse_spec
+from handoff.synth import ClipSpec, write_clip
+from handoff.validate import validate_file
+from tests.conftest import REPO, corpus_file, run_handoff
+
+PRESETS = ["h264-review", "prores-master", "prores-proxy", "prores-lt", "prores-422", "prores-4444"]
+
+# H.264 Table E-1: aspect_ratio_idc -> SAR (255 = Extended_SAR, given as sar_width/height).
+H264_SAR = {
+    1: (1, 1), 2: (12, 11), 3: (10, 11), 4: (16, 11), 5: (40, 33), 6: (24, 11), 7: (20, 11),
+    8: (32, 11), 9: (80, 33), 10: (18, 11), 11: (15, 11), 12: (64, 33), 13: (160, 99),
+    14: (4, 3), 15: (3, 2), 16: (2, 1),
+}  # fmt: skip
+
+
+# ------------------------------------------------------------------ independent readers
+
+
+def ffmpeg_exe() -> str:
+    return ffmpeg_engine.find_ffmpeg()
+
+
+def h264_vui(path: Path) -> dict[str, int]:
+    """The first SPS's VUI fields, as FFmpeg's trace_headers bitstream filter prints them."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0", "-c", "copy"]
+    argv += ["-bsf:v", "trace_headers", "-frames:v", "1", "-f", "null", "-"]
+    err = subprocess.run(argv, capture_output=True, text=True, check=True).stderr
+    fields: dict[str, int] = {}
+    for name, value in re.findall(r"\]\s+\d+\s+(\w+)\s+[01]+ = (\d+)", err):
+        fields.setdefault(name, int(value))
+    return fields
+
+
+def h264_sar(vui: dict[str, int]) -> Fraction | None:
+    if not vui.get("aspect_ratio_info_present_flag"):
+        return None
+    idc = vui["aspect_ratio_idc"]
+    w, h = (vui["sar_width"], vui["sar_height"]) if idc == 255 else H264_SAR[idc]
+    return Fraction(w, h)
+
+
+def pasp(path: Path) -> Fraction | None:
+    """hSpacing/vSpacing of the first 'pasp' box (ISO/IEC 14496-12 12.1.4). The outputs
+    are small and their index comes first, so the first match is the box."""
+    data = path.read_bytes()
+    i = data.find(b"pasp")
+    if i < 0:
+        return None
+    h_spacing, v_spacing = struct.unpack(">II", data[i + 4 : i + 12])
+    return Fraction(h_spacing, v_spacing)
+
+
+def ffmpeg_says(path: Path) -> tuple[str, str]:
+    """(SAR, DAR) of the video stream in ``ffmpeg -i``'s description."""
+    err = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+    line = next(x for x in err.splitlines() if "Video:" in x)
+    m = re.search(r"SAR (\d+:\d+) DAR (\d+:\d+)", line)
+    assert m is not None, line
+    return m.group(1), m.group(2)
+
+
+def prores_header_colour(path: Path) -> tuple[int, int, int]:
+    """color_primaries, transfer_characteristic, matrix_coefficients of the first frame
+    header (SMPTE RDD 36: frame size, 'icpf', header size, version, creator, width,
+    height, two flag bytes, then the three colour bytes)."""
+    with av.open(str(path)) as container:
+        packet = next(container.demux(video=0))
+        data = bytes(packet)
+    assert data[4:8] == b"icpf"
+    return data[22], data[23], data[24]
+
+
+def mediainfo_video(path: Path) -> dict[str, object]:
+    data: dict[str, object] = PyMediaInfo.parse(path).video_tracks[0].to_data()
+    return data
+
+
+# ------------------------------------------------------------------ sources
+
+
+def anamorphic(path: Path, width: int = 1440, height: int = 1080, **more: object) -> Path:
+    """Anamorphic HD as cameras and some generators write it: 4:3 pixels, 16:9 picture,
+    with sound, no colour tags (as LTX-2 writes none)."""
+    spec = ClipSpec(
+        width=width,
+        height=height,
+        seconds=0.25,
+        sample_aspect_ratio=Fraction(4, 3),
+        colour_tags=False,
+        video_options={"preset": "ultrafast"},
+        **more,  # type: ignore[arg-type]
+    )
+    return write_clip(path, spec)
+
+
+def export_file(source: Path, preset: str, engine: Engine, out: Path, **options: object) -> Path:
+    """Export as the CLI does: plan, encode, check against the preset, rename."""
+    chosen = ExportOptions(out_dir=out, **options)  # type: ignore[arg-type]
+    dest = destination(source, export_settings(load_spec(preset)), out)
+    result = export_one(ExportJob(0, source, dest, preset, chosen, engine))
+    assert result.status == "done", (result.error, result.findings)
+    return dest
+
+
+# ------------------------------------------------------------------ probe and spec
+
+
+def test_probe_reads_sar_and_dar_exactly(tmp_path: Path) -> None:
+    src = anamorphic(tmp_path / "ana.mp4")
+    v = probe(src).video
+    assert v is not None
+    assert (v.sample_aspect_ratio, v.display_aspect_ratio) == (Fraction(4, 3), Fraction(16, 9))
+    data = to_json(probe(src))["video"]
+    assert (data["sample_aspect_ratio"], data["display_aspect_ratio"]) == ("4/3", "16/9")
+    # MediaInfo agrees.
+    mi = mediainfo_video(src)
+    assert mi["pixel_aspect_ratio"] == "1.333" and mi["other_display_aspect_ratio"] == ["16:9"]
+    table = run_handoff("probe", str(src))
+    assert table.returncode == 0 and "1440x1080 [SAR 4:3 DAR 16:9]" in table.stdout
+
+
+def test_a_file_that_states_no_sar_has_square_pixels(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "plain.mp4", ClipSpec(width=320, height=180, seconds=0.25))
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].sample_aspect_ratio is None  # truly unstated
+    v = probe(src).video
+    assert v is not None
+    assert (v.sample_aspect_ratio, v.display_aspect_ratio) == (Fraction(1), Fraction(16, 9))
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "sar", "dar"),
+    [
+        # A real nearly-square SAR: 854x480 of 1280:1281 pixels shows exactly 16:9.
+        ("av/mediabunny_edts_editlist.mp4", (854, 480), Fraction(1280, 1281), Fraction(16, 9)),
+        # Real anamorphic SD: 320x240 of 4:3 pixels shows 16:9.
+        ("av/ffmpeg-normalize_test_bbb_mp3_ac3_2audio.mp4", (320, 240), Fraction(4, 3),
+         Fraction(16, 9)),
+        ("av/pymediainfo_sample_1080p23976_aac48k.mp4", (1920, 1080), Fraction(1), Fraction(16, 9)),
+    ],
+)  # fmt: skip
+def test_corpus_aspect_ratios(
+    name: str, size: tuple[int, int], sar: Fraction, dar: Fraction
+) -> None:
+    path = corpus_file(name)
+    v = probe(path).video
+    assert v is not None and (v.width, v.height) == size
+    assert (v.sample_aspect_ratio, v.display_aspect_ratio) == (sar, dar)
+    assert ffmpeg_says(path) == (
+        f"{sar.numerator}:{sar.denominator}",
+        f"{dar.numerator}:{dar.denominator}",
+    )
+
+
+def documented_square_pixel_rules() -> str:
+    """The square-pixel example of docs/reference/spec-format.md, as a spec."""
+    text = (REPO / "docs" / "reference" / "spec-format.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    rules = next(b for b in blocks if 'id = "square-pixels"' in b)
+    return f'name = "square-16x9"\n{rules}'
+
+
+def test_spec_rules_on_pixel_and_display_aspect(tmp_path: Path) -> None:
+    spec = parse_spec(documented_square_pixel_rules())
+    ana = validate_file(anamorphic(tmp_path / "ana.mp4"), spec)
+    square = write_clip(tmp_path / "sq.mp4", ClipSpec(width=320, height=180, seconds=0.25))
+    assert validate_file(square, spec).status == "pass"
+    assert ana.status == "fail"
+    assert [(f.rule, f.actual) for f in ana.findings] == [("square-pixels", "4/3 (~1.333)")]
