@@ -36,6 +36,7 @@ __all__ = [
     "VideoInfo",
     "color_codes",
     "display_aspect_ratio",
+    "fraction_str",
     "probe",
     "ratio_str",
 ]

@@ -9,6 +9,7 @@ the MOV/MP4 ``pasp`` box, what ``ffmpeg -i`` reports for the stream, and MediaIn
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 import subprocess
@@ -19,9 +20,9 @@ import av
 import pytest
 from pymediainfo import MediaInfo as PyMediaInfo
 
-from handoff.engines import Engine, ffmpeg_engine
+from handoff.engines import ENGINES, Engine, ffmpeg_engine
 from handoff.export import ExportJob, export_one
-from handoff.plan import ExportOptions, destination, export_settings
+from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
 from handoff.probe import probe, to_json
 from handoff.spec import load_spec, parse_spec
 from handoff.synth import ClipSpec, write_clip
@@ -194,3 +195,131 @@ def test_spec_rules_on_pixel_and_display_aspect(tmp_path: Path) -> None:
     assert validate_file(square, spec).status == "pass"
     assert ana.status == "fail"
     assert [(f.rule, f.actual) for f in ana.findings] == [("square-pixels", "4/3 (~1.333)")]
+
+
+# ------------------------------------------------------------------ plan
+
+
+def _plan(source: Path, preset: str = "h264-review", **options: object) -> ExportPlan:
+    return plan_export(probe(source), load_spec(preset), ExportOptions(**options))  # type: ignore[arg-type]
+
+
+def test_the_plan_keeps_the_pixel_shape_through_a_crop(tmp_path: Path) -> None:
+    # LTX-2's 1920x1088 with 4:3 pixels: the crop to 1080 cuts whole pixels, so the
+    # SAR stays and the picture shows 1920 x 4/3 / 1080 = 64:27.
+    src = anamorphic(tmp_path / "ltx.mp4", width=1920, height=1088)
+    plan = _plan(src)
+    v = plan.video
+    assert (v.width, v.height, v.sample_aspect_ratio) == (1920, 1080, Fraction(4, 3))
+    assert v.display_aspect_ratio == Fraction(64, 27)
+    data = plan.to_json()["video"]
+    assert (data["sample_aspect_ratio"], data["display_aspect_ratio"]) == ("4/3", "64/27")
+    assert any("SAR 4:3" in n and "shows 64:27" in n for n in plan.notes)
+
+
+def test_square_and_unstated_pixels_are_planned_square_without_a_note(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "plain.mp4", ClipSpec(width=320, height=180, seconds=0.25))
+    plan = _plan(src)
+    assert plan.video.sample_aspect_ratio == 1
+    assert not any("pixels" in n for n in plan.notes)
+
+
+def test_dry_run_shows_the_pixel_shape(tmp_path: Path) -> None:
+    src = anamorphic(tmp_path / "ana.mp4")
+    r = run_handoff("export", str(src), "--preset", "h264-review", "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    planned = json.loads(r.stdout)["files"][0]
+    assert planned["plan"]["video"]["sample_aspect_ratio"] == "4/3"
+    assert planned["plan"]["video"]["display_aspect_ratio"] == "16/9"
+    # The colon escaped once for the option, once for the graph (ffmpeg-python's quoting).
+    assert re.search(r"setsar=max=65535:r=4\\+:3\b", " ".join(planned["ffmpeg_command"]))
+    text = run_handoff("export", str(src), "--preset", "h264-review", "--dry-run")
+    assert "non-square pixels kept: SAR 4:3" in text.stdout
+
+
+# ------------------------------------------------------------------ engines x presets
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_anamorphic_keeps_its_display_aspect(engine: Engine, preset: str, tmp_path: Path) -> None:
+    src = anamorphic(tmp_path / "ana.mp4")
+    out = export_file(src, preset, engine, tmp_path / "out")
+    # Container: the pasp box, and the stream as FFmpeg reports it.
+    assert pasp(out) == Fraction(4, 3)
+    assert ffmpeg_says(out) == ("4:3", "16:9")
+    mi = mediainfo_video(out)
+    assert mi["other_display_aspect_ratio"] == ["16:9"]
+    # Colour: tagged BT.709 in the container and in the bitstream, which MediaInfo
+    # reports as read from both ("Container / Stream").
+    assert mi["color_primaries"] == "BT.709"
+    for key in ("colour_primaries_source", "transfer_characteristics_source",
+                "matrix_coefficients_source"):  # fmt: skip
+        assert mi[key] == "Container / Stream", (key, mi)
+    if preset == "h264-review":
+        vui = h264_vui(out)
+        assert h264_sar(vui) == Fraction(4, 3)
+        colour = (vui["colour_primaries"], vui["transfer_characteristics"])
+        assert (*colour, vui["matrix_coefficients"]) == (1, 1, 1)
+    else:
+        assert prores_header_colour(out) == (1, 1, 1)  # H.273 code 1: BT.709
+
+
+@pytest.mark.parametrize("preset", ["h264-review", "prores-master"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ltx2_crop_keeps_the_pixel_shape(engine: Engine, preset: str, tmp_path: Path) -> None:
+    src = anamorphic(tmp_path / "ltx.mp4", width=1920, height=1088)
+    out = export_file(src, preset, engine, tmp_path / "out")
+    assert ffmpeg_says(out) == ("4:3", "64:27")
+    assert pasp(out) == Fraction(4, 3)
+    v = probe(out).video
+    assert v is not None and (v.width, v.height) == (1920, 1080)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unstated_pixels_are_written_square(engine: Engine, tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "plain.mp4", ClipSpec(width=320, height=180, seconds=0.25))
+    assert pasp(src) is None
+    out = export_file(src, "prores-master", engine, tmp_path / "out")
+    assert pasp(out) == 1
+    assert ffmpeg_says(out) == ("1:1", "16:9")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_quarter_turn_stands_the_pixels_on_their_side(engine: Engine, tmp_path: Path) -> None:
+    plain = anamorphic(tmp_path / "plain.mp4", width=320, height=240)
+    src = tmp_path / "turned.mp4"
+    argv = [ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-display_rotation", "90"]
+    subprocess.run([*argv, "-i", str(plain), "-c", "copy", str(src)], check=True)
+    out = export_file(src, "h264-review", engine, tmp_path / "out")
+    # 320x240 of 4:3 pixels (16:9) turned a quarter: 240x320 of 3:4 pixels (9:16).
+    assert ffmpeg_says(out) == ("3:4", "9:16")
+    assert h264_sar(h264_vui(out)) == Fraction(3, 4)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_real_1280_1281_sar_is_kept_exactly(engine: Engine, tmp_path: Path) -> None:
+    src = corpus_file("av/mediabunny_edts_editlist.mp4")
+    out = export_file(
+        src, "h264-review", engine, tmp_path, fps=Fraction(24), rate_conversion="drop"
+    )
+    assert h264_sar(h264_vui(out)) == Fraction(1280, 1281)
+    assert pasp(out) == Fraction(1280, 1281)
+    assert ffmpeg_says(out) == ("1280:1281", "16:9")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_held_out_anamorphic_clip_through_the_cli(engine: str, tmp_path: Path) -> None:
+    """A real anamorphic file (4:3 pixels, 16:9 picture, 60 fps), exported as a user
+    would, to both kinds of preset."""
+    src = corpus_file("av/ffmpeg-normalize_test_bbb_mp3_ac3_2audio.mp4")
+    for preset in ("h264-review", "prores-master"):
+        r = run_handoff(
+            "export", str(src), "--preset", preset, "--fps", "30", "--engine", engine,
+            "--out", str(tmp_path / preset), "--json",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        dest = Path(json.loads(r.stdout)["files"][0]["dest"])
+        assert ffmpeg_says(dest) == ("4:3", "16:9")
+        assert pasp(dest) == Fraction(4, 3)
+        assert to_json(probe(dest))["video"]["display_aspect_ratio"] == "16/9"
