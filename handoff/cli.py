@@ -54,6 +54,7 @@ from handoff.probe import (
     error_json,
     probe,
     rate_text,
+    ratio_str,
     to_json,
 )
 from handoff.processes import Terminated, raise_on_sigterm
@@ -199,8 +200,13 @@ def render_probe(info: MediaInfo) -> str:
         rate = rate_text(v.fps, v.frame_rate_mode)
         depth = f"{v.bit_depth}-bit " if v.bit_depth else ""
         lines += [
-            f"  video #{v.index}   {v.codec} {v.profile or ''}  {v.width}x{v.height}  "
-            f"{v.pix_fmt or '?'} {depth}{v.chroma_subsampling or ''}"
+            f"  video #{v.index}   {v.codec} {v.profile or ''}  {v.width}x{v.height}"
+            + (
+                f" [SAR {ratio_str(v.sample_aspect_ratio)} DAR {ratio_str(v.display_aspect_ratio)}]"
+                if v.display_aspect_ratio is not None
+                else ""
+            )
+            + f"  {v.pix_fmt or '?'} {depth}{v.chroma_subsampling or ''}"
             + (f"  rotation {v.rotation}" if v.rotation else ""),
             f"             {v.frame_rate_mode}  {rate}  {v.frames} frames  "
             f"{_fmt_s(v.duration_s)}  start {_fmt_s(v.start_s)}",

@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 from handoff.errors import InputError, SpecError, UnsupportedError, UsageError
-from handoff.probe import UNKNOWN_CODEC, AudioInfo, MediaInfo, VideoInfo, rate_list, short_rate
+from handoff.probe import (
+    UNKNOWN_CODEC,
+    AudioInfo,
+    MediaInfo,
+    VideoInfo,
+    display_aspect_ratio,
+    fraction_str,
+    rate_list,
+    ratio_str,
+    short_rate,
+)
 from handoff.spec import Spec, streams_needed
 
 __all__ = [
@@ -128,10 +138,17 @@ class VideoPlan:
     crop: Crop | None
     width: int
     height: int
+    sample_aspect_ratio: Fraction
+    """Shape of the output's pixels (SAR), written to the bitstream and the container:
+    the source's, turned with the picture (a crop keeps the pixels' shape)."""
     color_primaries: str
     color_transfer: str
     color_matrix: str
     color_range: str
+
+    @property
+    def display_aspect_ratio(self) -> Fraction:
+        return display_aspect_ratio(self.width, self.height, self.sample_aspect_ratio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +212,8 @@ class ExportPlan:
                 else {"x": v.crop.x, "y": v.crop.y, "width": v.crop.width, "height": v.crop.height},
                 "width": v.width,
                 "height": v.height,
+                "sample_aspect_ratio": fraction_str(v.sample_aspect_ratio),
+                "display_aspect_ratio": fraction_str(v.display_aspect_ratio),
                 "color": {
                     "primaries": v.color_primaries,
                     "transfer": v.color_transfer,
@@ -467,6 +486,25 @@ def _crop(width: int, height: int, option: ExportOptions, notes: list[str]) -> C
     return Crop(x, y, w, h)
 
 
+def _pixel_shape(
+    v: VideoInfo, rotation: int, width: int, height: int, notes: list[str]
+) -> Fraction:
+    """The output's SAR. Pixels keep their shape: a crop cuts whole pixels, so the SAR
+    stays and the picture shows width x SAR / height; a quarter turn stands each pixel
+    on its side, so the SAR inverts (FFmpeg's transpose filter does the same). A
+    source that states no SAR is written square (1:1), as players show it."""
+    sar = v.sample_aspect_ratio
+    if rotation in (90, 270):
+        sar = 1 / sar
+    if sar != 1:
+        dar = display_aspect_ratio(width, height, sar)
+        notes.append(
+            f"non-square pixels kept: SAR {ratio_str(sar)}, so the {width}x{height} picture "
+            f"shows {ratio_str(dar)} ({float(dar):.3f}:1)"
+        )
+    return sar
+
+
 _FAMILY = {
     # matrix/primaries name -> (primaries, transfer, matrix) of that family, by H.273.
     "bt709": ("bt709", "bt709", "bt709"),
@@ -570,6 +608,7 @@ def plan_export(
     upright_w, upright_h = (v.height, v.width) if rotation in (90, 270) else (v.width, v.height)
     crop = _crop(upright_w, upright_h, options, notes)
     width, height = (crop.width, crop.height) if crop else (upright_w, upright_h)
+    sar = _pixel_shape(v, rotation, width, height, notes)
     primaries, transfer, matrix, rng = _colour(v, notes)
 
     video = VideoPlan(
@@ -590,6 +629,7 @@ def plan_export(
         crop=crop,
         width=width,
         height=height,
+        sample_aspect_ratio=sar,
         color_primaries=primaries,
         color_transfer=transfer,
         color_matrix=matrix,

@@ -31,7 +31,21 @@ from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
 from handoff.riff import read_wav_layout
 from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
-__all__ = ["AudioInfo", "MediaInfo", "OtherStream", "VideoInfo", "probe"]
+__all__ = [
+    "AudioInfo",
+    "MediaInfo",
+    "OtherStream",
+    "VideoInfo",
+    "channels_text",
+    "color_codes",
+    "display_aspect_ratio",
+    "fraction_str",
+    "probe",
+    "rate_list",
+    "rate_text",
+    "ratio_str",
+    "short_rate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +66,35 @@ _MATRIX = {
 }  # fmt: skip
 _RANGE = {1: "tv", 2: "pc"}
 
+
+def color_codes(
+    primaries: str, transfer: str, matrix: str, color_range: str
+) -> tuple[int, int, int, int]:
+    """The H.273 code points of colour tags named as above, for an encoder's context
+    (2, "unspecified", for a name not known; range 0, unspecified)."""
+
+    def code(table: dict[int, str], name: str, unknown: int) -> int:
+        return next((k for k, v in table.items() if v == name), unknown)
+
+    return (
+        code(_PRIMARIES, primaries, 2),
+        code(_TRANSFER, transfer, 2),
+        code(_MATRIX, matrix, 2),
+        code(_RANGE, color_range, 0),
+    )
+
+
+def display_aspect_ratio(width: int, height: int, sample_aspect_ratio: Fraction) -> Fraction:
+    """The shape the picture is shown in: width x SAR / height, exact (a 1440x1080
+    picture of 4:3 pixels shows 16:9)."""
+    return Fraction(width) * sample_aspect_ratio / height
+
+
+def ratio_str(f: Fraction) -> str:
+    """``4:3``: a ratio as FFmpeg and MediaInfo print it."""
+    return f"{f.numerator}:{f.denominator}"
+
+
 # Bits per sample of PCM codecs, read from the codec name (pcm_s24le -> 24).
 _PCM_FLOAT = {"pcm_f32le": 32, "pcm_f32be": 32, "pcm_f64le": 64, "pcm_f64be": 64}
 
@@ -68,6 +111,13 @@ class VideoInfo:
     profile: str | None
     width: int | None
     height: int | None
+    sample_aspect_ratio: Fraction
+    """Width over height of one pixel (SAR), as the container states it, else the
+    bitstream (FFmpeg's guess, as ffprobe reports it); 1 when neither says, which
+    players show as square."""
+    display_aspect_ratio: Fraction | None
+    """Width over height of the picture as shown: width x SAR / height, exact; None
+    without a frame size. Of the stored picture, before any display rotation."""
     pix_fmt: str | None
     bit_depth: int | None
     chroma_subsampling: str | None
@@ -358,12 +408,18 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
     intra = bool(codec_desc is not None and codec_desc.intra_only) or (
         len(scan.key_pts) == len(scan.pts) and len(scan.pts) > 1
     )
+    width = cc.width if cc is not None else None
+    height = cc.height if cc is not None else None
+    # A SAR of 0/1 (or none) means "not stated": av_guess_sample_aspect_ratio gives None.
+    sar = _stated_sar(stream) or Fraction(1)
     return VideoInfo(
         index=stream.index,
         codec=_codec_name(cc),
         profile=cc.profile if cc is not None else None,
-        width=cc.width if cc is not None else None,
-        height=cc.height if cc is not None else None,
+        width=width,
+        height=height,
+        sample_aspect_ratio=sar,
+        display_aspect_ratio=display_aspect_ratio(width, height, sar) if width and height else None,
         pix_fmt=pix_fmt,
         bit_depth=depth,
         chroma_subsampling=chroma,
@@ -389,6 +445,13 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
         bit_rate=(cc.bit_rate or None) if cc is not None else None,
         time_base=tb,
     )
+
+
+def _stated_sar(stream: av.VideoStream) -> Fraction | None:
+    # The container's (MP4/MOV pasp, Matroska display size) before the bitstream's
+    # (H.264 VUI), as FFmpeg's av_guess_sample_aspect_ratio decides it.
+    sar = stream.sample_aspect_ratio
+    return sar if sar is not None and sar > 0 else None
 
 
 def _audio_info(stream: av.AudioStream, scan: _StreamScan) -> AudioInfo | None:
@@ -656,6 +719,10 @@ def _video_json(v: VideoInfo) -> dict[str, Any]:
         "profile": v.profile,
         "width": v.width,
         "height": v.height,
+        "sample_aspect_ratio": fraction_str(v.sample_aspect_ratio),
+        "display_aspect_ratio": None
+        if v.display_aspect_ratio is None
+        else fraction_str(v.display_aspect_ratio),
         "pix_fmt": v.pix_fmt,
         "bit_depth": v.bit_depth,
         "chroma_subsampling": v.chroma_subsampling,

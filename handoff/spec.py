@@ -50,6 +50,14 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "video.profile": ("str", "codec profile as FFmpeg names it: High, HQ, 4444, ..."),
     "video.width": ("int", "coded width in pixels"),
     "video.height": ("int", "coded height in pixels"),
+    "video.sample_aspect_ratio": (
+        "fraction",
+        "pixel width over height (SAR), e.g. 1 (square) or 4/3; 1 when the file does not say",
+    ),
+    "video.display_aspect_ratio": (
+        "fraction",
+        "picture width over height as shown: width x SAR / height, e.g. 16/9",
+    ),
     "video.pix_fmt": ("str", "FFmpeg pixel format, e.g. yuv420p, yuv422p10le"),
     "video.bit_depth": ("int", "bits per component"),
     "video.chroma_subsampling": ("str", "4:2:0, 4:2:2 or 4:4:4"),
@@ -192,7 +200,9 @@ def streams_needed(fact: str) -> tuple[str, ...]:
 def _parse_value(raw: Any, kind: FactType, where: str) -> Value:
     if kind == "fraction":
         if isinstance(raw, bool) or not isinstance(raw, str | int):
-            raise SpecError(f'{where}: a frame rate is a string like "24000/1001" or an integer')
+            raise SpecError(
+                f'{where}: a rate or ratio is a string like "24000/1001" or "16/9", or an integer'
+            )
         try:
             return Fraction(raw)
         except (ValueError, ZeroDivisionError):

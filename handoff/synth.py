@@ -57,6 +57,9 @@ class ClipSpec:
     profile: str | None = None
     colour_tags: bool = True
     """Tag BT.709 primaries/transfer/matrix; False leaves them unset (as LTX-2 does)."""
+    sample_aspect_ratio: Fraction | None = None
+    """Pixel shape (SAR) written to the bitstream and container, e.g. 4/3 for anamorphic
+    1440x1080; None states none (as LTX-2 does)."""
     audio_rate: int | None = 48000
     audio_channels: int = 2
     audio_codec: str = "aac"
@@ -275,6 +278,8 @@ def write_clip(path: Path, spec: ClipSpec) -> Path:
         vs.options = opts
         if spec.colour_tags:
             _tag_bt709(vs)
+        if spec.sample_aspect_ratio is not None:
+            vs.codec_context.sample_aspect_ratio = spec.sample_aspect_ratio
         aus: av.AudioStream | None = None
         if spec.audio_rate:
             aus = _add_sound(out, spec.audio_codec, spec.audio_rate, spec.audio_channels)

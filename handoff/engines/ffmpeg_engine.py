@@ -251,14 +251,21 @@ def _video(source: Any, v: VideoPlan) -> Any:
         c = v.crop
         stream = stream.filter("crop", c.width, c.height, c.x, c.y)
     # Tag, never convert: the tags go on after the pixel-format conversion, which keeps
-    # using the source's own. ffmpeg 7+ takes the encoder's colour from the frames, and
-    # an untagged source overrode -color_primaries & co. (measured: untagged output).
-    return stream.filter("format", v.pix_fmt).filter(
-        "setparams",
-        range=v.color_range,
-        color_primaries=v.color_primaries,
-        color_trc=v.color_transfer,
-        colorspace=v.color_matrix,
+    # using the source's own. ffmpeg 7+ takes the encoder's colour and SAR from the
+    # frames, and an untagged source overrode -color_primaries & co. (measured: untagged
+    # output). setsar's max: its default of 100 would round 1280:1281 to 1:1; 65535 is
+    # the H.264 VUI's limit.
+    sar = v.sample_aspect_ratio
+    return (
+        stream.filter("format", v.pix_fmt)
+        .filter("setsar", r=f"{sar.numerator}:{sar.denominator}", max=65535)
+        .filter(
+            "setparams",
+            range=v.color_range,
+            color_primaries=v.color_primaries,
+            color_trc=v.color_transfer,
+            colorspace=v.color_matrix,
+        )
     )
 
 

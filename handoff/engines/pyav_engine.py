@@ -33,21 +33,16 @@ from handoff.engines import Progress
 from handoff.errors import ToolError
 from handoff.files import open_input
 from handoff.plan import AudioPlan, ExportPlan, VideoPlan
+from handoff.probe import color_codes
 
 __all__ = ["run"]
-
-# FFmpeg's AVColor* codes (libavutil/pixfmt.h, H.273) for the names the plan uses.
-_PRIMARIES = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020": 9}
-_TRANSFER = {"bt709": 1, "smpte170m": 6, "smpte240m": 7, "bt2020-10": 14, "smpte2084": 16}
-_TRANSFER["arib-std-b67"] = 18
-_MATRIX = {"bt709": 1, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9}
-_RANGE = {"tv": 1, "pc": 2}
 
 _PROGRESS_EVERY = 12  # frames between progress callbacks
 
 
 def _graph(stream: av.VideoStream, plan: VideoPlan) -> Graph:
-    """rotate -> crop -> pixel format, as one FFmpeg filter graph."""
+    """rotate -> crop -> pixel format -> pixel shape and colour tags, as one FFmpeg
+    filter graph (the ffmpeg engine's, :mod:`handoff.engines.ffmpeg_engine`)."""
     graph = Graph()
     nodes = [graph.add_buffer(template=stream)]
     if plan.rotation == 90:
@@ -60,6 +55,22 @@ def _graph(stream: av.VideoStream, plan: VideoPlan) -> Graph:
         c = plan.crop
         nodes.append(graph.add("crop", f"{c.width}:{c.height}:{c.x}:{c.y}"))
     nodes.append(graph.add("format", plan.pix_fmt))
+    # Tag, never convert, on the frames themselves: prores_ks writes the colour of the
+    # frame it is given into its frame header, not the codec context's (measured with
+    # FFmpeg 8: "unspecified" in the header under a BT.709 'colr' box), so the encoder
+    # context alone is not enough. Options given by name: "1280:1281" needs no escaping,
+    # and max keeps the SAR exact up to H.264's 16-bit VUI fields.
+    sar = plan.sample_aspect_ratio
+    nodes.append(graph.add("setsar", r=f"{sar.numerator}:{sar.denominator}", max="65535"))
+    nodes.append(
+        graph.add(
+            "setparams",
+            range=plan.color_range,
+            color_primaries=plan.color_primaries,
+            color_trc=plan.color_transfer,
+            colorspace=plan.color_matrix,
+        )
+    )
     nodes.append(graph.add("buffersink"))
     graph.link_nodes(*nodes).configure()
     return graph
@@ -260,11 +271,13 @@ def _video_stream(out: av.container.OutputContainer, plan: VideoPlan) -> av.Vide
     cc.time_base = Fraction(1) / plan.fps
     if plan.gop is not None:
         cc.gop_size = plan.gop
-    # Tag, never convert: these only label the pixels (VUI for H.264, colr for MOV).
-    cc.color_primaries = _PRIMARIES.get(plan.color_primaries, 2)
-    cc.color_trc = _TRANSFER.get(plan.color_transfer, 2)
-    cc.colorspace = _MATRIX.get(plan.color_matrix, 2)
-    cc.color_range = _RANGE.get(plan.color_range, 0)
+    # Tag, never convert: these only label the pixels (the H.264 VUI, the MOV/MP4 colr
+    # and pasp boxes, which the muxer takes from the encoder's context).
+    codes = color_codes(
+        plan.color_primaries, plan.color_transfer, plan.color_matrix, plan.color_range
+    )
+    cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = codes
+    cc.sample_aspect_ratio = plan.sample_aspect_ratio
     cc.thread_count = 0
     if plan.codec.startswith("prores"):
         cc.thread_type = "FRAME"  # FACTS: frame threads 25.0 s -> 17.6 s; slices did not help
