@@ -13,7 +13,7 @@ The rules
 
     *Threshold.* Relative to the programme (:func:`silence_threshold_db`): 35 dB under its
     level gated as BS.1770-4 gates loudness, never under -70 dB. Fixed dBFS thresholds fail
-    once a programme is normalised or recorded quietly (FACTS, Loudness: pydub's defaults
+    once a programme is normalised or recorded quietly (measured on narration: pydub's defaults
     called 71 % of a narration "silent", ffmpeg ``silencedetect``'s found no pause).
 
     *Level.* The mean of 20 bins (20 ms) -- so a click or a noise burst of a few ms is not
@@ -183,7 +183,7 @@ def silence_threshold_db(bins: FloatArray) -> float:
     mean of what is left. The threshold sits 35 dB under that level, never under -70 dB,
     and is -70 dB when no window is above -70 dB. 35 dB puts room tone and breaths under
     a voice (typically 40-60 dB down) on the silent side, while a voice at any normalised
-    level stays well above it (FACTS, Loudness: a relative threshold found 118 of 121 true
+    level stays well above it (measured: a relative threshold found 118 of 121 true
     pauses where fixed dBFS ones failed). On this scale a full-scale sine is -3 dB.
     """
     count = bins.shape[0] // WINDOW_BINS

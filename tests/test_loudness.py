@@ -405,7 +405,7 @@ def test_dual_mono_measured_as_its_mono_content() -> None:
     assert as_stereo.measured_as == "as is"
     assert as_stereo.channels_measured == 2
     assert dual.integrated_lufs == pytest.approx(mono.integrated_lufs, abs=1e-9)
-    # FACTS: a mono signal written as identical L/R reads 3 LU louder on a stereo meter.
+    # BS.1770-4 sums the channels' powers: identical L/R read 3 LU louder than the mono.
     assert as_stereo.integrated_lufs - dual.integrated_lufs == pytest.approx(3.01, abs=0.01)
     assert dual.true_peak_dbtp == pytest.approx(mono.true_peak_dbtp, abs=1e-9)
 
