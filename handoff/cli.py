@@ -1451,7 +1451,9 @@ def demo_cmd(outdir: Path) -> None:
 
     Nothing is downloaded: the clips and the narration are synthesised with PyAV.
     Prints what it made and what each step found; exits non-zero if a step did not
-    give the verdict it should.
+    give the verdict it should. Run again into the same OUTDIR, it makes its media
+    anew and replaces its own earlier outputs (partial files a killed run left there
+    are removed first).
     """
     from handoff.demo import run_demo
 
