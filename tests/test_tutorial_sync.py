@@ -222,3 +222,22 @@ def test_demo_sync_step_runs_again_over_its_outputs(workdir: Path) -> None:
     shown = "\n".join(printed)
     assert "ok 001_scene_take1.mp4 IN" in shown
     assert "ok selects.json: segment 001 pick 001_scene_take1.mp4" in shown
+
+
+def test_sync_keeps_an_existing_selects_file_unless_overwrite(here: Path) -> None:
+    """A second ``sync --selects`` still measures (its exit code is the takes'), keeps
+    the selects file that is there -- perhaps edited by hand -- and says so."""
+    command = (
+        "handoff sync demo-out/takes/001_scene_take1.mp4 "
+        "--manifest demo-out/conditioned/manifest.json --selects kept.json"
+    )
+    code, out, err = run(command)
+    assert code == 0 and (here / "kept.json").is_file(), out + err
+    (here / "kept.json").write_text('{"edited": "by hand"}', encoding="utf-8")
+    code, out, err = run(command)
+    assert code == 0 and "1 in sync" in out, out + err
+    assert "skipped kept.json: exists (use --overwrite to replace it)" in err
+    assert json.loads((here / "kept.json").read_text(encoding="utf-8")) == {"edited": "by hand"}
+    code, out, err = run(command + " --overwrite")
+    assert code == 0 and "selects -> kept.json" in out, out + err
+    assert json.loads((here / "kept.json").read_text(encoding="utf-8"))["segments"]
