@@ -37,8 +37,8 @@ from handoff.export import (
     export_batch,
     plan_jobs,
 )
-from handoff.files import MediaItem, expand_media
-from handoff.fsutil import InputGuard, atomic_write_bytes
+from handoff.files import MediaItem, find_media
+from handoff.fsutil import InputGuard, atomic_write_bytes, clear_stale_parts, mark_output_folder
 from handoff.names import shown
 from handoff.plan import (
     ExportOptions,
@@ -101,6 +101,41 @@ def _errors() -> Iterator[None]:
         _interrupted(exc)
     except OSError as exc:
         _die(describe(exc))
+
+
+def _note(text: str) -> None:
+    """A note on stderr: stdout stays the report (and valid JSON with --json)."""
+    click.echo(f"handoff: note: {shown(text)}", err=True)
+
+
+def _media(paths: Sequence[Path], outputs: Sequence[Path] = ()) -> list[MediaItem]:
+    """The media files the paths name; a note for each output folder left out
+    (docs/reference/cli.md, "Re-runs")."""
+    found = find_media(paths, outputs=outputs)
+    for line in found.notes():
+        _note(line)
+    return list(found.items)
+
+
+def _clear_parts(folders: Sequence[Path]) -> None:
+    """Before writing: remove the partial files an earlier run that was killed left in
+    the output folders (never one a running writer owns), and say so."""
+    removed = clear_stale_parts(folders)
+    if removed:
+        _note(
+            f"removed {len(removed)} partial file(s) left by an earlier run that was stopped: "
+            + ", ".join(str(p) for p in removed)
+        )
+
+
+_OVERWRITE_HELP = (
+    "Replace outputs that already exist. Without it an existing output is kept and "
+    "skipped with a note, and the run still exits 0 (see docs/reference/cli.md, Re-runs)."
+)
+
+
+def _skipped(path: Path) -> str:
+    return f"skipped {path}: exists (use --overwrite to replace it)"
 
 
 def _write_json(data: Any) -> None:
@@ -320,7 +355,7 @@ def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None
     """
     results: list[dict[str, Any]] = []
     bad = 0
-    for item in expand_media(files):
+    for item in _media(files):
         # One file's problem -- foreseen or not -- is that file's ERROR; the rest go on.
         if not isinstance(item, Path):
             path, info, error = item.path or Path(), None, describe(item)
@@ -495,7 +530,7 @@ def validate_cmd(
     with _errors():
         spec = load_spec(spec_name)
         options = spec.resolve_options(_parse_options(raw_options, allow_ntsc))
-        items = expand_media(paths)
+        items = _media(paths)
         if junit is not None:
             _check_report_path(junit, items)
     reports: list[FileReport] = []
@@ -673,7 +708,7 @@ def render_export_result(r: ExportResult) -> str:
 @click.option(
     "--dry-run", is_flag=True, help="Print each plan and its ffmpeg command; write nothing."
 )
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--overwrite", is_flag=True, help=_OVERWRITE_HELP)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON report (docs/reference/json.md)."
 )
@@ -702,6 +737,8 @@ def export_cmd(
     audio stream, timecode, subtitles) are named in the report. A failing input is
     reported and the others go on; an existing output is skipped unless --overwrite;
     inputs are never written over.
+    A folder inside an input folder that holds outputs (this run's --out, or a folder
+    an earlier run wrote into) is not read as input.
 
     \b
     Examples:
@@ -727,7 +764,9 @@ def export_cmd(
             allow_truncated=allow_truncated,
         )
         check_rate_choice(spec, settings, options.fps)
-        sources = expand_media(inputs)
+        sources = _media(inputs, outputs=[out_dir])
+        if not dry_run:
+            _clear_parts([out_dir])
         planned, refused = plan_jobs(
             sources,
             preset,
@@ -866,7 +905,13 @@ def render_prep(result: PrepResult) -> str:
     help="Target segment length range; cuts fall at natural pauses.",
 )
 @click.option("--bit-depth", type=click.Choice(["24", "16"]), default="24", show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace outputs that already exist. Without it a run that would make again what "
+    "OUT already holds (same input, name and settings) is skipped with a note, exit 0; "
+    "outputs made otherwise are refused, exit 2.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (with paths) as JSON.")
 def prep_audio_cmd(
     source: Path,
@@ -904,6 +949,8 @@ def prep_audio_cmd(
     not (an input that cannot reach the targets, e.g. a DC offset); 2 when the input
     cannot be used (unreadable, silent, too short) or options are wrong.
     """
+    from handoff.prep import made_before
+
     with _errors():
         seg_min, seg_max = parse_segment_range(segment_seconds)
         options = PrepOptions(
@@ -920,7 +967,19 @@ def prep_audio_cmd(
             bit_depth=16 if bit_depth == "16" else 24,
             overwrite=overwrite,
         )
+        earlier = None if overwrite else made_before(source, out_dir, options)
+        if earlier is not None:
+            _note(
+                f"skipped: {earlier.path} and the files it lists were made from this input "
+                "with these settings already (use --overwrite to make them again)"
+            )
+            if as_json:
+                where = str(earlier.path.resolve())
+                _write_json({**earlier.to_json(), "manifest": where, "skipped": True})
+            sys.exit(EXIT_OK)
+        _clear_parts([out_dir])
         result = prep_audio(source, out_dir, options)
+        mark_output_folder(out_dir, [source])
     if as_json:
         _write_json(result.to_json())
     else:
@@ -1116,7 +1175,8 @@ def _timeline_json(data: Any) -> str:
     "--overwrite",
     is_flag=True,
     help="Replace timeline files that already exist (never an input: a clip, the master "
-    "or the manifest).",
+    "or the manifest). Without it an existing file is kept and skipped with a note, and "
+    "the others are written; exit 0.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the layout and the files as JSON.")
 def timeline_cmd(
@@ -1161,10 +1221,10 @@ def timeline_cmd(
 
     FCPXML has no track lock, and Premiere documents none for OTIO: after importing
     those, lock A1 in the editor (premiere-xml and resolve-otio arrive locked).
-    Every format asked for is written, or none. Exit 0 when written, 2 when a clip
-    cannot be used, the rates differ, the manifest is wrong, --size or
-    --start-timecode is malformed (or names a frame the rate has not), or an output
-    already exists.
+    Every format asked for is written, or none (an existing file is skipped unless
+    --overwrite). Exit 0 when written or skipped, 2 when a clip cannot be used, the
+    rates differ, the manifest is wrong, or --size or --start-timecode is malformed
+    (or names a frame the rate has not).
     """
     from handoff.fsutil import InputGuard
     from handoff.timeline import FORMATS, SequenceSettings, check_relative, render
@@ -1194,9 +1254,10 @@ def timeline_cmd(
         for _, path in targets:
             guard.check(path)
         if not overwrite:
-            existing = [str(p) for _, p in targets if p.exists() or p.is_symlink()]
-            if existing:
-                raise OutputExistsError(f"already exists (use --overwrite): {', '.join(existing)}")
+            kept = [t for t in targets if t[1].exists() or t[1].is_symlink()]
+            build.notes += [_skipped(p) for _, p in kept]
+            targets = [t for t in targets if t not in kept]
+        _clear_parts([p.parent for _, p in targets])
         # Every format is rendered before anything is written: a name or a path one
         # format cannot hold stops the run with nothing written.
         files = [
@@ -1316,7 +1377,12 @@ def render_sync(results: Sequence[Any]) -> str:
     "alternates in order, and the segments to regenerate. Edit it, then "
     "`handoff timeline --selects FILE`.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace the selects file if it exists.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the selects file if it exists. Without it an existing one is kept and "
+    "skipped with a note (the takes are still measured; the exit code is theirs).",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Show which take goes with which narration; measure nothing."
 )
@@ -1383,7 +1449,7 @@ def sync_cmd(
             raise UsageError("--selects needs --manifest (selects are made per segment)")
         loaded = None if manifest is None else load_manifest(manifest)
         plan = plan_sync(
-            expand_media(takes), reference=reference, manifest=loaded, tolerance_ms=tolerance_ms
+            _media(takes), reference=reference, manifest=loaded, tolerance_ms=tolerance_ms
         )
     if dry_run:
         if as_json:
@@ -1400,7 +1466,10 @@ def sync_cmd(
             guard = InputGuard([*inputs, *([manifest] if manifest else [])])
             guard.check(selects_out)
             if not overwrite and (selects_out.exists() or selects_out.is_symlink()):
-                raise OutputExistsError(f"already exists (use --overwrite): {selects_out}")
+                _note(_skipped(selects_out))
+                selects_out = None
+            else:
+                _clear_parts([selects_out.parent])
     workers = jobs or default_jobs()
     try:
         results = run_sync(plan, jobs=workers)
@@ -1414,7 +1483,11 @@ def sync_cmd(
 
         with _errors():
             picked = selects_from_sync(document, relative_to=selects_out.parent)
-            write_selects(selects_out, picked, replace=overwrite, guard=guard)
+            try:
+                write_selects(selects_out, picked, replace=overwrite, guard=guard)
+            except OutputExistsError:  # another run wrote it while this one measured
+                _note(_skipped(selects_out))
+                picked = None
     if as_json:
         _write_json({**document, "exit_code": code})
     else:
@@ -1455,7 +1528,9 @@ def demo_cmd(outdir: Path) -> None:
 
     Nothing is downloaded: the clips and the narration are synthesised with PyAV.
     Prints what it made and what each step found; exits non-zero if a step did not
-    give the verdict it should.
+    give the verdict it should. Run again into the same OUTDIR, it makes its media
+    anew and replaces its own earlier outputs (partial files a killed run left there
+    are removed first).
     """
     from handoff.demo import run_demo
 

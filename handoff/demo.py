@@ -23,7 +23,7 @@ from handoff import loudness
 from handoff.audio import decode_audio
 from handoff.errors import InputError
 from handoff.export import export_batch, plan_jobs
-from handoff.fsutil import atomic_write_bytes
+from handoff.fsutil import atomic_write_bytes, clear_stale_parts, mark_output_folder
 from handoff.manifest import load_manifest
 from handoff.plan import ExportOptions
 from handoff.prep import PrepOptions, prep_audio
@@ -219,6 +219,7 @@ def _demo_prep(outdir: Path, echo: Echo) -> bool:
     result = prep_audio(
         source, outdir / "conditioned", PrepOptions(name="narration", overwrite=True)
     )
+    mark_output_folder(outdir / "conditioned", [source])
     spec = load_spec("ltx2-audio")
     ok = True
     m = result.master
@@ -455,11 +456,22 @@ def _demo_sync(outdir: Path, echo: Echo) -> bool:
     return ok & _write_timelines(build, outdir / "edit", outdir, names, echo, audition=True)
 
 
+_FOLDERS = (
+    ".", "clips", "masters", "narration", "broken", "export/review", "export/masters",
+    "conditioned", "renders/Épisode 1 & co", "timeline", "takes", "edit",
+)  # fmt: skip
+"""Every folder the demo writes into."""
+
+
 def run_demo(outdir: Path, echo: Echo = print) -> bool:
     """Make the demo batch in ``outdir``, probe and validate it; True if every verdict held."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     echo(f"handoff demo: synthesising sample media in {outdir}")
+    # A run into a folder an earlier demo filled replaces its files; what a killed run
+    # left half-written there goes first.
+    for part in clear_stale_parts(outdir / sub for sub in _FOLDERS):
+        echo(f"  removed {part.relative_to(outdir)} (left by an earlier run that was stopped)")
     made = make_demo_media(outdir)
     for label, (path, _, _) in made.items():
         echo(f"  made {path.relative_to(outdir)}  ({label})")

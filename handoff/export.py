@@ -18,7 +18,13 @@ from typing import Any, Literal
 from handoff.engines import Engine, execute
 from handoff.errors import HandoffError, InputError, OutputExistsError, ToolError, describe
 from handoff.files import MediaItem
-from handoff.fsutil import InputGuard, atomic_output, remove_stale_parts
+from handoff.fsutil import (
+    InputGuard,
+    atomic_output,
+    holds_any,
+    mark_output_folder,
+    remove_stale_parts,
+)
 from handoff.parallel import usable_cores
 from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
 from handoff.probe import MediaInfo, probe
@@ -52,6 +58,10 @@ class ExportJob:
     options: ExportOptions
     engine: Engine
     dry_run: bool = False
+    mark_output: bool = False
+    """Mark the destination's folder as one of outputs once the file is made
+    (:func:`handoff.fsutil.mark_output_folder`): true unless an input of the batch lies
+    in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +110,15 @@ def plan_jobs(
     an output that would write over any input of the batch (by path or by inode, with
     or without --overwrite), and a second input that would write to the same output
     name as an earlier one.
+
+    A destination folder that holds none of the batch's inputs is marked as a folder of
+    outputs when its first file is made, so that a later run given a folder above it
+    does not read these outputs as inputs (:func:`handoff.files.find_media`).
     """
     settings = export_settings(load_spec(spec_source))
-    guard = InputGuard(p for p in sources if isinstance(p, Path))
+    inputs = [p for p in sources if isinstance(p, Path)]
+    guard = InputGuard(inputs)
+    of_inputs: dict[Path, bool] = {}
     jobs: list[ExportJob] = []
     refused: list[ExportResult] = []
     taken: dict[Path, Path] = {}
@@ -135,7 +151,10 @@ def plan_jobs(
             )
             continue
         taken[key] = source
-        jobs.append(ExportJob(len(jobs), source, dest, spec_source, options, engine, dry_run))
+        if dest.parent not in of_inputs:
+            of_inputs[dest.parent] = holds_any(dest.parent, inputs)
+        mark = not of_inputs[dest.parent]
+        jobs.append(ExportJob(len(jobs), source, dest, spec_source, options, engine, dry_run, mark))
     return jobs, refused
 
 
@@ -188,6 +207,8 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
             binary = chosen.to_json()
             notes = (*notes, f"ran {chosen.describe()}")
         _write(plan, spec, job.engine, progress, replace=job.options.overwrite)
+        if job.mark_output:
+            mark_output_folder(dest.parent)
     except _RejectedError as exc:
         message = f"the output did not pass '{job.spec_source}' and was not kept: {exc.message}"
         return result("failed", message, findings=tuple(exc.failures))

@@ -6,6 +6,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -19,15 +20,17 @@ from handoff.errors import (
     NotMediaError,
     os_reason,
 )
-from handoff.fsutil import resolved
+from handoff.fsutil import OUTPUT_MARK, is_output_folder, resolved
 
 __all__ = [
     "AUDIO_SUFFIXES",
     "MEDIA_SUFFIXES",
     "VIDEO_SUFFIXES",
+    "FoundMedia",
     "MediaItem",
     "check_readable",
     "expand_media",
+    "find_media",
     "is_folder",
     "media_sort_key",
     "open_input",
@@ -67,7 +70,24 @@ MediaItem = Path | InputError
 """One entry of an expanded command line: a file to work on, or why a path gave none."""
 
 
-def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
+@dataclass(frozen=True, slots=True)
+class FoundMedia:
+    """What a command line expanded to, and the folders left out on the way."""
+
+    items: tuple[MediaItem, ...]
+    left_out: tuple[tuple[Path, str], ...] = ()
+    """(folder, why) for each folder inside an input folder that was not read."""
+
+    def notes(self) -> list[str]:
+        """One line per folder left out, for the user."""
+        return [f"not read as input: {folder}{os.sep} ({why})" for folder, why in self.left_out]
+
+
+_THIS_RUN = "this run's output folder"
+_EARLIER_RUN = f"outputs of an earlier handoff run ({OUTPUT_MARK}); name the folder to read it"
+
+
+def find_media(paths: Iterable[Path | str], *, outputs: Iterable[Path] = ()) -> FoundMedia:
     """Files as given (whatever their name); folders expanded recursively to media files.
 
     A file named on the command line is kept even without a media suffix, so that it
@@ -76,6 +96,12 @@ def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
     to folders are not followed. Anything with a media suffix that is not a folder is
     kept -- a broken link, a FIFO -- so that it gets its verdict too.
 
+    Outputs are never read back as inputs: a folder met inside an input folder is left
+    out when it is one of ``outputs`` (the folders this run writes into) or carries
+    the mark of an earlier run's outputs (:func:`handoff.fsutil.mark_output_folder`);
+    :attr:`FoundMedia.left_out` says which and why. A folder named on the command line
+    is always read, marked or not.
+
     What cannot become a file comes back as an :class:`InputError` in its place, for the
     caller to report beside the others: a folder (or a folder inside it) that cannot be
     listed, and a folder that holds no media at all (the user almost certainly pointed
@@ -83,9 +109,11 @@ def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
     """
     out: list[MediaItem] = []
     seen: set[Path] = set()
+    skip = {r for r in (resolved(Path(o)) for o in outputs) if r is not None}
+    left_out: dict[Path, str] = {}
     for raw in paths:
         p = Path(raw)
-        candidates: list[MediaItem] = _walk(p) if is_folder(p) else [p]
+        candidates: list[MediaItem] = _walk(p, skip, left_out) if is_folder(p) else [p]
         for f in candidates:
             if isinstance(f, InputError):
                 out.append(f)
@@ -94,7 +122,12 @@ def expand_media(paths: Iterable[Path | str]) -> list[MediaItem]:
             if key not in seen:
                 seen.add(key)
                 out.append(f)
-    return out
+    return FoundMedia(tuple(out), tuple(left_out.items()))
+
+
+def expand_media(paths: Iterable[Path | str], *, outputs: Iterable[Path] = ()) -> list[MediaItem]:
+    """:func:`find_media`'s items alone, for a caller with no way to say a note."""
+    return list(find_media(paths, outputs=outputs).items)
 
 
 def is_folder(path: Path) -> bool:
@@ -106,7 +139,7 @@ def is_folder(path: Path) -> bool:
         return False
 
 
-def _walk(folder: Path) -> list[MediaItem]:
+def _walk(folder: Path, outputs: set[Path], left_out: dict[Path, str]) -> list[MediaItem]:
     found: list[Path] = []
     problems: list[MediaItem] = []
 
@@ -115,9 +148,21 @@ def _walk(folder: Path) -> list[MediaItem]:
         reason = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
         problems.append(MediaPermissionError(f"cannot list this folder ({reason})", where))
 
+    def read(sub: Path) -> bool:
+        why = (
+            _THIS_RUN
+            if resolved(sub) in outputs
+            else _EARLIER_RUN
+            if is_output_folder(sub)
+            else None
+        )
+        if why is not None:
+            left_out.setdefault(sub, why)
+        return why is None
+
     for here, dirs, names in os.walk(folder, onerror=unlistable):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = Path(here)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and read(base / d))
         for name in names:
             f = base / name
             if name.startswith(".") or f.suffix.lower() not in MEDIA_SUFFIXES:
@@ -125,9 +170,11 @@ def _walk(folder: Path) -> list[MediaItem]:
             found.append(f)
     found.sort(key=lambda f: (str(f.parent), media_sort_key(f)))
     if not found and not problems:
+        mine = [str(sub) for sub in left_out if sub.is_relative_to(folder)]
+        outside = f" outside the output folders it holds ({', '.join(mine)})" if mine else ""
         return [
             NoMediaFoundError(
-                "folder holds no media files (looked for "
+                f"folder holds no media files{outside} (looked for "
                 + ", ".join(sorted(MEDIA_SUFFIXES))
                 + ")",
                 folder,

@@ -9,6 +9,7 @@ import ctypes.util
 import errno
 import functools
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,9 +18,14 @@ from handoff.errors import OutputExistsError, OverwritesInputError
 from handoff.names import cut_to_bytes
 
 __all__ = [
+    "OUTPUT_MARK",
     "InputGuard",
     "atomic_output",
     "atomic_write_bytes",
+    "clear_stale_parts",
+    "holds_any",
+    "is_output_folder",
+    "mark_output_folder",
     "publish",
     "remove_stale_parts",
     "resolved",
@@ -37,6 +43,17 @@ def _part_prefix(dest: Path) -> str:
 
 def _part_suffix(dest: Path) -> str:
     return f".part{dest.suffix}"
+
+
+# The whole temporary name: "." + stem + "." + writer's pid + "." + mkstemp's 8 random
+# characters + ".part" + the output's suffix (none for a name without one).
+_PART_NAME = re.compile(r"^\..*\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.part(?:\.[^.]+)?$")
+
+
+def _writer_pid(name: str) -> int | None:
+    """The process id in a temporary name of ours; None for any other name."""
+    m = _PART_NAME.match(name)
+    return int(m.group("pid")) if m else None
 
 
 class InputGuard:
@@ -213,22 +230,94 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_if_orphaned(candidate: Path) -> bool:
+    """Remove one of our temporary files whose writer no longer runs on this machine.
+
+    The writer's process id is in the name (:func:`atomic_output`): a live writer -- a
+    concurrent run, a ``--jobs`` worker -- keeps its file. A writer on another machine
+    sharing the folder is not seen from here: its file would be taken for an orphan.
+    """
+    pid = _writer_pid(candidate.name)
+    if pid is None or _alive(pid):
+        return False
+    try:
+        candidate.unlink()
+    except FileNotFoundError:
+        return False  # another run cleared it first
+    return True
+
+
 def remove_stale_parts(dest: Path) -> list[Path]:
-    """Delete temporary files left beside ``dest`` by writers that no longer run."""
-    removed: list[Path] = []
+    """Delete temporary files left beside ``dest``, for ``dest``, by writers that no
+    longer run."""
     prefix, suffix = _part_prefix(dest), _part_suffix(dest)
     if not dest.parent.is_dir():
-        return removed
-    for candidate in dest.parent.iterdir():
-        name = candidate.name
-        if not (name.startswith(prefix) and name.endswith(suffix)):
-            continue
-        pid_text = name[len(prefix) :].split(".", 1)[0]
-        if pid_text.isdigit() and not _alive(int(pid_text)):
-            with contextlib.suppress(FileNotFoundError):
-                candidate.unlink()
-                removed.append(candidate)
+        return []
+    return [
+        c
+        for c in sorted(dest.parent.iterdir())
+        if c.name.startswith(prefix) and c.name.endswith(suffix) and _remove_if_orphaned(c)
+    ]
+
+
+def clear_stale_parts(folders: Iterable[Path]) -> list[Path]:
+    """Delete, in each of ``folders`` (not below), every temporary file of ours whose
+    writer no longer runs: what a run killed before it could clean up left behind
+    (SIGKILL, a power cut). Called at the start of every command that writes there."""
+    removed: list[Path] = []
+    for folder in dict.fromkeys(Path(f) for f in folders):
+        try:
+            names = sorted(folder.iterdir())
+        except OSError:
+            continue  # not made yet, or not listable: nothing of ours to clear
+        removed += [c for c in names if _remove_if_orphaned(c)]
     return removed
+
+
+OUTPUT_MARK = ".handoff-output"
+"""A hidden file in each folder handoff writes media into (export's ``--out``,
+prep-audio's ``--out``): when a folder above it is given as input, this folder is left
+out, so a re-run never takes the previous run's outputs for new inputs."""
+
+_MARK_TEXT = (
+    b"handoff wrote media into this folder. When a folder holding this one is given to\n"
+    b"handoff as input, this folder is left out (its files are outputs, not sources);\n"
+    b"name this folder itself to read it. Deleting this file lifts that.\n"
+)
+
+
+def is_output_folder(folder: Path) -> bool:
+    """Whether ``folder`` carries handoff's output mark (:data:`OUTPUT_MARK`)."""
+    try:
+        return (folder / OUTPUT_MARK).is_file()
+    except OSError:
+        return False
+
+
+def holds_any(folder: Path, paths: Iterable[Path]) -> bool:
+    """Whether one of ``paths`` lies in ``folder``, at any depth (links followed)."""
+    real = resolved(folder)
+    if real is None:
+        return False
+    for p in paths:
+        where = resolved(Path(p))
+        if where is not None and where.is_relative_to(real):
+            return True
+    return False
+
+
+def mark_output_folder(folder: Path, inputs: Iterable[Path] = ()) -> bool:
+    """Mark ``folder`` as holding handoff outputs, unless one of ``inputs`` lies in it
+    (:func:`holds_any`): a folder of sources with outputs written beside them stays a
+    folder of sources. True when the folder carries the mark afterwards."""
+    real = resolved(folder)
+    if real is None or not real.is_dir() or holds_any(real, inputs):
+        return False
+    if is_output_folder(real):
+        return True
+    with contextlib.suppress(OutputExistsError):  # a concurrent run marked it first
+        atomic_write_bytes(real / OUTPUT_MARK, _MARK_TEXT, replace=False)
+    return True
 
 
 def atomic_write_bytes(

@@ -124,7 +124,7 @@ from handoff.limiter import (
     oversampled_peak,
     oversampled_peak_in,
 )
-from handoff.manifest import load_manifest
+from handoff.manifest import Manifest, load_manifest
 from handoff.names import NAME_MAX, fit_file_name
 from handoff.riff import read_wav_layout
 from handoff.spec import Spec, load_spec
@@ -140,6 +140,7 @@ __all__ = [
     "PrepResult",
     "SegmentInfo",
     "SourceInfo",
+    "made_before",
     "master_file_name",
     "parse_segment_range",
     "prep_audio",
@@ -1137,6 +1138,59 @@ def _check_free(paths: list[Path], overwrite: bool) -> None:
     for p in paths:
         if p.exists() or p.is_symlink():
             raise OutputExistsError(f"output exists: {p} (use --overwrite to replace it)", p)
+
+
+def made_before(source: Path, out_dir: Path, options: PrepOptions) -> Manifest | None:
+    """The manifest of an earlier run in ``out_dir`` that made exactly what these options
+    would make again -- the same source (path and SHA-256), base name and settings, every
+    file it lists still there -- so the run can be skipped; None when ``out_dir`` holds
+    no manifest.
+
+    Raises :class:`OutputExistsError` when a manifest is there but was made otherwise:
+    skipping would leave the user with outputs they did not ask for, and replacing them
+    needs ``--overwrite``.
+    """
+    manifest_path = Path(out_dir) / MANIFEST_NAME
+    if not (manifest_path.exists() or manifest_path.is_symlink()):
+        return None
+    opts, warnings = _check_options(options)
+    name = opts.name if opts.name is not None else _default_name(Path(source).stem, warnings)
+
+    def other(why: str) -> OutputExistsError:
+        return OutputExistsError(
+            f"{manifest_path} exists, made {why}: use --overwrite to replace it, or another --out",
+            manifest_path,
+        )
+
+    try:
+        old = load_manifest(manifest_path)
+    except UsageError:
+        raise other("by something else (it is not a valid manifest)") from None
+    real = Path(source).resolve()
+    if old.source.file != str(real):
+        raise other(f"from {old.source.file}")
+    s = old.settings
+    asked: dict[str, object] = {
+        "name": name, "kind": opts.kind, "channels": opts.resolved_channels,
+        "target_lufs": opts.target_lufs, "true_peak_dbtp": opts.true_peak,
+        "preroll_ms": opts.preroll_ms, "click": opts.click, "max_seconds": opts.max_seconds,
+        "segment_min_s": opts.segment_min, "segment_max_s": opts.segment_max,
+        "bit_depth": opts.bit_depth,
+    }  # fmt: skip
+    changed = [f"{k} {getattr(s, k)} -> {v}" for k, v in asked.items() if getattr(s, k) != v]
+    if changed:
+        raise other("with other settings (" + ", ".join(changed) + ")")
+    missing = [
+        p.name
+        for p in (old.master_path, *(old.segment_path(seg) for seg in old.segments))
+        if not p.is_file()
+    ]
+    if missing:
+        raise other(f"but {', '.join(missing)} is gone")
+    check_readable(real)
+    if _sha256(real) != old.source.sha256:
+        raise other(f"from an earlier version of {real.name} (its SHA-256 differs)")
+    return old
 
 
 def _stale_segments(out_dir: Path, name: str, keep: set[str], guard: InputGuard) -> list[Path]:

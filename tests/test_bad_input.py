@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from handoff.audio import decode_audio
 from handoff.cli import main
-from handoff.fsutil import atomic_write_bytes
+from handoff.fsutil import OUTPUT_MARK, atomic_write_bytes
 from handoff.probe import probe
 from tests.conftest import MakeClip, review_clip_kwargs, run_handoff
 
@@ -194,7 +194,7 @@ def test_export_batch_survives_an_mp4_without_its_media_data(
         assert "Traceback" not in out + err
         assert code in codes, out
         assert f"done    {good}" in out and "2 input(s)" in out
-    names = [p.name for p in out_dir.iterdir()]
+    names = [p.name for p in out_dir.iterdir() if p.name != OUTPUT_MARK]
     assert "b_good.mp4" in names and not [n for n in names if n.startswith(".")]
 
 
@@ -292,7 +292,7 @@ def test_two_concurrent_exports_to_one_name(make_clip: MakeClip, tmp_path: Path)
     heads = sorted(o.splitlines()[0].split()[0] for o in outputs)
     assert heads == ["done", "skipped"], outputs
     assert "exists (use --overwrite to replace it)" in "".join(outputs)
-    assert [p.name for p in out.iterdir()] == ["clip.mov"]
+    assert [p.name for p in out.iterdir() if p.name != OUTPUT_MARK] == ["clip.mov"]
     assert run("validate", str(out / "clip.mov"), "--spec", "prores-master")[0] == 0
 
 
@@ -455,7 +455,7 @@ def test_awkward_file_names_through_every_command(make_clip: MakeClip, tmp_path:
                               engine, "--out", str(out), "--jobs", "1")  # fmt: skip
         assert code == 0 and not err, text
         assert "\x01" not in text and "\\x01bel\\x07" in text and "caf\\xe9" in text
-        assert sorted(p.name for p in out.iterdir()) == sorted(names)
+        assert sorted(p.name for p in out.iterdir()) == sorted([*names, OUTPUT_MARK])
     junit = tmp_path / "report.xml"
     code, text, _ = run("validate", str(folder), "--spec", "h264-review", "--junit", str(junit))
     assert code == 0, text
@@ -474,6 +474,7 @@ def test_prep_audio_names_outputs_it_can_write(tmp_path: Path) -> None:
     assert code == 0, out + err
     assert "outputs are named 'nar_ration_'" in out
     assert sorted(p.name for p in (tmp_path / "cond").iterdir()) == [
+        OUTPUT_MARK,
         "001_nar_ration_.wav",
         "manifest.json",
         "nar_ration__master.wav",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -204,7 +205,7 @@ def test_python_dash_m_and_help() -> None:
     assert "Exit codes" in done.stdout and "--spec" in done.stdout
 
 
-def test_demo_runs_and_every_verdict_holds(tmp_path: Path) -> None:
+def test_demo_runs_twice_and_every_verdict_holds(tmp_path: Path) -> None:
     code, out, err = run("demo", str(tmp_path / "demo"))
     assert code == 0, out + err
     assert "every verdict as expected" in out
@@ -226,6 +227,31 @@ def test_demo_runs_and_every_verdict_holds(tmp_path: Path) -> None:
     # What the demo lays out for people: readable rates and channels, no raw fractions.
     assert "phone clip (VFR)     h264 640x360 VFR ~" in out and "fps (variable)" in out
     assert "UNEXPECTED" not in out
+
+    # Into the same folder again -- after a run killed there left a partial file -- the
+    # same verdicts, and the review copy made from the source again (only the raw render
+    # is 1920x1088 with 24 kHz sound), not from an earlier output.
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = (
+        tmp_path
+        / "demo"
+        / "export"
+        / "review"
+        / f".001_ltx2_raw.{ended.stdout.strip()}.abcdefgh.part.mp4"
+    )
+    orphan.write_bytes(b"half")
+    code, again, err = run("demo", str(tmp_path / "demo"))
+    assert code == 0, again + err
+    assert not orphan.exists() and "removed export/review/.001_ltx2_raw." in again
+
+    def verdicts(text: str) -> list[str]:
+        marked = [line for line in text.splitlines() if line.lstrip()[:3] in ("ok ", "!! ")]
+        return [re.sub(r"\(\d+\.\d s\)", "", line) for line in marked]
+
+    assert verdicts(again) == verdicts(out) and len(verdicts(out)) > 20
+    review = again[again.index("3. export") : again.index("export/review/003_phone_vfr.mp4")]
+    assert "cropped 1920x1088 -> 1920x1080" in review and "24000 Hz -> 48000 Hz" in review
 
 
 def test_probe_loudness_reports_as_is_and_mono_content(tmp_path: Path) -> None:

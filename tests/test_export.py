@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from pymediainfo import MediaInfo as PyMediaInfo
 
 from handoff.cli import main
+from handoff.fsutil import OUTPUT_MARK
 from handoff.plan import ExportOptions, plan_export
 from handoff.probe import probe
 from handoff.spec import load_spec
@@ -124,7 +125,11 @@ def test_bad_inputs_among_good_ones(make_clip: MakeClip, tmp_path: Path) -> None
         "error": 2,
         "planned": 0,
     }
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["001_good.mp4", "002_vfr.mp4"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        OUTPUT_MARK,  # a folder of outputs: not read as input by a later run
+        "001_good.mp4",
+        "002_vfr.mp4",
+    ]
 
 
 def test_existing_outputs_are_skipped_unless_overwrite(make_clip: MakeClip, tmp_path: Path) -> None:
@@ -285,7 +290,7 @@ def test_a_killed_export_leaves_no_final_file_and_a_rerun_completes(tmp_path: Pa
     assert [p.name for p in out_dir.iterdir()] == [parts[0].name]  # hidden, not final
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert [p.name for p in out_dir.iterdir()] == ["long.mov"]  # the leftover was cleared
+    assert sorted(p.name for p in out_dir.iterdir()) == [OUTPUT_MARK, "long.mov"]  # cleared
     assert validate_file(out_dir / "long.mov", load_spec("prores-master")).status == "pass"
 
 

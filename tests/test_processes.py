@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from handoff.fsutil import OUTPUT_MARK
 from handoff.processes import run_jobs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def _start_export(args: list[str], cwd: Path, stderr: Path) -> subprocess.Popen[
 def _wait_for_parts(folder: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if folder.is_dir() and any(p.name.startswith(".") for p in folder.iterdir()):
+        if folder.is_dir() and any(".part" in p.name for p in folder.iterdir()):
             time.sleep(0.3)  # encoding is under way
             return
         time.sleep(0.05)
@@ -159,7 +160,7 @@ def test_no_child_outlives_a_killed_export(
         # SIGTERM unwinds: one line, exit 143, and no partial file left behind.
         assert proc.returncode == 143, err
         assert err.startswith("handoff: error: terminated")
-        assert not [p for p in out.iterdir() if p.name.startswith(".")]
+        assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != OUTPUT_MARK]
     # The rerun clears what a kill left and completes.
     done = subprocess.run(
         [sys.executable, "-m", "handoff", "export", *args],
@@ -170,4 +171,4 @@ def test_no_child_outlives_a_killed_export(
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.mov", "b.mov"]
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARK, "a.mov", "b.mov"]

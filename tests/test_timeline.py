@@ -320,9 +320,14 @@ def test_all_formats_in_one_go(project: TimelineProject, tmp_path: Path) -> None
     )
     assert "FCPXML has no track lock" in r.output
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
-    # A second run does not overwrite without being asked, and says which file.
+    # A second run does not overwrite without being asked: it skips each file, saying
+    # which, and exits 0 (docs/reference/cli.md, Re-runs).
+    stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
     again = CliRunner().invoke(main, args)
-    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert again.exit_code == 0, again.output
+    assert again.output.count("exists (use --overwrite to replace it)") == 5
+    assert "wrote" not in again.output
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
     assert CliRunner().invoke(main, [*args, "--overwrite"]).exit_code == 0
 
 

@@ -188,7 +188,7 @@ def test_chapter_shows_what_each_command_prints(here: Path) -> None:
 def test_editing_the_pick_by_hand(here: Path) -> None:
     """What the chapter says of a hand edit: the new pick goes on V1, the former one
     stays on the timeline as an alternate, one in neither is left off with a note, and
-    a second run needs --overwrite."""
+    a second run skips the file it would replace unless --overwrite."""
     takes = "demo-out/takes"
     manifest = "demo-out/conditioned/manifest.json"
     code, _, err = run(f"handoff sync {takes} --manifest {manifest} --selects edited.json")
@@ -206,10 +206,10 @@ def test_editing_the_pick_by_hand(here: Path) -> None:
     xml = (here / "edited" / "narration.premiere.xml").read_text(encoding="utf-8")
     assert "001_scene_take1 (alt 2, score 100.0)" in xml and "001_scene_take2" not in xml
 
-    code, _, err = run(command)
-    assert code == 2 and "already exists (use --overwrite)" in err
-    code, _, err = run(command + " --overwrite")
-    assert code == 0, err
+    code, out, err = run(command)
+    assert code == 0 and "narration.premiere.xml: exists (use --overwrite to replace it)" in out
+    code, out, err = run(command + " --overwrite")
+    assert code == 0 and "wrote premiere-xml: edited/narration.premiere.xml" in out, err
 
 
 def test_demo_sync_step_runs_again_over_its_outputs(workdir: Path) -> None:
@@ -222,3 +222,22 @@ def test_demo_sync_step_runs_again_over_its_outputs(workdir: Path) -> None:
     shown = "\n".join(printed)
     assert "as expected  001_scene_take1.mp4 IN" in shown
     assert "as expected  selects.json: segment 001 pick 001_scene_take1.mp4" in shown
+
+
+def test_sync_keeps_an_existing_selects_file_unless_overwrite(here: Path) -> None:
+    """A second ``sync --selects`` still measures (its exit code is the takes'), keeps
+    the selects file that is there -- perhaps edited by hand -- and says so."""
+    command = (
+        "handoff sync demo-out/takes/001_scene_take1.mp4 "
+        "--manifest demo-out/conditioned/manifest.json --selects kept.json"
+    )
+    code, out, err = run(command)
+    assert code == 0 and (here / "kept.json").is_file(), out + err
+    (here / "kept.json").write_text('{"edited": "by hand"}', encoding="utf-8")
+    code, out, err = run(command)
+    assert code == 0 and "1 in sync" in out, out + err
+    assert "skipped kept.json: exists (use --overwrite to replace it)" in err
+    assert json.loads((here / "kept.json").read_text(encoding="utf-8")) == {"edited": "by hand"}
+    code, out, err = run(command + " --overwrite")
+    assert code == 0 and "selects -> kept.json" in out, out + err
+    assert json.loads((here / "kept.json").read_text(encoding="utf-8"))["segments"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handoff.errors import HandoffError, InputError, SelectsError, UsageError
-from handoff.files import AUDIO_SUFFIXES, expand_media, is_folder
+from handoff.files import AUDIO_SUFFIXES, find_media, is_folder
 from handoff.manifest import Manifest, load_manifest
 from handoff.names import shown
 from handoff.probe import probe
@@ -35,6 +35,8 @@ class Gathered:
     """Audio files met inside folders (narration beside the clips), left off V1."""
     problems: list[InputError] = field(default_factory=list)
     """Paths that gave no file: a folder that cannot be listed or holds no media."""
+    notes: list[str] = field(default_factory=list)
+    """Folders left out because they hold outputs (:meth:`handoff.files.FoundMedia.notes`)."""
 
 
 def gather_clips(paths: Sequence[Path]) -> Gathered:
@@ -46,7 +48,9 @@ def gather_clips(paths: Sequence[Path]) -> Gathered:
     """
     out = Gathered([])
     named = {p for p in paths if not is_folder(p)}
-    for f in expand_media(paths):
+    found = find_media(paths)
+    out.notes = found.notes()
+    for f in found.items:
         if isinstance(f, InputError):
             out.problems.append(f)
             continue
@@ -109,6 +113,7 @@ def timeline_from_paths(
         build.inputs.append(master_path)
     if manifest_path is not None:
         build.inputs.append(manifest_path)
+    build.notes[:0] = gathered.notes
     if gathered.skipped:
         build.notes.insert(
             0,
