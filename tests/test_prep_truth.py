@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,8 +28,9 @@ from handoff.prep import PrepOptions, PrepResult, prep_audio
 from handoff.spec import load_spec
 from handoff.synth import babble, speech_like, write_wav
 from handoff.validate import validate_file
-from tests.conftest import corpus_file
+from tests.conftest import REPO, corpus_file, run_handoff
 from tests.test_prep import ebur128
+from tests.test_tutorial_sync import blocks, not_printed
 
 RATE = 48000
 Float32Array = npt.NDArray[np.float32]
@@ -314,3 +317,24 @@ def test_gain_curve_passages_join_across_short_gaps() -> None:
         assert np.all(gain[a:b] < 10 ** (-1 / 20))
         assert gain[a - 1] >= 10 ** (-1 / 20) and gain[b] >= 10 ** (-1 / 20)
     assert limiter.gain_curve(peak * 0.1, 0.5, RATE).passages(1.0, 100) == []
+
+
+# --- the reference's example ------------------------------------------------------------------
+
+
+def test_cli_reference_example_prints_what_it_shows(tmp_path: Path) -> None:
+    """docs/reference/cli.md's prep-audio example, run as written on the corpus's
+    interview (one speaker per channel); every line it shows is printed (figures within
+    5 % or 0.5)."""
+    text = (REPO / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    found = blocks(text[text.index("## `handoff prep-audio") : text.index("## `handoff sync")])
+    (command,) = [body.strip() for lang, body in found if lang == "sh"]
+    (shown,) = [body for lang, body in found if lang == "text"]
+    shutil.copy(
+        corpus_file("speech/faster-whisper_stereo_diarization_16k.wav"), tmp_path / "interview.wav"
+    )
+    argv = shlex.split(command)
+    assert argv[:2] == ["handoff", "prep-audio"]
+    done = run_handoff(*argv[1:], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not_printed(shown, done.stdout) == [], done.stdout
