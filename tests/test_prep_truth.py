@@ -24,6 +24,8 @@ from click.testing import CliRunner
 from handoff import limiter
 from handoff.audio import decode_audio
 from handoff.cli import main
+from handoff.errors import ManifestError
+from handoff.manifest import load_manifest
 from handoff.prep import PrepOptions, PrepResult, prep_audio
 from handoff.spec import load_spec
 from handoff.synth import babble, speech_like, write_wav
@@ -338,3 +340,32 @@ def test_cli_reference_example_prints_what_it_shows(tmp_path: Path) -> None:
     done = run_handoff(*argv[1:], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not_printed(shown, done.stdout) == [], done.stdout
+
+
+# --- the manifest reader ------------------------------------------------------------------------
+
+
+def test_manifest_reader_checks_the_new_fields_and_reads_older_manifests(tmp_path: Path) -> None:
+    source, _ = transients_over_speech(tmp_path / "clicks.wav")
+    result = prep(source, tmp_path / "out")
+    manifest = load_manifest(result.manifest_path)
+    assert manifest.source.measured_as == "mono"
+    assert manifest.master.heavy_limiting is True
+    assert manifest.master.loudest_passage is not None
+    assert manifest.master.loudest_passage.start == result.master.loudest_passage.start  # type: ignore[union-attr]
+    doc = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    # A manifest from before these fields still reads.
+    older = json.loads(json.dumps(doc))
+    for key in ("measured_as", "left_right"):
+        del older["source"][key]
+    for key in ("limited_share", "heavy_limiting", "loudest_passage"):
+        del older["master"][key]
+    path = tmp_path / "out" / "older.json"
+    path.write_text(json.dumps(older), encoding="utf-8")
+    read_back = load_manifest(path)
+    assert read_back.master.loudest_passage is None and read_back.source.measured_as is None
+    # Present, they are checked: a passage past the master's end is named.
+    doc["master"]["loudest_passage"]["end"] = doc["master"]["samples"] + 1
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"master\.loudest_passage\.end: "):
+        load_manifest(path)
