@@ -814,15 +814,27 @@ def export_cmd(
 
 
 def render_prep(result: PrepResult) -> str:
-    m = result.master
+    m, src = result.master, result.source
+    source_line = f"  source   {src.integrated_lufs:.2f} LUFS ({src.measured_as})"
+    if src.left_right is not None:
+        lr = src.left_right
+        corr = "-" if lr.correlation is None else f"{lr.correlation:.2f}"
+        source_line += f"; L/R {lr.verdict} (correlation {corr})"
+    limiter_line = (
+        f"  gain {m.gain_db:+.2f} dB, limiter at most {m.limiter_max_reduction_db:.1f} dB"
+    )
+    if m.loudest_passage is not None:
+        limiter_line += (
+            f", {m.limited_share:.1%} of the programme over 1 dB, hardest at "
+            f"{m.loudest_passage.describe()}"
+        )
     lines = [
-        f"{result.source.path}: {result.source.sample_rate} Hz, {result.source.channels} ch, "
-        f"{result.source.samples / result.source.sample_rate:.1f} s, "
-        f"{result.source.integrated_lufs:.1f} LUFS",
-        f"  gain {m.gain_db:+.2f} dB, limiter at most {m.limiter_max_reduction_db:.1f} dB "
-        f"({m.measured_as})",
-        f"  master   {m.path.name}: {m.samples / 48000:.2f} s, {m.integrated_lufs:.2f} LUFS, "
-        f"{m.true_peak_dbtp:.2f} dBTP",
+        f"{src.path}: {src.sample_rate} Hz, {src.channels} ch, "
+        f"{src.samples / src.sample_rate:.1f} s",
+        source_line,
+        limiter_line,
+        f"  master   {m.path.name}: {m.samples / 48000:.2f} s, {m.integrated_lufs:.2f} LUFS "
+        f"({m.measured_as}), {m.true_peak_dbtp:.2f} dBTP",
     ]
     for seg in result.segments:
         lines.append(
@@ -858,13 +870,15 @@ def render_prep(result: PrepResult) -> str:
     type=click.Choice(["voice", "music"]),
     default="voice",
     show_default=True,
-    help="voice: mono content; music: keeps its stereo.",
+    help="voice: mono content (two channels are averaged, with a warning when they "
+    "carry different sound); music: keeps its stereo.",
 )
 @click.option(
     "--channels",
     type=click.Choice(["dual-mono", "mono", "stereo"]),
     help="How to write it (default: dual-mono for voice -- LTX-2 rejects mono -- "
-    "stereo for music).",
+    "stereo for music). stereo keeps L and R apart (two voices on two mics) and is "
+    "measured as stereo.",
 )
 @click.option(
     "--target-lufs",
@@ -938,14 +952,26 @@ def prep_audio_cmd(
     ...); NAME_master.wav is the whole narration at the same gain for the editor;
     manifest.json says where every segment came from.
 
+    The source's loudness is printed with what it measures: "mono content: L+R
+    averaged" for stereo voice, "stereo: BS.1770 sum of L and R" for stereo kept as
+    stereo (identical channels would read 3 dB more that way, so they are measured as
+    one). When L and R carry different sound (correlation under 0.5 over the speech, or
+    the louder side swinging by more than 10 dB: two voices on two mics) and they are
+    mixed to mono, a warning says so; --channels stereo keeps them apart. Heavy
+    limiting -- more than 6 dB off a peak, or more than 5 % of the programme limited by
+    over 1 dB -- is a warning naming the loudest passage (HH:MM:SS.ss). Both are in
+    the manifest (source.left_right, master.heavy_limiting, master.loudest_passage).
+
     \b
     Examples:
       handoff prep-audio narration.mp3 --out cond/
       handoff prep-audio take3.wav --out cond/ --name intro --click
       handoff prep-audio score.flac --out cond/ --kind music
+      handoff prep-audio two_mics.wav --out cond/ --channels stereo
 
     Every segment is checked as written against 'ltx2-audio' with the targets asked
-    (--target-lufs, --true-peak, --max-seconds). Exit 0 when all pass; 1 when one does
+    (--target-lufs, --true-peak, --max-seconds; stereo output drops its mono-content
+    rule). Exit 0 when all pass; 1 when one does
     not (an input that cannot reach the targets, e.g. a DC offset); 2 when the input
     cannot be used (unreadable, silent, too short) or options are wrong.
     """

@@ -319,6 +319,18 @@ class GainCurve:
         limit = np.float32(10.0 ** (-reduction_db / 20.0))
         return int(np.count_nonzero(self.values < limit)) / sample_rate
 
+    def passages(self, reduction_db: float, join: int) -> list[tuple[int, int]]:
+        """``[start, stop)`` sample runs where the gain is reduced by more than
+        ``reduction_db``; runs fewer than ``join`` samples apart count as one."""
+        limit = np.float32(10.0 ** (-reduction_db / 20.0))
+        reduced = self.index[self.values < limit]
+        if reduced.shape[0] == 0:
+            return []
+        breaks = np.flatnonzero(np.diff(reduced) > max(1, join))
+        starts = np.concatenate((reduced[:1], reduced[breaks + 1]))
+        stops = np.concatenate((reduced[breaks], reduced[-1:])) + 1
+        return [(int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+
     def apply(self, samples: npt.NDArray[np.floating], gain: float) -> Float32Array:
         """``samples * gain * curve`` as a new float32 ``(channels, n)`` array."""
         out: Float32Array = np.multiply(samples, np.float32(gain), dtype=np.float32)

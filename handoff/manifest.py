@@ -14,7 +14,10 @@ third entry, whatever its ``index``).
 What is required
     Every key that ``prep-audio`` writes (the schema in :mod:`handoff.prep` and
     docs/reference/json.md): ``schema``, ``source``, ``settings`` (with ``limiter`` and
-    ``silence``), ``master``, ``segments`` and ``warnings``, with all their keys. Values
+    ``silence``), ``master``, ``segments`` and ``warnings``, with all their keys -- but
+    those written since issue 11 (``source.measured_as``, ``source.left_right``,
+    ``master.limited_share``, ``master.heavy_limiting``, ``master.loudest_passage``),
+    which older manifests lack; present, they are checked too. Values
     prep may write as ``null`` may be ``null``: the loudness and true peak of the source,
     the master and each segment (prep writes ``null`` for a level it could not measure),
     ``click_start`` / ``click_end`` (no ``--click``; both or neither) and
@@ -64,8 +67,10 @@ __all__ = [
     "SCHEMA",
     "Cut",
     "Manifest",
+    "ManifestLeftRight",
     "ManifestLimiter",
     "ManifestMaster",
+    "ManifestPassage",
     "ManifestSettings",
     "ManifestSilence",
     "ManifestSource",
@@ -99,6 +104,32 @@ class ManifestSource:
     duration_s: float
     integrated_lufs: float | None
     true_peak_dbtp: float | None
+    measured_as: str | None = None
+    """Which signal ``integrated_lufs`` is of (None: a manifest from before issue 11)."""
+    left_right: ManifestLeftRight | None = None
+    """How L and R compare (None: not two channels, or a manifest from before issue 11)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestLeftRight:
+    """``source.left_right``: how a two-channel source's L and R compare."""
+
+    verdict: str
+    correlation: float | None
+    level_difference_db: float | None
+    level_swing_db: float
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestPassage:
+    """``master.loudest_passage``: where the limiter took most off (master samples)."""
+
+    start: int
+    end: int
+    start_s: float
+    end_s: float
+    max_reduction_db: float
+    limited_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +190,10 @@ class ManifestMaster:
     measured_as: str
     limiter_max_reduction_db: float
     limited_s: float
+    limited_share: float | None = None
+    """Share of the programme limited by over 1 dB (None: before issue 11)."""
+    heavy_limiting: bool | None = None
+    loudest_passage: ManifestPassage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +317,17 @@ _KIND: Final = DocumentKind(
 
 _TEXT = "a non-empty string"
 
+# Keys prep-audio writes since issue 11: a manifest written before lacks them (it reads as
+# before); when present they are checked like every other key.
+_SINCE_ISSUE_11: Final = frozenset(
+    {"measured_as", "left_right", "limited_share", "heavy_limiting", "loudest_passage"}
+)
+
+
+def _has(obj: dict[str, object], key: str) -> bool:
+    """A key of :data:`_SINCE_ISSUE_11` is in this section."""
+    return key in _SINCE_ISSUE_11 and key in obj
+
 
 class _Reader(Fields):
     """Reads one document; every check names its field's JSON path."""
@@ -371,6 +417,19 @@ class _Reader(Fields):
             duration_s=self.number(obj, "duration_s", at, non_negative=True),
             integrated_lufs=self.opt_number(obj, "integrated_lufs", at),
             true_peak_dbtp=self.opt_number(obj, "true_peak_dbtp", at),
+            measured_as=self.string(obj, "measured_as", at, _TEXT) if _has(obj, "measured_as")
+            else None,
+            left_right=self.left_right(*self.child(obj, "left_right", at))
+            if _has(obj, "left_right") and obj["left_right"] is not None
+            else None,
+        )  # fmt: skip
+
+    def left_right(self, obj: dict[str, object], at: str) -> ManifestLeftRight:
+        return ManifestLeftRight(
+            verdict=self.choice(obj, "verdict", at, ("same", "one-sided", "different")),
+            correlation=self.opt_number(obj, "correlation", at),
+            level_difference_db=self.opt_number(obj, "level_difference_db", at),
+            level_swing_db=self.number(obj, "level_swing_db", at, non_negative=True),
         )
 
     def settings(self, obj: dict[str, object], at: str) -> ManifestSettings:
@@ -452,7 +511,29 @@ class _Reader(Fields):
             measured_as=self.string(obj, "measured_as", at, _TEXT),
             limiter_max_reduction_db=self.number(obj, "limiter_max_reduction_db", at),
             limited_s=self.number(obj, "limited_s", at, non_negative=True),
+            limited_share=self.number(obj, "limited_share", at, non_negative=True)
+            if _has(obj, "limited_share")
+            else None,
+            heavy_limiting=self.boolean(obj, "heavy_limiting", at)
+            if _has(obj, "heavy_limiting")
+            else None,
+            loudest_passage=self.passage(*self.child(obj, "loudest_passage", at), samples)
+            if _has(obj, "loudest_passage") and obj["loudest_passage"] is not None
+            else None,
         )
+
+    def passage(self, obj: dict[str, object], at: str, master_samples: int) -> ManifestPassage:
+        n = "a whole number of samples"
+        start = self.integer(obj, "start", at, 0, master_samples, n, hi_name="master.samples")
+        return ManifestPassage(
+            start=start,
+            end=self.integer(obj, "end", at, start, master_samples, n, lo_name="start",
+                             hi_name="master.samples"),
+            start_s=self.number(obj, "start_s", at, non_negative=True),
+            end_s=self.number(obj, "end_s", at, non_negative=True),
+            max_reduction_db=self.number(obj, "max_reduction_db", at, non_negative=True),
+            limited_s=self.number(obj, "limited_s", at, non_negative=True),
+        )  # fmt: skip
 
     def segment(self, value: object, at: str, master_samples: int) -> Segment:
         obj = self.obj(value, at)

@@ -29,11 +29,19 @@ How the level is reached
     and everything runs again.
     Voice is mono content: loudness is measured on the mono signal even when it is
     written as dual-mono (two identical channels), the convention of the ``ltx2-audio``
-    spec (a stereo meter reads such a file about 3 LU louder). Music keeps its stereo and
-    is measured as stereo. Segments are cut from the levelled master and keep its gain, so
-    a segment's own loudness can differ a little from the master's (warned beyond 0.5 LU).
+    spec (a stereo meter reads such a file about 3 LU louder). A stereo source's mono
+    content is (L+R)/2; ``source.measured_as`` says which signal the source loudness is
+    of. When L and R carry different sound (:func:`_compare_channels`: correlation under
+    0.5 over the speech, or the louder side swinging by more than 10 dB -- two voices on
+    two microphones) mixing them is warned; ``--channels stereo`` keeps them apart.
+    Music keeps its stereo and is measured as stereo. Segments are cut from the levelled
+    master and keep its gain, so a segment's own loudness can differ a little from the
+    master's (warned beyond 0.5 LU).
     The reported true peak of a segment is the master's over the segment's span (its
     fades only lower it) or the click's, whichever is higher.
+    Heavy limiting -- more than 6 dB off a peak, or more than 5 % of the programme (first
+    to last sound) limited by over 1 dB -- is warned, naming the loudest passage: the
+    limited stretches around the deepest reduction, joined across gaps under 0.3 s.
 
 Silence, pauses and cuts
     All decisions use one threshold relative to the conditioned programme's own level
@@ -66,13 +74,17 @@ manifest's folder; sample positions are at 48 kHz)::
     schema      "handoff.prep-audio/1"
     source      {file (absolute path), sha256, sample_rate, channels, samples, duration_s,
                  integrated_lufs, true_peak_dbtp (of the content -- after the channel
-                 choice, at 48 kHz -- before gain)}
+                 choice, at 48 kHz -- before gain), measured_as,
+                 left_right (null, or {verdict same/one-sided/different, correlation,
+                 level_difference_db, level_swing_db}: two-channel sources)}
     settings    {name, kind, channels, target_lufs, true_peak_dbtp, preroll_ms, click,
                  max_seconds, segment_min_s, segment_max_s, bit_depth, sample_rate,
                  limiter {ceiling_dbtp, attack_ms, hold_ms, release_db_per_s, oversample},
                  silence {threshold_dbfs, real_pause_s, short_pause_s, lead_in_s, tail_s}}
     master      {file, samples, duration_s, channels, gain_db, integrated_lufs,
-                 true_peak_dbtp, measured_as, limiter_max_reduction_db, limited_s}
+                 true_peak_dbtp, measured_as, limiter_max_reduction_db, limited_s,
+                 limited_share, heavy_limiting, loudest_passage (null, or {start, end,
+                 start_s, end_s, max_reduction_db, limited_s})}
     segments    [{index, file, samples, duration_s, channels,
                   source_in, source_out (master samples), source_in_s, source_out_s,
                   click_start, click_end (null without --click), preroll_start, preroll_end,
@@ -134,8 +146,10 @@ __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA",
     "Cut",
+    "LeftRight",
     "MasterInfo",
     "OutputExistsError",
+    "Passage",
     "PrepOptions",
     "PrepResult",
     "SegmentInfo",
@@ -189,6 +203,30 @@ _DURATION_SAFETY = RATE // 100  # segments end at least 10 ms under max_seconds
 _COST_SHORT_PAUSE = 30.0
 _COST_QUIETEST = 300.0
 _COST_PER_SECOND_OUT_OF_RANGE = 1.0
+
+# Two channels mixed to mono content must carry one sound (see _compare_channels). Under
+# the model L = C + U, R = C + V (C common, U and V independent, equal levels) the
+# correlation is the common share of each channel's energy: under 0.5 most of what each
+# channel holds is its own. Which side is louder follows the speaker when each channel
+# has its own voice (two lavaliers: the other voice only as bleed) and stays put for one
+# source on two microphones (measured here: 0.2-2 dB between the 10th and 90th
+# percentile of 100 ms steps for a copy delayed by up to 3 ms, 21 dB for two voices
+# with 10 dB of bleed, whose correlation is 0.56).
+_SAME_MIN_CORRELATION = 0.5
+_SAME_MAX_SWING_DB = 10.0
+_SWING_CLIP_DB = 40.0  # a step with one channel silent counts as this far to one side
+_ONE_SIDED_DB = 20.0  # a channel this far under the other adds little to the mix
+
+# Heavy limiting (issue 11): warned when the limiter takes more than 6 dB off a peak, or
+# works on more than 5 % of the programme (its first to its last sound). Limited stretches
+# closer than a real pause belong to one passage.
+_HEAVY_REDUCTION_DB = 6.0
+_HEAVY_SHARE = 0.05
+# Limited, for the share and the passages: more than 1 dB off, about the smallest level
+# change a listener notices (a reduction of 0.01 dB -- ``limited_s`` -- is inaudible, and
+# counted 15 % of a babble narration that peaked at 4 dB of reduction).
+_LIMITED_DB = 1.0
+_PASSAGE_JOIN = _REAL_PAUSE_BINS * _BIN
 
 _NAME_FORBIDDEN = frozenset("/\\")
 _RANGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-|\u2013|\.\.|:)\s*(\d+(?:\.\d+)?)\s*$")
@@ -339,6 +377,68 @@ def _num(value: float, digits: int = 3) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
 
 
+LeftRightVerdict = Literal["same", "one-sided", "different"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeftRight:
+    """How the two channels of a stereo source compare over its sound (100 ms steps
+    whose louder channel is above the silence threshold)."""
+
+    verdict: LeftRightVerdict
+    """``same``: one sound on both sides; ``one-sided``: the quieter channel is more than
+    20 dB under the louder; ``different``: each channel has a sound of its own
+    (correlation under 0.5, or the louder side swings by more than 10 dB)."""
+    correlation: float | None
+    """Sum of L*R over the sound, normalised: 1 for identical channels, about 0 for
+    unrelated ones (None when a channel is digital silence)."""
+    level_difference_db: float | None
+    """L minus R, energy over the sound (None when a channel is digital silence)."""
+    level_swing_db: float
+    """Spread (90th minus 10th percentile) of the 100 ms steps' L-minus-R level."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "correlation": None if self.correlation is None else round(self.correlation, 3),
+            "level_difference_db": None
+            if self.level_difference_db is None
+            else round(self.level_difference_db, 2),
+            "level_swing_db": round(self.level_swing_db, 2),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """Where the limiter worked hardest: its limited stretches around the deepest
+    reduction, joined across gaps shorter than a real pause (master samples)."""
+
+    start: int
+    end: int
+    max_reduction_db: float
+    limited_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "start": self.start,
+            "end": self.end,
+            "start_s": round(self.start / RATE, 6),
+            "end_s": round(self.end / RATE, 6),
+            "max_reduction_db": round(self.max_reduction_db, 3),
+            "limited_s": round(self.limited_s, 3),
+        }
+
+    def describe(self) -> str:
+        return f"{_clock(self.start / RATE)}\u2013{_clock(self.end / RATE)}"
+
+
+def _clock(seconds: float) -> str:
+    """``HH:MM:SS.ss``."""
+    centis = round(seconds * 100.0)
+    s, cs = divmod(centis, 100)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{cs:02d}"
+
+
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
     path: Path
@@ -349,6 +449,10 @@ class SourceInfo:
     integrated_lufs: float
     """The content (after the channel choice, at 48 kHz) before gain."""
     true_peak_dbtp: float
+    measured_as: str = "mono"
+    """Which signal ``integrated_lufs`` is the loudness of (see :func:`_content`)."""
+    left_right: LeftRight | None = None
+    """How L and R compare (two-channel sources only)."""
 
     @property
     def duration_s(self) -> float:
@@ -364,6 +468,8 @@ class SourceInfo:
             "duration_s": round(self.duration_s, 6),
             "integrated_lufs": _num(self.integrated_lufs),
             "true_peak_dbtp": _num(self.true_peak_dbtp),
+            "measured_as": self.measured_as,
+            "left_right": None if self.left_right is None else self.left_right.to_json(),
         }
 
 
@@ -380,6 +486,17 @@ class MasterInfo:
     """Deepest limiter gain reduction, dB (0 when the limiter never acted)."""
     limited_s: float
     """Time during which the limiter reduced the gain by more than 0.01 dB."""
+    limited_share: float = 0.0
+    """``limited_s`` over the programme (the master from its first to its last sound)."""
+    loudest_passage: Passage | None = None
+    """Where the limiter took most off (None when it never acted)."""
+
+    @property
+    def heavy_limiting(self) -> bool:
+        """More than 6 dB taken off a peak, or more than 5 % of the programme limited."""
+        return (
+            self.limiter_max_reduction_db > _HEAVY_REDUCTION_DB or self.limited_share > _HEAVY_SHARE
+        )
 
     @property
     def duration_s(self) -> float:
@@ -397,6 +514,11 @@ class MasterInfo:
             "measured_as": self.measured_as,
             "limiter_max_reduction_db": round(self.limiter_max_reduction_db, 3),
             "limited_s": round(self.limited_s, 3),
+            "limited_share": round(self.limited_share, 4),
+            "heavy_limiting": self.heavy_limiting,
+            "loudest_passage": None
+            if self.loudest_passage is None
+            else self.loudest_passage.to_json(),
         }
 
 
@@ -523,8 +645,9 @@ def self_check_spec(options: PrepOptions) -> Spec:
     """The spec every segment must pass: ``ltx2-audio`` with the targets these options ask.
 
     With the default options it is ``ltx2-audio`` itself. A user's own loudness, true-peak,
-    length or pre-roll target replaces the spec's; music keeps its stereo, so the
-    mono-content rule is dropped. An input that cannot reach the target (a DC offset, a
+    length or pre-roll target replaces the spec's; stereo output (music's default, or
+    voice with two different sounds kept apart) is not mono content, so the mono-content
+    rule is dropped. An input that cannot reach the target (a DC offset, a
     click train) then fails here, and the command says so, instead of reporting success.
     """
     base = load_spec("ltx2-audio")
@@ -536,7 +659,7 @@ def self_check_spec(options: PrepOptions) -> Spec:
     }
     rules = []
     for rule in base.rules:
-        if rule.id == "mono-content" and options.kind == "music":
+        if rule.id == "mono-content" and options.resolved_channels == "stereo":
             continue
         if rule.id in targets:
             rule = replace(rule, value=targets[rule.id], message="")
@@ -642,8 +765,63 @@ def _read_pcm_data(
     return DecodedAudio(samples=samples, sample_rate=int(rate), layout=layout)
 
 
-def _content(decoded: DecodedAudio, stereo: bool, warnings: list[str]) -> Float32Array:
-    """The programme as 1 (mono content) or 2 channels at 48 kHz, float32."""
+# BS.1770-4 Annex 1, eq. (2): the channels' weighted mean squares are summed, so two
+# identical channels read 10*log10(2) = 3.01 dB over one of them.
+_STEREO_SUM = "stereo: BS.1770 sum of L and R"
+_DUAL_MONO_AS_MONO = "mono content of dual-mono: one channel (a stereo meter reads 3.01 dB more)"
+
+
+def _compare_channels(x: Float32Array, rate: int) -> LeftRight | None:
+    """How the two channels of ``x`` compare over its sound; None when it has none.
+
+    On 100 ms steps (BS.1770's) whose louder channel is above the programme's silence
+    threshold (:func:`handoff.analysis.silence_threshold_db`): the correlation and level
+    difference of their sums, and the spread of the steps' own level differences. The
+    thresholds and why are by ``_SAME_MIN_CORRELATION`` above.
+    """
+    if not np.all(np.isfinite(x)):
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)  # as the content will be
+    step = max(1, rate // 10)
+    steps = x.shape[1] // step
+    if steps == 0:
+        return None
+    ll, rr, lr = np.zeros(steps), np.zeros(steps), np.zeros(steps)
+    chunk = max(1, (1 << 18) // step)  # steps per block: float64 copies of one block only
+    for a in range(0, steps, chunk):
+        b = min(steps, a + chunk)
+        left = x[0, a * step : b * step].astype(np.float64).reshape(b - a, step)
+        right = x[1, a * step : b * step].astype(np.float64).reshape(b - a, step)
+        ll[a:b] = np.einsum("sk,sk->s", left, left)
+        rr[a:b] = np.einsum("sk,sk->s", right, right)
+        lr[a:b] = np.einsum("sk,sk->s", left, right)
+    bins, _ = analysis.bin_power(x, rate)
+    limit = 10.0 ** (analysis.silence_threshold_db(bins) / 10.0)
+    sound = np.maximum(ll, rr) / step > limit
+    if not sound.any():
+        return None
+    el, er, elr = float(ll[sound].sum()), float(rr[sound].sum()), float(lr[sound].sum())
+    floor = 10.0 ** (-_SWING_CLIP_DB / 10.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(rr[sound] > 0.0, ll[sound] / rr[sound], np.inf)
+        per_step = 10.0 * np.log10(np.clip(ratio, floor, 1.0 / floor))
+    swing = float(np.percentile(per_step, 90) - np.percentile(per_step, 10))
+    if el == 0.0 or er == 0.0:
+        return LeftRight("one-sided", None, None, swing)
+    correlation = elr / math.sqrt(el * er)
+    difference = 10.0 * math.log10(el / er)
+    verdict: LeftRightVerdict
+    if abs(difference) > _ONE_SIDED_DB:
+        verdict = "one-sided"
+    elif correlation < _SAME_MIN_CORRELATION or swing > _SAME_MAX_SWING_DB:
+        verdict = "different"
+    else:
+        verdict = "same"
+    return LeftRight(verdict, correlation, difference, swing)
+
+
+def _content(decoded: DecodedAudio, stereo: bool, warnings: list[str]) -> tuple[Float32Array, str]:
+    """The programme as 1 (mono content) or 2 channels at 48 kHz, float32; and which
+    signal that is, as its loudness is measured (``SourceInfo.measured_as``)."""
     x = decoded.samples
     names = decoded.channel_names
     keep = [i for i, n in enumerate(names) if not n.upper().startswith("LFE")] if names else []
@@ -651,23 +829,29 @@ def _content(decoded: DecodedAudio, stereo: bool, warnings: list[str]) -> Float3
         keep = list(range(x.shape[0]))
     if not stereo:
         if x.shape[0] == 1:
-            mixed = x
+            mixed, how = x, "mono"
         elif len(keep) == 2:
             mixed = ((x[keep[0]] + x[keep[1]]) * np.float32(0.5))[np.newaxis, :]
+            how = "mono content: L+R averaged"
         else:
             mixed = np.mean(x[keep], axis=0, keepdims=True)
+            how = f"mono content: {len(keep)} channels averaged"
+            if len(keep) < x.shape[0]:
+                how += ", LFE left out"
     elif x.shape[0] <= 2:
         mixed = x
+        how = "mono" if x.shape[0] == 1 else _STEREO_SUM
     else:
         # Front left/right when the layout names them, else the first two channels.
         order = {n.upper(): i for i, n in enumerate(names)}
         pair = [order.get("FL", 0), order.get("FR", 1)]
         mixed = x[pair]
+        how = f"{_STEREO_SUM} (front left/right of {x.shape[0]} channels)"
         warnings.append(f"{x.shape[0]}-channel input: kept front left/right only for stereo")
     out = _resample(np.asarray(mixed, dtype=np.float32), decoded.sample_rate)
     if stereo and out.shape[0] == 1:
         out = np.vstack([out, out])
-    return out
+    return out, how
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -1206,6 +1390,48 @@ def _stale_segments(out_dir: Path, name: str, keep: set[str], guard: InputGuard)
     return [p for p in stale if p.name not in keep and p.is_file() and guard.input_at(p) is None]
 
 
+# --- what to tell ---------------------------------------------------------------------------
+
+
+def _different_channels_warning(lr: LeftRight) -> str:
+    correlation = "-" if lr.correlation is None else f"{lr.correlation:.2f}"
+    return (
+        f"L and R carry different sound (correlation {correlation}, the louder side swings "
+        f"{lr.level_swing_db:.0f} dB over the speech: two voices or two "
+        "microphones?): mixed into one mono channel as (L+R)/2; listen to the master, "
+        "or keep them apart with --channels stereo"
+    )
+
+
+def _loudest_passage(curve: GainCurve) -> Passage | None:
+    """The passage (:meth:`GainCurve.passages`) holding the limiter's deepest reduction."""
+    if curve.empty:
+        return None
+    deepest = int(curve.index[int(np.argmin(curve.values))])
+    limit = np.float32(10.0 ** (-_LIMITED_DB / 20.0))
+    for a, b in curve.passages(_LIMITED_DB, _PASSAGE_JOIN):
+        if a <= deepest < b:
+            lo, hi = np.searchsorted(curve.index, [a, b])
+            values = curve.values[lo:hi]
+            return Passage(
+                start=a,
+                end=b,
+                max_reduction_db=float(-20.0 * np.log10(np.min(values))),
+                limited_s=int(np.count_nonzero(values < limit)) / RATE,
+            )
+    return None
+
+
+def _heavy_limiting_warning(master: MasterInfo, passage: Passage) -> str:
+    return (
+        f"heavy limiting: up to {master.limiter_max_reduction_db:.1f} dB taken off the peaks, "
+        f"{master.limited_share:.1%} of the programme limited by over {_LIMITED_DB:g} dB "
+        f"(warned over {_HEAVY_REDUCTION_DB:g} dB or {_HEAVY_SHARE:.0%}); loudest passage "
+        f"{passage.describe()}, limited by up to {passage.max_reduction_db:.1f} dB: listen "
+        "there (a lower --target-lufs needs less limiting)"
+    )
+
+
 # --- the whole job ---------------------------------------------------------------------------
 
 
@@ -1238,7 +1464,12 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
     if decoded.samples.shape[1] == 0:
         raise InputError("the audio stream holds no samples", source)
     stereo = channels_out == "stereo"
-    content = _content(decoded, stereo, warnings)
+    left_right = (
+        _compare_channels(decoded.samples, decoded.sample_rate) if decoded.channels == 2 else None
+    )
+    content, measured_how = _content(decoded, stereo, warnings)
+    if left_right is not None and left_right.verdict == "different" and not stereo:
+        warnings.append(_different_channels_warning(left_right))
     source_rate, source_channels = decoded.sample_rate, decoded.channels
     source_samples = int(decoded.samples.shape[1])
     if decoded.skipped_packets:
@@ -1257,6 +1488,8 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
             source,
         )
     meter = _Meter(content)
+    if stereo and meter.as_mono and measured_how != "mono":
+        measured_how = _DUAL_MONO_AS_MONO
     start_lufs = meter.lufs0
     if not math.isfinite(start_lufs) or start_lufs < _QUIET_INPUT_LUFS:
         level = "no measurable sound" if not math.isfinite(start_lufs) else f"{start_lufs:.1f} LUFS"
@@ -1302,6 +1535,10 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
             f"master loudness {levelled.lufs:.2f} LUFS misses the {opts.target_lufs:g} LUFS "
             "target: the limiter cannot reach it without reshaping the programme"
         )
+    span = sound.programme()
+    programme = (span[1] - span[0]) * _BIN if span is not None else total
+    limited_share = levelled.curve.seconds_below(_LIMITED_DB, RATE) * RATE / max(1, programme)
+    passage = _loudest_passage(levelled.curve)
     log.info(
         "gain %.2f dB, limiter %.2f dB max: %.2f LUFS, %.2f dBTP",
         levelled.gain_db,
@@ -1372,7 +1609,11 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
         measured_as=meter.measured_as(channels_out),
         limiter_max_reduction_db=levelled.curve.max_reduction_db(),
         limited_s=levelled.curve.seconds_below(0.01, RATE),
+        limited_share=limited_share,
+        loudest_passage=passage,
     )
+    if master.heavy_limiting and passage is not None:
+        warnings.append(_heavy_limiting_warning(master, passage))
     settings: dict[str, Any] = {
         "name": name,
         "kind": opts.kind,
@@ -1403,6 +1644,8 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
         samples=source_samples,
         integrated_lufs=start_lufs,
         true_peak_dbtp=source_peak_db,
+        measured_as=measured_how,
+        left_right=left_right,
     )
 
     for old in stale:
