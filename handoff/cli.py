@@ -491,9 +491,15 @@ def _check_report_path(report: Path, inputs: Sequence[MediaItem]) -> None:
     "raw_options",
     multiple=True,
     metavar="NAME=BOOL",
-    help="Set a spec option, e.g. --option allow_ntsc=true. Repeatable.",
+    help="Set a spec option, e.g. --option allow_ntsc=false (24 or 30 fps only). "
+    "Repeatable; 'handoff specs' lists each spec's options and defaults.",
 )
-@click.option("--allow-ntsc", is_flag=True, help="Shorthand for --option allow_ntsc=true.")
+@click.option(
+    "--allow-ntsc",
+    is_flag=True,
+    help="Shorthand for --option allow_ntsc=true (the built-in specs' default; kept for "
+    "scripts written when it was not).",
+)
 @click.option(
     "--json", "as_json", is_flag=True, help="Print a JSON report (docs/reference/json.md)."
 )
@@ -524,7 +530,7 @@ def validate_cmd(
     Examples:
       handoff validate renders/ --spec h264-review
       handoff validate narration/*.wav --spec ltx2-audio --json
-      handoff validate masters/ --spec prores-master --allow-ntsc --junit report.xml
+      handoff validate masters/ --spec prores-master --junit report.xml
       handoff validate out.mp4 --spec ./my-spec.toml
     """
     with _errors():

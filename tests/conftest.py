@@ -251,3 +251,19 @@ def project_timeline(project: TimelineProject, *, with_master: bool = True) -> T
     manifest = load_manifest(project.manifest)
     master = source_from_info(probe(project.master), audio_only=True)
     return build_timeline(sources, master=master, manifest=manifest, name="Déjà vu & 'co' #1")
+
+
+@pytest.fixture(scope="session")
+def demo_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``demo-out/`` as ``handoff demo demo-out`` leaves it, made once a session. Tests
+    copy it (:func:`copy_demo`) rather than change it."""
+    root = tmp_path_factory.mktemp("demo")
+    done = run_handoff("demo", "demo-out", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root / "demo-out"
+
+
+def copy_demo(demo: Path, into: Path) -> Path:
+    """A fresh copy of the demo's folder as ``into/demo-out`` (symbolic links kept)."""
+    into.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copytree(demo, into / "demo-out", symlinks=True))

@@ -5,7 +5,8 @@ A page is read in order. Its ``sh`` blocks are commands, one a line, run by bash
 folder (so each sees what the ones before it made), with ``handoff`` and ``python`` the
 ones under test. A ``text`` block right after an ``sh`` block is what its last command
 prints: every line of it must be printed, in order (``...`` stands for lines left out;
-figures within 5 % or 0.5, spaces that align a table ignored). A command must exit 0
+figures within 5 % or 0.5, ``…`` for a figure that varies, spaces that align a table
+ignored). A command must exit 0
 unless it ends ``; echo "exit $?"``, whose shown ``exit N`` is then compared like any
 line. A ``toml`` block whose first line is ``# NAME.toml`` is written to that file
 before the next command runs. ``<!-- not run: REASON -->`` on the line before a block
@@ -27,8 +28,9 @@ DOCS = REPO / "docs"
 ECHO_EXIT = '; echo "exit $?"'
 
 # A figure: a number with a decimal point or a sign (counts, frame numbers, timecodes
-# and names are compared as they are).
-_FIGURE = re.compile(r"[+-]?\d+\.\d+|[+-]\d+")
+# and names are compared as they are); in what a page shows, "…" stands for any figure
+# (a time taken, which no two runs share).
+_FIGURE = re.compile(r"[+-]?\d+\.\d+|[+-]\d+|…")
 _BLOCK = re.compile(r"(<!-- not run: [^>]*-->\n)?```(\w*)\n(.*?)```", re.DOTALL)
 _FILE_LINE = re.compile(r"#\s*(\S+\.toml)\s*$")
 
@@ -89,11 +91,14 @@ def _masked(line: str) -> str:
 
 
 def _close(shown: str, printed: str) -> bool:
-    a = [float(x) for x in _FIGURE.findall(shown)]
-    b = [float(x) for x in _FIGURE.findall(printed)]
-    if len(a) != len(b):
+    a = _FIGURE.findall(shown)
+    b = _FIGURE.findall(printed)
+    if len(a) != len(b) or "…" in b:
         return False
-    return all(abs(x - y) <= max(0.5, 0.05 * abs(x)) for x, y in zip(a, b, strict=True))
+    return all(
+        x == "…" or abs(float(x) - float(y)) <= max(0.5, 0.05 * abs(float(x)))
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def not_printed(shown: str, printed: str) -> list[str]:

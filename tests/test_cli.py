@@ -246,7 +246,11 @@ def test_demo_runs_twice_and_every_verdict_holds(tmp_path: Path) -> None:
     assert not orphan.exists() and "removed export/review/.001_ltx2_raw." in again
 
     def verdicts(text: str) -> list[str]:
-        marked = [line for line in text.splitlines() if line.lstrip()[:3] in ("ok ", "!! ")]
+        marked = [
+            line
+            for line in text.splitlines()
+            if line.lstrip().startswith(("as expected ", "UNEXPECTED "))
+        ]
         return [re.sub(r"\(\d+\.\d s\)", "", line) for line in marked]
 
     assert verdicts(again) == verdicts(out) and len(verdicts(out)) > 20

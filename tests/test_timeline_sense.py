@@ -438,14 +438,16 @@ def _howto_timeline_commands() -> list[str]:
 def test_howto_timeline_commands_run_as_written(tmp_path: Path) -> None:
     """Every ``handoff timeline`` command of docs/howto/editor-handoff.md, run as shown
     in a folder holding ``masters/`` (24 fps clips, as the how-to exports them) and
-    ``cond/`` (the manifest and its master)."""
+    ``demo-out/conditioned/`` (the manifest and its master), and what its files hold.
+    (tests/test_docs.py runs the whole page on the demo's media.)"""
     project = make_timeline_project(tmp_path / "made", fps=Fraction(24))
     (tmp_path / "masters").mkdir()
-    (tmp_path / "cond").mkdir()
+    conditioned = tmp_path / "demo-out" / "conditioned"
+    conditioned.mkdir(parents=True)
     for clip in project.clips:
         shutil.move(clip, tmp_path / "masters" / clip.name)
     for f in (project.manifest, project.master):
-        shutil.move(f, tmp_path / "cond" / f.name)
+        shutil.move(f, conditioned / f.name)
     commands = _howto_timeline_commands()
     assert len(commands) == 3, commands
     for command in commands:

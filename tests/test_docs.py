@@ -1,0 +1,89 @@
+"""The documentation says what the tool does: every command of the tutorial and the
+how-to guides is run as written and prints what the page shows (:mod:`tests.docrun`),
+and the reference pages name every key, fact and file the code uses."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from handoff.spec import FACTS, builtin_spec_names
+from tests.conftest import REPO, copy_demo
+from tests.docrun import DOCS, check_page, shell_env, steps
+
+TUTORIAL = DOCS / "tutorial.md"
+HOWTOS = sorted((DOCS / "howto").glob("*.md"))
+# Chapter 8 (takes, sync, selects) has a test of its own that also checks what the
+# files it writes hold: tests/test_tutorial_sync.py.
+RUN_ELSEWHERE = ("## 8. ",)
+
+
+def test_no_command_slips_past_the_runner() -> None:
+    """Every line of every ``sh`` block of the tutorial and the how-tos is run, bar the
+    blocks marked ``not run`` (the install)."""
+    for page in [TUTORIAL, *HOWTOS]:
+        text = page.read_text(encoding="utf-8")
+        listed = sum(
+            len([line for line in block.splitlines() if line.strip()])
+            for block in re.findall(r"^```sh\n(.*?)```", text, re.MULTILINE | re.DOTALL)
+        )
+        run = steps(page)
+        assert run, f"{page}: no commands"
+        assert len(run) + _marked_lines(text) == listed, page
+
+
+def _marked_lines(text: str) -> int:
+    return sum(
+        len([line for line in block.splitlines() if line.strip()])
+        for block in re.findall(r"<!-- not run: [^>]*-->\n```sh\n(.*?)```", text, re.DOTALL)
+    )
+
+
+def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
+    """From ``handoff demo demo-out`` on, in one folder, in order (chapter 8 aside)."""
+    problems = check_page(TUTORIAL, tmp_path, shell_env(tmp_path / ".bin"), leave_out=RUN_ELSEWHERE)
+    assert not problems, "\n\n".join(problems)
+
+
+@pytest.mark.parametrize("page", HOWTOS, ids=[p.stem for p in HOWTOS])
+def test_each_howto_runs_as_written(page: Path, demo_tree: Path, tmp_path: Path) -> None:
+    """Beside a copy of what ``handoff demo demo-out`` made, as each page says."""
+    copy_demo(demo_tree, tmp_path)
+    problems = check_page(page, tmp_path, shell_env(tmp_path / ".bin"))
+    assert not problems, "\n\n".join(problems)
+
+
+# ---------------------------------------------------------------- reference pages
+
+
+def test_spec_format_names_every_fact_and_every_key_the_built_in_specs_use() -> None:
+    doc = (DOCS / "reference" / "spec-format.md").read_text(encoding="utf-8")
+    missing_facts = [f for f in FACTS if f"`{f}`" not in doc]
+    assert not missing_facts, missing_facts
+    keys: set[str] = set()
+    for name in builtin_spec_names():
+        data = tomllib.loads((REPO / "handoff" / "specs" / f"{name}.toml").read_text("utf-8"))
+        keys |= set(data) - {"rules", "options", "export"}
+        keys |= {k for rule in data.get("rules", []) for k in rule}
+        keys |= {k for option in data.get("options", {}).values() for k in option}
+        keys |= set(data.get("export", {})) - {"video_options", "format_options"}
+    missing = sorted(k for k in keys if not re.search(rf"^{re.escape(k)} =", doc, re.MULTILINE))
+    assert not missing, f"keys the built-in specs use but spec-format.md does not show: {missing}"
+    for table in ("[export]", "[export.video_options]", "[export.format_options]", "[[rules]]"):
+        assert table in doc, table
+
+
+def test_cli_reference_says_how_partial_files_are_cleared() -> None:
+    doc = " ".join((DOCS / "reference" / "cli.md").read_text(encoding="utf-8").split())
+    assert ".part" in doc and "At the start of every run, each output folder is cleared" in doc
+
+
+def test_json_reference_covers_loudness_in_probe() -> None:
+    """``probe --json`` has a ``loudness`` object only with --loudness: the reference
+    says both."""
+    doc = (DOCS / "reference" / "json.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## probe") : doc.index("\n## ", doc.index("## probe") + 3)]
+    assert "`loudness` | object or null | only with `--loudness`" in section
