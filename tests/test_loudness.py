@@ -99,10 +99,11 @@ def noise(seconds: float, sample_rate: int, dbfs_rms: float, seed: int = 0) -> F
 
 
 def ffmpeg_exe() -> str:
-    imageio_ffmpeg = pytest.importorskip(
-        "imageio_ffmpeg", reason="imageio-ffmpeg (the reference ffmpeg binary) not installed"
-    )
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    """The ffmpeg handoff's engine would run (``$HANDOFF_FFMPEG``, the imageio-ffmpeg
+    wheel's, or PATH's), as the reference meter and to make inputs."""
+    from handoff.engines.ffmpeg_engine import find_ffmpeg
+
+    return find_ffmpeg()
 
 
 def ffmpeg_ebur128(path: Path) -> tuple[float, float, float]:

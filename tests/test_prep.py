@@ -58,10 +58,11 @@ SPEECH = [
 
 
 def ffmpeg_exe() -> str:
-    imageio_ffmpeg = pytest.importorskip(
-        "imageio_ffmpeg", reason="imageio-ffmpeg (the reference ffmpeg binary) not installed"
-    )
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    """The ffmpeg handoff's engine would run (``$HANDOFF_FFMPEG``, the imageio-ffmpeg
+    wheel's, or PATH's), as the reference meter and to make inputs."""
+    from handoff.engines.ffmpeg_engine import find_ffmpeg
+
+    return find_ffmpeg()
 
 
 def ebur128(path: Path, pre: str = "") -> tuple[float, float]:

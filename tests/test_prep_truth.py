@@ -31,8 +31,8 @@ from handoff.spec import load_spec
 from handoff.synth import babble, speech_like, write_wav
 from handoff.validate import validate_file
 from tests.conftest import REPO, corpus_file, run_handoff
+from tests.docrun import blocks, not_printed
 from tests.test_prep import ebur128
-from tests.test_tutorial_sync import blocks, not_printed
 
 RATE = 48000
 Float32Array = npt.NDArray[np.float32]

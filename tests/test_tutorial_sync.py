@@ -19,18 +19,14 @@ from pathlib import Path
 import pytest
 
 from handoff.selects import load_selects
-from tests.conftest import REPO, run_handoff
+from tests.conftest import REPO, copy_demo, run_handoff
+from tests.docrun import blocks, not_printed
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
 CHAPTER = "## 8. Pick the best take and hand it to the editor"
 ECHO_EXIT = '; echo "exit $?"'
 TAKES = [f"001_scene_take{i}.mp4" for i in (1, 2, 3)]
 FORMATS = ("otio", "premiere.xml", "premiere.otio", "resolve.otio", "fcpxml")
-
-# A figure: a number with a decimal point or a sign (counts, frame numbers, timecodes
-# and names are compared as they are).
-_FIGURE = re.compile(r"[+-]?\d+\.\d+|[+-]\d+")
-
 
 # ---------------------------------------------------------------- the chapter
 
@@ -40,11 +36,6 @@ def chapter() -> str:
     start = text.index(CHAPTER)
     end = text.find("\n## ", start + len(CHAPTER))
     return text[start : end if end != -1 else len(text)]
-
-
-def blocks(text: str) -> list[tuple[str, str]]:
-    """The fenced blocks of ``text``: (language, body)."""
-    return [(m[1], m[2]) for m in re.finditer(r"```(\w*)\n(.*?)```", text, re.DOTALL)]
 
 
 def commands() -> list[tuple[str, str | None]]:
@@ -62,45 +53,14 @@ def commands() -> list[tuple[str, str | None]]:
     return out
 
 
-def _masked(line: str) -> str:
-    return " ".join(_FIGURE.sub("#", line).split())
-
-
-def _close(shown: str, printed: str) -> bool:
-    a = [float(x) for x in _FIGURE.findall(shown)]
-    b = [float(x) for x in _FIGURE.findall(printed)]
-    if len(a) != len(b):
-        return False
-    return all(abs(x - y) <= max(0.5, 0.05 * abs(x)) for x, y in zip(a, b, strict=True))
-
-
-def not_printed(shown: str, printed: str) -> list[str]:
-    """Lines of ``shown`` not in ``printed`` in the same order (figures within 5 % or
-    0.5; ``...`` stands for lines left out)."""
-    have = printed.splitlines()
-    at = 0
-    missing = []
-    for line in shown.splitlines():
-        if not line.strip() or line.strip() == "...":
-            continue
-        for k in range(at, len(have)):
-            if _masked(have[k]) == _masked(line) and _close(line, have[k]):
-                at = k + 1
-                break
-        else:
-            missing.append(line)
-    return missing
-
-
 # ---------------------------------------------------------------- the media
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding ``demo-out/`` as ``handoff demo demo-out`` leaves it."""
+def workdir(tmp_path_factory: pytest.TempPathFactory, demo_tree: Path) -> Path:
+    """A folder holding a copy of ``demo-out/`` as ``handoff demo demo-out`` leaves it."""
     root = tmp_path_factory.mktemp("tutorial")
-    done = run_handoff("demo", str(root / "demo-out"))
-    assert done.returncode == 0, done.stdout + done.stderr
+    copy_demo(demo_tree, root)
     return root
 
 
