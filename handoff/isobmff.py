@@ -18,7 +18,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["BoxLayout", "presented_sound_samples", "read_layout", "sniff_isobmff"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "BoxLayout",
+    "Edit",
+    "SampleTables",
+    "TrackSamples",
+    "presented_sound_samples",
+    "read_layout",
+    "read_sample_tables",
+    "sniff_isobmff",
+]
 
 # Box types whose payload is itself a list of boxes, on the paths to tkhd, hdlr, mdhd,
 # elst and esds.
@@ -304,3 +316,266 @@ def presented_sound_samples(path: Path) -> Fraction | None:
     if layout is None or not layout.presented_sound_by_track:
         return None
     return next(iter(layout.presented_sound_by_track.values()))
+
+
+# --- Sample tables --------------------------------------------------------------------
+#
+# The index of an MP4/MOV lists every sample of every track in the sample table box
+# (ISO 14496-12 8.5-8.7): decode-time deltas (stts), composition offsets (ctts), sync
+# samples (stss), sizes (stsz), chunk offsets (stco/co64) and which samples each chunk
+# holds (stsc). Read as arrays, they give every timestamp and keyframe flag without
+# turning each sample into an object.
+
+Int64Array = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One edit list entry (ISO 14496-12 8.6.6)."""
+
+    duration: int
+    """In the movie timescale (``mvhd``)."""
+    media_time: int
+    """Where in the media the edit starts, in the track's timescale; -1 for an empty edit."""
+    rate: Fraction
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSamples:
+    """One track's sample tables, one array entry per sample, in decode order."""
+
+    track_id: int
+    media_scale: int
+    """Ticks per second of the track's times (``mdhd``)."""
+    decode_times: Int64Array
+    """From 0, the running sum of the ``stts`` deltas."""
+    durations: Int64Array
+    """The ``stts`` delta of each sample."""
+    composition_offsets: Int64Array | None
+    """``ctts`` per sample (signed, as FFmpeg reads both versions); None without one."""
+    sync: npt.NDArray[np.bool_] | None
+    """Sync samples from ``stss``; None without one (every sample is a sync sample)."""
+    offsets: Int64Array
+    """File offset of each sample."""
+    sizes: Int64Array
+    constant_size: bool
+    """``stsz`` states one size for all samples (PCM sound): FFmpeg then reads whole
+    chunks as packets, not samples."""
+    edits: tuple[Edit, ...] | None
+    """The edit list; None without one."""
+    other_boxes: frozenset[str]
+    """The other boxes of the sample table (``stps``, ``sbgp``, ``sdtp``, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampleTables:
+    """Every track's sample tables, and where the file keeps its media data."""
+
+    movie_scale: int
+    tracks: dict[int, TrackSamples]
+    """By track ID, the tracks whose tables could be read."""
+    unreadable: dict[int, str]
+    """By track ID, why a track's tables could not be read as arrays."""
+    media_data: tuple[tuple[int, int], ...]
+    """(start, end) of each ``mdat`` payload, as declared (the end may pass the file's)."""
+    file_size: int
+
+    def holds_every_sample(self, track: TrackSamples) -> bool:
+        """Whether every sample the tables promise lies inside an ``mdat`` payload that
+        the file holds in full: a file cut short fails this, whatever its index says."""
+        if not track.sizes.size:
+            return True
+        spans = sorted((s, min(e, self.file_size)) for s, e in self.media_data)
+        if not spans:
+            return False
+        starts = np.array([s for s, _ in spans], dtype=np.int64)
+        ends = np.array([e for _, e in spans], dtype=np.int64)
+        at = np.searchsorted(starts, track.offsets, side="right") - 1
+        if (at < 0).any():
+            return False
+        return bool((track.offsets + track.sizes <= ends[at]).all())
+
+
+class _UnreadableError(Exception):
+    """A sample table this reader does not take as arrays (the caller falls back)."""
+
+
+def read_sample_tables(path: Path) -> SampleTables | str:
+    """Read the sample tables of an unfragmented MP4/MOV, or say why they cannot be
+    used (not MP4/MOV, no index, a fragmented file, a box cut short)."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if not sniff_isobmff(f.read(8)):
+            return "not an MP4/MOV file"
+        moov: tuple[int, int] | None = None
+        media: list[tuple[int, int]] = []
+        for kind, payload, length, box_end in _boxes(f, 0, size):
+            if kind in (b"moof", b"mfra"):
+                return "a fragmented MP4 (its samples are indexed in 'moof' boxes)"
+            if kind == b"mdat":
+                media.append((payload, box_end))
+            elif box_end > size:
+                return f"the '{kind.decode('latin-1')}' box runs past the end of the file"
+            elif kind == b"moov":
+                moov = (payload, payload + length)
+        if moov is None:
+            return "no 'moov' box"
+        movie_scale: int | None = None
+        tracks: dict[int, TrackSamples] = {}
+        unreadable: dict[int, str] = {}
+        for kind, payload, length, _ in _boxes(f, *moov):
+            if kind == b"mvex":
+                return "a fragmented MP4 (it has an 'mvex' box)"
+            if kind == b"mvhd":
+                movie_scale = _movie_timescale(_full_box(f, payload, length))
+            elif kind == b"trak":
+                track_id, found = _read_trak_samples(f, payload, payload + length)
+                if track_id is None:
+                    return "a track without a track ID"
+                if isinstance(found, str):
+                    unreadable[track_id] = found
+                else:
+                    tracks[track_id] = found
+    if not movie_scale:
+        return "no movie timescale ('mvhd')"
+    return SampleTables(movie_scale, tracks, unreadable, tuple(media), size)
+
+
+def _read_trak_samples(f: BinaryIO, start: int, end: int) -> tuple[int | None, TrackSamples | str]:
+    track_id: int | None = None
+    scale: int | None = None
+    elst: bytes | None = None
+    boxes: dict[bytes, bytes] = {}
+    stack = [(start, end)]
+    while stack:
+        lo, hi = stack.pop()
+        for kind, payload, length, _ in _boxes(f, lo, hi):
+            if kind in _CONTAINERS:
+                stack.append((payload, payload + length))
+            elif kind == b"tkhd":
+                found = _read_tkhd(f, payload)
+                track_id = found[0] if found is not None else None
+            elif kind == b"mdhd":
+                data = _full_box(f, payload, length)
+                at = 20 if data[:1] == b"\x01" else 12
+                if len(data) >= at + 4:
+                    (scale,) = struct.unpack_from(">I", data, at)
+            elif kind == b"elst":
+                f.seek(payload)
+                elst = f.read(length)
+            elif kind in _TABLES or kind in (b"stz2", b"stps", b"sbgp", b"sgpd", b"sdtp", b"stsd"):
+                if kind in _TABLES:
+                    f.seek(payload)
+                    boxes[kind] = f.read(length)
+                else:
+                    boxes[kind] = b""
+    try:
+        edits = None if elst is None else _edit_list(elst)
+        return track_id, _track_samples(track_id or 0, scale, edits, boxes)
+    except _UnreadableError as why:
+        return track_id, str(why)
+
+
+_TABLES = {b"stts", b"ctts", b"stss", b"stsz", b"stco", b"co64", b"stsc"}
+
+
+def _edit_list(elst: bytes) -> tuple[Edit, ...]:
+    if len(elst) < 8:
+        raise _UnreadableError("an edit list cut short")
+    version = elst[0]
+    (count,) = struct.unpack_from(">I", elst, 4)
+    step = 20 if version == 1 else 12
+    if 8 + count * step > len(elst):
+        raise _UnreadableError("an edit list shorter than its entry count")
+    edits = []
+    for i in range(count):
+        at = 8 + i * step
+        fmt = ">Qqhh" if version == 1 else ">Iihh"
+        duration, media_time, whole, part = struct.unpack_from(fmt, elst, at)
+        edits.append(Edit(duration, media_time, whole + Fraction(part, 65536)))
+    return tuple(edits)
+
+
+def _table(data: bytes, width: int, dtype: str, header: int = 8) -> npt.NDArray[np.int64]:
+    """The entries of a full box whose entry count sits just before them."""
+    if len(data) < header:
+        raise _UnreadableError("a sample table cut short")
+    (count,) = struct.unpack_from(">I", data, header - 4)
+    need = header + count * width * np.dtype(dtype).itemsize
+    if need > len(data):
+        raise _UnreadableError("a sample table shorter than its entry count")
+    raw = np.frombuffer(data, dtype=dtype, count=count * width, offset=header)
+    return raw.astype(np.int64).reshape(count, width) if width > 1 else raw.astype(np.int64)
+
+
+def _track_samples(
+    track_id: int, scale: int | None, edits: tuple[Edit, ...] | None, boxes: dict[bytes, bytes]
+) -> TrackSamples:
+    if not scale:
+        raise _UnreadableError("no media timescale ('mdhd')")
+    for needed in (b"stts", b"stsz", b"stsc"):
+        if needed not in boxes:
+            raise _UnreadableError(f"no '{needed.decode()}' table")
+    if b"stz2" in boxes:
+        raise _UnreadableError("compact sample sizes ('stz2')")
+    stts = _table(boxes[b"stts"], 2, ">u4")
+    durations = np.repeat(stts[:, 1], stts[:, 0])
+    count = durations.size
+    stsz = boxes[b"stsz"]
+    if len(stsz) < 12:
+        raise _UnreadableError("a sample size table cut short")
+    constant, stated = struct.unpack_from(">II", stsz, 4)
+    if stated != count:
+        raise _UnreadableError("'stsz' and 'stts' count different samples")
+    sizes = np.full(count, constant, np.int64) if constant else _table(stsz, 1, ">u4", 12)
+    if b"co64" in boxes:
+        chunks = _table(boxes[b"co64"], 1, ">u8")
+    elif b"stco" in boxes:
+        chunks = _table(boxes[b"stco"], 1, ">u4")
+    else:
+        raise _UnreadableError("no chunk offsets ('stco'/'co64')")
+    stsc = _table(boxes[b"stsc"], 3, ">u4")
+    first = stsc[:, 0]
+    if not stsc.size or first[0] != 1 or (np.diff(first) <= 0).any() or first[-1] > chunks.size:
+        raise _UnreadableError("an unusual sample-to-chunk table")
+    if (stsc[:, 2] != 1).any():
+        raise _UnreadableError("more than one sample description")
+    runs = np.diff(np.append(first, chunks.size + 1))
+    per_chunk = np.repeat(stsc[:, 1], runs)
+    if int(per_chunk.sum()) != count:
+        raise _UnreadableError("the chunks hold a different number of samples than 'stts' lists")
+    chunk_of = np.repeat(np.arange(chunks.size), per_chunk)
+    before = np.concatenate(([0], np.cumsum(sizes)[:-1])) if count else sizes
+    chunk_first = np.concatenate(([0], np.cumsum(per_chunk)[:-1]))
+    offsets = chunks[chunk_of] + before - before[chunk_first[chunk_of]] if count else sizes
+    decode = np.concatenate(([0], np.cumsum(durations)[:-1])) if count else durations
+    offsets_c: Int64Array | None = None
+    if b"ctts" in boxes:
+        ctts = boxes[b"ctts"]
+        # FFmpeg reads both versions' offsets as signed 32-bit (libavformat/mov.c).
+        pairs = _table(ctts, 2, ">i4")
+        counts = pairs[:, 0].astype(np.uint32).astype(np.int64)
+        if int(counts.sum()) != count:
+            raise _UnreadableError("'ctts' lists a different number of samples")
+        offsets_c = np.repeat(pairs[:, 1], counts)
+    sync: npt.NDArray[np.bool_] | None = None
+    if b"stss" in boxes:
+        numbers = _table(boxes[b"stss"], 1, ">u4")
+        if not numbers.size or numbers.min() < 1 or numbers.max() > count:
+            raise _UnreadableError("an unusual sync sample table")
+        sync = np.zeros(count, np.bool_)
+        sync[numbers - 1] = True
+    others = frozenset(k.decode("latin-1") for k in boxes if k not in _TABLES)
+    return TrackSamples(
+        track_id=track_id,
+        media_scale=scale,
+        decode_times=decode.astype(np.int64),
+        durations=durations,
+        composition_offsets=offsets_c,
+        sync=sync,
+        offsets=offsets.astype(np.int64),
+        sizes=sizes,
+        constant_size=bool(constant),
+        edits=edits,
+        other_boxes=others,
+    )

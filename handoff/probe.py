@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import av
 import av.error
+import numpy as np
 
 from handoff import h264
 from handoff.errors import (
@@ -27,7 +28,14 @@ from handoff.errors import (
     TruncatedMediaError,
 )
 from handoff.files import check_readable, open_input
-from handoff.isobmff import BoxLayout, read_layout, sniff_isobmff
+from handoff.isobmff import (
+    BoxLayout,
+    Int64Array,
+    TrackSamples,
+    read_layout,
+    read_sample_tables,
+    sniff_isobmff,
+)
 from handoff.riff import read_wav_layout
 from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
@@ -203,6 +211,9 @@ class MediaInfo:
     """Why the file is incomplete (cut short, or unreadable part-way), or None."""
     others: tuple[OtherStream, ...] = field(default=())
     """Streams that are neither picture nor sound with packets: data, subtitles, ..."""
+    read_from: Literal["packets", "sample tables"] = "packets"
+    """How the timestamps and keyframes were read: by demuxing every packet, or from an
+    MP4/MOV's sample tables (see :func:`probe`)."""
 
     @property
     def video(self) -> VideoInfo | None:
@@ -365,6 +376,150 @@ def _scan(
     return scans, error
 
 
+# Codecs whose MP4/MOV packets FFmpeg passes on exactly as the sample tables list them:
+# for others (MP3, MP2, VC-1, AV1, ...) its mov demuxer runs a parser that may split,
+# merge or re-flag packets (libavformat/mov.c, mov_finalize_stsd_codec).
+_TABLE_VIDEO_CODECS = {"h264", "hevc", "prores"}
+_TABLE_AUDIO_CODECS = {"aac", "alac"}
+
+
+def _table_scans(
+    path: Path, container: av.container.InputContainer, check_idr: set[int]
+) -> dict[int, _StreamScan] | str:
+    """The packet scan's facts read from an MP4/MOV's sample tables, or why they cannot
+    be (then the packets are scanned). Every sample the tables promise must be in the
+    file, so a file cut short is left to the packet scan, which finds where it ends."""
+    tables = read_sample_tables(path)
+    if isinstance(tables, str):
+        return tables
+    scans: dict[int, _StreamScan] = {}
+    for s in container.streams:
+        if s.type not in ("video", "audio"):
+            continue
+        cc = s.codec_context
+        name = cc.name if cc is not None else ""
+        known = _TABLE_VIDEO_CODECS if s.type == "video" else _TABLE_AUDIO_CODECS
+        if name not in known and not (s.type == "audio" and name.startswith("pcm_")):
+            return f"stream #{s.index}: codec {name or 'unknown'} is read through a parser"
+        track = tables.tracks.get(s.id)
+        if track is None:
+            return f"stream #{s.index}: " + tables.unreadable.get(s.id, "no sample table")
+        if s.time_base != Fraction(1, track.media_scale):
+            return f"stream #{s.index}: a time base other than the track's timescale"
+        if not tables.holds_every_sample(track):
+            return f"stream #{s.index}: the file does not hold every sample its index lists"
+        found = _presented(track, tables.movie_scale, audio=s.type == "audio")
+        if isinstance(found, str):
+            return f"stream #{s.index}: {found}"
+        scan, keys = found
+        if s.index in check_idr:
+            extradata = cc.extradata if cc is not None else None
+            scan.length_size = h264.avcc_length_size(bytes(extradata) if extradata else None)
+            scan.idr_flags = _idr_flags(path, track, keys, scan.length_size)
+        scans[s.index] = scan
+    return scans
+
+
+def _presented(
+    track: TrackSamples, movie_scale: int, *, audio: bool
+) -> tuple[_StreamScan, Int64Array] | str:
+    """What FFmpeg's mov demuxer presents for a track: the timestamps, keyframe flags and
+    durations of the packets it does not mark discarded, for a track with no edit list
+    or one edit at normal speed that starts at the track's first keyframe. This follows
+    libavformat/mov.c (mov_build_index, mov_fix_index): the samples before the edit's
+    media time and after its end are discarded; the first sound sample that straddles
+    the start is kept, its hidden part given as skip samples; the index stops at the
+    first keyframe (for video with composition offsets, the second) whose end reaches
+    the edit's end; timestamps count from the first sample in the edit, and a picture's
+    earliest time is moved to 0."""
+    if "stps" in track.other_boxes or ("sbgp" in track.other_boxes and not audio):
+        return "partial sync samples or sample groups"
+    dts = track.decode_times
+    n = dts.size
+    if not n:
+        return "no samples"
+    ctts = track.composition_offsets
+    if ctts is not None and (audio or (ctts < 0).any()):
+        return "negative or sound composition offsets"
+    cts = dts + ctts if ctts is not None else dts
+    key = track.sync if track.sync is not None else np.ones(n, np.bool_)
+    keep = np.ones(n, np.bool_)
+    discard = np.zeros(n, np.bool_)
+    skip = 0
+    pts = cts
+    edits = track.edits
+    if edits is not None and len(edits) == 0:
+        edits = None
+    if edits is not None:
+        if len(edits) != 1 or edits[0].media_time < 0 or edits[0].rate != 1:
+            return "an edit list of an unusual shape"
+        start = edits[0].media_time
+        # get_edit_list_entry: the edit's duration brought to the track's timescale,
+        # rounded to nearest (av_rescale).
+        length = (edits[0].duration * track.media_scale + movie_scale // 2) // movie_scale
+        if track.constant_size and (start != 0 or length < int(track.durations.sum())):
+            return "an edit list that cuts sound FFmpeg reads by chunks"
+        # The index is rebuilt from the keyframe at or before the edit's start (for
+        # sound, one second before it): handled here only when that is the first sample.
+        search = max(start - track.media_scale, int(dts[0])) if audio else start
+        if not key[0] or (key[1:] & (dts[1:] <= search)).any():
+            return "an edit that starts after the first keyframe"
+        step = np.append(np.diff(dts), length)
+        end = start + length
+        inside = (cts >= start) & (cts < end)
+        straddles = (cts < start) & (cts + step > start) if audio else np.zeros(n, np.bool_)
+        stop = np.flatnonzero((cts + step >= end) & (key | audio))
+        nth = 1 if ctts is not None and not audio else 0
+        if stop.size > nth:
+            keep[stop[nth] + 1 :] = False
+        discard = ~inside & ~straddles
+        anchors = np.flatnonzero((inside | straddles) & keep)
+        if not anchors.size:
+            return "no sample inside the edit"
+        first = int(anchors[0])
+        if audio:
+            if straddles[first + 1 :].any() or (discard[:first] & (cts[:first] >= start)).any():
+                return "an unusual sound edit"
+            skip = int(step[:first].sum())
+            base = int(cts[first]) - start if straddles[first] else 0
+            pts = dts - dts[first] + base
+        else:
+            pts = np.maximum(dts - dts[first], 0) + (ctts if ctts is not None else 0)
+            shift = int(pts[inside & keep].min()) if (inside & keep).any() else 0
+            if shift > 0:
+                pts = pts - shift
+        if straddles[first]:
+            skip += start - int(cts[first])
+    scan = _StreamScan(None)
+    scan.first_any = int(pts[0])
+    scan.skip_samples = skip
+    shown = keep & ~discard
+    if not shown.any():
+        return "no sample shown"
+    shown_pts = pts[shown]
+    ends = shown_pts + track.durations[shown]
+    last = int(np.argmax(ends))  # the first of the latest ends, as the packet scan keeps
+    scan.pts = shown_pts.tolist()
+    scan.end_ticks = int(ends[last])
+    scan.last_duration = int(track.durations[shown][last])
+    scan.key_pts = pts[shown & key].tolist()
+    return scan, np.flatnonzero(shown & key)
+
+
+def _idr_flags(
+    path: Path, track: TrackSamples, samples: Int64Array, length_size: int | None
+) -> list[bool | None]:
+    """Whether each of these samples is an IDR picture, reading only their payloads."""
+    flags: list[bool | None] = []
+    with path.open("rb") as f:
+        for offset, size in zip(
+            track.offsets[samples].tolist(), track.sizes[samples].tolist(), strict=True
+        ):
+            f.seek(offset)
+            flags.append(h264.packet_is_idr(f.read(size), length_size))
+    return flags
+
+
 UNKNOWN_CODEC = "unknown"
 
 
@@ -488,8 +643,13 @@ def _audio_info(stream: av.AudioStream, scan: _StreamScan) -> AudioInfo | None:
     )
 
 
-def probe(path: Path | str) -> MediaInfo:
-    """Describe a media file. Raises an :class:`~handoff.errors.InputError` when it is unusable."""
+def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> MediaInfo:
+    """Describe a media file. Raises an :class:`~handoff.errors.InputError` when it is unusable.
+
+    ``method="auto"`` reads an MP4/MOV's sample tables when they are complete and of a
+    shape whose packets FFmpeg presents as listed, and otherwise scans the packets;
+    ``"packets"`` always scans them. Both give the same facts (``MediaInfo.read_from``
+    says which was used)."""
     path = Path(path)
     size = check_readable(path)
     with path.open("rb") as f:
@@ -505,7 +665,15 @@ def probe(path: Path | str) -> MediaInfo:
             for s in streams
             if s.type == "video" and s.codec_context is not None and s.codec_context.name == "h264"
         }
-        scans, read_error = _scan(container, check_idr)
+        found: dict[int, _StreamScan] | str = "not MP4/MOV, or the packet scan was asked for"
+        if layout is not None and method == "auto":
+            found = _table_scans(path, container, check_idr)
+            if isinstance(found, str):
+                log.debug("%s: scanning packets: %s", path, found)
+        if isinstance(found, str):
+            scans, read_error = _scan(container, check_idr)
+        else:
+            scans, read_error = found, None
         videos: list[VideoInfo] = []
         audios: list[AudioInfo] = []
         for s in streams:
@@ -586,6 +754,7 @@ def probe(path: Path | str) -> MediaInfo:
         warnings=tuple(warnings),
         truncated=truncation[0] if truncation else None,
         others=others,
+        read_from="packets" if isinstance(found, str) else "sample tables",
     )
 
 
