@@ -192,13 +192,13 @@ def make_wav(path: Path, seconds: float) -> Path:
 Tool = Callable[[Sequence[Path]], list[Any]]
 
 
-def _tool_handoff_probe() -> Tool:
+def _tool_handoff_probe(method: str = "auto") -> Tool:
     from handoff.probe import probe
 
     def run(paths: Sequence[Path]) -> list[Any]:
         out: list[Any] = []
         for p in paths:
-            info = probe(p)
+            info = probe(p, method="packets" if method == "packets" else "auto")
             v, a = info.video, info.audio
             out.append(
                 {
@@ -207,6 +207,7 @@ def _tool_handoff_probe() -> Tool:
                     "audio_rate": a.sample_rate if a else None,
                     "audio_duration_s": a.duration_s if a else None,
                     "duration_s": info.duration_s,
+                    "read_from": info.read_from,
                 }
             )
         return out
@@ -313,6 +314,11 @@ TOOLS: dict[str, tuple[str, Callable[[], Tool], bool]] = {
         lambda: _tool_handoff_validate("ltx2-audio"),
         False,
     ),
+    "handoff-probe-packets": (
+        "handoff probe, packet scan",
+        lambda: _tool_handoff_probe("packets"),
+        False,
+    ),
     "mediainfo": ("pymediainfo parse_speed=1.0", _tool_mediainfo, False),
     "ffmpeg-ebur128": ("ffmpeg -af ebur128=peak=true", _tool_ffmpeg_ebur128, True),
 }
@@ -337,7 +343,9 @@ def worker(tool_name: str, warmup: Path, paths_file: Path) -> None:
         if child
         else "ru_maxrss of the worker (includes the warm-up)"
     )
+    load_before = benchlib.loadavg()
     facts, result = benchlib.measure(lambda: run(paths), children=child, method=method)
+    result["loadavg_1min"] = [load_before, benchlib.loadavg()]
     json.dump({**result, "facts": facts}, sys.stdout)
 
 
@@ -399,6 +407,8 @@ def check_probe_agreement(case: Case) -> None:
                     f"MediaInfo {m['audio_samples']}"
                 )
     frames = sum(h["frames"] or 0 for h in ours)
+    tables = sum(h.get("read_from") == "sample tables" for h in ours)
+    case.agreement += f"handoff read the sample tables of {tables} of {len(ours)} files; "
     if mismatches:
         case.agrees = False
         case.agreement += f"{len(mismatches)} mismatches, e.g. {mismatches[0]}"
@@ -472,6 +482,7 @@ def summarise(case: Case) -> dict[str, Any]:
             ),
             "rss_method": runs[0]["rss_method"],
             "files_per_s": len(case.paths) / statistics.median(walls),
+            "loadavg_1min": [r.get("loadavg_1min") for r in runs],
         }
 
     a, b = stats(case.tool_a), stats(case.tool_b)
@@ -492,8 +503,8 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| case | files | handoff median s | other median s | ratio handoff/other "
         "| handoff files/s | other files/s | CPU s handoff / other "
-        "| peak RSS MiB (growth) handoff / other | results agree |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| peak RSS MiB (growth) handoff / other | load avg (1 min) | results agree |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         a, b = r["handoff"], r["other"]
@@ -503,6 +514,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             f"| {a['median_cpu_s']:.2f} / {b['median_cpu_s']:.2f} "
             f"| {a['peak_rss_mib']:.0f} (+{a['rss_growth_mib']:.0f}) "
             f"/ {b['peak_rss_mib']:.0f} (+{b['rss_growth_mib']:.0f}) "
+            f"| {_load_range(a, b)} "
             f"| {'yes' if r['agrees'] else 'NO'} |"
         )
     lines.append("")
@@ -518,6 +530,14 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines.append("")
     lines.extend(f"- {r['title']}: {r['agreement']}" for r in rows)
     return "\n".join(lines)
+
+
+def _load_range(*sides: dict[str, Any]) -> str:
+    """The lowest and highest 1-minute load average seen around the case's timed runs."""
+    seen = [
+        x for side in sides for pair in side["loadavg_1min"] if pair for x in pair if x is not None
+    ]
+    return f"{min(seen):.1f}-{max(seen):.1f}" if seen else "?"
 
 
 def machine() -> dict[str, Any]:
@@ -552,8 +572,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write results as JSON")
     parser.add_argument(
         "--cases",
-        default="batch-probe,batch-validate,hour-probe,wav-loudness",
-        help="comma-separated subset of the cases",
+        default="batch-probe,batch-validate,hour-probe,hour-probe-packets,wav-loudness",
+        help="comma-separated subset of the cases (hour-probe-packets: the 1-hour file "
+        "probed by scanning every packet, as probe did before it read sample tables)",
     )
     args = parser.parse_args(argv)
     if args.files < 1 or args.repeat < 1:
@@ -583,6 +604,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases.append(
             Case("hour-probe", "probe, 1-hour 1080p24", [hour], "handoff-probe", "mediainfo", warm)
         )
+    if "hour-probe-packets" in wanted:
+        hour = make_hour(workdir / "hour_1080p24.mp4")
+        cases.append(
+            Case(
+                "hour-probe-packets",
+                "probe by packet scan, 1-hour 1080p24",
+                [hour],
+                "handoff-probe-packets",
+                "mediainfo",
+                warm,
+            )
+        )
     if "wav-loudness" in wanted:
         if importlib.util.find_spec("handoff.audio") is None:
             benchlib.say("handoff.audio is not there yet: skipping the loudness case")
@@ -606,7 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for case in cases:
         benchlib.say(f"{case.name}: {TOOLS[case.tool_a][0]} vs {TOOLS[case.tool_b][0]}")
         run_case(case, args.repeat, workdir)
-        if case.name in ("batch-probe", "hour-probe"):
+        if case.name in ("batch-probe", "hour-probe", "hour-probe-packets"):
             check_probe_agreement(case)
             if case.name == "batch-probe":
                 probe_case = case

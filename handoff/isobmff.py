@@ -429,7 +429,7 @@ def read_sample_tables(path: Path) -> SampleTables | str:
             if kind == b"mvhd":
                 movie_scale = _movie_timescale(_full_box(f, payload, length))
             elif kind == b"trak":
-                track_id, found = _read_trak_samples(f, payload, payload + length)
+                track_id, found = _read_trak_samples(f, payload, payload + length, size)
                 if track_id is None:
                     return "a track without a track ID"
                 if isinstance(found, str):
@@ -441,7 +441,9 @@ def read_sample_tables(path: Path) -> SampleTables | str:
     return SampleTables(movie_scale, tracks, unreadable, tuple(media), size)
 
 
-def _read_trak_samples(f: BinaryIO, start: int, end: int) -> tuple[int | None, TrackSamples | str]:
+def _read_trak_samples(
+    f: BinaryIO, start: int, end: int, file_size: int
+) -> tuple[int | None, TrackSamples | str]:
     track_id: int | None = None
     scale: int | None = None
     elst: bytes | None = None
@@ -471,7 +473,7 @@ def _read_trak_samples(f: BinaryIO, start: int, end: int) -> tuple[int | None, T
                     boxes[kind] = b""
     try:
         edits = None if elst is None else _edit_list(elst)
-        return track_id, _track_samples(track_id or 0, scale, edits, boxes)
+        return track_id, _track_samples(track_id or 0, scale, edits, boxes, file_size)
     except _UnreadableError as why:
         return track_id, str(why)
 
@@ -509,7 +511,11 @@ def _table(data: bytes, width: int, dtype: str, header: int = 8) -> npt.NDArray[
 
 
 def _track_samples(
-    track_id: int, scale: int | None, edits: tuple[Edit, ...] | None, boxes: dict[bytes, bytes]
+    track_id: int,
+    scale: int | None,
+    edits: tuple[Edit, ...] | None,
+    boxes: dict[bytes, bytes],
+    file_size: int,
 ) -> TrackSamples:
     if not scale:
         raise _UnreadableError("no media timescale ('mdhd')")
@@ -519,14 +525,18 @@ def _track_samples(
     if b"stz2" in boxes:
         raise _UnreadableError("compact sample sizes ('stz2')")
     stts = _table(boxes[b"stts"], 2, ">u4")
-    durations = np.repeat(stts[:, 1], stts[:, 0])
-    count = durations.size
+    count = int(stts[:, 0].sum())
     stsz = boxes[b"stsz"]
     if len(stsz) < 12:
         raise _UnreadableError("a sample size table cut short")
     constant, stated = struct.unpack_from(">II", stsz, 4)
+    # Counts are checked before any array of that length is made: a damaged index can
+    # claim billions of samples.
     if stated != count:
         raise _UnreadableError("'stsz' and 'stts' count different samples")
+    if constant and count > file_size:
+        raise _UnreadableError("more samples than the file has bytes")
+    durations = np.repeat(stts[:, 1], stts[:, 0])
     sizes = np.full(count, constant, np.int64) if constant else _table(stsz, 1, ">u4", 12)
     if b"co64" in boxes:
         chunks = _table(boxes[b"co64"], 1, ">u8")
@@ -554,7 +564,7 @@ def _track_samples(
         ctts = boxes[b"ctts"]
         # FFmpeg reads both versions' offsets as signed 32-bit (libavformat/mov.c).
         pairs = _table(ctts, 2, ">i4")
-        counts = pairs[:, 0].astype(np.uint32).astype(np.int64)
+        counts = pairs[:, 0] & 0xFFFFFFFF  # the count is unsigned
         if int(counts.sum()) != count:
             raise _UnreadableError("'ctts' lists a different number of samples")
         offsets_c = np.repeat(pairs[:, 1], counts)
