@@ -10,6 +10,7 @@ Reading the box headers answers all three without touching the media data.
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 from collections.abc import Iterator
@@ -420,10 +421,15 @@ def read_sample_tables(path: Path) -> SampleTables | str:
                 moov = (payload, payload + length)
         if moov is None:
             return "no 'moov' box"
+        f.seek(moov[0])
+        index = f.read(moov[1] - moov[0])
+    # The whole index in memory: its many small boxes are then read without a system
+    # call each (offsets below are within the moov payload).
+    with io.BytesIO(index) as f:
         movie_scale: int | None = None
         tracks: dict[int, TrackSamples] = {}
         unreadable: dict[int, str] = {}
-        for kind, payload, length, _ in _boxes(f, *moov):
+        for kind, payload, length, _ in _boxes(f, 0, len(index)):
             if kind == b"mvex":
                 return "a fragmented MP4 (it has an 'mvex' box)"
             if kind == b"mvhd":
