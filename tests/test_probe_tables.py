@@ -80,6 +80,8 @@ _SYNTHETIC = {
         video_options={"x264-params": "keyint=24:min-keyint=24:scenecut=0:open-gop=1:bframes=3"},
     ),
     "h264_aac.mov": ClipSpec(),
+    "hevc.mp4": ClipSpec(video_codec="libx265", seconds=2.5, colour_tags=False),
+    "h264_alac.mov": ClipSpec(audio_codec="alac", audio_bit_rate=None),
     "prores_pcm.mov": ClipSpec(
         video_codec="prores_ks",
         pix_fmt="yuv422p10le",
