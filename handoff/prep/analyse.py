@@ -29,7 +29,7 @@ from handoff.limiter import LimiterSettings, oversampled_peak
 from handoff.prep.content import DUAL_MONO_AS_MONO, compare_channels, content
 from handoff.prep.cuts import search_cuts
 from handoff.prep.level import Levelled, Meter, level, true_peaks
-from handoff.prep.options import RATE, PrepOptions
+from handoff.prep.options import RATE, PrepOptions, check_options
 from handoff.prep.results import LeftRight
 
 __all__ = ["LIMIT_MARGIN_DB", "MIN_SOUND_S", "PrepFacts", "analyse", "different_channels_warning"]
@@ -72,6 +72,8 @@ class PrepFacts:
     sound: SoundMap
     """Sound and pauses of the levelled programme (1 ms bins)."""
     limiter: LimiterSettings
+    options: PrepOptions
+    """The options the programme was levelled and its spans measured for."""
     peaks: Mapping[tuple[int, int], float]
     """True peak (dBTP) of the levelled programme over ``(0, samples)`` and over each
     ``(start, stop)`` span the cut search proposed for it."""
@@ -97,14 +99,15 @@ def different_channels_warning(lr: LeftRight) -> str:
 
 
 def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
-    """Measure and level ``source`` for ``options`` (checked, channels resolved).
+    """Measure and level ``source`` for ``options``.
 
     ``head`` is what each segment file holds before its audio (click and pre-roll, in
     samples): the cut search needs it to propose the spans the true peak is measured over.
-    Raises the InputError family for unreadable, empty, silent or too short inputs.
+    Raises UsageError for bad options, the InputError family for unreadable, empty, silent
+    or too short inputs.
     """
     source = Path(source)
-    opts = options
+    opts, _ = check_options(options)
     warnings: list[str] = []
     check_readable(source)  # before anything opens it: a FIFO would block the read
     decoded = read_pcm_wav(source) or decode_audio(source)
@@ -184,5 +187,6 @@ def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
         levelled=levelled,
         sound=sound,
         limiter=limiter,
+        options=opts,
         peaks=dict(zip(spans, peaks, strict=True)),
     )

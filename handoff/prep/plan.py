@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handoff import loudness
+from handoff.errors import UsageError
 from handoff.prep.analyse import PrepFacts
 from handoff.prep.cuts import BIN, LEAD_IN, REAL_PAUSE_BINS, SHORT_PAUSE_BINS, TAIL, search_cuts
 from handoff.prep.level import LIMITED_DB, loudest_passage
@@ -51,6 +52,19 @@ __all__ = [
 ]
 
 PLAN_SCHEMA: Final = "handoff.prep-plan/1"
+
+# What the analysis depends on (the levelling's target and ceiling, the cut search's spans
+# its true peaks are measured over); a plan needs facts measured for the same values.
+_ANALYSED: Final = (
+    "channels",
+    "target_lufs",
+    "true_peak",
+    "preroll_ms",
+    "click",
+    "max_seconds",
+    "segment_min",
+    "segment_max",
+)
 
 _LOUDNESS_WARN_LU = 0.5  # warn when a file ends further than this from the target
 _CLICK = RATE * 4 // 1000
@@ -183,10 +197,17 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
     """Decide everything ``prep-audio`` writes from what the analysis measured.
 
     Pure: reads no file, writes none. Raises UsageError for bad options (and a base name
-    that cannot be a file name), UnsupportedError when no cuts keep every segment under
-    ``max_seconds``.
+    that cannot be a file name, or options that shape the analysis -- target, ceiling,
+    channels, click, pre-roll, segment limits -- other than those ``facts`` were measured
+    for), UnsupportedError when no cuts keep every segment under ``max_seconds``.
     """
     opts, warnings = check_options(options)
+    changed = [k for k in _ANALYSED if getattr(opts, k) != getattr(facts.options, k)]
+    if changed:
+        raise UsageError(
+            f"these facts were measured for other {', '.join(changed)}: analyse the source "
+            "again with the options to plan for"
+        )
     name = output_name(facts.source, opts, warnings)
     warnings.extend(facts.warnings)
     channels_out = opts.resolved_channels
