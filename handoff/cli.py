@@ -881,11 +881,18 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
     """``prep-audio --dry-run``: what would be written, and why there."""
     m, src, o = plan.master, plan.source, plan.options
     head = f"pre-roll {o.preroll_ms} ms" + (", click" if o.click else "")
+    source_line = (
+        f"  source   {src.integrated_lufs:.2f} LUFS ({src.measured_as}), "
+        f"{src.true_peak_dbtp:.2f} dBTP"
+    )
+    if src.left_right is not None:
+        lr = src.left_right
+        corr = "-" if lr.correlation is None else f"{lr.correlation:.2f}"
+        source_line += f"; L/R {lr.verdict} (correlation {corr})"
     lines = [
         f"{src.path}: {src.sample_rate} Hz, {src.channels} ch, "
         f"{src.samples / src.sample_rate:.1f} s",
-        f"  source   {src.integrated_lufs:.2f} LUFS ({src.measured_as}), "
-        f"{src.true_peak_dbtp:.2f} dBTP",
+        source_line,
         f"  gain {m.gain_db:+.2f} dB, limiter ceiling "
         f"{plan.settings['limiter']['ceiling_dbtp']:.2f} dBTP, at most "
         f"{m.limiter_max_reduction_db:.1f} dB off a peak",
