@@ -5,7 +5,7 @@ WAV whose write was interrupted (its ``data`` chunk declares more bytes than the
 holds) plays, probes and measures as if nothing were missing; MediaInfo alone calls it
 ``IsTruncated``. Reading the chunk headers says so without touching the samples, and
 gives the fast PCM reader (:func:`handoff.audio.read_pcm_wav`) the format and the sample
-data's place. :func:`wav_header` and :func:`pcm24_bytes` are the writing side.
+data's place. :func:`write_pcm_wav` is the writing side.
 
 Layout (Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0",
 RIFF): ``RIFF`` size ``WAVE``, then chunks of a 4-byte id, a 32-bit little-endian size
@@ -18,13 +18,21 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
 
 from handoff.errors import UnsupportedError
 
-__all__ = ["PCM_SUBTYPE", "WavLayout", "pcm24_bytes", "read_wav_layout", "wav_header"]
+__all__ = [
+    "PCM_SUBTYPE",
+    "WavLayout",
+    "pcm24_bytes",
+    "read_wav_layout",
+    "wav_header",
+    "write_pcm_wav",
+]
 
 # A streaming writer that cannot seek back leaves a placeholder data size: 0 or
 # 0xFFFFFFFF (FFmpeg's wav muxer on a pipe, many recorders). The length is then unknown.
@@ -145,3 +153,39 @@ def pcm24_bytes(q: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
     words[:, 1] = (u[:, 1] >> 8) | (u[:, 2] << 16)
     words[:, 2] = (u[:, 2] >> 16) | (u[:, 3] << 8)
     return words.reshape(-1).view(np.uint8)[: n * 3]
+
+
+def write_pcm_wav(
+    f: BinaryIO,
+    samples: npt.NDArray[np.float32],
+    bits: int,
+    rate: int,
+    *,
+    duplicate: bool = False,
+) -> None:
+    """Write ``samples`` (channels, n; full scale 1.0) to ``f`` as a whole PCM WAV file.
+
+    Each sample is rounded to the nearest step and clipped to the format's range.
+    ``duplicate``: a mono ``samples`` is written as two identical channels (dual-mono).
+    Written in blocks, so no full-length integer copy is made.
+    """
+    ch = 2 if duplicate else samples.shape[0]
+    n = samples.shape[1]
+    scale = np.float32(1 << (bits - 1))
+    f.write(wav_header(n, ch, bits, rate))
+    step = 1 << 18  # small blocks: temporaries are reused, not re-mapped
+    for start in range(0, n, step):
+        block = samples[:, start : start + step] * scale
+        np.rint(block, out=block)
+        np.clip(block, -scale, scale - 1.0, out=block)
+        q = block.astype(np.int32)
+        if duplicate:
+            inter = np.repeat(q[0], 2)
+        elif q.shape[0] == 1:
+            inter = q[0]
+        else:
+            inter = np.ascontiguousarray(q.T).reshape(-1)
+        if bits == 16:
+            f.write(inter.astype("<i2").data)
+        else:
+            f.write(pcm24_bytes(inter).data)

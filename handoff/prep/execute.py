@@ -38,7 +38,7 @@ from handoff.prep.options import (
 )
 from handoff.prep.plan import PrepPlan, click_burst, head_samples, output_name, plan_prep
 from handoff.prep.results import PrepResult, SegmentInfo
-from handoff.riff import pcm24_bytes, wav_header
+from handoff.riff import write_pcm_wav
 from handoff.spec import Spec, load_spec
 from handoff.validate import validate_file
 
@@ -99,27 +99,8 @@ def _write_wav(
     """Write content (1 or 2 channels) as PCM, duplicating mono for dual-mono."""
     duplicate = channels_out == "dual-mono" and content.shape[0] == 1
     src = content[:1] if channels_out == "mono" else content
-    ch = 2 if duplicate else src.shape[0]
-    n = src.shape[1]
-    scale = np.float32(1 << (bits - 1))
     with atomic_output(dest, replace=replace, guard=guard) as tmp, tmp.open("wb") as f:
-        f.write(wav_header(n, ch, bits, RATE))
-        step = 1 << 18  # small blocks: temporaries are reused, not re-mapped
-        for start in range(0, n, step):
-            block = src[:, start : start + step] * scale
-            np.rint(block, out=block)
-            np.clip(block, -scale, scale - 1.0, out=block)
-            q = block.astype(np.int32)
-            if duplicate:
-                inter = np.repeat(q[0], 2)
-            elif q.shape[0] == 1:
-                inter = q[0]
-            else:
-                inter = np.ascontiguousarray(q.T).reshape(-1)
-            if bits == 16:
-                f.write(inter.astype("<i2").data)
-            else:
-                f.write(pcm24_bytes(inter).data)
+        write_pcm_wav(f, src, bits, RATE, duplicate=duplicate)
 
 
 class _Writer:

@@ -104,7 +104,8 @@ class SourceInfo:
     """The content (after the channel choice, at 48 kHz) before gain."""
     true_peak_dbtp: float
     measured_as: str = "mono"
-    """Which signal ``integrated_lufs`` is the loudness of (see :func:`_content`)."""
+    """Which signal ``integrated_lufs`` is the loudness of
+    (see :func:`handoff.prep.content.content`)."""
     left_right: LeftRight | None = None
     """How L and R compare (two-channel sources only)."""
 
@@ -276,7 +277,8 @@ class PrepResult:
     warnings: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     checks: tuple[FileReport, ...] = ()
-    """Each segment file as written, validated against :func:`self_check_spec`."""
+    """Each segment file as written, validated against
+    :func:`handoff.prep.execute.self_check_spec`."""
 
     @property
     def failed(self) -> tuple[FileReport, ...]:
