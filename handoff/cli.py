@@ -47,7 +47,14 @@ from handoff.plan import (
     parse_crop,
     parse_fps,
 )
-from handoff.prep import PrepOptions, PrepResult, parse_segment_range, prep_audio
+from handoff.prep import (
+    Cut,
+    PrepOptions,
+    PrepPlan,
+    PrepResult,
+    parse_segment_range,
+    prep_audio,
+)
 from handoff.probe import (
     MediaInfo,
     channels_text,
@@ -861,6 +868,54 @@ def render_prep(result: PrepResult) -> str:
     return "\n".join(lines)
 
 
+def _cut_text(cut: Cut) -> str:
+    at = f"{cut.position / 48000:.2f} s"
+    if cut.kind in ("pause", "short-pause"):
+        return f"{at} in a {cut.pause_s:.2f} s {cut.kind}"
+    if cut.kind == "quietest":
+        return f"{at} at the quietest point (no pause)"
+    return f"{at} ({cut.kind})"
+
+
+def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
+    """``prep-audio --dry-run``: what would be written, and why there."""
+    m, src, o = plan.master, plan.source, plan.options
+    head = f"pre-roll {o.preroll_ms} ms" + (", click" if o.click else "")
+    source_line = (
+        f"  source   {src.integrated_lufs:.2f} LUFS ({src.measured_as}), "
+        f"{src.true_peak_dbtp:.2f} dBTP"
+    )
+    if src.left_right is not None:
+        lr = src.left_right
+        corr = "-" if lr.correlation is None else f"{lr.correlation:.2f}"
+        source_line += f"; L/R {lr.verdict} (correlation {corr})"
+    lines = [
+        f"{src.path}: {src.sample_rate} Hz, {src.channels} ch, "
+        f"{src.samples / src.sample_rate:.1f} s",
+        source_line,
+        f"  gain {m.gain_db:+.2f} dB, limiter ceiling "
+        f"{plan.settings['limiter']['ceiling_dbtp']:.2f} dBTP, at most "
+        f"{m.limiter_max_reduction_db:.1f} dB off a peak",
+        f"  master   {m.path.name}: {m.samples / 48000:.2f} s, {m.integrated_lufs:.2f} LUFS "
+        f"({m.measured_as}), {m.true_peak_dbtp:.2f} dBTP",
+        f"  silence  under {plan.settings['silence']['threshold_dbfs']:.1f} dBFS; each "
+        f"segment: {head}, then its sound",
+    ]
+    for seg in plan.segments:
+        lines.append(
+            f"  segment  {seg.file}: {seg.samples / 48000:.2f} s, source "
+            f"{seg.source_in / 48000:.2f}-{seg.source_out / 48000:.2f} s, "
+            f"{seg.true_peak_dbtp:.2f} dBTP; cut in {_cut_text(seg.cut_in)}, "
+            f"out {_cut_text(seg.cut_out)}"
+        )
+    lines += [f"  ! {w}" for w in plan.all_warnings()]
+    lines.append(
+        f"dry run: would write {len(plan.segments)} segment(s), the master and "
+        f"{plan.manifest_file} into {out_dir}; nothing written"
+    )
+    return "\n".join(lines)
+
+
 @main.command("prep-audio")
 @click.argument("source", type=click.Path(path_type=Path, readable=False))
 @click.option(
@@ -932,6 +987,13 @@ def render_prep(result: PrepResult) -> str:
     "OUT already holds (same input, name and settings) is skipped with a note, exit 0; "
     "outputs made otherwise are refused, exit 2.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Decode, measure and plan -- gain, limiter ceiling, cuts and the pause each falls "
+    "in, the segments' source ranges -- and print the plan; write nothing. With --json, "
+    "the plan as JSON (schema handoff.prep-plan/1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (with paths) as JSON.")
 def prep_audio_cmd(
     source: Path,
@@ -947,6 +1009,7 @@ def prep_audio_cmd(
     segment_seconds: str,
     bit_depth: str,
     overwrite: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Condition narration (or music) for audio-conditioned generation.
@@ -974,6 +1037,7 @@ def prep_audio_cmd(
       handoff prep-audio take3.wav --out cond/ --name intro --click
       handoff prep-audio score.flac --out cond/ --kind music
       handoff prep-audio two_mics.wav --out cond/ --channels stereo
+      handoff prep-audio narration.mp3 --out cond/ --dry-run   # the plan, nothing written
 
     Every segment is checked as written against 'ltx2-audio' with the targets asked
     (--target-lufs, --true-peak, --max-seconds; stereo output drops its mono-content
@@ -981,7 +1045,7 @@ def prep_audio_cmd(
     not (an input that cannot reach the targets, e.g. a DC offset); 2 when the input
     cannot be used (unreadable, silent, too short) or options are wrong.
     """
-    from handoff.prep import made_before
+    from handoff.prep import made_before, prepare
 
     with _errors():
         seg_min, seg_max = parse_segment_range(segment_seconds)
@@ -999,6 +1063,13 @@ def prep_audio_cmd(
             bit_depth=16 if bit_depth == "16" else 24,
             overwrite=overwrite,
         )
+        if dry_run:
+            _, plan = prepare(source, options)
+            if as_json:
+                _write_json(plan.to_json())
+            else:
+                _say(render_prep_plan(plan, out_dir))
+            sys.exit(EXIT_OK)
         earlier = None if overwrite else made_before(source, out_dir, options)
         if earlier is not None:
             _note(

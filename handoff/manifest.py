@@ -1,7 +1,9 @@
-"""The ``prep-audio`` manifest (schema ``handoff.prep-audio/1``), read and checked whole.
+"""The ``prep-audio`` manifest (schema ``handoff.prep-audio/1``): written, read and checked.
 
-:mod:`handoff.prep` writes ``manifest.json``; this module is the one place that reads
-it. :func:`load_manifest` returns the whole document as frozen dataclasses -- sample
+This module is the one schema: :mod:`handoff.prep` builds the document from these
+dataclasses (:func:`seconds` and :func:`rounded` say how precise each figure is) and
+writes it with :func:`write_manifest`; the timeline, ``sync`` and ``selects`` read it
+with :func:`load_manifest`, which returns the whole document as frozen dataclasses -- sample
 positions as exact integers -- or raises :class:`~handoff.errors.ManifestError` with one
 line naming the field::
 
@@ -47,18 +49,21 @@ What is checked
       name may hold bytes that are not UTF-8 (JSON carries them as ``\\udcXX`` escapes,
       as Python's ``json`` writes them).
 
-Not checked: that the files exist (the timeline checks the master when it uses it),
-and the measured figures beyond their type (they describe, nothing is computed from
-them).
+Not checked on reading: that the files exist (:meth:`Manifest.check_files` does; the
+timeline checks the master when it uses it), and the measured figures beyond their type
+(they describe, nothing is computed from them).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from handoff.errors import ManifestError
+from handoff.fsutil import InputGuard, atomic_write_bytes
 from handoff.jsondoc import DocumentKind, Fields, got, load_json, reject_bad_numbers
 
 __all__ = [
@@ -75,8 +80,14 @@ __all__ = [
     "ManifestSilence",
     "ManifestSource",
     "Segment",
+    "dumps_manifest",
     "load_manifest",
     "parse_manifest",
+    "rounded",
+    "seconds",
+    "section_json",
+    "settings_from_json",
+    "write_manifest",
 ]
 
 SCHEMA: Final = "handoff.prep-audio/1"
@@ -270,6 +281,31 @@ class Manifest:
         del fields["path"]
         return {"schema": SCHEMA, **fields}
 
+    def missing_files(self) -> list[tuple[str, Path]]:
+        """``(field, path)`` of each file the manifest names that is not a file beside it."""
+        named = [("master.file", self.master_path)] + [
+            (f"segments[{i}].file", self.segment_path(s)) for i, s in enumerate(self.segments)
+        ]
+        return [(at, p) for at, p in named if not p.is_file()]
+
+    def check_files(self) -> None:
+        """Raise :class:`ManifestError` naming the first file the manifest lists that is gone."""
+        missing = self.missing_files()
+        if missing:
+            at, p = missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ManifestError(
+                f"{at}: {p.name} is not in the manifest's folder {self.folder}{more}", self.path
+            )
+
+
+def section_json(section: object) -> dict[str, Any]:
+    """A section of the manifest (one of this module's dataclasses) as prep writes it."""
+    out = _to_json(section)
+    if not isinstance(out, dict):
+        raise TypeError(f"not a manifest section: {section!r}")
+    return out
+
 
 def _to_json(value: Any) -> Any:
     if hasattr(value, "__dataclass_fields__"):
@@ -277,6 +313,42 @@ def _to_json(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_to_json(v) for v in value]
     return value
+
+
+# ---------------------------------------------------------------- writing
+
+
+def seconds(samples: int, rate: int) -> float:
+    """A sample position or count as the ``*_s`` fields give it: seconds to 1 us."""
+    return round(samples / rate, 6)
+
+
+def rounded(value: float | None, digits: int) -> float | None:
+    """A measured figure as written: ``digits`` decimals, or null when not finite (a level
+    of digital silence is -inf, which JSON cannot carry)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+def settings_from_json(obj: dict[str, Any]) -> ManifestSettings:
+    """``settings`` from the dict prep keeps them in (keys as written)."""
+    flat = {k: v for k, v in obj.items() if k not in ("limiter", "silence")}
+    return ManifestSettings(
+        **flat,
+        limiter=ManifestLimiter(**obj["limiter"]),
+        silence=ManifestSilence(**obj["silence"]),
+    )
+
+
+def dumps_manifest(manifest: Manifest) -> bytes:
+    """The file's bytes: indented JSON, ASCII (other characters escaped), no NaN."""
+    return (json.dumps(manifest.to_json(), indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def write_manifest(manifest: Manifest, *, replace: bool, guard: InputGuard | None = None) -> None:
+    """Write ``manifest`` to ``manifest.path`` atomically (it appears whole or not at all)."""
+    atomic_write_bytes(manifest.path, dumps_manifest(manifest), replace=replace, guard=guard)
 
 
 # ---------------------------------------------------------------- reading

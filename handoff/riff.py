@@ -4,7 +4,8 @@ FFmpeg's WAV demuxer reads up to the end of the file whatever the header declare
 WAV whose write was interrupted (its ``data`` chunk declares more bytes than the file
 holds) plays, probes and measures as if nothing were missing; MediaInfo alone calls it
 ``IsTruncated``. Reading the chunk headers says so without touching the samples, and
-gives the fast PCM reader in :mod:`handoff.prep` the format and the sample data's place.
+gives the fast PCM reader (:func:`handoff.audio.read_pcm_wav`) the format and the sample
+data's place. :func:`write_pcm_wav` is the writing side.
 
 Layout (Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0",
 RIFF): ``RIFF`` size ``WAVE``, then chunks of a 4-byte id, a 32-bit little-endian size
@@ -17,13 +18,30 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["WavLayout", "read_wav_layout"]
+import numpy as np
+import numpy.typing as npt
+
+from handoff.errors import UnsupportedError
+
+__all__ = [
+    "PCM_SUBTYPE",
+    "WavLayout",
+    "pcm24_bytes",
+    "read_wav_layout",
+    "wav_header",
+    "write_pcm_wav",
+]
 
 # A streaming writer that cannot seek back leaves a placeholder data size: 0 or
 # 0xFFFFFFFF (FFmpeg's wav muxer on a pipe, many recorders). The length is then unknown.
 _PLACEHOLDERS = {0, 0xFFFFFFFF}
 _MAX_CHUNKS = 4096  # a header walk that long is damage, not a WAV
+
+PCM_SUBTYPE = bytes.fromhex("0100000000001000800000aa00389b71")
+"""KSDATAFORMAT_SUBTYPE_PCM: WAVE_FORMAT_EXTENSIBLE's SubFormat GUID for integer PCM (its
+first two bytes are the format tag, the rest is shared by every subtype)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +110,82 @@ def read_wav_layout(path: Path) -> WavLayout | None:
                 ds64_data = struct.unpack("<Q", f.read(16)[8:16])[0]
             pos = payload + length + (length & 1)
     return WavLayout(size, fmt, None, None, "too many chunks before the audio data")
+
+
+# ---------------------------------------------------------------- writing
+
+
+def wav_header(frames: int, channels: int, bits: int, rate: int) -> bytes:
+    """RIFF/WAVE header: plain PCM for 16-bit, WAVE_FORMAT_EXTENSIBLE for 24-bit (as FFmpeg)."""
+    block = channels * bits // 8
+    data = frames * block
+    if 36 + 24 + data >= 1 << 32:
+        raise UnsupportedError("output over 4 GB: too long for a WAV file")
+    if bits == 16:
+        fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * block, block, bits)
+    else:
+        mask = 0x4 if channels == 1 else 0x3
+        fmt = struct.pack(
+            "<HHIIHHHHI16s",
+            0xFFFE,
+            channels,
+            rate,
+            rate * block,
+            block,
+            bits,
+            22,
+            bits,
+            mask,
+            PCM_SUBTYPE,
+        )
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", data)
+    return b"RIFF" + struct.pack("<I", len(body) - 4 + 4 + data) + body
+
+
+def pcm24_bytes(q: npt.NDArray[np.int32]) -> npt.NDArray[np.uint8]:
+    """Little-endian 24-bit PCM bytes of ``q``: every 4 samples packed into 3 32-bit words."""
+    n = q.shape[0]
+    pad = (-n) % 4
+    u = np.concatenate((q, np.zeros(pad, dtype=np.int32))).view(np.uint32) & np.uint32(0xFFFFFF)
+    u = u.reshape(-1, 4)
+    words = np.empty((u.shape[0], 3), dtype="<u4")
+    words[:, 0] = u[:, 0] | (u[:, 1] << 24)
+    words[:, 1] = (u[:, 1] >> 8) | (u[:, 2] << 16)
+    words[:, 2] = (u[:, 2] >> 16) | (u[:, 3] << 8)
+    return words.reshape(-1).view(np.uint8)[: n * 3]
+
+
+def write_pcm_wav(
+    f: BinaryIO,
+    samples: npt.NDArray[np.float32],
+    bits: int,
+    rate: int,
+    *,
+    duplicate: bool = False,
+) -> None:
+    """Write ``samples`` (channels, n; full scale 1.0) to ``f`` as a whole PCM WAV file.
+
+    Each sample is rounded to the nearest step and clipped to the format's range.
+    ``duplicate``: a mono ``samples`` is written as two identical channels (dual-mono).
+    Written in blocks, so no full-length integer copy is made.
+    """
+    ch = 2 if duplicate else samples.shape[0]
+    n = samples.shape[1]
+    scale = np.float32(1 << (bits - 1))
+    f.write(wav_header(n, ch, bits, rate))
+    step = 1 << 18  # small blocks: temporaries are reused, not re-mapped
+    for start in range(0, n, step):
+        block = samples[:, start : start + step] * scale
+        np.rint(block, out=block)
+        np.clip(block, -scale, scale - 1.0, out=block)
+        q = block.astype(np.int32)
+        if duplicate:
+            inter = np.repeat(q[0], 2)
+        elif q.shape[0] == 1:
+            inter = q[0]
+        else:
+            inter = np.ascontiguousarray(q.T).reshape(-1)
+        if bits == 16:
+            f.write(inter.astype("<i2").data)
+        else:
+            f.write(pcm24_bytes(inter).data)

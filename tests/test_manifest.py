@@ -4,8 +4,10 @@ malformed variant the fuzzing campaign found is one line naming its field."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,15 @@ from typing import Any
 import pytest
 
 from handoff.errors import ManifestError, UsageError
-from handoff.manifest import MAX_BYTES, SCHEMA, Manifest, load_manifest, parse_manifest
+from handoff.manifest import (
+    MAX_BYTES,
+    SCHEMA,
+    Manifest,
+    dumps_manifest,
+    load_manifest,
+    parse_manifest,
+    write_manifest,
+)
 from handoff.prep import PrepOptions, PrepResult, prep_audio
 from handoff.synth import speech_like, write_wav
 
@@ -66,6 +76,38 @@ def test_prep_audio_json_output_reads_too(prepped: PrepResult) -> None:
     are ignored."""
     manifest = parse_manifest(prepped.to_json(), prepped.manifest_path)
     assert manifest == load_manifest(prepped.manifest_path)
+
+
+def test_write_then_read_is_the_same_manifest(prepped: PrepResult, tmp_path: Path) -> None:
+    """One schema: what prep wrote is exactly what write_manifest writes of its reading,
+    and writing then reading gives back an equal manifest."""
+    manifest = load_manifest(prepped.manifest_path)
+    assert dumps_manifest(manifest) == prepped.manifest_path.read_bytes()
+    copy_path = tmp_path / "manifest.json"
+    write_manifest(dataclasses.replace(manifest, path=copy_path), replace=False)
+    again = load_manifest(copy_path)
+    assert again == dataclasses.replace(manifest, path=copy_path)
+    assert again.to_json()["schema"] == SCHEMA == "handoff.prep-audio/1"
+    with pytest.raises(UsageError, match="exists"):  # never over an existing one unasked
+        write_manifest(again, replace=False)
+
+
+def test_a_missing_file_is_named_in_one_line(prepped: PrepResult, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(prepped.out_dir, folder)
+    manifest = load_manifest(folder / "manifest.json")
+    manifest.check_files()  # all there
+    second = manifest.segment_path(manifest.segments[1])
+    second.unlink()
+    assert manifest.missing_files() == [("segments[1].file", second)]
+    with pytest.raises(ManifestError) as info:
+        manifest.check_files()
+    text = str(info.value)
+    assert "\n" not in text
+    assert f"segments[1].file: {second.name} is not in the manifest's folder" in text
+    manifest.master_path.unlink()
+    with pytest.raises(ManifestError, match=r"master\.file: .* \(and 1 more\)"):
+        manifest.check_files()
 
 
 # ---------------------------------------------------------------- malformed
