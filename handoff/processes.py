@@ -130,8 +130,11 @@ def child_preexec() -> Callable[[], None] | None:
 def _worker_main(conn: Any, work: Callable[[Any, Progress], Any], parent: int) -> None:
     """A worker: take (index, job) messages until told to stop or the parent goes."""
     raise_on_sigterm()
-    die_with_parent(signal.SIGTERM, parent)
     try:
+        # Inside the try: a parent already gone makes this send SIGTERM at once, and
+        # the Terminated it raises is a quiet stop, not a traceback (seen when the
+        # parent was killed with SIGKILL while its workers were still starting).
+        die_with_parent(signal.SIGTERM, parent)
         while True:
             try:
                 message = conn.recv()

@@ -172,3 +172,31 @@ def test_no_child_outlives_a_killed_export(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARK, "a.mov", "b.mov"]
+
+
+def test_a_worker_whose_parent_died_before_it_started_stops_quietly() -> None:
+    """``kill -9`` of handoff while its workers are still starting: a worker finds its
+    parent gone as it arranges to die with it, and stops without a traceback (the
+    SIGTERM it sends itself was raised outside the worker's clean-up once)."""
+    script = (
+        "import multiprocessing as mp\n"
+        "from handoff.processes import _worker_main\n"
+        "from tests.test_processes import _crashing_work\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('spawn')\n"
+        "    mine, theirs = ctx.Pipe()\n"
+        "    # pid 1 is not this worker's parent: to the worker, its parent is gone.\n"
+        "    p = ctx.Process(target=_worker_main, args=(theirs, _crashing_work, 1))\n"
+        "    p.start(); p.join(60)\n"
+        "    print('exitcode', p.exitcode)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip() == "exitcode 0", done.stdout + done.stderr
