@@ -47,15 +47,20 @@ import numpy.typing as npt
 __all__ = [
     "BIN_S",
     "MAX_CHANNELS",
+    "TP_HALF_TAPS",
+    "TP_KAISER_BETA",
     "WINDOW_BINS",
+    "BinPowers",
     "Pause",
     "SoundMap",
     "as_channels",
     "bin_power",
     "bin_samples",
     "centred_level",
+    "edge_silence",
     "find_pauses",
     "full_scale",
+    "interpolation_kernels",
     "leading_silence",
     "onsets",
     "silence_threshold_db",
@@ -78,6 +83,16 @@ MAX_CHANNELS = 64
 _FLOOR_DB = -70.0
 _GATE_DB = -10.0
 _MARGIN_DB = 35.0
+
+# Interpolation between samples, shared by the true-peak meter (handoff.loudness) and the
+# limiter's peak envelope (handoff.limiter), so the limiter sees the peaks the meter reads:
+# a sinc cut at the input's Nyquist frequency spanning +/- 16 input samples under a Kaiser
+# window of beta 9 (BS.1770-4 Annex 2 asks for an interpolating low-pass; its own 48-tap
+# 4x example under-reads at low rates, so the kernel here is the ideal one, truncated).
+TP_HALF_TAPS = 16
+"""Half the interpolation kernel's length, in input samples."""
+TP_KAISER_BETA = 9.0
+"""Shape of the Kaiser window over the kernel."""
 
 _MIN_RATE = 1000  # a 1 ms bin needs at least one sample
 _BLOCK_SAMPLES = 1 << 18  # samples per channel converted to float64 at a time
@@ -137,6 +152,27 @@ def _limit(threshold_db: float) -> float:
     return float(10.0 ** (threshold_db / 10.0))
 
 
+# --- interpolation ---------------------------------------------------------------------------
+
+
+def interpolation_kernels(factor: int) -> FloatArray:
+    """Kernels for the ``factor - 1`` in-between phases, shape (factor - 1, 2 * half).
+
+    Row p - 1 holds ``g(j + p / factor)`` for ``j = -half .. half - 1``: the weight of
+    ``x[n - j]`` in the estimate of the signal at ``n + p / factor``. ``g`` is a sinc cut at
+    the input's Nyquist frequency under a Kaiser window (:data:`TP_HALF_TAPS`,
+    :data:`TP_KAISER_BETA`). Each phase is scaled to unity gain at DC so that a constant
+    signal does not read as an over.
+    """
+    half = TP_HALF_TAPS
+    j = np.arange(-half, half, dtype=np.float64)
+    phases = np.arange(1, factor, dtype=np.float64) / factor
+    t = j[np.newaxis, :] + phases[:, np.newaxis]  # distance from the output instant
+    window = np.i0(TP_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
+    kernels = np.sinc(t) * window / np.i0(TP_KAISER_BETA)
+    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 # --- bins, threshold, level ------------------------------------------------------------------
 
 
@@ -171,6 +207,52 @@ def bin_power(samples: npt.ArrayLike, sample_rate: int) -> tuple[FloatArray, int
             rest = chunk[:, whole * size :]
             power[first + whole] = float(np.max(np.mean(rest * rest, axis=1)))
     return power, size
+
+
+class BinPowers:
+    """:func:`bin_power` of a signal given a block at a time, in order.
+
+    :meth:`add` takes ``(channels, m)`` blocks of float samples at full scale 1.0 (blocks
+    may have any length; a bin split between two blocks is completed by the next one);
+    :meth:`finish` returns the bins, equal to :func:`bin_power` of the whole signal. Only
+    the bins are kept (one float per 1 ms: 29 MB an hour), never the samples.
+    """
+
+    __slots__ = ("_chunks", "_rest", "samples", "size")
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.size = bin_samples(sample_rate)
+        self.samples = 0
+        """Samples per channel added so far."""
+        self._chunks: list[FloatArray] = []
+        self._rest = np.zeros((channels, 0))
+
+    def add(self, block: FloatArray) -> None:
+        size = self.size
+        self.samples += int(block.shape[1])
+        if self._rest.shape[1]:
+            block = np.concatenate((self._rest, block), axis=1)
+        whole = block.shape[1] // size
+        if whole:
+            squares = block[:, : whole * size].reshape(block.shape[0], whole, size)
+            self._chunks.append(np.max(np.mean(squares * squares, axis=2), axis=0))
+        self._rest = block[:, whole * size :].copy()
+
+    def finish(self) -> FloatArray:
+        """All the bins (the short last bin is the mean of what it holds)."""
+        if self._rest.shape[1]:
+            rest = self._rest
+            self._chunks.append(np.array([float(np.max(np.mean(rest * rest, axis=1)))]))
+            self._rest = rest[:, :0]
+        # Filled chunk by chunk, each dropped once copied: no second full-length copy.
+        out = np.empty(sum(c.shape[0] for c in self._chunks))
+        pos = 0
+        while self._chunks:
+            chunk = self._chunks.pop(0)
+            out[pos : pos + chunk.shape[0]] = chunk
+            pos += chunk.shape[0]
+        self._chunks.append(out)
+        return out
 
 
 def silence_threshold_db(bins: FloatArray) -> float:
@@ -269,6 +351,27 @@ def _first_sound(bins: FloatArray, limit: float, start: int, *, partial: bool) -
 # --- the programme's edges and onsets --------------------------------------------------------
 
 
+def edge_silence(
+    bins: FloatArray, size: int, samples: int, threshold_db: float | None = None
+) -> tuple[int, int]:
+    """Samples of silence before the first sound and after the last, from :func:`bin_power`
+    bins of a signal ``samples`` long with bins of ``size`` samples.
+
+    The threshold defaults to :func:`silence_threshold_db` of the bins: one threshold for
+    the programme. The first sound is found by the onset rule, the windows at the very
+    start as long as the audio so far (a sound in the first bin counts); the last sound by
+    the same rule on the bins read backwards, so it ends at the end of a bin counted from
+    the start. An all-silent signal has ``samples`` of silence at either end.
+    """
+    limit = _limit(silence_threshold_db(bins) if threshold_db is None else threshold_db)
+    first = _first_sound(bins, limit, 0, partial=True)
+    last = _first_sound(bins[::-1], limit, 0, partial=True)
+    leading = samples if first is None else min(first * size, samples)
+    count = bins.shape[0]
+    trailing = samples if last is None else samples - min((count - last) * size, samples)
+    return leading, trailing
+
+
 def leading_silence(
     samples: npt.ArrayLike, sample_rate: int, *, threshold_db: float | None = None
 ) -> int:
@@ -276,23 +379,21 @@ def leading_silence(
 
     The threshold defaults to :func:`silence_threshold_db` of the programme. The windows
     at the very start are as long as the audio so far (a sound in the first bin counts).
-    An all-silent signal returns its length.
+    An all-silent signal returns its length. (:func:`edge_silence` gives both ends.)
     """
     arr = as_channels(samples)
     bins, size = bin_power(arr, sample_rate)
-    limit = _limit(silence_threshold_db(bins) if threshold_db is None else threshold_db)
-    first = _first_sound(bins, limit, 0, partial=True)
-    n = int(arr.shape[1])
-    return n if first is None else min(first * size, n)
+    return edge_silence(bins, size, int(arr.shape[1]), threshold_db)[0]
 
 
 def trailing_silence(
     samples: npt.ArrayLike, sample_rate: int, *, threshold_db: float | None = None
 ) -> int:
-    """Samples from the last sound to the end: :func:`leading_silence` of the signal read
-    backwards (its bins, and its default threshold, counted from the end)."""
+    """Samples from the last sound to the end: the onset rule on the bins read backwards,
+    against the programme's one threshold (:func:`edge_silence`)."""
     arr = as_channels(samples)
-    return leading_silence(arr[:, ::-1], sample_rate, threshold_db=threshold_db)
+    bins, size = bin_power(arr, sample_rate)
+    return edge_silence(bins, size, int(arr.shape[1]), threshold_db)[1]
 
 
 def onsets(

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handoff.analysis import TP_HALF_TAPS, interpolation_kernels
 from handoff.parallel import run_threads
 
 __all__ = [
@@ -55,10 +56,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
-# The interpolation kernel of handoff.loudness.true_peak (kept identical, so the limiter
-# sees the peaks the meter will read): Kaiser-windowed sinc, +/- 16 input samples, beta 9.
-_HALF_TAPS = 16
-_KAISER_BETA = 9.0
+# The interpolation kernel is handoff.analysis's, the one handoff.loudness.true_peak uses,
+# so the limiter sees the peaks the meter will read.
 _FFT_SIZE = 1 << 13
 _PART_SAMPLES = 1 << 20  # samples per job
 _BLOCK_FRAMES = 8  # FFT frames per batch inside a job (its buffers are reused)
@@ -94,17 +93,6 @@ class LimiterSettings:
 # --- peak envelope -----------------------------------------------------------------------------
 
 
-def _interpolation_kernels(factor: int) -> FloatArray:
-    """Kernels for the ``factor - 1`` in-between phases (as in handoff.loudness)."""
-    half = _HALF_TAPS
-    j = np.arange(-half, half, dtype=np.float64)
-    phases = np.arange(1, factor, dtype=np.float64) / factor
-    t = j[np.newaxis, :] + phases[:, np.newaxis]
-    window = np.i0(_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
-    kernels = np.sinc(t) * window / np.i0(_KAISER_BETA)
-    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
 class _PeakWorkspace:
     """Buffers for :func:`_peak_part`, allocated once per job and reused for every block.
 
@@ -113,7 +101,7 @@ class _PeakWorkspace:
     """
 
     def __init__(self, phases: int) -> None:
-        half = _HALF_TAPS
+        half = TP_HALF_TAPS
         nfft = _FFT_SIZE
         self.hop = nfft - 2 * half + 1
         frames = _BLOCK_FRAMES
@@ -140,7 +128,7 @@ def _peak_part(
     index ``2 half - 1`` on, which gives ``nfft - 2 half + 1`` outputs per frame; a block's
     frames go through one batched FFT, all phases through one batched inverse FFT.
     """
-    half = _HALF_TAPS
+    half = TP_HALF_TAPS
     n = x.shape[1]
     nfft = _FFT_SIZE
     phases = spectra.shape[0]
@@ -199,7 +187,7 @@ def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Arra
     out = np.zeros(n, dtype=np.float32)
     if n == 0:
         return out
-    kernels = _interpolation_kernels(factor) if factor > 1 else np.zeros((0, 2 * _HALF_TAPS))
+    kernels = interpolation_kernels(factor) if factor > 1 else np.zeros((0, 2 * TP_HALF_TAPS))
     spectra = np.conj(np.fft.rfft(kernels[:, ::-1], _FFT_SIZE, axis=1))
     jobs = [
         functools.partial(_peak_part, arr, spectra, out, lo, min(n, lo + _PART_SAMPLES))
@@ -228,7 +216,7 @@ def oversampled_peak_in(
     out = np.zeros(n, dtype=np.float32)
     if a.shape[0] == 0:
         return out
-    half = _HALF_TAPS
+    half = TP_HALF_TAPS
     lo = np.maximum(a - half, 0)
     hi = np.minimum(b + half, n)
     length = hi - lo

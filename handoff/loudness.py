@@ -34,30 +34,39 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from handoff import analysis
-from handoff.analysis import as_channels, full_scale, to_float
+from handoff.analysis import TP_HALF_TAPS, as_channels, full_scale, interpolation_kernels, to_float
+from handoff.audio import audio_blocks
 from handoff.errors import UnmeasurableError
 from handoff.parallel import run_threads
 
 __all__ = [
+    "SEGMENTS_PER_BLOCK",
     "Biquad",
+    "LoudnessMeter",
     "LoudnessReport",
+    "ProgrammeLoudness",
     "channel_weights",
+    "gated_integrated",
     "integrated_loudness",
     "is_dual_mono",
     "k_weighting",
     "leading_silence_s",
     "loudness_range",
     "measure",
+    "measure_file",
     "sample_peak",
     "silence_threshold_dbfs",
     "trailing_silence_s",
     "true_peak",
     "true_peak_oversampling",
+    "weighted_segment_energy",
+    "window_loudness",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -86,7 +95,8 @@ _HIGHPASS_Q = 0.5003270373238773
 _LOUDNESS_OFFSET = -0.691
 _ABSOLUTE_GATE_LKFS = -70.0  # BS.1770-4 Annex 1, eq. (4)
 _RELATIVE_GATE_LU = -10.0  # BS.1770-4 Annex 1, eq. (5)-(6)
-_SEGMENTS_PER_BLOCK = 4  # 400 ms gating block = four 100 ms steps (75 % overlap)
+SEGMENTS_PER_BLOCK = 4
+"""100 ms steps per 400 ms gating block (BS.1770-4 Annex 1: blocks overlap by 75 %)."""
 
 # EBU Tech 3342 section 3 (LRA): 3 s short-term windows, -20 LU relative gate, and the
 # 10th / 95th percentiles of the gated distribution.
@@ -105,10 +115,7 @@ _IR_DECAY_NEPERS = 45.0
 
 # True peak: the oversampled grid is at least this fine (FFmpeg ebur128 uses 192 kHz).
 _TRUE_PEAK_GRID_HZ = 192_000
-# Interpolation kernel: windowed sinc spanning +/- 16 input samples, Kaiser beta 9, cut at
-# the input Nyquist frequency (the ideal band-limited reconstruction, truncated).
-_TP_HALF_TAPS = 16
-_TP_KAISER_BETA = 9.0
+# The interpolation kernel is handoff.analysis.interpolation_kernels (the limiter's too).
 _TP_FFT_SIZE = 1 << 13
 
 # Dual-mono: the two channels differ by at most this much (full scale = 1.0): -80 dBFS,
@@ -306,7 +313,7 @@ def _segment_energy_part(
     return np.diff(at_bounds)
 
 
-def _weighted_segment_energy(
+def weighted_segment_energy(
     arr: npt.NDArray[np.generic], sample_rate: int, weights: Sequence[float]
 ) -> tuple[FloatArray, FloatArray]:
     """Sum over channels of G_i * sum(z_i^2) per 100 ms step, and each step's length.
@@ -339,7 +346,7 @@ def _weighted_segment_energy(
     return energy, lengths
 
 
-def _window_loudness(energy: FloatArray, lengths: FloatArray, segments: int) -> FloatArray:
+def window_loudness(energy: FloatArray, lengths: FloatArray, segments: int) -> FloatArray:
     """Loudness of every window of ``segments`` consecutive 100 ms steps (BS.1770-4 eq. 2)."""
     if energy.shape[0] < segments:
         return np.empty(0)
@@ -359,7 +366,7 @@ def _mean_loudness(levels: FloatArray) -> float:
     )
 
 
-def _gated_integrated(block_loudness: FloatArray) -> float:
+def gated_integrated(block_loudness: FloatArray) -> float:
     """BS.1770-4 Annex 1 eqs. (4)-(7): two-stage gating of the 400 ms block loudness."""
     above_abs = block_loudness[block_loudness > _ABSOLUTE_GATE_LKFS]
     if above_abs.shape[0] == 0:
@@ -424,9 +431,9 @@ def _resolve_weights(channels: int, weights: Sequence[float] | None) -> tuple[fl
 def _loudness_measures(
     arr: npt.NDArray[np.generic], sample_rate: int, weights: Sequence[float]
 ) -> tuple[float, float | None]:
-    energy, lengths = _weighted_segment_energy(arr, sample_rate, weights)
-    integrated = _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
-    lra = _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
+    energy, lengths = weighted_segment_energy(arr, sample_rate, weights)
+    integrated = gated_integrated(window_loudness(energy, lengths, SEGMENTS_PER_BLOCK))
+    lra = _gated_range(window_loudness(energy, lengths, _LRA_SEGMENTS))
     return integrated, lra
 
 
@@ -440,8 +447,8 @@ def integrated_loudness(
     """
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
-    return _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
+    energy, lengths = weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
+    return gated_integrated(window_loudness(energy, lengths, SEGMENTS_PER_BLOCK))
 
 
 def loudness_range(
@@ -450,8 +457,8 @@ def loudness_range(
     """Loudness range in LU (EBU Tech 3342); None when nothing passes its gates (< 3 s)."""
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
-    return _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
+    energy, lengths = weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
+    return _gated_range(window_loudness(energy, lengths, _LRA_SEGMENTS))
 
 
 # --- peaks -----------------------------------------------------------------------------------
@@ -472,23 +479,6 @@ def true_peak_oversampling(sample_rate: int) -> int:
     return max(4, math.ceil(_TRUE_PEAK_GRID_HZ / _check_rate(sample_rate)))
 
 
-def _interpolation_kernels(factor: int) -> FloatArray:
-    """Kernels for the ``factor - 1`` in-between phases, shape (factor - 1, 2 * half).
-
-    Row p - 1 holds ``g(j + p / factor)`` for ``j = -half .. half - 1``: the weight of
-    ``x[n - j]`` in the estimate of the signal at ``n + p / factor``. ``g`` is a sinc cut at
-    the input's Nyquist frequency under a Kaiser window. Each phase is scaled to unity gain
-    at DC so that a constant signal does not read as an over.
-    """
-    half = _TP_HALF_TAPS
-    j = np.arange(-half, half, dtype=np.float64)
-    phases = np.arange(1, factor, dtype=np.float64) / factor
-    t = j[np.newaxis, :] + phases[:, np.newaxis]  # distance from the output instant
-    window = np.i0(_TP_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
-    kernels = np.sinc(t) * window / np.i0(_TP_KAISER_BETA)
-    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
 def _true_peak_part(
     x: npt.NDArray[np.generic],
     scale: float,
@@ -503,7 +493,7 @@ def _true_peak_part(
     with the reversed phase kernel; frames of ``nfft`` samples that overlap by the kernel
     length give ``nfft - 2 half + 1`` outputs each, all from one batched FFT.
     """
-    half = _TP_HALF_TAPS
+    half = TP_HALF_TAPS
     n = x.shape[0]
     hop = nfft - 2 * half + 1
     count = -(-(stop - start) // hop)
@@ -546,7 +536,7 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
         return sample_peak(arr)
     scale = full_scale(arr.dtype)
     nfft = _TP_FFT_SIZE
-    kernels = _interpolation_kernels(factor)
+    kernels = interpolation_kernels(factor)
     # Correlating with a kernel = multiplying by the conjugate of its spectrum, with the
     # kernel's first tap (j = -half, i.e. x[n + half]) at the last position of the frame.
     spectra = np.conj(np.fft.rfft(kernels[:, ::-1], nfft, axis=1))
@@ -584,6 +574,292 @@ def is_dual_mono(samples: npt.ArrayLike) -> bool:
     return True
 
 
+# --- streaming -------------------------------------------------------------------------------
+
+
+class _SteppedEnergy:
+    """One channel's K-weighted energy per 100 ms step, from blocks given in order.
+
+    The K-weighting is the FIR of :func:`_k_weighting_ir` (the cascade of Annex 1's two
+    IIR sections to rounding error), applied by overlap-add FFT convolution whose state --
+    the tail of the last FFT block and the input not yet filling one -- is carried from
+    block to block, so the result is that of filtering the whole signal at once. Only one
+    float per completed step is kept (36,000 an hour).
+    """
+
+    __slots__ = (
+        "_carry",
+        "_k",
+        "_nfft",
+        "_partial",
+        "_pending",
+        "_pos",
+        "_rate",
+        "_spectrum",
+        "_step",
+        "_taps",
+        "energies",
+    )
+
+    def __init__(self, h: FloatArray, sample_rate: int) -> None:
+        self._taps = h.shape[0]
+        self._nfft = 1 << max(15, (4 * self._taps - 1).bit_length())
+        self._step = self._nfft - self._taps + 1  # input samples per FFT block
+        self._spectrum = np.fft.rfft(h, self._nfft)
+        self._carry = np.zeros(self._taps - 1)
+        self._pending = np.zeros(0)
+        self._rate = sample_rate
+        self._pos = 0  # filtered samples so far
+        self._k = 1  # the next step boundary, (k * rate) // 10
+        self._partial = 0.0  # energy since the last boundary
+        self.energies: list[FloatArray] = []
+
+    def add(self, x: FloatArray) -> None:
+        data = np.concatenate((self._pending, x)) if self._pending.shape[0] else x
+        whole = data.shape[0] // self._step * self._step
+        if whole:
+            self._filter(data[:whole])
+        self._pending = data[whole:].copy()
+
+    def finish(self) -> FloatArray:
+        if self._pending.shape[0]:
+            self._filter(self._pending)  # the end: the last FFT block's tail is not needed
+            self._pending = self._pending[:0]
+        return np.concatenate(self.energies) if self.energies else np.zeros(0)
+
+    def _filter(self, chunk: FloatArray) -> None:
+        step, taps = self._step, self._taps
+        count = -(-chunk.shape[0] // step)
+        padded = np.zeros(count * step)
+        padded[: chunk.shape[0]] = chunk
+        spectrum = np.fft.rfft(padded.reshape(count, step), self._nfft) * self._spectrum
+        conv = np.fft.irfft(spectrum, self._nfft)
+        out = conv[:, :step].copy()
+        # Each FFT block's tail (taps - 1 samples) overlaps the start of the next one.
+        out[1:, : taps - 1] += conv[:-1, step : step + taps - 1]
+        out[0, : taps - 1] += self._carry
+        self._carry = conv[-1, step : step + taps - 1].copy()
+        self._steps(out.reshape(-1)[: chunk.shape[0]])
+
+    def _steps(self, z: FloatArray) -> None:
+        n = z.shape[0]
+        end = self._pos + n
+        # The boundaries of whole steps up to here (as _segment_bounds counts them).
+        last_k = end * 10 // self._rate
+        if last_k < self._k:
+            self._partial += float(np.sum(z * z))
+            self._pos = end
+            return
+        ks = np.arange(self._k, last_k + 1, dtype=np.int64)
+        rel = ks * self._rate // 10 - self._pos
+        cumulative = np.concatenate(([0.0], np.cumsum(z * z)))
+        at = cumulative[rel]
+        energies = np.diff(at, prepend=0.0)
+        energies[0] += self._partial
+        self.energies.append(energies)
+        self._partial = float(cumulative[-1] - at[-1])
+        self._k = last_k + 1
+        self._pos = end
+
+
+class _StreamingPeak:
+    """One channel's true peak (:func:`true_peak`) from blocks given in order.
+
+    The interpolator needs ``TP_HALF_TAPS`` samples either side of a position, so the
+    last ``2 * TP_HALF_TAPS - 1`` samples seen are carried to the next block; positions
+    are measured once their right-hand neighbours have arrived, the last ones at
+    :meth:`finish` against zeros past the end (as :func:`true_peak` does).
+    """
+
+    __slots__ = ("_buf", "_nfft", "_spectra", "peak")
+
+    def __init__(self, spectra: npt.NDArray[np.complex128], nfft: int) -> None:
+        self._spectra = spectra
+        self._nfft = nfft
+        # _buf[i] is x[centre - half + 1 + i]; the zeros before the start are the padding
+        # true_peak puts there too.
+        self._buf = np.zeros(TP_HALF_TAPS - 1)
+        self.peak = 0.0
+
+    def add(self, x: FloatArray) -> None:
+        half = TP_HALF_TAPS
+        buf = np.concatenate((self._buf, x))
+        stop = buf.shape[0] - half  # the last centre whose right-hand side is all here
+        if stop > half - 1:
+            part = _true_peak_part(buf, 1.0, self._spectra, self._nfft, half - 1, stop)
+            self.peak = max(self.peak, part)
+            buf = buf[stop - (half - 1) :]
+        self._buf = buf.copy()
+
+    def finish(self) -> float:
+        half = TP_HALF_TAPS
+        if self._buf.shape[0] > half - 1:
+            part = _true_peak_part(
+                self._buf, 1.0, self._spectra, self._nfft, half - 1, self._buf.shape[0]
+            )
+            self.peak = max(self.peak, part)
+            self._buf = self._buf[:0]
+        return self.peak
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammeLoudness:
+    """Everything :class:`LoudnessMeter` measured of one programme."""
+
+    as_is: LoudnessReport
+    """Every channel measured with its weight, as a standard meter (FFmpeg's ebur128)."""
+    as_mono: LoudnessReport | None
+    """For dual-mono: the mono content (channel 0 alone) measured as mono; else None."""
+    leading_silence_s: float
+    """:func:`leading_silence_s` of the programme."""
+    trailing_silence_s: float
+    """:func:`trailing_silence_s` of the programme."""
+
+    def report(self, *, dual_mono_as_mono: bool = True) -> LoudnessReport:
+        """:func:`measure`'s report: the mono content of dual-mono, or as is."""
+        if dual_mono_as_mono and self.as_mono is not None:
+            return self.as_mono
+        return self.as_is
+
+    def to_json(self) -> dict[str, float | bool | None]:
+        """The figures of ``probe --loudness`` (docs/reference/json.md): dB to 0.01,
+        seconds to 1 ms, None for -inf (silence) or a range that cannot be measured."""
+        r = self.as_is
+        return {
+            "integrated_lufs": _rounded(r.integrated_lufs),
+            "true_peak_dbtp": _rounded(r.true_peak_dbtp),
+            "sample_peak_dbfs": _rounded(r.sample_peak_dbfs),
+            "loudness_range_lu": _rounded(r.loudness_range_lu),
+            "dual_mono": r.dual_mono,
+            "mono_content_lufs": (
+                None if self.as_mono is None else _rounded(self.as_mono.integrated_lufs)
+            ),
+            "leading_silence_s": round(self.leading_silence_s, 3),
+            "trailing_silence_s": round(self.trailing_silence_s, 3),
+        }
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 2)
+
+
+class LoudnessMeter:
+    """Loudness, true peak, sample peak, LRA, dual-mono and edge silence of a programme
+    given a block at a time, in order, in memory that does not grow with its length.
+
+    :meth:`add` takes ``(channels, n)`` blocks of any length and dtype (the full scale of
+    :func:`~handoff.analysis.full_scale`); :meth:`finish` returns the
+    :class:`ProgrammeLoudness`. What is kept between blocks: each channel's K-weighted
+    energy per 100 ms step (BS.1770-4's gating grid, from which the 400 ms blocks and the
+    3 s LRA windows are sums), the true-peak interpolator's last 31 samples, the largest
+    |L - R|, and one power per 1 ms bin for the edge silence -- about 30 MB an hour,
+    against 1.4 GB for an hour of float32 stereo. The answers are those of the whole-array
+    functions of this module, to rounding.
+    """
+
+    def __init__(
+        self, sample_rate: int, channels: int, *, weights: Sequence[float] | None = None
+    ) -> None:
+        self.sample_rate = _check_rate(sample_rate)
+        if channels < 1:
+            raise UnmeasurableError(f"audio with {channels} channels has no loudness")
+        self.channels = channels
+        self.weights = _resolve_weights(channels, weights)
+        h = _k_weighting_ir(self.sample_rate)
+        # Channel 0 is also measured alone when the programme may turn out dual-mono.
+        needed = [ch for ch, w in enumerate(self.weights) if w != 0.0 or ch == 0]
+        self._energy = {ch: _SteppedEnergy(h, self.sample_rate) for ch in needed}
+        factor = true_peak_oversampling(self.sample_rate)
+        kernels = interpolation_kernels(factor)
+        # Correlating with a kernel = multiplying by the conjugate of its spectrum.
+        spectra = np.conj(np.fft.rfft(kernels[:, ::-1], _TP_FFT_SIZE, axis=1))
+        self._peaks = [_StreamingPeak(spectra, _TP_FFT_SIZE) for _ in range(channels)]
+        self._bins = analysis.BinPowers(self.sample_rate, channels)
+        self._sample_peak = 0.0
+        self._dual = channels == 2
+        self._done = False
+
+    @property
+    def samples(self) -> int:
+        """Samples per channel added so far."""
+        return self._bins.samples
+
+    def add(self, samples: npt.ArrayLike) -> None:
+        """Measure the next block, ``(channels, n)``."""
+        if self._done:
+            raise ValueError("the meter has finished")
+        arr = as_channels(samples)
+        if arr.shape[0] != self.channels:
+            raise ValueError(
+                f"a block of {arr.shape[0]} channels for a {self.channels}-channel meter"
+            )
+        if arr.shape[1] == 0:
+            return
+        x = to_float(arr, full_scale(arr.dtype))
+        if self._dual and float(np.max(np.abs(x[0] - x[1]))) > _DUAL_MONO_TOLERANCE:
+            self._dual = False
+        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
+        jobs = [functools.partial(m.add, x[ch]) for ch, m in self._energy.items()]
+        jobs += [functools.partial(p.add, x[ch]) for ch, p in enumerate(self._peaks)]
+        run_threads(jobs, _MAX_WORKERS)
+        self._bins.add(x)
+
+    def finish(self) -> ProgrammeLoudness:
+        """The measurements of everything added (the meter takes no more blocks)."""
+        self._done = True
+        rate = self.sample_rate
+        n = self.samples
+        energies = {ch: m.finish() for ch, m in self._energy.items()}
+        lengths = np.diff(_segment_bounds(n, rate)).astype(np.float64)
+        true_peak_db = _db(max(p.finish() for p in self._peaks), power=False)
+        sample_peak_db = _db(self._sample_peak, power=False)
+
+        def report(weights: Sequence[float], how: str) -> LoudnessReport:
+            energy = np.zeros(lengths.shape[0])
+            for ch, w in enumerate(weights):
+                if w != 0.0:
+                    energy += w * energies[ch]
+            return LoudnessReport(
+                integrated_lufs=gated_integrated(
+                    window_loudness(energy, lengths, SEGMENTS_PER_BLOCK)
+                ),
+                true_peak_dbtp=true_peak_db,
+                sample_peak_dbfs=sample_peak_db,
+                loudness_range_lu=_gated_range(window_loudness(energy, lengths, _LRA_SEGMENTS)),
+                channels_measured=sum(1 for w in weights if w != 0.0)
+                if how == MEASURED_AS_IS
+                else 1,
+                measured_as=how,
+                dual_mono=self._dual,
+            )
+
+        bins = self._bins.finish()
+        leading, trailing = analysis.edge_silence(bins, self._bins.size, n)
+        return ProgrammeLoudness(
+            as_is=report(self.weights, MEASURED_AS_IS),
+            as_mono=report((1.0,), MEASURED_AS_MONO) if self._dual else None,
+            leading_silence_s=leading / rate,
+            trailing_silence_s=trailing / rate,
+        )
+
+
+def measure_file(path: Path | str, stream_index: int | None = None) -> ProgrammeLoudness:
+    """:class:`LoudnessMeter` over the first audio stream of ``path`` (or the one with
+    container index ``stream_index``), decoded a block at a time
+    (:func:`handoff.audio.audio_blocks`): a programme of any length in bounded memory.
+
+    Raises what :func:`handoff.audio.decode_audio` raises, and UnmeasurableError for a
+    sample rate too low to measure or a stream without channels.
+    """
+    meter: LoudnessMeter | None = None
+    for block in audio_blocks(path, stream_index):
+        if meter is None:
+            meter = LoudnessMeter(block.sample_rate, block.channels)
+        meter.add(block.samples)
+    assert meter is not None  # audio_blocks yields at least one block
+    return meter.finish()
+
+
 # --- all at once -----------------------------------------------------------------------------
 
 
@@ -600,29 +876,14 @@ def measure(
     identical is measured as the mono signal it carries (channel 0 alone), which is how
     its loudness is meant: a mono voice at -16 LUFS written as identical L/R reads
     -13 LUFS on a standard stereo meter. The report says which way it was measured.
-    Peaks are always taken over every channel as delivered.
+    Peaks are always taken over every channel as delivered. (The array is measured by
+    :class:`LoudnessMeter` a block at a time.)
     """
     arr = as_channels(samples)
-    rate = _check_rate(sample_rate)
-    dual = is_dual_mono(arr)
-    if dual and dual_mono_as_mono:
-        measured = arr[:1]
-        measured_weights: tuple[float, ...] = (1.0,)
-        how = MEASURED_AS_MONO
-    else:
-        measured = arr
-        measured_weights = _resolve_weights(arr.shape[0], weights)
-        how = MEASURED_AS_IS
-    integrated, lra = _loudness_measures(measured, rate, measured_weights)
-    return LoudnessReport(
-        integrated_lufs=integrated,
-        true_peak_dbtp=true_peak(arr, rate),
-        sample_peak_dbfs=sample_peak(arr),
-        loudness_range_lu=lra,
-        channels_measured=measured.shape[0],
-        measured_as=how,
-        dual_mono=dual,
-    )
+    meter = LoudnessMeter(sample_rate, arr.shape[0], weights=weights)
+    for start in range(0, arr.shape[1], _BLOCK_SAMPLES):
+        meter.add(arr[:, start : start + _BLOCK_SAMPLES])
+    return meter.finish().report(dual_mono_as_mono=dual_mono_as_mono)
 
 
 # --- edge silence ----------------------------------------------------------------------------
