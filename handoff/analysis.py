@@ -360,23 +360,67 @@ def bin_power(samples: npt.ArrayLike, sample_rate: int) -> tuple[FloatArray, int
     return power, size
 
 
+class _ChunkedBins:
+    """Bins kept as a list of float32 chunks, read (forwards or backwards) by slices of
+    consecutive bins, which come back as float64: the search of :func:`_first_sound`
+    without one full-length array."""
+
+    __slots__ = ("_chunks", "_reverse", "_starts", "shape")
+
+    def __init__(self, chunks: list[Float32Array], *, reverse: bool = False) -> None:
+        self._chunks = chunks
+        self._starts = np.concatenate(([0], np.cumsum([c.shape[0] for c in chunks]))).astype(
+            np.int64
+        )
+        self._reverse = reverse
+        self.shape = (int(self._starts[-1]),)
+
+    def reversed(self) -> _ChunkedBins:
+        return _ChunkedBins(self._chunks, reverse=not self._reverse)
+
+    def __getitem__(self, where: slice) -> FloatArray:
+        n = self.shape[0]
+        lo, hi, step = where.indices(n)
+        if step != 1:
+            raise ValueError("only slices of consecutive bins")
+        if hi <= lo:
+            return np.zeros(0)
+        if self._reverse:
+            return self._forward(n - hi, n - lo)[::-1]
+        return self._forward(lo, hi)
+
+    def _forward(self, lo: int, hi: int) -> FloatArray:
+        first = int(np.searchsorted(self._starts, lo, side="right")) - 1
+        last = int(np.searchsorted(self._starts, hi, side="left"))
+        parts = [
+            c[max(0, lo - int(s)) : hi - int(s)]
+            for c, s in zip(self._chunks[first:last], self._starts[first:last], strict=True)
+        ]
+        return np.concatenate(parts).astype(np.float64)
+
+
 class BinPowers:
-    """:func:`bin_power` of a signal given a block at a time, in order.
+    """:func:`bin_power` of a signal given a block at a time, in order, and the edge
+    silence (:func:`edge_silence`) it implies.
 
     :meth:`add` takes ``(channels, m)`` blocks of float samples at full scale 1.0 (blocks
-    may have any length; a bin split between two blocks is completed by the next one);
-    :meth:`finish` returns the bins, equal to :func:`bin_power` of the whole signal. Only
-    the bins are kept (one float per 1 ms: 29 MB an hour), never the samples.
+    may have any length; a bin split between two blocks is completed by the next one).
+    Kept: the 20 ms window means of the threshold in float64 (exact), and every bin in
+    float32 for the onset search (4 bytes per ms, 14 MB an hour) -- never the samples.
+    So :meth:`edges` gives :func:`edge_silence` of the whole signal, unless a bin or a
+    20 ms level lies within float32 rounding (6e-8 relative) of the threshold.
     """
 
-    __slots__ = ("_chunks", "_rest", "samples", "size")
+    __slots__ = ("_chunks", "_group", "_rest", "_windows", "samples", "size")
 
     def __init__(self, sample_rate: int, channels: int) -> None:
         self.size = bin_samples(sample_rate)
         self.samples = 0
         """Samples per channel added so far."""
-        self._chunks: list[FloatArray] = []
-        self._rest = np.zeros((channels, 0))
+        self._chunks: list[Float32Array] = []
+        self._windows: list[FloatArray] = []
+        self._group = np.zeros(0)  # float64 bins not yet making a whole 20 ms window
+        self._rest = np.zeros((channels, 0))  # samples not yet making a whole bin
 
     def add(self, block: FloatArray) -> None:
         size = self.size
@@ -386,24 +430,44 @@ class BinPowers:
         whole = block.shape[1] // size
         if whole:
             squares = block[:, : whole * size].reshape(block.shape[0], whole, size)
-            self._chunks.append(np.max(np.mean(squares * squares, axis=2), axis=0))
+            self._keep(np.max(np.mean(squares * squares, axis=2), axis=0))
         self._rest = block[:, whole * size :].copy()
 
-    def finish(self) -> FloatArray:
-        """All the bins (the short last bin is the mean of what it holds)."""
-        if self._rest.shape[1]:
+    def _keep(self, bins: FloatArray) -> None:
+        self._chunks.append(bins.astype(np.float32))
+        group = np.concatenate((self._group, bins))
+        count = group.shape[0] // WINDOW_BINS
+        if count:
+            # As silence_threshold_db computes them: the means of whole 20-bin windows.
+            self._windows.append(group[: count * WINDOW_BINS].reshape(count, -1).mean(axis=1))
+        self._group = group[count * WINDOW_BINS :]
+
+    def _flush(self) -> None:
+        if self._rest.shape[1]:  # the short last bin is the mean of what it holds
             rest = self._rest
-            self._chunks.append(np.array([float(np.max(np.mean(rest * rest, axis=1)))]))
+            self._keep(np.array([float(np.max(np.mean(rest * rest, axis=1)))]))
             self._rest = rest[:, :0]
-        # Filled chunk by chunk, each dropped once copied: no second full-length copy.
-        out = np.empty(sum(c.shape[0] for c in self._chunks))
-        pos = 0
-        while self._chunks:
-            chunk = self._chunks.pop(0)
-            out[pos : pos + chunk.shape[0]] = chunk
-            pos += chunk.shape[0]
-        self._chunks.append(out)
-        return out
+
+    def threshold_db(self) -> float:
+        """:func:`silence_threshold_db` of all the bins."""
+        self._flush()
+        windows: FloatArray | None
+        if self._windows:
+            windows = np.concatenate(self._windows)
+        else:  # shorter than one window: the programme is one window
+            windows = np.array([float(np.mean(self._group))]) if self._group.shape[0] else None
+        return _threshold_from_windows(windows)
+
+    def edges(self, threshold_db: float | None = None) -> tuple[int, int]:
+        """:func:`edge_silence` of the signal: samples of silence at its start and end."""
+        self._flush()
+        threshold = self.threshold_db() if threshold_db is None else threshold_db
+        return _edges(_ChunkedBins(self._chunks), self.size, self.samples, _limit(threshold))
+
+    def finish(self) -> FloatArray:
+        """All the bins, as :func:`bin_power` gives them (one full-length array)."""
+        self._flush()
+        return _ChunkedBins(self._chunks)[:]
 
 
 def silence_threshold_db(bins: FloatArray) -> float:
@@ -420,10 +484,18 @@ def silence_threshold_db(bins: FloatArray) -> float:
     pauses where fixed dBFS ones failed). On this scale a full-scale sine is -3 dB.
     """
     count = bins.shape[0] // WINDOW_BINS
+    windows: FloatArray | None
     if count == 0:
-        windows = np.array([float(np.mean(bins))]) if bins.shape[0] else np.zeros(0)
+        windows = np.array([float(np.mean(bins))]) if bins.shape[0] else None
     else:
         windows = bins[: count * WINDOW_BINS].reshape(count, -1).mean(axis=1)
+    return _threshold_from_windows(windows)
+
+
+def _threshold_from_windows(windows: FloatArray | None) -> float:
+    """:func:`silence_threshold_db` from its 20 ms window means (None: no audio)."""
+    if windows is None:
+        return _FLOOR_DB
     active = windows[windows > _limit(_FLOOR_DB)]
     if active.shape[0] == 0:
         return _FLOOR_DB
@@ -449,7 +521,7 @@ def centred_level(bins: FloatArray, window_bins: int = WINDOW_BINS) -> FloatArra
 
 
 def _causal_level(
-    bins: FloatArray, start: int, lo_end: int, hi_end: int, *, partial: bool
+    bins: FloatArray | _ChunkedBins, start: int, lo_end: int, hi_end: int, *, partial: bool
 ) -> FloatArray:
     """The 20 ms level of the windows ending at bins ``lo_end .. hi_end - 1``.
 
@@ -467,7 +539,7 @@ def _causal_level(
     return np.asarray(total / w, dtype=np.float64)
 
 
-def _first_above(bins: FloatArray, limit: float, floor: int, end: int) -> int | None:
+def _first_above(bins: FloatArray | _ChunkedBins, limit: float, floor: int, end: int) -> int | None:
     """The first bin above ``limit`` in the 20 ms window ending at ``end``, not before
     ``floor``."""
     first = max(floor, end - WINDOW_BINS + 1)
@@ -475,7 +547,9 @@ def _first_above(bins: FloatArray, limit: float, floor: int, end: int) -> int | 
     return first + int(above[0]) if above.shape[0] else None
 
 
-def _first_sound(bins: FloatArray, limit: float, start: int, *, partial: bool) -> int | None:
+def _first_sound(
+    bins: FloatArray | _ChunkedBins, limit: float, start: int, *, partial: bool
+) -> int | None:
     """The onset rule from bin ``start`` on: the first bin above ``limit`` inside the first
     20 ms window whose level is above it; None when there is no sound.
 
@@ -514,9 +588,16 @@ def edge_silence(
     the same rule on the bins read backwards, so it ends at the end of a bin counted from
     the start. An all-silent signal has ``samples`` of silence at either end.
     """
-    limit = _limit(silence_threshold_db(bins) if threshold_db is None else threshold_db)
+    threshold = silence_threshold_db(bins) if threshold_db is None else threshold_db
+    return _edges(bins, size, samples, _limit(threshold))
+
+
+def _edges(
+    bins: FloatArray | _ChunkedBins, size: int, samples: int, limit: float
+) -> tuple[int, int]:
+    backwards = bins.reversed() if isinstance(bins, _ChunkedBins) else bins[::-1]
     first = _first_sound(bins, limit, 0, partial=True)
-    last = _first_sound(bins[::-1], limit, 0, partial=True)
+    last = _first_sound(backwards, limit, 0, partial=True)
     leading = samples if first is None else min(first * size, samples)
     count = bins.shape[0]
     trailing = samples if last is None else samples - min((count - last) * size, samples)
