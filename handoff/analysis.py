@@ -38,32 +38,43 @@ Bad arguments raise ``ValueError``. Nothing is printed.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from handoff.parallel import run_threads
+
 __all__ = [
     "BIN_S",
     "MAX_CHANNELS",
+    "TP_HALF_TAPS",
+    "TP_KAISER_BETA",
     "WINDOW_BINS",
+    "BinPowers",
     "Pause",
     "SoundMap",
     "as_channels",
     "bin_power",
     "bin_samples",
     "centred_level",
+    "edge_silence",
     "find_pauses",
     "full_scale",
+    "interpolation_kernels",
     "leading_silence",
     "onsets",
+    "oversampled_peak",
+    "oversampled_peak_in",
     "silence_threshold_db",
     "to_float",
     "trailing_silence",
 ]
 
 FloatArray = npt.NDArray[np.float64]
+Float32Array = npt.NDArray[np.float32]
 
 BIN_S = 0.001
 """Analysis bin, seconds (the bin is ``round(rate * BIN_S)`` samples: :func:`bin_samples`)."""
@@ -78,6 +89,20 @@ MAX_CHANNELS = 64
 _FLOOR_DB = -70.0
 _GATE_DB = -10.0
 _MARGIN_DB = 35.0
+
+# Interpolation between samples, shared by the true-peak meter (handoff.loudness) and the
+# limiter's peak envelope (handoff.limiter), so the limiter sees the peaks the meter reads:
+# a sinc cut at the input's Nyquist frequency spanning +/- 16 input samples under a Kaiser
+# window of beta 9 (BS.1770-4 Annex 2 asks for an interpolating low-pass; its own 48-tap
+# 4x example under-reads at low rates, so the kernel here is the ideal one, truncated).
+TP_HALF_TAPS = 16
+"""Half the interpolation kernel's length, in input samples."""
+TP_KAISER_BETA = 9.0
+"""Shape of the Kaiser window over the kernel."""
+_FFT_SIZE = 1 << 13  # the peak envelope's FFT frames
+_PART_SAMPLES = 1 << 20  # samples per peak-envelope job
+_BLOCK_FRAMES = 8  # FFT frames per batch inside a job (its buffers are reused)
+_MAX_WORKERS = 4
 
 _MIN_RATE = 1000  # a 1 ms bin needs at least one sample
 _BLOCK_SAMPLES = 1 << 18  # samples per channel converted to float64 at a time
@@ -137,6 +162,168 @@ def _limit(threshold_db: float) -> float:
     return float(10.0 ** (threshold_db / 10.0))
 
 
+# --- interpolation ---------------------------------------------------------------------------
+
+
+def interpolation_kernels(factor: int) -> FloatArray:
+    """Kernels for the ``factor - 1`` in-between phases, shape (factor - 1, 2 * half).
+
+    Row p - 1 holds ``g(j + p / factor)`` for ``j = -half .. half - 1``: the weight of
+    ``x[n - j]`` in the estimate of the signal at ``n + p / factor``. ``g`` is a sinc cut at
+    the input's Nyquist frequency under a Kaiser window (:data:`TP_HALF_TAPS`,
+    :data:`TP_KAISER_BETA`). Each phase is scaled to unity gain at DC so that a constant
+    signal does not read as an over.
+    """
+    half = TP_HALF_TAPS
+    j = np.arange(-half, half, dtype=np.float64)
+    phases = np.arange(1, factor, dtype=np.float64) / factor
+    t = j[np.newaxis, :] + phases[:, np.newaxis]  # distance from the output instant
+    window = np.i0(TP_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
+    kernels = np.sinc(t) * window / np.i0(TP_KAISER_BETA)
+    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
+# --- peak envelope (the true-peak meter's and the limiter's detector) -------------------------
+
+
+class _PeakWorkspace:
+    """Buffers for :func:`_peak_part`, allocated once per job and reused for every block.
+
+    Allocating the FFT arrays afresh for each block costs more in page faults than the
+    FFTs themselves on some machines (fresh memory is mapped and zeroed every time).
+    """
+
+    def __init__(self, phases: int) -> None:
+        half = TP_HALF_TAPS
+        nfft = _FFT_SIZE
+        self.hop = nfft - 2 * half + 1
+        frames = _BLOCK_FRAMES
+        self.seg = np.zeros(frames * self.hop + 2 * half - 1)
+        self.spectrum = np.empty((frames, nfft // 2 + 1), dtype=np.complex128)
+        self.product = np.empty((frames, phases, nfft // 2 + 1), dtype=np.complex128)
+        self.values = np.empty((frames, phases, nfft))
+        self.between = np.empty((frames, self.hop))
+        self.peak = np.empty(frames * self.hop)
+
+
+def _peak_part(
+    x: npt.NDArray[np.floating],
+    spectra: npt.NDArray[np.complex128],
+    out: Float32Array,
+    start: int,
+    stop: int,
+) -> None:
+    """``out[start:stop]`` = max |x| at each sample and at the phases after it, all channels.
+
+    The estimate at ``n + p / factor`` is ``sum_j k_p[j] x[n - j]``, ``j = -half .. half - 1``.
+    For a block starting at ``b``, frame data ``seg[i] = x[b - half + 1 + i]`` (zeros beyond
+    the ends); the circular correlation of a frame with the reversed kernel is exact from
+    index ``2 half - 1`` on, which gives ``nfft - 2 half + 1`` outputs per frame; a block's
+    frames go through one batched FFT, all phases through one batched inverse FFT.
+    """
+    half = TP_HALF_TAPS
+    n = x.shape[1]
+    nfft = _FFT_SIZE
+    phases = spectra.shape[0]
+    ws = _PeakWorkspace(max(phases, 1))
+    hop = ws.hop
+    for b0 in range(start, stop, _BLOCK_FRAMES * hop):
+        b1 = min(stop, b0 + _BLOCK_FRAMES * hop)
+        length = b1 - b0
+        count = -(-length // hop)
+        lo, hi = max(0, b0 - half + 1), min(n, b1 + half)
+        offset = lo - (b0 - half + 1)
+        used = count * hop + 2 * half - 1
+        for ch in range(x.shape[0]):
+            seg = ws.seg[:used]
+            seg[:offset] = 0.0
+            seg[offset : offset + hi - lo] = x[ch, lo:hi]
+            seg[offset + hi - lo :] = 0.0
+            peak = ws.peak[:length]
+            np.abs(seg[half - 1 : half - 1 + length], out=peak)
+            if phases:
+                frames = np.lib.stride_tricks.sliding_window_view(seg, nfft)[::hop]
+                spectrum = ws.spectrum[:count]
+                np.fft.rfft(frames, axis=1, out=spectrum)
+                product = ws.product[:count]
+                np.multiply(spectrum[:, np.newaxis, :], spectra, out=product)
+                values = ws.values[:count]
+                np.fft.irfft(product, nfft, axis=2, out=values)
+                kept = values[:, :, :hop]
+                np.abs(kept, out=kept)
+                between = ws.between[:count]
+                np.max(kept, axis=1, out=between)
+                np.maximum(peak, between.reshape(-1)[:length], out=peak)
+            if ch == 0:
+                out[b0:b1] = peak
+            else:
+                np.maximum(out[b0:b1], peak, out=out[b0:b1], casting="unsafe")
+
+
+def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Array:
+    """Per-sample peak envelope, shape ``(n,)``: the largest ``|x|`` over all channels at
+    sample ``n`` and at ``oversample - 1`` interpolated instants between ``n`` and ``n + 1``.
+
+    ``max(oversampled_peak(x))`` is :func:`handoff.loudness.true_peak` as a linear value
+    (same kernel) -- except that the last sample's in-between values, which the meter does
+    not read, are included here (they interpolate toward zero past the end).
+    """
+    arr = np.asarray(samples)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    if arr.ndim != 2:
+        raise ValueError(f"expected a (channels, samples) array, got shape {arr.shape}")
+    factor = int(oversample)
+    if factor < 1:
+        raise ValueError(f"oversampling factor must be >= 1, got {oversample}")
+    n = arr.shape[1]
+    out = np.zeros(n, dtype=np.float32)
+    if n == 0:
+        return out
+    kernels = interpolation_kernels(factor) if factor > 1 else np.zeros((0, 2 * TP_HALF_TAPS))
+    spectra = np.conj(np.fft.rfft(kernels[:, ::-1], _FFT_SIZE, axis=1))
+    jobs = [
+        functools.partial(_peak_part, arr, spectra, out, lo, min(n, lo + _PART_SAMPLES))
+        for lo in range(0, n, _PART_SAMPLES)
+    ]
+    run_threads(jobs, _MAX_WORKERS)
+    return out
+
+
+def oversampled_peak_in(
+    samples: npt.ArrayLike, starts: npt.ArrayLike, stops: npt.ArrayLike, oversample: int = 4
+) -> Float32Array:
+    """:func:`oversampled_peak` over the stretches ``[starts[i], stops[i])`` only (zeros
+    elsewhere): the same values as the whole-signal envelope there.
+
+    The stretches (sorted, not overlapping) are copied end to end into one array, each with
+    its real neighbours for the interpolation kernel (+/- 16 samples) and zeros between, so
+    one batched pass does them all.
+    """
+    arr = np.asarray(samples)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    a = np.asarray(starts, dtype=np.int64)
+    b = np.asarray(stops, dtype=np.int64)
+    n = arr.shape[1]
+    out = np.zeros(n, dtype=np.float32)
+    if a.shape[0] == 0:
+        return out
+    half = TP_HALF_TAPS
+    lo = np.maximum(a - half, 0)
+    hi = np.minimum(b + half, n)
+    length = hi - lo
+    # Each context stretch followed by 2 * half zeros, so stretches do not see each other.
+    offsets = np.concatenate(([0], np.cumsum(length + 2 * half)[:-1]))
+    compact = np.zeros((arr.shape[0], int(offsets[-1] + length[-1] + 2 * half)), dtype=arr.dtype)
+    for o, s0, s1 in zip(offsets.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        compact[:, o : o + s1 - s0] = arr[:, s0:s1]
+    env = oversampled_peak(compact, oversample)
+    for o, s0, x0, x1 in zip(offsets.tolist(), lo.tolist(), a.tolist(), b.tolist(), strict=True):
+        out[x0:x1] = env[o + x0 - s0 : o + x1 - s0]
+    return out
+
+
 # --- bins, threshold, level ------------------------------------------------------------------
 
 
@@ -173,6 +360,116 @@ def bin_power(samples: npt.ArrayLike, sample_rate: int) -> tuple[FloatArray, int
     return power, size
 
 
+class _ChunkedBins:
+    """Bins kept as a list of float32 chunks, read (forwards or backwards) by slices of
+    consecutive bins, which come back as float64: the search of :func:`_first_sound`
+    without one full-length array."""
+
+    __slots__ = ("_chunks", "_reverse", "_starts", "shape")
+
+    def __init__(self, chunks: list[Float32Array], *, reverse: bool = False) -> None:
+        self._chunks = chunks
+        self._starts = np.concatenate(([0], np.cumsum([c.shape[0] for c in chunks]))).astype(
+            np.int64
+        )
+        self._reverse = reverse
+        self.shape = (int(self._starts[-1]),)
+
+    def reversed(self) -> _ChunkedBins:
+        return _ChunkedBins(self._chunks, reverse=not self._reverse)
+
+    def __getitem__(self, where: slice) -> FloatArray:
+        n = self.shape[0]
+        lo, hi, step = where.indices(n)
+        if step != 1:
+            raise ValueError("only slices of consecutive bins")
+        if hi <= lo:
+            return np.zeros(0)
+        if self._reverse:
+            return self._forward(n - hi, n - lo)[::-1]
+        return self._forward(lo, hi)
+
+    def _forward(self, lo: int, hi: int) -> FloatArray:
+        first = int(np.searchsorted(self._starts, lo, side="right")) - 1
+        last = int(np.searchsorted(self._starts, hi, side="left"))
+        parts = [
+            c[max(0, lo - int(s)) : hi - int(s)]
+            for c, s in zip(self._chunks[first:last], self._starts[first:last], strict=True)
+        ]
+        return np.concatenate(parts).astype(np.float64)
+
+
+class BinPowers:
+    """:func:`bin_power` of a signal given a block at a time, in order, and the edge
+    silence (:func:`edge_silence`) it implies.
+
+    :meth:`add` takes ``(channels, m)`` blocks of float samples at full scale 1.0 (blocks
+    may have any length; a bin split between two blocks is completed by the next one).
+    Kept: the 20 ms window means of the threshold in float64 (exact), and every bin in
+    float32 for the onset search (4 bytes per ms, 14 MB an hour) -- never the samples.
+    So :meth:`edges` gives :func:`edge_silence` of the whole signal, unless a bin or a
+    20 ms level lies within float32 rounding (6e-8 relative) of the threshold.
+    """
+
+    __slots__ = ("_chunks", "_group", "_rest", "_windows", "samples", "size")
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.size = bin_samples(sample_rate)
+        self.samples = 0
+        """Samples per channel added so far."""
+        self._chunks: list[Float32Array] = []
+        self._windows: list[FloatArray] = []
+        self._group = np.zeros(0)  # float64 bins not yet making a whole 20 ms window
+        self._rest = np.zeros((channels, 0))  # samples not yet making a whole bin
+
+    def add(self, block: FloatArray) -> None:
+        size = self.size
+        self.samples += int(block.shape[1])
+        if self._rest.shape[1]:
+            block = np.concatenate((self._rest, block), axis=1)
+        whole = block.shape[1] // size
+        if whole:
+            squares = block[:, : whole * size].reshape(block.shape[0], whole, size)
+            self._keep(np.max(np.mean(squares * squares, axis=2), axis=0))
+        self._rest = block[:, whole * size :].copy()
+
+    def _keep(self, bins: FloatArray) -> None:
+        self._chunks.append(bins.astype(np.float32))
+        group = np.concatenate((self._group, bins))
+        count = group.shape[0] // WINDOW_BINS
+        if count:
+            # As silence_threshold_db computes them: the means of whole 20-bin windows.
+            self._windows.append(group[: count * WINDOW_BINS].reshape(count, -1).mean(axis=1))
+        self._group = group[count * WINDOW_BINS :]
+
+    def _flush(self) -> None:
+        if self._rest.shape[1]:  # the short last bin is the mean of what it holds
+            rest = self._rest
+            self._keep(np.array([float(np.max(np.mean(rest * rest, axis=1)))]))
+            self._rest = rest[:, :0]
+
+    def threshold_db(self) -> float:
+        """:func:`silence_threshold_db` of all the bins."""
+        self._flush()
+        windows: FloatArray | None
+        if self._windows:
+            windows = np.concatenate(self._windows)
+        else:  # shorter than one window: the programme is one window
+            windows = np.array([float(np.mean(self._group))]) if self._group.shape[0] else None
+        return _threshold_from_windows(windows)
+
+    def edges(self, threshold_db: float | None = None) -> tuple[int, int]:
+        """:func:`edge_silence` of the signal: samples of silence at its start and end."""
+        self._flush()
+        threshold = self.threshold_db() if threshold_db is None else threshold_db
+        return _edges(_ChunkedBins(self._chunks), self.size, self.samples, _limit(threshold))
+
+    def finish(self) -> FloatArray:
+        """All the bins, as :func:`bin_power` gives them (one full-length array)."""
+        self._flush()
+        return _ChunkedBins(self._chunks)[:]
+
+
 def silence_threshold_db(bins: FloatArray) -> float:
     """Level (dB re full-scale mean square) at or under which a stretch counts as silence.
 
@@ -187,10 +484,18 @@ def silence_threshold_db(bins: FloatArray) -> float:
     pauses where fixed dBFS ones failed). On this scale a full-scale sine is -3 dB.
     """
     count = bins.shape[0] // WINDOW_BINS
+    windows: FloatArray | None
     if count == 0:
-        windows = np.array([float(np.mean(bins))]) if bins.shape[0] else np.zeros(0)
+        windows = np.array([float(np.mean(bins))]) if bins.shape[0] else None
     else:
         windows = bins[: count * WINDOW_BINS].reshape(count, -1).mean(axis=1)
+    return _threshold_from_windows(windows)
+
+
+def _threshold_from_windows(windows: FloatArray | None) -> float:
+    """:func:`silence_threshold_db` from its 20 ms window means (None: no audio)."""
+    if windows is None:
+        return _FLOOR_DB
     active = windows[windows > _limit(_FLOOR_DB)]
     if active.shape[0] == 0:
         return _FLOOR_DB
@@ -216,7 +521,7 @@ def centred_level(bins: FloatArray, window_bins: int = WINDOW_BINS) -> FloatArra
 
 
 def _causal_level(
-    bins: FloatArray, start: int, lo_end: int, hi_end: int, *, partial: bool
+    bins: FloatArray | _ChunkedBins, start: int, lo_end: int, hi_end: int, *, partial: bool
 ) -> FloatArray:
     """The 20 ms level of the windows ending at bins ``lo_end .. hi_end - 1``.
 
@@ -234,7 +539,7 @@ def _causal_level(
     return np.asarray(total / w, dtype=np.float64)
 
 
-def _first_above(bins: FloatArray, limit: float, floor: int, end: int) -> int | None:
+def _first_above(bins: FloatArray | _ChunkedBins, limit: float, floor: int, end: int) -> int | None:
     """The first bin above ``limit`` in the 20 ms window ending at ``end``, not before
     ``floor``."""
     first = max(floor, end - WINDOW_BINS + 1)
@@ -242,7 +547,9 @@ def _first_above(bins: FloatArray, limit: float, floor: int, end: int) -> int | 
     return first + int(above[0]) if above.shape[0] else None
 
 
-def _first_sound(bins: FloatArray, limit: float, start: int, *, partial: bool) -> int | None:
+def _first_sound(
+    bins: FloatArray | _ChunkedBins, limit: float, start: int, *, partial: bool
+) -> int | None:
     """The onset rule from bin ``start`` on: the first bin above ``limit`` inside the first
     20 ms window whose level is above it; None when there is no sound.
 
@@ -269,6 +576,34 @@ def _first_sound(bins: FloatArray, limit: float, start: int, *, partial: bool) -
 # --- the programme's edges and onsets --------------------------------------------------------
 
 
+def edge_silence(
+    bins: FloatArray, size: int, samples: int, threshold_db: float | None = None
+) -> tuple[int, int]:
+    """Samples of silence before the first sound and after the last, from :func:`bin_power`
+    bins of a signal ``samples`` long with bins of ``size`` samples.
+
+    The threshold defaults to :func:`silence_threshold_db` of the bins: one threshold for
+    the programme. The first sound is found by the onset rule, the windows at the very
+    start as long as the audio so far (a sound in the first bin counts); the last sound by
+    the same rule on the bins read backwards, so it ends at the end of a bin counted from
+    the start. An all-silent signal has ``samples`` of silence at either end.
+    """
+    threshold = silence_threshold_db(bins) if threshold_db is None else threshold_db
+    return _edges(bins, size, samples, _limit(threshold))
+
+
+def _edges(
+    bins: FloatArray | _ChunkedBins, size: int, samples: int, limit: float
+) -> tuple[int, int]:
+    backwards = bins.reversed() if isinstance(bins, _ChunkedBins) else bins[::-1]
+    first = _first_sound(bins, limit, 0, partial=True)
+    last = _first_sound(backwards, limit, 0, partial=True)
+    leading = samples if first is None else min(first * size, samples)
+    count = bins.shape[0]
+    trailing = samples if last is None else samples - min((count - last) * size, samples)
+    return leading, trailing
+
+
 def leading_silence(
     samples: npt.ArrayLike, sample_rate: int, *, threshold_db: float | None = None
 ) -> int:
@@ -276,23 +611,21 @@ def leading_silence(
 
     The threshold defaults to :func:`silence_threshold_db` of the programme. The windows
     at the very start are as long as the audio so far (a sound in the first bin counts).
-    An all-silent signal returns its length.
+    An all-silent signal returns its length. (:func:`edge_silence` gives both ends.)
     """
     arr = as_channels(samples)
     bins, size = bin_power(arr, sample_rate)
-    limit = _limit(silence_threshold_db(bins) if threshold_db is None else threshold_db)
-    first = _first_sound(bins, limit, 0, partial=True)
-    n = int(arr.shape[1])
-    return n if first is None else min(first * size, n)
+    return edge_silence(bins, size, int(arr.shape[1]), threshold_db)[0]
 
 
 def trailing_silence(
     samples: npt.ArrayLike, sample_rate: int, *, threshold_db: float | None = None
 ) -> int:
-    """Samples from the last sound to the end: :func:`leading_silence` of the signal read
-    backwards (its bins, and its default threshold, counted from the end)."""
+    """Samples from the last sound to the end: the onset rule on the bins read backwards,
+    against the programme's one threshold (:func:`edge_silence`)."""
     arr = as_channels(samples)
-    return leading_silence(arr[:, ::-1], sample_rate, threshold_db=threshold_db)
+    bins, size = bin_power(arr, sample_rate)
+    return edge_silence(bins, size, int(arr.shape[1]), threshold_db)[1]
 
 
 def onsets(

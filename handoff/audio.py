@@ -43,14 +43,22 @@ from handoff.files import check_readable, open_input
 from handoff.riff import PCM_SUBTYPE, read_wav_layout
 
 __all__ = [
+    "BLOCK_SAMPLES",
     "Damage",
     "DecodedAudio",
+    "audio_blocks",
     "decode_audio",
     "decoded_frames",
     "frame_samples",
     "open_media",
     "read_pcm_wav",
 ]
+
+
+BLOCK_SAMPLES = 1 << 18
+"""Samples per channel in a block of :func:`audio_blocks` (5.5 s at 48 kHz): long enough
+that per-block Python work is small next to the numpy work on it, short enough that a
+block of 8 float32 channels is 8 MB."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -138,6 +146,8 @@ class _Collector:
 
     def __init__(self) -> None:
         self.chunks: list[npt.NDArray[np.float32]] = []
+        self.held = 0
+        """Samples per channel in ``chunks``."""
         self.layout: AudioLayout | None = None
         self.rate: int | None = None
         self._resampler: AudioResampler | None = None
@@ -164,6 +174,7 @@ class _Collector:
             # A pass-through resampler answers a flush with [None].
             if out is not None and out.samples:
                 self.chunks.append(frame_samples(out))
+                self.held += out.samples
 
 
 @dataclass(slots=True)
@@ -210,16 +221,20 @@ def decoded_frames(
     # frames held back by a decoder (B-frame reordering) came out above.
 
 
-def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAudio:
+def audio_blocks(
+    path: Path | str, stream_index: int | None = None, *, block_samples: int = BLOCK_SAMPLES
+) -> Iterator[DecodedAudio]:
     """Decode the first audio stream of ``path`` (or the one with container index
-    ``stream_index``) to float32 ``(channels, samples)`` at its native rate and layout.
+    ``stream_index``) a block at a time: float32 ``(channels, samples)`` at its native rate
+    and layout, in order, at least ``block_samples`` per block (the last may be shorter).
 
-    Damaged packets are skipped and counted in ``skipped_packets``; a container that
-    breaks off part-way gives the audio before the break.
+    Only one block is held at a time, so a programme of any length is decoded in bounded
+    memory. The last block -- empty when the audio ended on a block boundary or there was
+    none -- comes after decoding has ended and carries the final ``skipped_packets``;
+    every block carries the rate, layout and channel names (those of the first frame).
 
-    Raises MediaNotFoundError, MediaPermissionError, EmptyMediaError, NotMediaError (FFmpeg
-    cannot read the container, or not one packet of the stream decodes), NoStreamsError (no
-    audio stream, or none with that index) and UnsupportedError (no decoder for the codec).
+    Raises what :func:`decode_audio` raises; NotMediaError (not one packet decodes) only
+    after the damaged packets have been read.
     """
     path = Path(path)
     check_readable(path)
@@ -232,33 +247,65 @@ def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAu
             )
         collector = _Collector()
         damage = Damage()
+        decoded_any = False
+
+        def block() -> DecodedAudio:
+            layout = collector.layout
+            names = () if layout is None else tuple(c.name for c in layout.channels)
+            if any(name in {"", "NONE"} or name.startswith("USR") for name in names):
+                names = ()  # FFmpeg's "N channels": count known, positions not
+            if collector.chunks:
+                samples = np.concatenate(collector.chunks, axis=1)
+            else:
+                samples = np.zeros((stream.codec_context.channels or 1, 0), dtype=np.float32)
+            collector.chunks.clear()
+            collector.held = 0
+            rate = collector.rate or stream.codec_context.sample_rate or stream.rate or 0
+            return DecodedAudio(
+                samples=samples,
+                sample_rate=int(rate),
+                layout=None if layout is None else layout.name,
+                channel_names=names,
+                skipped_packets=damage.skipped,
+            )
+
         for frame in decoded_frames(container, [stream], path, damage):
             if isinstance(frame, AudioFrame):
                 collector.add(frame)
-        skipped = damage.skipped
+                if collector.held >= block_samples:
+                    decoded_any = True
+                    yield block()
         collector.finish()
-        if not collector.chunks and skipped:
+        if not decoded_any and not collector.chunks and damage.skipped:
             raise NotMediaError(
-                f"audio stream {stream.index} could not be decoded ({skipped} damaged packets)",
+                f"audio stream {stream.index} could not be decoded "
+                f"({damage.skipped} damaged packets)",
                 path,
             )
-        rate = collector.rate or stream.codec_context.sample_rate or stream.rate or 0
-        channels = stream.codec_context.channels or 1
+        yield block()
 
-    layout = collector.layout
-    names = () if layout is None else tuple(c.name for c in layout.channels)
-    if any(name in {"", "NONE"} or name.startswith("USR") for name in names):
-        names = ()  # FFmpeg's "N channels": count known, positions not
-    if collector.chunks:
-        samples = np.concatenate(collector.chunks, axis=1)
-    else:
-        samples = np.zeros((channels, 0), dtype=np.float32)
+
+def decode_audio(path: Path | str, stream_index: int | None = None) -> DecodedAudio:
+    """Decode the first audio stream of ``path`` (or the one with container index
+    ``stream_index``) to float32 ``(channels, samples)`` at its native rate and layout.
+
+    Damaged packets are skipped and counted in ``skipped_packets``; a container that
+    breaks off part-way gives the audio before the break. (The whole programme is held:
+    :func:`audio_blocks` gives it a block at a time.)
+
+    Raises MediaNotFoundError, MediaPermissionError, EmptyMediaError, NotMediaError (FFmpeg
+    cannot read the container, or not one packet of the stream decodes), NoStreamsError (no
+    audio stream, or none with that index) and UnsupportedError (no decoder for the codec).
+    """
+    blocks = list(audio_blocks(path, stream_index))
+    last = blocks[-1]
+    samples = [b.samples for b in blocks if b.samples.shape[1]]
     return DecodedAudio(
-        samples=samples,
-        sample_rate=int(rate),
-        layout=None if layout is None else layout.name,
-        channel_names=names,
-        skipped_packets=skipped,
+        samples=np.concatenate(samples, axis=1) if samples else last.samples,
+        sample_rate=last.sample_rate,
+        layout=last.layout,
+        channel_names=last.channel_names,
+        skipped_packets=last.skipped_packets,
     )
 
 

@@ -22,7 +22,6 @@ from typing import Any, NoReturn
 import click
 
 from handoff import __version__, loudness
-from handoff.audio import decode_audio
 from handoff.errors import (
     HandoffError,
     OutputExistsError,
@@ -289,30 +288,7 @@ def loudness_json(info: MediaInfo) -> dict[str, Any] | None:
     """Loudness of the first audio stream, measured as is (as FFmpeg's ebur128 would)."""
     if info.audio is None:
         return None
-    decoded = decode_audio(info.path, info.audio.index)
-    as_is = loudness.measure(decoded.samples, decoded.sample_rate, dual_mono_as_mono=False)
-    out: dict[str, Any] = {
-        "integrated_lufs": _finite(as_is.integrated_lufs),
-        "true_peak_dbtp": _finite(as_is.true_peak_dbtp),
-        "sample_peak_dbfs": _finite(as_is.sample_peak_dbfs),
-        "loudness_range_lu": _finite(as_is.loudness_range_lu),
-        "dual_mono": as_is.dual_mono,
-        "mono_content_lufs": None,
-        "leading_silence_s": round(
-            loudness.leading_silence_s(decoded.samples, decoded.sample_rate), 3
-        ),
-        "trailing_silence_s": round(
-            loudness.trailing_silence_s(decoded.samples, decoded.sample_rate), 3
-        ),
-    }
-    if as_is.dual_mono:
-        mono = loudness.integrated_loudness(decoded.samples[:1], decoded.sample_rate)
-        out["mono_content_lufs"] = _finite(mono)
-    return out
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(x, 2)
+    return dict(loudness.measure_file(info.path, info.audio.index).to_json())
 
 
 def render_loudness(data: dict[str, Any] | None) -> str:

@@ -4,9 +4,9 @@ The limiter is the safety net behind one linear gain (see :mod:`handoff.prep`): 
 acts where the gained signal would go over the ceiling, and never raises anything. It
 works in three steps, each a whole-array numpy operation:
 
-1. **Peak envelope** -- :func:`oversampled_peak`: for every sample ``n``, the largest
-   ``|x|`` over all channels at ``n`` and at the ``factor - 1`` instants between ``n`` and
-   ``n + 1``, interpolated with the same band-limited kernel as
+1. **Peak envelope** -- :func:`handoff.analysis.oversampled_peak`: for every sample
+   ``n``, the largest ``|x|`` over all channels at ``n`` and at the ``factor - 1``
+   instants between ``n`` and ``n + 1``, interpolated with the same band-limited kernel as
    :func:`handoff.loudness.true_peak` (a 32-tap Kaiser-windowed sinc per phase, FFT
    overlap-save). It is computed once at unit gain: the envelope of ``g * x`` is
    ``g`` times it, so trying another gain costs nothing here.
@@ -34,14 +34,13 @@ Nothing is printed; bad arguments raise ``ValueError``.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from handoff.parallel import run_threads
+from handoff.analysis import oversampled_peak, oversampled_peak_in
 
 __all__ = [
     "GainCurve",
@@ -55,14 +54,9 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
-# The interpolation kernel of handoff.loudness.true_peak (kept identical, so the limiter
-# sees the peaks the meter will read): Kaiser-windowed sinc, +/- 16 input samples, beta 9.
-_HALF_TAPS = 16
-_KAISER_BETA = 9.0
-_FFT_SIZE = 1 << 13
-_PART_SAMPLES = 1 << 20  # samples per job
-_BLOCK_FRAMES = 8  # FFT frames per batch inside a job (its buffers are reused)
-_MAX_WORKERS = 4
+# The peak envelope (oversampled_peak, oversampled_peak_in) is handoff.analysis's, the one
+# handoff.loudness.true_peak reads, so the limiter sees the peaks the meter will read; it
+# is re-exported here for callers of the limiter.
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,158 +83,6 @@ class LimiterSettings:
             "release_db_per_s": self.release_db_per_s,
             "oversample": self.oversample,
         }
-
-
-# --- peak envelope -----------------------------------------------------------------------------
-
-
-def _interpolation_kernels(factor: int) -> FloatArray:
-    """Kernels for the ``factor - 1`` in-between phases (as in handoff.loudness)."""
-    half = _HALF_TAPS
-    j = np.arange(-half, half, dtype=np.float64)
-    phases = np.arange(1, factor, dtype=np.float64) / factor
-    t = j[np.newaxis, :] + phases[:, np.newaxis]
-    window = np.i0(_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
-    kernels = np.sinc(t) * window / np.i0(_KAISER_BETA)
-    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
-class _PeakWorkspace:
-    """Buffers for :func:`_peak_part`, allocated once per job and reused for every block.
-
-    Allocating the FFT arrays afresh for each block costs more in page faults than the
-    FFTs themselves on some machines (fresh memory is mapped and zeroed every time).
-    """
-
-    def __init__(self, phases: int) -> None:
-        half = _HALF_TAPS
-        nfft = _FFT_SIZE
-        self.hop = nfft - 2 * half + 1
-        frames = _BLOCK_FRAMES
-        self.seg = np.zeros(frames * self.hop + 2 * half - 1)
-        self.spectrum = np.empty((frames, nfft // 2 + 1), dtype=np.complex128)
-        self.product = np.empty((frames, phases, nfft // 2 + 1), dtype=np.complex128)
-        self.values = np.empty((frames, phases, nfft))
-        self.between = np.empty((frames, self.hop))
-        self.peak = np.empty(frames * self.hop)
-
-
-def _peak_part(
-    x: npt.NDArray[np.floating],
-    spectra: npt.NDArray[np.complex128],
-    out: Float32Array,
-    start: int,
-    stop: int,
-) -> None:
-    """``out[start:stop]`` = max |x| at each sample and at the phases after it, all channels.
-
-    The estimate at ``n + p / factor`` is ``sum_j k_p[j] x[n - j]``, ``j = -half .. half - 1``.
-    For a block starting at ``b``, frame data ``seg[i] = x[b - half + 1 + i]`` (zeros beyond
-    the ends); the circular correlation of a frame with the reversed kernel is exact from
-    index ``2 half - 1`` on, which gives ``nfft - 2 half + 1`` outputs per frame; a block's
-    frames go through one batched FFT, all phases through one batched inverse FFT.
-    """
-    half = _HALF_TAPS
-    n = x.shape[1]
-    nfft = _FFT_SIZE
-    phases = spectra.shape[0]
-    ws = _PeakWorkspace(max(phases, 1))
-    hop = ws.hop
-    for b0 in range(start, stop, _BLOCK_FRAMES * hop):
-        b1 = min(stop, b0 + _BLOCK_FRAMES * hop)
-        length = b1 - b0
-        count = -(-length // hop)
-        lo, hi = max(0, b0 - half + 1), min(n, b1 + half)
-        offset = lo - (b0 - half + 1)
-        used = count * hop + 2 * half - 1
-        for ch in range(x.shape[0]):
-            seg = ws.seg[:used]
-            seg[:offset] = 0.0
-            seg[offset : offset + hi - lo] = x[ch, lo:hi]
-            seg[offset + hi - lo :] = 0.0
-            peak = ws.peak[:length]
-            np.abs(seg[half - 1 : half - 1 + length], out=peak)
-            if phases:
-                frames = np.lib.stride_tricks.sliding_window_view(seg, nfft)[::hop]
-                spectrum = ws.spectrum[:count]
-                np.fft.rfft(frames, axis=1, out=spectrum)
-                product = ws.product[:count]
-                np.multiply(spectrum[:, np.newaxis, :], spectra, out=product)
-                values = ws.values[:count]
-                np.fft.irfft(product, nfft, axis=2, out=values)
-                kept = values[:, :, :hop]
-                np.abs(kept, out=kept)
-                between = ws.between[:count]
-                np.max(kept, axis=1, out=between)
-                np.maximum(peak, between.reshape(-1)[:length], out=peak)
-            if ch == 0:
-                out[b0:b1] = peak
-            else:
-                np.maximum(out[b0:b1], peak, out=out[b0:b1], casting="unsafe")
-
-
-def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Array:
-    """Per-sample peak envelope, shape ``(n,)``: the largest ``|x|`` over all channels at
-    sample ``n`` and at ``oversample - 1`` interpolated instants between ``n`` and ``n + 1``.
-
-    ``max(oversampled_peak(x))`` is :func:`handoff.loudness.true_peak` as a linear value
-    (same kernel) -- except that the last sample's in-between values, which the meter does
-    not read, are included here (they interpolate toward zero past the end).
-    """
-    arr = np.asarray(samples)
-    if arr.ndim == 1:
-        arr = arr[np.newaxis, :]
-    if arr.ndim != 2:
-        raise ValueError(f"expected a (channels, samples) array, got shape {arr.shape}")
-    factor = int(oversample)
-    if factor < 1:
-        raise ValueError(f"oversampling factor must be >= 1, got {oversample}")
-    n = arr.shape[1]
-    out = np.zeros(n, dtype=np.float32)
-    if n == 0:
-        return out
-    kernels = _interpolation_kernels(factor) if factor > 1 else np.zeros((0, 2 * _HALF_TAPS))
-    spectra = np.conj(np.fft.rfft(kernels[:, ::-1], _FFT_SIZE, axis=1))
-    jobs = [
-        functools.partial(_peak_part, arr, spectra, out, lo, min(n, lo + _PART_SAMPLES))
-        for lo in range(0, n, _PART_SAMPLES)
-    ]
-    run_threads(jobs, _MAX_WORKERS)
-    return out
-
-
-def oversampled_peak_in(
-    samples: npt.ArrayLike, starts: npt.ArrayLike, stops: npt.ArrayLike, oversample: int = 4
-) -> Float32Array:
-    """:func:`oversampled_peak` over the stretches ``[starts[i], stops[i])`` only (zeros
-    elsewhere): the same values as the whole-signal envelope there.
-
-    The stretches (sorted, not overlapping) are copied end to end into one array, each with
-    its real neighbours for the interpolation kernel (+/- 16 samples) and zeros between, so
-    one batched pass does them all.
-    """
-    arr = np.asarray(samples)
-    if arr.ndim == 1:
-        arr = arr[np.newaxis, :]
-    a = np.asarray(starts, dtype=np.int64)
-    b = np.asarray(stops, dtype=np.int64)
-    n = arr.shape[1]
-    out = np.zeros(n, dtype=np.float32)
-    if a.shape[0] == 0:
-        return out
-    half = _HALF_TAPS
-    lo = np.maximum(a - half, 0)
-    hi = np.minimum(b + half, n)
-    length = hi - lo
-    # Each context stretch followed by 2 * half zeros, so stretches do not see each other.
-    offsets = np.concatenate(([0], np.cumsum(length + 2 * half)[:-1]))
-    compact = np.zeros((arr.shape[0], int(offsets[-1] + length[-1] + 2 * half)), dtype=arr.dtype)
-    for o, s0, s1 in zip(offsets.tolist(), lo.tolist(), hi.tolist(), strict=True):
-        compact[:, o : o + s1 - s0] = arr[:, s0:s1]
-    env = oversampled_peak(compact, oversample)
-    for o, s0, x0, x1 in zip(offsets.tolist(), lo.tolist(), a.tolist(), b.tolist(), strict=True):
-        out[x0:x1] = env[o + x0 - s0 : o + x1 - s0]
-    return out
 
 
 # --- gain curve --------------------------------------------------------------------------------

@@ -34,30 +34,39 @@ import itertools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from handoff import analysis
-from handoff.analysis import as_channels, full_scale, to_float
+from handoff.analysis import TP_HALF_TAPS, as_channels, full_scale, to_float
+from handoff.audio import audio_blocks
 from handoff.errors import UnmeasurableError
 from handoff.parallel import run_threads
 
 __all__ = [
+    "SEGMENTS_PER_BLOCK",
     "Biquad",
+    "LoudnessMeter",
     "LoudnessReport",
+    "ProgrammeLoudness",
     "channel_weights",
+    "gated_integrated",
     "integrated_loudness",
     "is_dual_mono",
     "k_weighting",
     "leading_silence_s",
     "loudness_range",
     "measure",
+    "measure_file",
     "sample_peak",
     "silence_threshold_dbfs",
     "trailing_silence_s",
     "true_peak",
     "true_peak_oversampling",
+    "weighted_segment_energy",
+    "window_loudness",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -86,7 +95,8 @@ _HIGHPASS_Q = 0.5003270373238773
 _LOUDNESS_OFFSET = -0.691
 _ABSOLUTE_GATE_LKFS = -70.0  # BS.1770-4 Annex 1, eq. (4)
 _RELATIVE_GATE_LU = -10.0  # BS.1770-4 Annex 1, eq. (5)-(6)
-_SEGMENTS_PER_BLOCK = 4  # 400 ms gating block = four 100 ms steps (75 % overlap)
+SEGMENTS_PER_BLOCK = 4
+"""100 ms steps per 400 ms gating block (BS.1770-4 Annex 1: blocks overlap by 75 %)."""
 
 # EBU Tech 3342 section 3 (LRA): 3 s short-term windows, -20 LU relative gate, and the
 # 10th / 95th percentiles of the gated distribution.
@@ -105,11 +115,6 @@ _IR_DECAY_NEPERS = 45.0
 
 # True peak: the oversampled grid is at least this fine (FFmpeg ebur128 uses 192 kHz).
 _TRUE_PEAK_GRID_HZ = 192_000
-# Interpolation kernel: windowed sinc spanning +/- 16 input samples, Kaiser beta 9, cut at
-# the input Nyquist frequency (the ideal band-limited reconstruction, truncated).
-_TP_HALF_TAPS = 16
-_TP_KAISER_BETA = 9.0
-_TP_FFT_SIZE = 1 << 13
 
 # Dual-mono: the two channels differ by at most this much (full scale = 1.0): -80 dBFS,
 # about 3 LSB at 16 bits, so independent dither or rounding still counts as identical.
@@ -117,7 +122,6 @@ _DUAL_MONO_TOLERANCE = 1e-4
 
 _BLOCK_SAMPLES = 1 << 18  # working block size (samples per channel) for streaming passes
 _PART_SAMPLES = 1 << 21  # samples per K-weighting job when spreading work over cores
-_TP_PART_SAMPLES = 1 << 19  # samples per true-peak job (each holds a few copies in memory)
 _MAX_WORKERS = 4
 
 
@@ -306,7 +310,7 @@ def _segment_energy_part(
     return np.diff(at_bounds)
 
 
-def _weighted_segment_energy(
+def weighted_segment_energy(
     arr: npt.NDArray[np.generic], sample_rate: int, weights: Sequence[float]
 ) -> tuple[FloatArray, FloatArray]:
     """Sum over channels of G_i * sum(z_i^2) per 100 ms step, and each step's length.
@@ -339,7 +343,7 @@ def _weighted_segment_energy(
     return energy, lengths
 
 
-def _window_loudness(energy: FloatArray, lengths: FloatArray, segments: int) -> FloatArray:
+def window_loudness(energy: FloatArray, lengths: FloatArray, segments: int) -> FloatArray:
     """Loudness of every window of ``segments`` consecutive 100 ms steps (BS.1770-4 eq. 2)."""
     if energy.shape[0] < segments:
         return np.empty(0)
@@ -359,7 +363,7 @@ def _mean_loudness(levels: FloatArray) -> float:
     )
 
 
-def _gated_integrated(block_loudness: FloatArray) -> float:
+def gated_integrated(block_loudness: FloatArray) -> float:
     """BS.1770-4 Annex 1 eqs. (4)-(7): two-stage gating of the 400 ms block loudness."""
     above_abs = block_loudness[block_loudness > _ABSOLUTE_GATE_LKFS]
     if above_abs.shape[0] == 0:
@@ -424,9 +428,9 @@ def _resolve_weights(channels: int, weights: Sequence[float] | None) -> tuple[fl
 def _loudness_measures(
     arr: npt.NDArray[np.generic], sample_rate: int, weights: Sequence[float]
 ) -> tuple[float, float | None]:
-    energy, lengths = _weighted_segment_energy(arr, sample_rate, weights)
-    integrated = _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
-    lra = _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
+    energy, lengths = weighted_segment_energy(arr, sample_rate, weights)
+    integrated = gated_integrated(window_loudness(energy, lengths, SEGMENTS_PER_BLOCK))
+    lra = _gated_range(window_loudness(energy, lengths, _LRA_SEGMENTS))
     return integrated, lra
 
 
@@ -440,8 +444,8 @@ def integrated_loudness(
     """
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
-    return _gated_integrated(_window_loudness(energy, lengths, _SEGMENTS_PER_BLOCK))
+    energy, lengths = weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
+    return gated_integrated(window_loudness(energy, lengths, SEGMENTS_PER_BLOCK))
 
 
 def loudness_range(
@@ -450,8 +454,8 @@ def loudness_range(
     """Loudness range in LU (EBU Tech 3342); None when nothing passes its gates (< 3 s)."""
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    energy, lengths = _weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
-    return _gated_range(_window_loudness(energy, lengths, _LRA_SEGMENTS))
+    energy, lengths = weighted_segment_energy(arr, rate, _resolve_weights(arr.shape[0], weights))
+    return _gated_range(window_loudness(energy, lengths, _LRA_SEGMENTS))
 
 
 # --- peaks -----------------------------------------------------------------------------------
@@ -472,68 +476,15 @@ def true_peak_oversampling(sample_rate: int) -> int:
     return max(4, math.ceil(_TRUE_PEAK_GRID_HZ / _check_rate(sample_rate)))
 
 
-def _interpolation_kernels(factor: int) -> FloatArray:
-    """Kernels for the ``factor - 1`` in-between phases, shape (factor - 1, 2 * half).
-
-    Row p - 1 holds ``g(j + p / factor)`` for ``j = -half .. half - 1``: the weight of
-    ``x[n - j]`` in the estimate of the signal at ``n + p / factor``. ``g`` is a sinc cut at
-    the input's Nyquist frequency under a Kaiser window. Each phase is scaled to unity gain
-    at DC so that a constant signal does not read as an over.
-    """
-    half = _TP_HALF_TAPS
-    j = np.arange(-half, half, dtype=np.float64)
-    phases = np.arange(1, factor, dtype=np.float64) / factor
-    t = j[np.newaxis, :] + phases[:, np.newaxis]  # distance from the output instant
-    window = np.i0(_TP_KAISER_BETA * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None)))
-    kernels = np.sinc(t) * window / np.i0(_TP_KAISER_BETA)
-    return np.asarray(kernels / kernels.sum(axis=1, keepdims=True), dtype=np.float64)
-
-
-def _true_peak_part(
-    x: npt.NDArray[np.generic],
-    scale: float,
-    spectra: npt.NDArray[np.complex128],
-    nfft: int,
-    start: int,
-    stop: int,
-) -> float:
-    """Largest |value| at samples ``start .. stop - 1`` and between them (positions < n - 1).
-
-    The estimate at ``n + p / factor`` is the correlation of ``x[n - half + 1 .. n + half]``
-    with the reversed phase kernel; frames of ``nfft`` samples that overlap by the kernel
-    length give ``nfft - 2 half + 1`` outputs each, all from one batched FFT.
-    """
-    half = _TP_HALF_TAPS
-    n = x.shape[0]
-    hop = nfft - 2 * half + 1
-    count = -(-(stop - start) // hop)
-    # seg[i] is x[start - half + 1 + i]; zeros beyond the ends of the signal.
-    seg = np.zeros(count * hop + 2 * half - 1)
-    lo, hi = max(0, start - half + 1), min(n, stop + half)
-    offset = lo - (start - half + 1)
-    seg[offset : offset + hi - lo] = to_float(x[lo:hi], scale)
-    own = seg[half - 1 : half - 1 + stop - start]
-    peak = max(float(np.max(own)), -float(np.min(own)))
-    # Between-sample positions exist up to the last pair of samples only: past the end
-    # the zero padding is not part of the programme.
-    valid = min(stop, n - 1) - start
-    if valid <= 0:
-        return peak
-    frames = np.lib.stride_tricks.sliding_window_view(seg, nfft)[::hop]
-    spectrum = np.fft.rfft(frames, axis=1)
-    for phase in spectra:
-        values = np.fft.irfft(spectrum * phase, nfft, axis=1)[:, :hop].reshape(-1)[:valid]
-        peak = max(peak, float(np.max(values)), -float(np.min(values)))
-    return peak
-
-
 def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None = None) -> float:
     """True peak in dBTP over all channels (BS.1770-4 Annex 2), ``-inf`` for silence.
 
     The maximum absolute value of the samples and of the signal interpolated at
     ``oversample - 1`` instants between every pair of samples (default
-    :func:`true_peak_oversampling`). The interpolator is a 32-tap Kaiser-windowed sinc per
-    phase, applied in float64, so no headroom attenuation (Annex 2 step 1) is needed.
+    :func:`true_peak_oversampling`): :func:`handoff.analysis.oversampled_peak`, a 32-tap
+    Kaiser-windowed sinc per phase applied in float64, so no headroom attenuation
+    (Annex 2 step 1) is needed. Past the last sample there is nothing to interpolate
+    toward, so its in-between values are not read.
     """
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
@@ -542,23 +493,12 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
         raise ValueError(f"oversampling factor must be >= 1, got {oversample}")
     if arr.size == 0:
         return float("-inf")
-    if factor == 1:
-        return sample_peak(arr)
-    scale = full_scale(arr.dtype)
-    nfft = _TP_FFT_SIZE
-    kernels = _interpolation_kernels(factor)
-    # Correlating with a kernel = multiplying by the conjugate of its spectrum, with the
-    # kernel's first tap (j = -half, i.e. x[n + half]) at the last position of the frame.
-    spectra = np.conj(np.fft.rfft(kernels[:, ::-1], nfft, axis=1))
-    n = arr.shape[1]
-    jobs = [
-        functools.partial(
-            _true_peak_part, arr[ch], scale, spectra, nfft, lo, min(n, lo + _TP_PART_SAMPLES)
-        )
-        for ch in range(arr.shape[0])
-        for lo in range(0, n, _TP_PART_SAMPLES)
-    ]
-    return _db(max(run_threads(jobs, _MAX_WORKERS)), power=False)
+    x = arr if np.issubdtype(arr.dtype, np.floating) else to_float(arr, full_scale(arr.dtype))
+    envelope = analysis.oversampled_peak(x, factor)
+    # The envelope is float32: the samples themselves are read at full precision, so the
+    # true peak is never under the sample peak by a rounding.
+    samples_peak = max(abs(float(np.max(x))), abs(float(np.min(x))))
+    return _db(max(float(np.max(envelope[:-1], initial=0.0)), samples_peak), power=False)
 
 
 # --- dual mono -------------------------------------------------------------------------------
@@ -584,6 +524,312 @@ def is_dual_mono(samples: npt.ArrayLike) -> bool:
     return True
 
 
+# --- streaming -------------------------------------------------------------------------------
+
+
+class _SteppedEnergy:
+    """One channel's K-weighted energy per 100 ms step, from blocks given in order.
+
+    The K-weighting is the FIR of :func:`_k_weighting_ir` (the cascade of Annex 1's two
+    IIR sections to rounding error), applied by overlap-add FFT convolution whose state --
+    the tail of the last FFT frame and the input not yet filling a batch of frames -- is
+    carried from block to block, so the result is that of filtering the whole signal at
+    once. Only one float per completed step is kept (36,000 an hour). The FFT buffers are
+    allocated once and reused: fresh multi-megabyte arrays for every batch cost more in
+    page faults than the FFTs themselves (measured: irfft into a reused array 2.4x faster).
+    """
+
+    __slots__ = (
+        "_carry",
+        "_conv",
+        "_fill",
+        "_k",
+        "_partial",
+        "_pos",
+        "_rate",
+        "_response",
+        "_spec",
+        "_stage",
+        "_step",
+        "_taps",
+        "energies",
+    )
+
+    def __init__(self, h: FloatArray, sample_rate: int) -> None:
+        self._taps = h.shape[0]
+        nfft = 1 << max(15, (4 * self._taps - 1).bit_length())
+        self._step = nfft - self._taps + 1  # input samples per FFT frame
+        self._response = np.fft.rfft(h, nfft)
+        frames = max(1, _BLOCK_SAMPLES // self._step)
+        # Frame r holds input samples in [:step] and zeros after (the convolution's room).
+        self._stage = np.zeros((frames, nfft))
+        self._spec = np.empty((frames, nfft // 2 + 1), dtype=np.complex128)
+        self._conv = np.empty((frames, nfft))
+        self._fill = 0  # input samples in _stage
+        self._carry = np.zeros(self._taps - 1)
+        self._rate = sample_rate
+        self._pos = 0  # filtered samples so far
+        self._k = 1  # the next step boundary, (k * rate) // 10
+        self._partial = 0.0  # energy since the last boundary
+        self.energies: list[FloatArray] = []
+
+    def add(self, x: FloatArray) -> None:
+        step = self._step
+        capacity = self._stage.shape[0] * step
+        pos = 0
+        while pos < x.shape[0]:
+            row, col = divmod(self._fill, step)
+            take = min(step - col, x.shape[0] - pos)
+            self._stage[row, col : col + take] = x[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == capacity:
+                self._filter()
+
+    def finish(self) -> FloatArray:
+        if self._fill:
+            row, col = divmod(self._fill, self._step)
+            if col:
+                self._stage[row, col : self._step] = 0.0
+            self._filter()  # the end: the last frame's tail is not needed
+        return np.concatenate(self.energies) if self.energies else np.zeros(0)
+
+    def _filter(self) -> None:
+        step, taps, valid = self._step, self._taps, self._fill
+        rows = -(-valid // step)
+        spec, conv = self._spec[:rows], self._conv[:rows]
+        np.fft.rfft(self._stage[:rows], axis=1, out=spec)
+        np.multiply(spec, self._response, out=spec)
+        np.fft.irfft(spec, self._stage.shape[1], axis=1, out=conv)
+        # Each frame's tail (taps - 1 samples) overlaps the start of the next one.
+        head = conv[:, : taps - 1]
+        head[0] += self._carry
+        self._carry = conv[rows - 1, step : step + taps - 1].copy()
+        if rows > 1:
+            head[1:] += conv[:-1, step : step + taps - 1]
+        z = conv[:, :step]
+        np.multiply(z, z, out=z)
+        self._steps(np.ascontiguousarray(z).reshape(-1)[:valid])
+        self._fill = 0
+
+    def _steps(self, squares: FloatArray) -> None:
+        n = squares.shape[0]
+        end = self._pos + n
+        # The boundaries of whole steps up to here (as _segment_bounds counts them).
+        last_k = end * 10 // self._rate
+        if last_k < self._k:
+            self._partial += float(np.sum(squares))
+            self._pos = end
+            return
+        ks = np.arange(self._k, last_k + 1, dtype=np.int64)
+        rel = ks * self._rate // 10 - self._pos  # 0 .. n
+        cumulative = np.cumsum(squares)
+        at = np.where(rel > 0, cumulative[np.maximum(rel - 1, 0)], 0.0)
+        energies = np.diff(at, prepend=0.0)
+        energies[0] += self._partial
+        self.energies.append(energies)
+        self._partial = float(cumulative[-1] - at[-1])
+        self._k = last_k + 1
+        self._pos = end
+
+
+class _StreamingPeak:
+    """The true peak (:func:`true_peak`) of a programme given a block at a time, in order.
+
+    The interpolator needs ``TP_HALF_TAPS`` samples either side of a position, so the
+    last ``2 * TP_HALF_TAPS - 1`` samples seen are carried to the next block; positions
+    are measured once their right-hand neighbours have arrived, the last ones at
+    :meth:`finish` (as :func:`true_peak`: zeros before the start, nothing read past the
+    last sample).
+    """
+
+    __slots__ = ("_buf", "_factor", "peak")
+
+    def __init__(self, channels: int, factor: int) -> None:
+        self._factor = factor
+        # _buf[:, i] is x[centre - half + 1 + i] for the next centre to measure.
+        self._buf = np.zeros((channels, TP_HALF_TAPS - 1))
+        self.peak = 0.0
+
+    def add(self, x: FloatArray) -> None:
+        half = TP_HALF_TAPS
+        buf = np.concatenate((self._buf, x), axis=1)
+        stop = buf.shape[1] - half  # one past the last centre with all its right-hand side
+        if stop > half - 1:
+            envelope = analysis.oversampled_peak(buf, self._factor)
+            self.peak = max(self.peak, float(np.max(envelope[half - 1 : stop])))
+            buf = buf[:, stop - (half - 1) :]
+        self._buf = buf.copy()
+
+    def finish(self) -> float:
+        half = TP_HALF_TAPS
+        buf = self._buf
+        if buf.shape[1] > half - 1:
+            envelope = analysis.oversampled_peak(buf, self._factor)
+            between = envelope[half - 1 : -1]
+            last = float(np.max(np.abs(buf[:, -1])))
+            self.peak = max(self.peak, float(np.max(between, initial=0.0)), last)
+            self._buf = buf[:, :0]
+        return self.peak
+
+
+@dataclass(frozen=True, slots=True)
+class ProgrammeLoudness:
+    """Everything :class:`LoudnessMeter` measured of one programme."""
+
+    as_is: LoudnessReport
+    """Every channel measured with its weight, as a standard meter (FFmpeg's ebur128)."""
+    as_mono: LoudnessReport | None
+    """For dual-mono: the mono content (channel 0 alone) measured as mono; else None."""
+    leading_silence_s: float
+    """:func:`leading_silence_s` of the programme."""
+    trailing_silence_s: float
+    """:func:`trailing_silence_s` of the programme."""
+
+    def report(self, *, dual_mono_as_mono: bool = True) -> LoudnessReport:
+        """:func:`measure`'s report: the mono content of dual-mono, or as is."""
+        if dual_mono_as_mono and self.as_mono is not None:
+            return self.as_mono
+        return self.as_is
+
+    def to_json(self) -> dict[str, float | bool | None]:
+        """The figures of ``probe --loudness`` (docs/reference/json.md): dB to 0.01,
+        seconds to 1 ms, None for -inf (silence) or a range that cannot be measured."""
+        r = self.as_is
+        return {
+            "integrated_lufs": _rounded(r.integrated_lufs),
+            "true_peak_dbtp": _rounded(r.true_peak_dbtp),
+            "sample_peak_dbfs": _rounded(r.sample_peak_dbfs),
+            "loudness_range_lu": _rounded(r.loudness_range_lu),
+            "dual_mono": r.dual_mono,
+            "mono_content_lufs": (
+                None if self.as_mono is None else _rounded(self.as_mono.integrated_lufs)
+            ),
+            "leading_silence_s": round(self.leading_silence_s, 3),
+            "trailing_silence_s": round(self.trailing_silence_s, 3),
+        }
+
+
+def _rounded(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 2)
+
+
+class LoudnessMeter:
+    """Loudness, true peak, sample peak, LRA, dual-mono and edge silence of a programme
+    given a block at a time, in order, in memory that does not grow with its length.
+
+    :meth:`add` takes ``(channels, n)`` blocks of any length and dtype (the full scale of
+    :func:`~handoff.analysis.full_scale`); :meth:`finish` returns the
+    :class:`ProgrammeLoudness`. What is kept between blocks: each channel's K-weighted
+    energy per 100 ms step (BS.1770-4's gating grid, from which the 400 ms blocks and the
+    3 s LRA windows are sums), the true-peak interpolator's last 31 samples, the largest
+    |L - R|, and one power per 1 ms bin for the edge silence
+    (:class:`~handoff.analysis.BinPowers`) -- about 15 MB an hour, against 1.4 GB for an
+    hour of float32 stereo. The answers are those of the whole-array
+    functions of this module, to rounding.
+    """
+
+    def __init__(
+        self, sample_rate: int, channels: int, *, weights: Sequence[float] | None = None
+    ) -> None:
+        self.sample_rate = _check_rate(sample_rate)
+        if channels < 1:
+            raise UnmeasurableError(f"audio with {channels} channels has no loudness")
+        self.channels = channels
+        self.weights = _resolve_weights(channels, weights)
+        h = _k_weighting_ir(self.sample_rate)
+        # Channel 0 is also measured alone when the programme may turn out dual-mono.
+        needed = [ch for ch, w in enumerate(self.weights) if w != 0.0 or ch == 0]
+        self._energy = {ch: _SteppedEnergy(h, self.sample_rate) for ch in needed}
+        factor = true_peak_oversampling(self.sample_rate)
+        # One per channel, so that channels are measured on separate threads.
+        self._peaks = [_StreamingPeak(1, factor) for _ in range(channels)]
+        self._bins = analysis.BinPowers(self.sample_rate, channels)
+        self._sample_peak = 0.0
+        self._dual = channels == 2
+        self._done = False
+
+    @property
+    def samples(self) -> int:
+        """Samples per channel added so far."""
+        return self._bins.samples
+
+    def add(self, samples: npt.ArrayLike) -> None:
+        """Measure the next block, ``(channels, n)``."""
+        if self._done:
+            raise ValueError("the meter has finished")
+        arr = as_channels(samples)
+        if arr.shape[0] != self.channels:
+            raise ValueError(
+                f"a block of {arr.shape[0]} channels for a {self.channels}-channel meter"
+            )
+        if arr.shape[1] == 0:
+            return
+        x = to_float(arr, full_scale(arr.dtype))
+        if self._dual and float(np.max(np.abs(x[0] - x[1]))) > _DUAL_MONO_TOLERANCE:
+            self._dual = False
+        self._sample_peak = max(self._sample_peak, float(np.max(np.abs(x))))
+        jobs = [functools.partial(m.add, x[ch]) for ch, m in self._energy.items()]
+        jobs += [functools.partial(p.add, x[ch : ch + 1]) for ch, p in enumerate(self._peaks)]
+        run_threads(jobs, _MAX_WORKERS)
+        self._bins.add(x)
+
+    def finish(self) -> ProgrammeLoudness:
+        """The measurements of everything added (the meter takes no more blocks)."""
+        self._done = True
+        rate = self.sample_rate
+        n = self.samples
+        energies = {ch: m.finish() for ch, m in self._energy.items()}
+        lengths = np.diff(_segment_bounds(n, rate)).astype(np.float64)
+        # The envelope is float32: never under the (float64) sample peak by a rounding.
+        true_peak_db = _db(max(*(p.finish() for p in self._peaks), self._sample_peak), power=False)
+        sample_peak_db = _db(self._sample_peak, power=False)
+
+        def report(weights: Sequence[float], how: str) -> LoudnessReport:
+            energy = np.zeros(lengths.shape[0])
+            for ch, w in enumerate(weights):
+                if w != 0.0:
+                    energy += w * energies[ch]
+            return LoudnessReport(
+                integrated_lufs=gated_integrated(
+                    window_loudness(energy, lengths, SEGMENTS_PER_BLOCK)
+                ),
+                true_peak_dbtp=true_peak_db,
+                sample_peak_dbfs=sample_peak_db,
+                loudness_range_lu=_gated_range(window_loudness(energy, lengths, _LRA_SEGMENTS)),
+                channels_measured=sum(1 for w in weights if w != 0.0)
+                if how == MEASURED_AS_IS
+                else 1,
+                measured_as=how,
+                dual_mono=self._dual,
+            )
+
+        leading, trailing = self._bins.edges()
+        return ProgrammeLoudness(
+            as_is=report(self.weights, MEASURED_AS_IS),
+            as_mono=report((1.0,), MEASURED_AS_MONO) if self._dual else None,
+            leading_silence_s=leading / rate,
+            trailing_silence_s=trailing / rate,
+        )
+
+
+def measure_file(path: Path | str, stream_index: int | None = None) -> ProgrammeLoudness:
+    """:class:`LoudnessMeter` over the first audio stream of ``path`` (or the one with
+    container index ``stream_index``), decoded a block at a time
+    (:func:`handoff.audio.audio_blocks`): a programme of any length in bounded memory.
+
+    Raises what :func:`handoff.audio.decode_audio` raises, and UnmeasurableError for a
+    sample rate too low to measure or a stream without channels.
+    """
+    meter: LoudnessMeter | None = None
+    for block in audio_blocks(path, stream_index):
+        if meter is None:
+            meter = LoudnessMeter(block.sample_rate, block.channels)
+        meter.add(block.samples)
+    assert meter is not None  # audio_blocks yields at least one block
+    return meter.finish()
+
+
 # --- all at once -----------------------------------------------------------------------------
 
 
@@ -600,29 +846,14 @@ def measure(
     identical is measured as the mono signal it carries (channel 0 alone), which is how
     its loudness is meant: a mono voice at -16 LUFS written as identical L/R reads
     -13 LUFS on a standard stereo meter. The report says which way it was measured.
-    Peaks are always taken over every channel as delivered.
+    Peaks are always taken over every channel as delivered. (The array is measured by
+    :class:`LoudnessMeter` a block at a time.)
     """
     arr = as_channels(samples)
-    rate = _check_rate(sample_rate)
-    dual = is_dual_mono(arr)
-    if dual and dual_mono_as_mono:
-        measured = arr[:1]
-        measured_weights: tuple[float, ...] = (1.0,)
-        how = MEASURED_AS_MONO
-    else:
-        measured = arr
-        measured_weights = _resolve_weights(arr.shape[0], weights)
-        how = MEASURED_AS_IS
-    integrated, lra = _loudness_measures(measured, rate, measured_weights)
-    return LoudnessReport(
-        integrated_lufs=integrated,
-        true_peak_dbtp=true_peak(arr, rate),
-        sample_peak_dbfs=sample_peak(arr),
-        loudness_range_lu=lra,
-        channels_measured=measured.shape[0],
-        measured_as=how,
-        dual_mono=dual,
-    )
+    meter = LoudnessMeter(sample_rate, arr.shape[0], weights=weights)
+    for start in range(0, arr.shape[1], _BLOCK_SAMPLES):
+        meter.add(arr[:, start : start + _BLOCK_SAMPLES])
+    return meter.finish().report(dual_mono_as_mono=dual_mono_as_mono)
 
 
 # --- edge silence ----------------------------------------------------------------------------

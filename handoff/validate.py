@@ -19,7 +19,6 @@ from typing import Any, Literal
 import av.error
 
 from handoff import loudness
-from handoff.audio import decode_audio
 from handoff.errors import UnmeasurableError, describe
 from handoff.probe import (
     UNKNOWN_CODEC,
@@ -101,26 +100,23 @@ class _Facts:
         if self._audio is None:
             a = self.info.audio
             assert a is not None
-            decoded = decode_audio(self.info.path, a.index)
             try:
-                report = loudness.measure(decoded.samples, decoded.sample_rate)
+                # Decoded and measured a block at a time: memory does not grow with length.
+                measured = loudness.measure_file(self.info.path, a.index)
             except UnmeasurableError as exc:
                 # Not a broken file: the measured facts are missing, and rules on them
                 # fail saying so.
                 self.notes.append(f"audio not measured: {exc.message}")
                 self._audio = dict.fromkeys(_MEASURED - {"audio.mono_content"})
                 return self._audio
+            report = measured.report(dual_mono_as_mono=True)
             self._audio = {
                 "audio.silent": not math.isfinite(report.integrated_lufs),
                 "audio.dual_mono": report.dual_mono,
                 "audio.integrated_lufs": report.integrated_lufs,
                 "audio.true_peak_dbtp": report.true_peak_dbtp,
-                "audio.leading_silence_s": loudness.leading_silence_s(
-                    decoded.samples, decoded.sample_rate
-                ),
-                "audio.trailing_silence_s": loudness.trailing_silence_s(
-                    decoded.samples, decoded.sample_rate
-                ),
+                "audio.leading_silence_s": measured.leading_silence_s,
+                "audio.trailing_silence_s": measured.trailing_silence_s,
             }
         return self._audio
 

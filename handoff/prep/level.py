@@ -63,16 +63,16 @@ class Meter:
         self.as_mono = content.shape[0] == 1 or loudness.is_dual_mono(content)
         measured = content[:1] if self.as_mono else content
         self.weights = loudness.channel_weights(measured.shape[0])
-        # Private helpers of handoff.loudness: the step energies its integrated loudness
-        # is built from (so estimates and measurements share one definition).
-        self.energy, self.lengths = loudness._weighted_segment_energy(measured, RATE, self.weights)
+        # The step energies handoff.loudness builds its integrated loudness from (so
+        # estimates and measurements share one definition).
+        self.energy, self.lengths = loudness.weighted_segment_energy(measured, RATE, self.weights)
         self._measured = measured
         self._plain: FloatArray | None = None
         self.lufs0 = self._gated(self.energy)
 
     def _gated(self, energy: FloatArray) -> float:
-        blocks = loudness._window_loudness(energy, self.lengths, 4)
-        return loudness._gated_integrated(blocks)
+        blocks = loudness.window_loudness(energy, self.lengths, loudness.SEGMENTS_PER_BLOCK)
+        return loudness.gated_integrated(blocks)
 
     def estimate(self, gain_db: float, curve: GainCurve) -> float:
         """Loudness after ``gain_db`` and ``curve``: each 100 ms step's K-weighted energy
