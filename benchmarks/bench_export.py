@@ -53,6 +53,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+# Time the checkout this script sits in: run by its path, Python puts benchmarks/ first on
+# sys.path, and an editable install elsewhere would supply ``handoff`` -- to this script,
+# its in-process workers and the source fingerprint -- while ``python -m handoff`` runs
+# the copy in the current folder.
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
+
 import benchlib
 
 GENERATOR_VERSION = 1
