@@ -8,10 +8,13 @@ PyAV (decode) and with handoff's own probe and validator.
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -23,7 +26,7 @@ import numpy.typing as npt
 import pytest
 
 from handoff.audio import decode_audio
-from handoff.engines import ENGINES, Engine, execute, ffmpeg_engine
+from handoff.engines import ENGINES, Engine, execute, ffmpeg_engine, pyav_engine
 from handoff.errors import ToolError
 from handoff.plan import ExportOptions, ExportPlan, plan_export
 from handoff.probe import MediaInfo, probe
@@ -581,6 +584,92 @@ def test_encoder_failure_is_one_line_tool_error(
         execute(broken, broken.dest, engine)
     assert caught.value.path == plan.source
     assert "\n" not in str(caught.value)
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "handoff-pyav-read"]
+
+
+def test_pyav_interrupted_stops_its_reading_thread(source_25: Path, tmp_path: Path) -> None:
+    # Ctrl-C and SIGTERM (processes.Terminated) arrive on the caller's thread, which
+    # encodes while a second thread decodes: the interrupt must stop and join it.
+    plan = plan_export(
+        probe(source_25),
+        load_spec("prores-master"),
+        ExportOptions(fps=Fraction(24), rate_conversion="drop"),
+        dest=tmp_path / "cut.mov",
+    )
+
+    def interrupt(done: int, total: int) -> None:
+        if done >= 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan, plan.dest, "pyav", interrupt)
+    assert _readers() == []
+
+
+def test_pyav_encoder_failure_stops_its_reading_thread(source_25: Path, tmp_path: Path) -> None:
+    plan = plan_export(
+        probe(source_25),
+        load_spec("h264-review"),
+        ExportOptions(fps=Fraction(24), rate_conversion="drop"),
+        dest=tmp_path / "bad.mp4",
+    )
+    options = {**plan.video.options, "profile": "no-such-profile"}
+    with pytest.raises(ToolError):
+        execute(replace(plan, video=replace(plan.video, options=options)), plan.dest, "pyav")
+    assert _readers() == []
+
+
+def test_pyav_reader_errors_reach_the_caller_and_a_full_queue_unblocks() -> None:
+    # The reading thread's own failures (a filter graph, "no picture could be decoded")
+    # are raised on the caller's thread; a reader waiting on a full queue is released
+    # when the caller stops.
+    handover = pyav_engine._Handover()
+    reader = threading.Thread(
+        target=handover.produce, args=(lambda: _raise(ToolError("no picture")),)
+    )
+    reader.start()
+    with pytest.raises(ToolError, match="no picture"):
+        handover.get()
+    handover.stop(reader)
+    assert not reader.is_alive()
+
+    blocked = pyav_engine._Handover()
+    stream = av.open(io.BytesIO(), "w", format="mov").add_stream("prores_ks", rate=24)
+    item = pyav_engine._Encode(stream, None, 0, Fraction(1, 24))
+    filler = threading.Thread(target=blocked.produce, args=(lambda: _fill(blocked, item),))
+    filler.start()
+    while not blocked.items.full():
+        time.sleep(0.01)
+    blocked.stop(filler)
+    assert not filler.is_alive()
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def _fill(handover: pyav_engine._Handover, item: pyav_engine._Encode) -> None:
+    while True:  # ended only by stop(): put raises once the caller has stopped
+        handover.put(item)
+
+
+def test_pyav_output_is_the_same_bytes_every_run(source_25: Path, tmp_path: Path) -> None:
+    # Encoding and muxing run on one thread in the order the reader hands frames over,
+    # so thread timing cannot reorder the file; prores_ks is deterministic.
+    plan = plan_export(
+        probe(source_25),
+        load_spec("prores-master"),
+        ExportOptions(fps=Fraction(24), rate_conversion="drop"),
+        dest=tmp_path / "a.mov",
+    )
+    outputs = [tmp_path / "a.mov", tmp_path / "b.mov"]
+    for out in outputs:
+        execute(plan, out, "pyav")
+    first, second = (out.read_bytes() for out in outputs)
+    assert len(first) > 100_000 and first == second
 
 
 # ------------------------------------------------------------------ the ffmpeg command
