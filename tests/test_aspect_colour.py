@@ -15,6 +15,7 @@ import struct
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -323,3 +324,65 @@ def test_held_out_anamorphic_clip_through_the_cli(engine: str, tmp_path: Path) -
         assert ffmpeg_says(dest) == ("4:3", "16:9")
         assert pasp(dest) == Fraction(4, 3)
         assert to_json(probe(dest))["video"]["display_aspect_ratio"] == "16/9"
+
+
+# ---------------------------------------------------------------- pixels untouched
+
+
+def _gradient_source(path: Path, tagged: bool) -> Path:
+    """8-bit 4:2:0 H.264 with smooth gradients (a matrix conversion shows on them),
+    tagged BT.709 with limited range as cameras and generators write it, or untagged."""
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=24)
+        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
+        video.options = {"crf": "12"}
+        if tagged:
+            cc = video.codec_context
+            cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = 1, 1, 1, 1
+        yy, xx = np.mgrid[0:180, 0:320]
+        for i in range(12):
+            rgb = np.stack([(xx * 255 // 320 + 9 * i) % 256, yy * 255 // 180, (xx + yy) // 2 % 256])
+            frame = av.VideoFrame.from_ndarray(rgb.transpose(1, 2, 0).astype(np.uint8), "rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return path
+
+
+def _lumas(path: Path) -> list[Any]:
+    import numpy as np
+
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    deep = "10" in frames[0].format.name
+    dtype = "<u2" if deep else "u1"
+    out = []
+    for f in frames:
+        plane = np.frombuffer(bytes(f.planes[0]), dtype=dtype).reshape(f.height, -1)[:, : f.width]
+        out.append(plane.astype(np.float64) / (4.0 if deep else 1.0))
+    return out
+
+
+@pytest.mark.parametrize("tagged", [True, False], ids=["bt709", "untagged"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_colour_is_tagged_never_converted(engine: Engine, tagged: bool, tmp_path: Path) -> None:
+    """A ProRes HQ master keeps the source's luma (to 10-bit precision): no scaler turns
+    one matrix or range into another on the way. With PyAV's own filter source the
+    BT.709-tagged case came out 29 dB from its source (a matrix conversion)."""
+    import numpy as np
+
+    source = _gradient_source(tmp_path / "src.mp4", tagged)
+    info = probe(source)
+    plan = plan_export(info, load_spec("prores-master"), ExportOptions(add_silence=True))
+    out = tmp_path / f"{engine}.mov"
+    from handoff.engines import execute
+
+    execute(plan, out, engine)
+    ours, theirs = _lumas(out), _lumas(source)
+    assert len(ours) == len(theirs) == 12
+    for a, b in zip(ours, theirs, strict=True):
+        error = float(np.mean((a - b) ** 2))
+        assert 10 * np.log10(255.0**2 / max(error, 1e-12)) > 55, "picture changed"
+        assert abs(float(np.mean(a - b))) < 0.05, "levels shifted"

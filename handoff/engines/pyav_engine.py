@@ -62,11 +62,32 @@ _PROGRESS_EVERY = 12  # frames between progress callbacks
 _QUEUE_FRAMES = 6
 
 
+def _buffer(graph: Graph, stream: av.VideoStream) -> Any:
+    """The graph's source, declared with the colour matrix and range the decoder tags its
+    frames with, as the ffmpeg CLI declares them. PyAV's ``add_buffer`` declares neither:
+    libavfilter (FFmpeg 7.1 on) then negotiates "unspecified" against BT.709-tagged
+    frames, and the scaler the ``format`` filter inserts converted between matrices
+    (measured: a BT.709 source's ProRes luma 29 dB from the source's, where the CLI keeps
+    it at 66 dB)."""
+    cc = stream.codec_context
+    options = {
+        "video_size": f"{stream.width}x{stream.height}",
+        "pix_fmt": stream.format.name,
+        "time_base": str(stream.time_base),
+        "pixel_aspect": "1/1",
+    }
+    if cc.colorspace != 2:  # AVCOL_SPC_UNSPECIFIED
+        options["colorspace"] = str(cc.colorspace)
+    if cc.color_range:  # 0: AVCOL_RANGE_UNSPECIFIED
+        options["range"] = str(cc.color_range)
+    return graph.add("buffer", **options)
+
+
 def _graph(stream: av.VideoStream, plan: VideoPlan) -> Graph:
     """rotate -> crop -> pixel format -> pixel shape and colour tags, as one FFmpeg
     filter graph (the ffmpeg engine's, :mod:`handoff.engines.ffmpeg_engine`)."""
     graph = Graph()
-    nodes = [graph.add_buffer(template=stream)]
+    nodes = [_buffer(graph, stream)]
     if plan.rotation == 90:
         nodes.append(graph.add("transpose", "clock"))
     elif plan.rotation == 270:
