@@ -221,13 +221,24 @@ def _umask() -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs. A zombie does not: it has exited and waits
+    for its parent to collect it -- forever, when that parent was killed and the
+    process that adopts orphans does not reap (as in containers whose init is not a
+    reaper; measured: a --jobs worker of a SIGKILLed run stayed a zombie, and its
+    temporary file was kept as a live writer's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's live process
-    return True
+        pass  # someone else's process: exists; is it running?
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True  # no /proc (not Linux), or it went: take it as running
+    # proc(5): "pid (comm) state ...", comm may hold spaces and parentheses.
+    state = stat[stat.rfind(")") + 2 : stat.rfind(")") + 3]
+    return state not in ("Z", "X")
 
 
 def _remove_if_orphaned(candidate: Path) -> bool:

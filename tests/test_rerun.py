@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,3 +232,25 @@ def test_every_writing_command_clears_stale_parts_first(
     assert not orphan.exists() and running.exists() and other.exists()
     assert "removed 1 partial file(s) left by an earlier run that was stopped" in err
     assert str(orphan) in err
+
+
+def test_a_zombie_writers_file_is_cleared(tmp_path: Path) -> None:
+    """A writer that has exited but was never collected (a zombie: its parent was killed
+    and the orphans' adopter does not reap, as in many containers) runs no more: its
+    temporary file is cleared like a dead writer's."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        stat = Path(f"/proc/{zombie.pid}/stat")
+        while time.monotonic() < deadline and stat.exists():
+            if stat.read_text()[stat.read_text().rfind(")") + 2] == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.skip("no /proc state to see a zombie by")
+        part = tmp_path / f".001_intro.{zombie.pid}.k2j3x9_a.part.mov"
+        part.write_bytes(b"half")
+        assert clear_stale_parts([tmp_path]) == [part]
+        assert not part.exists()
+    finally:
+        zombie.wait()
