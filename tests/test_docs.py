@@ -26,19 +26,18 @@ def test_no_command_slips_past_the_runner() -> None:
     blocks marked ``not run`` (the install)."""
     for page in [TUTORIAL, *HOWTOS]:
         text = page.read_text(encoding="utf-8")
-        listed = sum(
-            len([line for line in block.splitlines() if line.strip()])
-            for block in re.findall(r"^```sh\n(.*?)```", text, re.MULTILINE | re.DOTALL)
-        )
         run = steps(page)
         assert run, f"{page}: no commands"
-        assert len(run) + _marked_lines(text) == listed, page
+        listed = _command_lines(r"^```sh\n(.*?)```", text)
+        marked = _command_lines(r"<!-- not run: [^>]*-->\n```sh\n(.*?)```", text)
+        assert len(run) + marked == listed, page
 
 
-def _marked_lines(text: str) -> int:
+def _command_lines(block_pattern: str, text: str) -> int:
+    """The non-blank lines of the blocks ``block_pattern`` finds (its group 1)."""
     return sum(
         len([line for line in block.splitlines() if line.strip()])
-        for block in re.findall(r"<!-- not run: [^>]*-->\n```sh\n(.*?)```", text, re.DOTALL)
+        for block in re.findall(block_pattern, text, re.MULTILINE | re.DOTALL)
     )
 
 
