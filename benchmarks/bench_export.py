@@ -92,8 +92,8 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
     import av
     import numpy as np
 
-    from handoff.fsutil import atomic_output
-    from handoff.synth import speech_like
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.synth import speech_like
 
     t0 = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,8 +175,8 @@ def make_warm_clip(path: Path) -> Path:
     """A 1-s 320x240 clip for the in-process engine's untimed warm-up export."""
     if path.exists() and path.stat().st_size > 0:
         return path
-    from handoff.fsutil import atomic_output
-    from handoff.synth import ClipSpec, write_clip
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.synth import ClipSpec, write_clip
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path, replace=True) as tmp:
@@ -204,10 +204,10 @@ def _worker_cli(job: dict[str, Any]) -> dict[str, Any]:
 
 def _worker_engine(job: dict[str, Any]) -> dict[str, Any]:
     """The PyAV engine alone, in-process: probe and plan outside the timer, warmed up."""
-    from handoff.engines import execute
-    from handoff.plan import ExportOptions, plan_export
-    from handoff.probe import probe
-    from handoff.spec import load_spec
+    from handoff.export.engines import execute
+    from handoff.export.plan import ExportOptions, plan_export
+    from handoff.probe.reader import probe
+    from handoff.validate.spec import load_spec
 
     spec = load_spec(job["preset"])
     options = ExportOptions(fps=Fraction(FPS))
@@ -260,11 +260,11 @@ def profile_worker(preset: str, source: Path, out: Path, top: int) -> None:
 
     with timed("import handoff.cli (click, PyAV, numpy)"):
         import handoff.cli  # noqa: F401
-        from handoff.engines import execute
-        from handoff.plan import ExportOptions, plan_export
-        from handoff.probe import probe
-        from handoff.spec import load_spec
-        from handoff.validate import validate_file
+        from handoff.export.engines import execute
+        from handoff.export.plan import ExportOptions, plan_export
+        from handoff.probe.reader import probe
+        from handoff.validate.check import validate_file
+        from handoff.validate.spec import load_spec
 
     import av
 
@@ -316,7 +316,7 @@ def _filter_whatif(source: Path, vplan: Any, count: int = 48) -> list[dict[str, 
     import numpy as np
     from av.filter import Graph
 
-    from handoff.engines import pyav_engine
+    from handoff.export.engines import pyav_engine
 
     with av.open(str(source)) as src:
         vin = src.streams.video[0]
@@ -412,10 +412,10 @@ def _handoff_cli(
 
 
 def build_codec_case(name: str, source: Path, warm: Path, workdir: Path, engine: bool) -> Case:
-    from handoff.engines.ffmpeg_engine import command
-    from handoff.plan import ExportOptions, export_settings, plan_export
-    from handoff.probe import probe
-    from handoff.spec import load_spec
+    from handoff.export.engines.ffmpeg_engine import command
+    from handoff.export.plan import ExportOptions, export_settings, plan_export
+    from handoff.probe.reader import probe
+    from handoff.validate.spec import load_spec
 
     preset = PRESETS[name]
     spec = load_spec(preset)
@@ -472,8 +472,8 @@ def build_codec_case(name: str, source: Path, warm: Path, workdir: Path, engine:
 
 
 def build_jobs_case(clips: Sequence[Path], workdir: Path) -> Case:
-    from handoff.plan import export_settings
-    from handoff.spec import load_spec
+    from handoff.export.plan import export_settings
+    from handoff.validate.spec import load_spec
 
     preset = "h264-review"
     ext = export_settings(load_spec(preset)).extension
@@ -562,9 +562,9 @@ def check_codec_case(case: Case) -> None:
     passing; and its picture and sound against the source and against handoff's."""
     import numpy as np
 
-    from handoff.probe import probe
-    from handoff.spec import load_spec
-    from handoff.validate import validate_file
+    from handoff.probe.reader import probe
+    from handoff.validate.check import validate_file
+    from handoff.validate.spec import load_spec
 
     spec = load_spec(case.preset)
     every = 12
@@ -662,7 +662,7 @@ def check_codec_case(case: Case) -> None:
 
 
 def check_jobs_case(case: Case) -> None:
-    from handoff.probe import probe
+    from handoff.probe.reader import probe
 
     for tool in case.tools:
         for run in case.runs[tool.key]:

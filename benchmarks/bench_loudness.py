@@ -58,8 +58,8 @@ def make_wav(path: Path, hours: float) -> Path:
     import av
     import numpy as np
 
-    from handoff.fsutil import atomic_output
-    from handoff.synth import speech_like
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.synth import speech_like
 
     t0 = time.perf_counter()
     # Eight distinct minutes per voice, cycled at levels that vary by minute (so the
@@ -97,7 +97,7 @@ def make_wav(path: Path, hours: float) -> Path:
 
 def _ffmpeg() -> str:
     # The binary the project's ffmpeg engine uses (and its tests measure against).
-    from handoff.engines.ffmpeg_engine import find_ffmpeg
+    from handoff.export.engines.ffmpeg_engine import find_ffmpeg
 
     return find_ffmpeg()
 

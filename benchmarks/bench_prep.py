@@ -27,7 +27,7 @@ from pathlib import Path
 import benchlib
 import numpy as np
 
-from handoff.synth import speech_like, write_wav
+from handoff.media.synth import speech_like, write_wav
 
 FFMPEG = benchlib.ffmpeg_exe()
 

@@ -55,7 +55,7 @@ KINDS = ("review", "vfr", "audio24k", "noaudio30")
 
 
 def _clip_spec(i: int) -> Any:
-    from handoff.synth import ClipSpec, vfr_times
+    from handoff.media.synth import ClipSpec, vfr_times
 
     kind = KINDS[i % len(KINDS)]
     # A flash frame and beep at a per-file instant keeps every file's bytes distinct.
@@ -77,8 +77,8 @@ def _batch_paths(workdir: Path, count: int) -> list[Path]:
 
 
 def make_batch(workdir: Path, count: int) -> list[Path]:
-    from handoff.fsutil import atomic_output
-    from handoff.synth import write_clip
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.synth import write_clip
 
     paths = _batch_paths(workdir, count)
     paths[0].parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def make_hour(path: Path) -> Path:
     import av
     import numpy as np
 
-    from handoff.fsutil import atomic_output
+    from handoff.files.fsutil import atomic_output
 
     t0 = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,8 +176,8 @@ def make_hour(path: Path) -> Path:
 def make_wav(path: Path, seconds: float) -> Path:
     if path.exists() and path.stat().st_size > 0:
         return path
-    from handoff.fsutil import atomic_output
-    from handoff.synth import speech_like, write_wav
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.synth import speech_like, write_wav
 
     path.parent.mkdir(parents=True, exist_ok=True)
     pauses = [(s, 0.4) for s in range(7, int(seconds) - 1, 9)]
@@ -193,7 +193,7 @@ Tool = Callable[[Sequence[Path]], list[Any]]
 
 
 def _tool_handoff_probe(method: str = "auto") -> Tool:
-    from handoff.probe import probe
+    from handoff.probe.reader import probe
 
     def run(paths: Sequence[Path]) -> list[Any]:
         out: list[Any] = []
@@ -216,8 +216,8 @@ def _tool_handoff_probe(method: str = "auto") -> Tool:
 
 
 def _tool_handoff_validate(spec_name: str) -> Tool:
-    from handoff.spec import load_spec
-    from handoff.validate import validate_file
+    from handoff.validate.check import validate_file
+    from handoff.validate.spec import load_spec
 
     spec = load_spec(spec_name)
 
@@ -617,8 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     if "wav-loudness" in wanted:
-        if importlib.util.find_spec("handoff.audio") is None:
-            benchlib.say("handoff.audio is not there yet: skipping the loudness case")
+        if importlib.util.find_spec("handoff.media.audio") is None:
+            benchlib.say("handoff.media.audio is not there yet: skipping the loudness case")
         else:
             minutes = f"{args.wav_seconds / 60:.3g}"
             wav = make_wav(workdir / f"narration_{int(args.wav_seconds)}s.wav", args.wav_seconds)

@@ -106,8 +106,8 @@ def make_narration(workdir: Path, seconds: float, seed: int) -> Path:
     path = _media_dir(workdir) / f"narration_{seconds:g}s_s{seed}_v{GENERATOR_VERSION}.wav"
     if path.exists() and path.stat().st_size > 0:
         return path
-    from handoff.fsutil import atomic_output
-    from handoff.synth import babble, write_wav
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.synth import babble, write_wav
 
     with atomic_output(path, replace=True) as tmp:
         write_wav(tmp, babble(seconds, AUDIO_RATE, seed=seed)[None, :], AUDIO_RATE)
@@ -152,9 +152,9 @@ def make_take(
     take = Take(path, narration, seconds, width, height, picture_delay_s)
     if path.exists() and path.stat().st_size > 0:
         return take
-    from handoff.audio import decode_audio
-    from handoff.fsutil import atomic_output
-    from handoff.synth import TakeSpec, write_take
+    from handoff.files.fsutil import atomic_output
+    from handoff.media.audio import decode_audio
+    from handoff.media.synth import TakeSpec, write_take
 
     t0 = time.perf_counter()
     samples = decode_audio(narration).samples[0]
@@ -219,7 +219,7 @@ def make_take(
 
 def media_facts(take: Take) -> dict[str, Any]:
     """What the take is, read back with handoff's probe (no decoding)."""
-    from handoff.probe import probe
+    from handoff.probe.reader import probe
 
     info = probe(take.path)
     v, a = info.video, info.audio
@@ -290,7 +290,7 @@ def _worker_pyav(job: dict[str, Any]) -> dict[str, Any]:
     else; in-process, after the imports."""
     import av
 
-    from handoff.audio import open_media
+    from handoff.media.audio import open_media
 
     path = Path(job["take"])
 
@@ -320,13 +320,13 @@ def _worker_split(job: dict[str, Any]) -> dict[str, Any]:
     is reset before each step; its growth over the RSS at the step's start is reported.
     Uses sync's private steps (``_load_reference``, ``_read_take``): not timed, and
     skipped with a note if they are renamed."""
-    import handoff.sync as sync
-    from handoff.align import AudioAligner
+    import handoff.sync.measure as sync
+    from handoff.sync.align import AudioAligner
 
     load = getattr(sync, "_load_reference", None)
     read = getattr(sync, "_read_take", None)
     if load is None or read is None:
-        return {"skipped": "handoff.sync has no _load_reference/_read_take any more"}
+        return {"skipped": "handoff.sync.measure has no _load_reference/_read_take any more"}
 
     def step(fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
         if not benchlib.reset_peak_rss():

@@ -34,8 +34,8 @@ from typing import Any
 
 import opentimelineio as otio
 
-from handoff.manifest import Manifest, parse_manifest
-from handoff.synth import ClipSpec, write_clip, write_wav
+from handoff.files.manifest import Manifest, parse_manifest
+from handoff.media.synth import ClipSpec, write_clip, write_wav
 from handoff.timeline import FORMATS, render
 from handoff.timeline.model import Source, build_timeline
 

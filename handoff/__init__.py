@@ -3,7 +3,7 @@
 import logging
 
 from handoff.errors import HandoffError, InputError, SpecError
-from handoff.probe import AudioInfo, MediaInfo, VideoInfo, probe
+from handoff.probe.reader import AudioInfo, MediaInfo, VideoInfo, probe
 
 __all__ = [
     "AudioInfo",

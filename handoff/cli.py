@@ -21,7 +21,8 @@ from typing import Any, NoReturn
 
 import click
 
-from handoff import __version__, loudness
+from handoff import __version__
+from handoff.analysis import loudness
 from handoff.errors import (
     HandoffError,
     OutputExistsError,
@@ -29,23 +30,29 @@ from handoff.errors import (
     UsageError,
     describe,
 )
-from handoff.export import (
-    ExportJob,
-    ExportResult,
-    default_jobs,
-    export_batch,
-    plan_jobs,
-)
-from handoff.files import MediaItem, find_media
-from handoff.fsutil import InputGuard, atomic_write_bytes, clear_stale_parts, mark_output_folder
-from handoff.names import shown
-from handoff.plan import (
+from handoff.export.plan import (
     ExportOptions,
     check_rate_choice,
     export_settings,
     parse_crop,
     parse_fps,
 )
+from handoff.export.run import (
+    ExportJob,
+    ExportResult,
+    default_jobs,
+    export_batch,
+    plan_jobs,
+)
+from handoff.files.find import MediaItem, find_media
+from handoff.files.fsutil import (
+    InputGuard,
+    atomic_write_bytes,
+    clear_stale_parts,
+    mark_output_folder,
+)
+from handoff.files.names import shown
+from handoff.jobs.processes import Terminated, raise_on_sigterm
 from handoff.prep import (
     Cut,
     PrepOptions,
@@ -54,7 +61,7 @@ from handoff.prep import (
     parse_segment_range,
     prep_audio,
 )
-from handoff.probe import (
+from handoff.probe.reader import (
     MediaInfo,
     channels_text,
     error_json,
@@ -63,12 +70,11 @@ from handoff.probe import (
     ratio_str,
     to_json,
 )
-from handoff.processes import Terminated, raise_on_sigterm
-from handoff.spec import builtin_spec_names, load_spec
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
 from handoff.timeline.timecode import ndf_timecode, timecode_at
-from handoff.validate import FileReport, exit_code, validate_file
+from handoff.validate.check import FileReport, exit_code, validate_file
+from handoff.validate.spec import builtin_spec_names, builtin_spec_text, load_spec
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -1075,12 +1081,9 @@ def specs_cmd(name: str | None) -> None:
     """List the built-in delivery specs, or print one (NAME) as TOML to copy and edit."""
     with _errors():
         if name:
-            from importlib import resources
-
             spec = load_spec(name)
             if name in builtin_spec_names():
-                res = resources.files("handoff") / "specs" / f"{name}.toml"
-                click.echo(res.read_text(encoding="utf-8"), nl=False)
+                click.echo(builtin_spec_text(name), nl=False)
             else:
                 click.echo(f"{spec.name}: {spec.description}")
             return
@@ -1134,7 +1137,7 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
 
 
 # Characters no file name of ours carries: Windows' reserved ones (and '/'), and what
-# handoff.names replaces in a name (controls, bytes that were not UTF-8, U+FFFD).
+# handoff.files.names replaces in a name (controls, bytes that were not UTF-8, U+FFFD).
 _NOT_IN_FILE_NAMES = '/\\:*?"<>|\ufffd'
 
 
@@ -1144,7 +1147,7 @@ def _timeline_outputs(
     """(format, file) for each format: ``--out`` itself for one format and a file name,
     else NAME.<suffix> in ``--out`` (or the current folder), NAME cut to fit the file
     system (said in ``notes``)."""
-    from handoff.names import fit_file_name, xml_text
+    from handoff.files.names import fit_file_name, xml_text
 
     if len(formats) == 1 and out is not None and not out.is_dir() and out.suffix:
         return [(formats[0], out)]
@@ -1163,7 +1166,7 @@ def _publish_timelines(
 ) -> None:
     """Write every file or none: when one fails, the ones this run already published are
     removed again (with ``replace``, the earlier files they replaced stay replaced)."""
-    from handoff.fsutil import atomic_write_bytes
+    from handoff.files.fsutil import atomic_write_bytes
 
     published: list[Path] = []
     try:
@@ -1305,7 +1308,7 @@ def timeline_cmd(
     rates differ, the manifest is wrong, or --size or --start-timecode is malformed
     (or names a frame the rate has not).
     """
-    from handoff.fsutil import InputGuard
+    from handoff.files.fsutil import InputGuard
     from handoff.timeline import FORMATS, SequenceSettings, check_relative, render
     from handoff.timeline.model import parse_size
     from handoff.timeline.project import timeline_from_paths
@@ -1378,7 +1381,7 @@ def _ms(x: float | None, digits: int = 1) -> str:
 
 def render_sync(results: Sequence[Any]) -> str:
     """The terminal table of ``handoff sync``: one row per take, then its notes."""
-    from handoff.sync import TakeSync
+    from handoff.sync.measure import TakeSync
 
     rows: list[TakeSync] = list(results)
     width = min(40, max([len(shown(r.name)) for r in rows] + [4]))
@@ -1515,9 +1518,9 @@ def sync_cmd(
     is not the narration); 2 a take or its narration could not be read (the others are
     still measured), or the command was used wrongly.
     """
-    from handoff.files import check_readable
-    from handoff.manifest import load_manifest
-    from handoff.sync import exit_code, plan_sync, run_sync, sync_json
+    from handoff.files.find import check_readable
+    from handoff.files.manifest import load_manifest
+    from handoff.sync.measure import exit_code, plan_sync, run_sync, sync_json
 
     with _errors():
         if (reference is None) == (manifest is None):
@@ -1558,7 +1561,7 @@ def sync_cmd(
     document = sync_json(plan, results)
     picked: dict[str, Any] | None = None
     if selects_out is not None:
-        from handoff.selects import selects_from_sync, write_selects
+        from handoff.sync.selects import selects_from_sync, write_selects
 
         with _errors():
             picked = selects_from_sync(document, relative_to=selects_out.parent)

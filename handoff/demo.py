@@ -19,19 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from handoff import loudness
-from handoff.audio import decode_audio
+from handoff.analysis import loudness
 from handoff.errors import InputError
-from handoff.export import export_batch, plan_jobs
-from handoff.fsutil import atomic_write_bytes, clear_stale_parts, mark_output_folder
-from handoff.manifest import load_manifest
-from handoff.plan import ExportOptions
-from handoff.prep import PrepOptions, prep_audio
-from handoff.probe import channels_text, error_json, probe, rate_text, to_json
-from handoff.selects import selects_from_sync, write_selects
-from handoff.spec import load_spec
-from handoff.sync import TakeSync, plan_sync, run_sync, sync_json
-from handoff.synth import (
+from handoff.export.plan import ExportOptions
+from handoff.export.run import export_batch, plan_jobs
+from handoff.files.fsutil import atomic_write_bytes, clear_stale_parts, mark_output_folder
+from handoff.files.manifest import load_manifest
+from handoff.media.audio import decode_audio
+from handoff.media.synth import (
     ClipSpec,
     TakeSpec,
     babble,
@@ -41,8 +36,13 @@ from handoff.synth import (
     write_take,
     write_wav,
 )
+from handoff.prep import PrepOptions, prep_audio
+from handoff.probe.reader import channels_text, error_json, probe, rate_text, to_json
+from handoff.sync.measure import TakeSync, plan_sync, run_sync, sync_json
+from handoff.sync.selects import selects_from_sync, write_selects
 from handoff.timeline.model import TimelineBuild
-from handoff.validate import FileReport, validate_file
+from handoff.validate.check import FileReport, validate_file
+from handoff.validate.spec import load_spec
 
 __all__ = ["make_demo_media", "run_demo"]
 

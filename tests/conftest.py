@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handoff.probe import probe
-from handoff.synth import ClipSpec, write_clip, write_wav
+from handoff.media.synth import ClipSpec, write_clip, write_wav
+from handoff.probe.reader import probe
 from handoff.timeline import TimelineBuild, build_timeline, load_manifest, source_from_info
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for handoff.analysis: 1 ms bin power, the relative silence threshold, onsets and
+"""Tests for handoff.analysis.dsp: 1 ms bin power, the relative silence threshold, onsets and
 pauses.
 
 Every signal is made here with a known answer: pauses of digital silence cut into a
@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handoff import analysis, loudness
-from handoff.analysis import Pause, SoundMap
-from handoff.synth import speech_like
+from handoff.analysis import dsp, loudness
+from handoff.analysis.dsp import Pause, SoundMap
+from handoff.media.synth import speech_like
 
 FloatArray = npt.NDArray[np.float64]
 RATE = 48000
@@ -76,8 +76,8 @@ def test_bin_power_is_the_mean_square_per_millisecond() -> None:
     rate = 44100
     x = np.full(1000, 0.5)
     x[44:88] = -1.0
-    bins, size = analysis.bin_power(x, rate)
-    assert size == analysis.bin_samples(rate) == 44  # round(44.1)
+    bins, size = dsp.bin_power(x, rate)
+    assert size == dsp.bin_samples(rate) == 44  # round(44.1)
     assert bins.shape == (math.ceil(1000 / 44),)  # 23 bins, the last one holds 32 samples
     assert bins[0] == 0.25 and bins[1] == 1.0
     assert bins[-1] == 0.25  # the mean of what it holds, not padded with silence
@@ -86,34 +86,34 @@ def test_bin_power_is_the_mean_square_per_millisecond() -> None:
 def test_bin_power_takes_the_loudest_channel() -> None:
     left = np.concatenate([np.full(480, 0.1), np.full(480, 0.4)])
     right = np.concatenate([np.full(480, 0.3), np.full(480, 0.2)])
-    bins, _ = analysis.bin_power(np.vstack([left, right]), RATE)
+    bins, _ = dsp.bin_power(np.vstack([left, right]), RATE)
     np.testing.assert_allclose(bins[:10], 0.09)
     np.testing.assert_allclose(bins[10:], 0.16)
 
 
 def test_integer_full_scale_is_one() -> None:
-    bins, _ = analysis.bin_power(np.full(96, -32768, dtype=np.int16), RATE)
+    bins, _ = dsp.bin_power(np.full(96, -32768, dtype=np.int16), RATE)
     assert list(bins) == [1.0, 1.0]
-    bins, _ = analysis.bin_power(np.full(96, -(2**31), dtype=np.int32), RATE)
+    bins, _ = dsp.bin_power(np.full(96, -(2**31), dtype=np.int32), RATE)
     assert list(bins) == [1.0, 1.0]
 
 
 def test_bin_power_of_nothing() -> None:
-    bins, size = analysis.bin_power(np.zeros((2, 0), dtype=np.float32), RATE)
+    bins, size = dsp.bin_power(np.zeros((2, 0), dtype=np.float32), RATE)
     assert bins.shape == (0,) and size == BIN
 
 
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="transpose"):
-        analysis.bin_power(np.zeros((RATE, 2)), RATE)
+        dsp.bin_power(np.zeros((RATE, 2)), RATE)
     with pytest.raises(ValueError, match="shape"):
-        analysis.bin_power(np.zeros((1, 2, 3)), RATE)
+        dsp.bin_power(np.zeros((1, 2, 3)), RATE)
     with pytest.raises(ValueError, match="integer"):
-        analysis.bin_power(np.zeros(100), 44100.5)  # type: ignore[arg-type]
+        dsp.bin_power(np.zeros(100), 44100.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="1000 Hz"):
-        analysis.onsets(np.zeros(100), 800)
+        dsp.onsets(np.zeros(100), 800)
     with pytest.raises(ValueError, match="positive"):
-        analysis.find_pauses(np.zeros(100), RATE, min_pause_s=0.0)
+        dsp.find_pauses(np.zeros(100), RATE, min_pause_s=0.0)
 
 
 def test_bin_power_works_in_blocks() -> None:
@@ -122,9 +122,9 @@ def test_bin_power_works_in_blocks() -> None:
     x[1, ::7] = 1000
     tracemalloc.start()
     try:
-        bins, _ = analysis.bin_power(x, RATE)
-        pauses = analysis.find_pauses(x, RATE)
-        found = analysis.onsets(x, RATE)
+        bins, _ = dsp.bin_power(x, RATE)
+        pauses = dsp.find_pauses(x, RATE)
+        found = dsp.onsets(x, RATE)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -138,9 +138,9 @@ def test_bin_power_works_in_blocks() -> None:
 @pytest.mark.parametrize("amp", [0.9, 0.1, 0.01])
 def test_threshold_is_35_db_under_a_steady_programme(amp: float) -> None:
     t = np.arange(2 * RATE) / RATE
-    bins, _ = analysis.bin_power(amp * np.sin(2 * np.pi * 997.0 * t), RATE)
+    bins, _ = dsp.bin_power(amp * np.sin(2 * np.pi * 997.0 * t), RATE)
     level = 10 * math.log10(amp * amp / 2)  # mean square of a sine
-    assert analysis.silence_threshold_db(bins) == pytest.approx(max(-70.0, level - 35.0), abs=0.05)
+    assert dsp.silence_threshold_db(bins) == pytest.approx(max(-70.0, level - 35.0), abs=0.05)
 
 
 def test_threshold_gates_out_quiet_passages() -> None:
@@ -148,37 +148,37 @@ def test_threshold_gates_out_quiet_passages() -> None:
     the loud part's (-23 dB), not the mean over both (-26 dB)."""
     t = np.arange(2 * RATE) / RATE
     loud = 0.1 * np.sin(2 * np.pi * 440.0 * t)
-    bins, _ = analysis.bin_power(np.concatenate([loud, 0.1 * loud]), RATE)
-    assert analysis.silence_threshold_db(bins) == pytest.approx(-23.01 - 35.0, abs=0.05)
+    bins, _ = dsp.bin_power(np.concatenate([loud, 0.1 * loud]), RATE)
+    assert dsp.silence_threshold_db(bins) == pytest.approx(-23.01 - 35.0, abs=0.05)
 
 
 def test_threshold_never_goes_under_the_floor() -> None:
-    assert analysis.silence_threshold_db(np.zeros(500)) == -70.0
-    assert analysis.silence_threshold_db(np.zeros(0)) == -70.0
-    bins, _ = analysis.bin_power(np.full(RATE, 1e-4), RATE)  # -80 dB: nothing passes
-    assert analysis.silence_threshold_db(bins) == -70.0
+    assert dsp.silence_threshold_db(np.zeros(500)) == -70.0
+    assert dsp.silence_threshold_db(np.zeros(0)) == -70.0
+    bins, _ = dsp.bin_power(np.full(RATE, 1e-4), RATE)  # -80 dB: nothing passes
+    assert dsp.silence_threshold_db(bins) == -70.0
     # Shorter than one 20 ms window: the whole programme is one window.
-    assert analysis.silence_threshold_db(np.full(5, 0.01)) == pytest.approx(-20.0 - 35.0)
+    assert dsp.silence_threshold_db(np.full(5, 0.01)) == pytest.approx(-20.0 - 35.0)
 
 
 def test_centred_level_is_a_centred_moving_mean() -> None:
     bins = np.random.default_rng(1).random(300) ** 4
-    level = analysis.centred_level(bins)
+    level = dsp.centred_level(bins)
     # Element k: bins k-10 .. k+9 over 20, zeros beyond the ends.
     expected = np.convolve(bins, np.ones(20))[9 : 9 + 300] / 20
     np.testing.assert_allclose(level, expected, rtol=1e-12, atol=1e-15)
-    odd = analysis.centred_level(bins, 5)
+    odd = dsp.centred_level(bins, 5)
     np.testing.assert_allclose(odd, np.convolve(bins, np.ones(5))[2 : 2 + 300] / 5, rtol=1e-12)
     with pytest.raises(ValueError):
-        analysis.centred_level(bins, 0)
+        dsp.centred_level(bins, 0)
 
 
 def test_threshold_follows_the_programme_level() -> None:
     x = with_gaps(voiced(10.0), GAPS)
     thresholds = []
     for gain_db in (0.0, -10.0, -20.0):
-        bins, _ = analysis.bin_power(x * 10 ** (gain_db / 20), RATE)
-        thresholds.append(analysis.silence_threshold_db(bins))
+        bins, _ = dsp.bin_power(x * 10 ** (gain_db / 20), RATE)
+        thresholds.append(dsp.silence_threshold_db(bins))
     assert thresholds[0] > -50.0
     assert np.diff(thresholds) == pytest.approx([-10.0, -10.0], abs=1e-9)
 
@@ -188,7 +188,7 @@ def test_threshold_follows_the_programme_level() -> None:
 
 def test_pauses_are_found_to_the_millisecond() -> None:
     x = with_gaps(voiced(10.0), GAPS)
-    found = analysis.find_pauses(x, RATE)
+    found = dsp.find_pauses(x, RATE)
     assert_pauses_match(found, GAPS, BIN)
     assert [p.middle for p in found] == [(p.start + p.end) // 2 for p in found]
     assert all(p.length == p.end - p.start for p in found)
@@ -199,30 +199,30 @@ def test_pauses_at_any_programme_level(gain_db: float) -> None:
     """The same pauses at -10 dB (programme about -19 dB, threshold 35 dB under it) and at
     -40 dB (programme about -49 dB: the threshold is at its -70 dB floor)."""
     x = with_gaps(voiced(10.0), GAPS) * 10 ** (gain_db / 20)
-    found = analysis.find_pauses(x, RATE)
+    found = dsp.find_pauses(x, RATE)
     assert_pauses_match(found, GAPS, BIN)
-    assert found == analysis.find_pauses(with_gaps(voiced(10.0), GAPS) * 10 ** (-10 / 20), RATE)
+    assert found == dsp.find_pauses(with_gaps(voiced(10.0), GAPS) * 10 ** (-10 / 20), RATE)
 
 
 def test_leading_and_trailing_silence_are_not_pauses() -> None:
     body = with_gaps(voiced(4.0), [(96_011, 120_011)])  # 2.0002 s, 0.5 s
     x = np.concatenate([np.zeros(RATE // 2 + 7), body, np.zeros(RATE // 3)])
-    found = analysis.find_pauses(x, RATE)
+    found = dsp.find_pauses(x, RATE)
     assert_pauses_match(found, [(RATE // 2 + 7 + 96_011, RATE // 2 + 7 + 120_011)], BIN)
-    assert analysis.leading_silence(x, RATE) == pytest.approx(RATE // 2 + 7, abs=BIN)
-    assert analysis.trailing_silence(x, RATE) == pytest.approx(RATE // 3, abs=BIN)
+    assert dsp.leading_silence(x, RATE) == pytest.approx(RATE // 2 + 7, abs=BIN)
+    assert dsp.trailing_silence(x, RATE) == pytest.approx(RATE // 3, abs=BIN)
 
 
 def test_min_pause_length() -> None:
     gap = (2 * RATE + 5, 2 * RATE + 5 + round(0.25 * RATE))
     x = with_gaps(voiced(4.0), [gap])
-    assert analysis.find_pauses(x, RATE, min_pause_s=0.3) == []
-    assert_pauses_match(analysis.find_pauses(x, RATE, min_pause_s=0.2), [gap], BIN)
+    assert dsp.find_pauses(x, RATE, min_pause_s=0.3) == []
+    assert_pauses_match(dsp.find_pauses(x, RATE, min_pause_s=0.2), [gap], BIN)
     # 25 ms of silence is a pause too, once asked for (the centred 20 ms level shows only
     # its middle bins; the onset rule gives its edges).
     short = (RATE + 3, RATE + 3 + 1200)
     assert_pauses_match(
-        analysis.find_pauses(with_gaps(voiced(2.0), [short]), RATE, min_pause_s=0.015), [short], BIN
+        dsp.find_pauses(with_gaps(voiced(2.0), [short]), RATE, min_pause_s=0.015), [short], BIN
     )
 
 
@@ -233,7 +233,7 @@ def test_pauses_in_speech_like_narration() -> None:
     inserted = [(3.0, 0.5), (9.1, 0.8), (15.0, 0.35)]
     x = speech_like(20.0, RATE, level=0.5, pauses=inserted, lead=lead, tail=0.3)
     for gain_db in (0.0, -30.0):
-        found = analysis.find_pauses(x * 10 ** (gain_db / 20), RATE)
+        found = dsp.find_pauses(x * 10 ** (gain_db / 20), RATE)
         assert len(found) == len(inserted), found
         for p, (start, length) in zip(found, inserted, strict=True):
             a, b = round((lead + start) * RATE), round((lead + start + length) * RATE)
@@ -266,17 +266,17 @@ def test_pauses_stay_apart_where_the_level_hovers_at_the_threshold() -> None:
 def test_onsets_of_tone_bursts_after_silence() -> None:
     starts = [12_345, 60_001, 100_047, 150_024]
     x = bursts(4.0, starts, amp=[0.5, 0.05, 0.5, 0.2])  # one burst 20 dB under the rest
-    found = analysis.onsets(x, RATE)
+    found = dsp.onsets(x, RATE)
     assert len(found) == len(starts), found
     for onset, s in zip(found, starts, strict=True):
         assert onset % BIN == 0
         assert -BIN < onset - s <= BIN, (onset, s)
-    assert found[0] == analysis.leading_silence(x, RATE)
+    assert found[0] == dsp.leading_silence(x, RATE)
 
 
 def test_onsets_after_each_pause() -> None:
     x = with_gaps(voiced(10.0), GAPS)
-    found = analysis.onsets(x, RATE)
+    found = dsp.onsets(x, RATE)
     assert found[0] == 0
     assert len(found) == 1 + len(GAPS)
     for onset, (_, b) in zip(found[1:], GAPS, strict=True):
@@ -290,19 +290,19 @@ def test_a_soft_lead_in_starts_the_sound_when_it_is_close(gap_ms: int) -> None:
     main = 2 * RATE + 17
     lead = main - (gap_ms + 3) * BIN
     x = bursts(3.0, [main])
-    limit = 10 ** (analysis.silence_threshold_db(analysis.bin_power(x, RATE)[0]) / 10)
+    limit = 10 ** (dsp.silence_threshold_db(dsp.bin_power(x, RATE)[0]) / 10)
     t = np.arange(3 * BIN) / RATE
     x[lead : lead + 3 * BIN] = math.sqrt(8 * limit) * np.sin(2 * np.pi * 1000.0 * t)
     expected = lead if gap_ms < 17 else main
-    found = analysis.onsets(x, RATE)
+    found = dsp.onsets(x, RATE)
     assert len(found) == 1 and abs(found[0] - expected) < BIN, (found, expected)
     # At the very start the windows are as long as the audio so far (as a meter's are): the
     # same lead-in there is sound -- the rule that makes a segment's sync click count.
     x[:lead] = 0.0
     x[: 3 * BIN] = x[lead : lead + 3 * BIN]
     x[lead : lead + 3 * BIN] = 0.0
-    assert analysis.leading_silence(x, RATE) == 0
-    again = analysis.onsets(x, RATE)
+    assert dsp.leading_silence(x, RATE) == 0
+    again = dsp.onsets(x, RATE)
     assert len(again) == 2 and again[0] == 0 and abs(again[1] - main) < BIN, again
 
 
@@ -311,29 +311,29 @@ def test_an_onset_is_not_put_in_the_tail_of_the_sound_before() -> None:
     (bin 1020): the window that finds the second holds the first one's tail."""
     first, second = 500 * BIN, 1020 * BIN
     x = bursts(2.0, [first, second], length=24_000)
-    limit = 10 ** (analysis.silence_threshold_db(analysis.bin_power(x, RATE)[0]) / 10)
+    limit = 10 ** (dsp.silence_threshold_db(dsp.bin_power(x, RATE)[0]) / 10)
     t = np.arange(3 * BIN) / RATE
     x[1000 * BIN : 1003 * BIN] = math.sqrt(8 * limit) * np.sin(2 * np.pi * 1000.0 * t)
-    assert analysis.onsets(x, RATE) == [first, second]
+    assert dsp.onsets(x, RATE) == [first, second]
 
 
 def test_a_stray_sample_is_not_an_onset() -> None:
     x = bursts(2.0, [RATE])
     x[RATE // 2] = 0.01  # one sample 34 dB under the bursts: under the threshold in 20 ms
-    assert analysis.onsets(x, RATE) == [RATE]
+    assert dsp.onsets(x, RATE) == [RATE]
 
 
 def test_nothing_in_silence() -> None:
     x = np.zeros(RATE // 2)
-    assert analysis.onsets(x, RATE) == []
-    assert analysis.find_pauses(x, RATE) == []
-    assert analysis.leading_silence(x, RATE) == analysis.trailing_silence(x, RATE) == RATE // 2
+    assert dsp.onsets(x, RATE) == []
+    assert dsp.find_pauses(x, RATE) == []
+    assert dsp.leading_silence(x, RATE) == dsp.trailing_silence(x, RATE) == RATE // 2
 
 
 def test_a_fixed_threshold_can_be_given() -> None:
     x = bursts(3.0, [RATE // 2, 2 * RATE], amp=[0.5, 0.02])  # -9 dB, then -37 dB
-    assert len(analysis.onsets(x, RATE)) == 2  # relative threshold: -44 dB
-    assert len(analysis.onsets(x, RATE, threshold_db=-30.0)) == 1
+    assert len(dsp.onsets(x, RATE)) == 2  # relative threshold: -44 dB
+    assert len(dsp.onsets(x, RATE, threshold_db=-30.0)) == 1
 
 
 # --- input forms -----------------------------------------------------------------------------
@@ -343,12 +343,12 @@ def test_int16_and_float_input_agree() -> None:
     x = with_gaps(voiced(6.0, peak=0.7), GAPS[:2])
     q = np.round(x * 32767).astype(np.int16)
     f = q / 32768.0  # the same values as floats
-    assert np.array_equal(analysis.bin_power(q, RATE)[0], analysis.bin_power(f, RATE)[0])
-    assert analysis.find_pauses(q, RATE) == analysis.find_pauses(f, RATE)
-    assert analysis.onsets(q, RATE) == analysis.onsets(f, RATE)
-    assert_pauses_match(analysis.find_pauses(q, RATE), GAPS[:2], BIN)
+    assert np.array_equal(dsp.bin_power(q, RATE)[0], dsp.bin_power(f, RATE)[0])
+    assert dsp.find_pauses(q, RATE) == dsp.find_pauses(f, RATE)
+    assert dsp.onsets(q, RATE) == dsp.onsets(f, RATE)
+    assert_pauses_match(dsp.find_pauses(q, RATE), GAPS[:2], BIN)
     as_int32 = q.astype(np.int32) << 16
-    assert analysis.find_pauses(as_int32, RATE) == analysis.find_pauses(f, RATE)
+    assert dsp.find_pauses(as_int32, RATE) == dsp.find_pauses(f, RATE)
 
 
 @pytest.mark.parametrize("channel", [0, 1])
@@ -356,19 +356,19 @@ def test_sound_on_one_channel_of_two(channel: int) -> None:
     mono = with_gaps(voiced(10.0), GAPS)
     stereo = np.zeros((2, mono.shape[0]), dtype=np.float32)
     stereo[channel] = mono
-    assert_pauses_match(analysis.find_pauses(stereo, RATE), GAPS, BIN)
-    assert analysis.onsets(stereo, RATE) == analysis.onsets(mono.astype(np.float32), RATE)
+    assert_pauses_match(dsp.find_pauses(stereo, RATE), GAPS, BIN)
+    assert dsp.onsets(stereo, RATE) == dsp.onsets(mono.astype(np.float32), RATE)
     silent_map = SoundMap(stereo[1 - channel], RATE)
     assert silent_map.threshold_db == -70.0 and not silent_map.sound_seconds()
 
 
 def test_other_rates() -> None:
     rate = 44100
-    size = analysis.bin_samples(rate)
+    size = dsp.bin_samples(rate)
     gaps = [(round(a * rate / RATE), round(b * rate / RATE)) for a, b in GAPS]
     x = with_gaps(voiced(10.0, rate), gaps)
-    assert_pauses_match(analysis.find_pauses(x, rate), gaps, size)
-    found = analysis.onsets(x, rate)
+    assert_pauses_match(dsp.find_pauses(x, rate), gaps, size)
+    found = dsp.onsets(x, rate)
     assert [abs(o - b) < size for o, (_, b) in zip(found[1:], gaps, strict=True)] == [True] * 3
 
 
@@ -380,7 +380,7 @@ def test_sound_map_in_bins() -> None:
     sound = SoundMap(x, RATE)
     assert sound.size == BIN and sound.samples == x.shape[0]
     assert sound.bins.shape == sound.centred.shape == sound.silent.shape == (10_000,)
-    assert sound.threshold_db == analysis.silence_threshold_db(sound.bins)
+    assert sound.threshold_db == dsp.silence_threshold_db(sound.bins)
     assert sound.limit == pytest.approx(10 ** (sound.threshold_db / 10))
     assert sound.programme() == (0, 10_000)
     # Inside the second gap (samples 192005 .. 206885, so bins 4000 and 4310 hold sound).
@@ -401,9 +401,9 @@ def test_sound_map_in_bins() -> None:
 
 def test_loudness_wrappers_are_the_analysis_in_seconds() -> None:
     x = np.concatenate([np.zeros(12_345), voiced(2.0), np.zeros(6_789)])
-    bins, _ = analysis.bin_power(x, RATE)
-    assert loudness.silence_threshold_dbfs(x, RATE) == analysis.silence_threshold_db(bins)
-    assert loudness.leading_silence_s(x, RATE) == analysis.leading_silence(x, RATE) / RATE
-    assert loudness.trailing_silence_s(x, RATE) == analysis.trailing_silence(x, RATE) / RATE
-    assert abs(analysis.leading_silence(x, RATE) - 12_345) < BIN
-    assert abs(analysis.trailing_silence(x, RATE) - 6_789) < BIN
+    bins, _ = dsp.bin_power(x, RATE)
+    assert loudness.silence_threshold_dbfs(x, RATE) == dsp.silence_threshold_db(bins)
+    assert loudness.leading_silence_s(x, RATE) == dsp.leading_silence(x, RATE) / RATE
+    assert loudness.trailing_silence_s(x, RATE) == dsp.trailing_silence(x, RATE) / RATE
+    assert abs(dsp.leading_silence(x, RATE) - 12_345) < BIN
+    assert abs(dsp.trailing_silence(x, RATE) - 6_789) < BIN

@@ -21,13 +21,13 @@ import av
 import pytest
 from pymediainfo import MediaInfo as PyMediaInfo
 
-from handoff.engines import ENGINES, Engine, ffmpeg_engine
-from handoff.export import ExportJob, export_one
-from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
-from handoff.probe import probe, to_json
-from handoff.spec import load_spec, parse_spec
-from handoff.synth import ClipSpec, write_clip
-from handoff.validate import validate_file
+from handoff.export.engines import ENGINES, Engine, ffmpeg_engine
+from handoff.export.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
+from handoff.export.run import ExportJob, export_one
+from handoff.media.synth import ClipSpec, write_clip
+from handoff.probe.reader import probe, to_json
+from handoff.validate.check import validate_file
+from handoff.validate.spec import load_spec, parse_spec
 from tests.conftest import REPO, corpus_file, run_handoff
 
 PRESETS = ["h264-review", "prores-master", "prores-proxy", "prores-lt", "prores-422", "prores-4444"]
@@ -377,7 +377,7 @@ def test_colour_is_tagged_never_converted(engine: Engine, tagged: bool, tmp_path
     info = probe(source)
     plan = plan_export(info, load_spec("prores-master"), ExportOptions(add_silence=True))
     out = tmp_path / f"{engine}.mov"
-    from handoff.engines import execute
+    from handoff.export.engines import execute
 
     execute(plan, out, engine)
     ours, theirs = _lumas(out), _lumas(source)

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from handoff.audio import decode_audio
 from handoff.cli import main
-from handoff.fsutil import OUTPUT_MARK, atomic_write_bytes
-from handoff.probe import probe
+from handoff.files.fsutil import OUTPUT_MARK, atomic_write_bytes
+from handoff.media.audio import decode_audio
+from handoff.probe.reader import probe
 from tests.conftest import MakeClip, review_clip_kwargs, run_handoff
 
 REPO = Path(__file__).resolve().parents[1]  # for the child processes' PYTHONPATH
@@ -50,7 +50,7 @@ def wav_with_channels(
     rate = 48000
     t = np.arange(round(seconds * rate)) / rate
     if voice:
-        from handoff.synth import speech_like
+        from handoff.media.synth import speech_like
 
         base = speech_like(seconds, rate)[: t.shape[0]]
         tones = np.stack([base * (0.3 + 0.02 * c) for c in range(channels)], 1)
@@ -256,7 +256,7 @@ def test_unreadable_files_and_folders_are_reported_not_skipped(
 
 def test_publishing_never_replaces_a_file_another_writer_published(tmp_path: Path) -> None:
     from handoff.errors import OutputExistsError
-    from handoff.fsutil import atomic_output
+    from handoff.files.fsutil import atomic_output
 
     dest = tmp_path / "clip.mov"
     with pytest.raises(OutputExistsError), atomic_output(dest, replace=False) as first:
@@ -320,7 +320,7 @@ def test_every_builtin_spec_has_the_complete_file_rule(spec: str) -> None:
     code, out, _ = run("specs", spec)
     assert code == 0
     if spec == "prores-lt":  # extends prores-master: the rule comes with it
-        from handoff.spec import load_spec
+        from handoff.validate.spec import load_spec
 
         assert any(r.id == "complete-file" for r in load_spec(spec).rules)
     else:
@@ -348,7 +348,7 @@ def test_export_refuses_a_cut_mp4_unless_allowed(make_clip: MakeClip, tmp_path: 
 
 
 def test_prep_audio_never_writes_over_its_input(tmp_path: Path) -> None:
-    from handoff.synth import speech_like, write_wav
+    from handoff.media.synth import speech_like, write_wav
 
     folder = tmp_path / "ow"
     folder.mkdir()

@@ -261,7 +261,7 @@ def test_demo_runs_twice_and_every_verdict_holds(tmp_path: Path) -> None:
 def test_probe_loudness_reports_as_is_and_mono_content(tmp_path: Path) -> None:
     import numpy as np
 
-    from handoff.synth import speech_like, write_wav
+    from handoff.media.synth import speech_like, write_wav
 
     mono = speech_like(4.0, 48000, lead=0.2)
     path = write_wav(tmp_path / "dual.wav", np.stack([mono, mono]), 48000)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handoff.spec import FACTS, builtin_spec_names
+from handoff.validate.spec import FACTS, builtin_spec_names
 from tests.conftest import REPO, copy_demo
 from tests.docrun import DOCS, check_page, shell_env, steps
 

@@ -25,19 +25,19 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handoff.audio import decode_audio
-from handoff.engines import ENGINES, Engine, execute, ffmpeg_engine, pyav_engine
 from handoff.errors import ToolError
-from handoff.plan import ExportOptions, ExportPlan, plan_export
-from handoff.probe import MediaInfo, probe
-from handoff.spec import load_spec
-from handoff.synth import ClipSpec, vfr_times, write_clip
-from handoff.validate import validate_file
+from handoff.export.engines import ENGINES, Engine, execute, ffmpeg_engine, pyav_engine
+from handoff.export.plan import ExportOptions, ExportPlan, plan_export
+from handoff.media.audio import decode_audio
+from handoff.media.synth import ClipSpec, vfr_times, write_clip
+from handoff.probe.reader import MediaInfo, probe
+from handoff.validate.check import validate_file
+from handoff.validate.spec import load_spec
 
 EXTENSION = {"h264-review": ".mp4", "prores-master": ".mov"}
 RATE = 48000
 WIDTH, HEIGHT = 320, 180
-BAR_STEP = 7  # px the synth bar moves per source frame (handoff.synth._frame_image)
+BAR_STEP = 7  # px the synth bar moves per source frame (handoff.media.synth._frame_image)
 AAC_FRAME = 1024
 
 # ------------------------------------------------------------------ reading outputs

@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from pymediainfo import MediaInfo as PyMediaInfo
 
 from handoff.cli import main
-from handoff.fsutil import OUTPUT_MARK
-from handoff.plan import ExportOptions, plan_export
-from handoff.probe import probe
-from handoff.spec import load_spec
-from handoff.synth import ClipSpec, vfr_times, write_clip
-from handoff.validate import validate_file
+from handoff.export.plan import ExportOptions, plan_export
+from handoff.files.fsutil import OUTPUT_MARK
+from handoff.media.synth import ClipSpec, vfr_times, write_clip
+from handoff.probe.reader import probe
+from handoff.validate.check import validate_file
+from handoff.validate.spec import load_spec
 from tests.conftest import FIXTURES, MakeClip, corpus_file
 
 
@@ -334,8 +334,8 @@ def test_the_output_check_counts_the_sound_the_container_presents(
     container presents it (its edit list). Where an FFmpeg older than 6.0 is installed
     (Debian's 5.1 on most Linux workstations) it is let past the version check here, to
     show that the count catches what it writes: sound short of the plan in MP4."""
-    from handoff.engines import ffmpeg_engine
-    from handoff.isobmff import presented_sound_samples
+    from handoff.export.engines import ffmpeg_engine
+    from handoff.media.isobmff import presented_sound_samples
 
     src = make_clip("a.mp4", width=160, height=96, seconds=2.0)
     for engine in ("pyav", "ffmpeg"):

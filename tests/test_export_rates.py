@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from handoff.errors import SpecError, UsageError
-from handoff.plan import EDITOR_RATES, ExportOptions, export_settings, parse_fps, plan_export
-from handoff.probe import probe
-from handoff.spec import load_spec, parse_spec
-from handoff.validate import validate_file
+from handoff.export.plan import EDITOR_RATES, ExportOptions, export_settings, parse_fps, plan_export
+from handoff.probe.reader import probe
+from handoff.validate.check import validate_file
+from handoff.validate.spec import load_spec, parse_spec
 from tests.conftest import MakeClip, run_handoff
 
 PAL_REVIEW = """\

@@ -15,8 +15,9 @@ import av
 import numpy as np
 import pytest
 
-from handoff.engines.ffmpeg_engine import ffmpeg_binary
-from handoff.probe import probe
+from handoff.export.engines.ffmpeg_engine import ffmpeg_binary
+from handoff.probe.reader import probe
+from handoff.validate.spec import builtin_spec_text
 from tests.conftest import run_handoff
 
 RATE = 48000
@@ -146,12 +147,12 @@ def test_a_source_without_sound_is_done_when_the_spec_does_not_ask_for_it(
 ) -> None:
     """The refusal comes from the preset's own rule: a spec without audio-present takes
     a mute source, and says it wrote no sound."""
-    from handoff.synth import ClipSpec, write_clip
+    from handoff.media.synth import ClipSpec, write_clip
 
     src = write_clip(tmp_path / "mute.mp4", ClipSpec(width=160, height=96, seconds=1.0,
                                                      audio_rate=None))  # fmt: skip
     spec = tmp_path / "picture-only.toml"
-    builtin = (Path(__file__).parents[1] / "handoff" / "specs" / "h264-review.toml").read_text()
+    builtin = builtin_spec_text("h264-review")
     rules, export = builtin.split("\n[export]", 1)
     kept = [
         block

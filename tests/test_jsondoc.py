@@ -1,4 +1,4 @@
-"""handoff.jsondoc: the one reader of the manifest and the selects file, with either
+"""handoff.files.jsondoc: the one reader of the manifest and the selects file, with either
 error class; and what the selects file gained from it (numbers JSON has no room for)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from handoff.errors import HandoffError, ManifestError, SelectsError
-from handoff.jsondoc import Fields, got
-from handoff.selects import MAX_BYTES, load_selects
+from handoff.files.jsondoc import Fields, got
+from handoff.sync.selects import MAX_BYTES, load_selects
 
 
 @pytest.mark.parametrize("error", [ManifestError, SelectsError])

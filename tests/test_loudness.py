@@ -1,4 +1,4 @@
-"""Tests for handoff.audio (decoding) and handoff.loudness (BS.1770-4 / EBU R128).
+"""Tests for handoff.media.audio (decoding) and handoff.analysis.loudness (BS.1770-4 / EBU R128).
 
 The independent reference is FFmpeg's ``ebur128`` filter, run through the ffmpeg binary of
 the ``imageio-ffmpeg`` wheel, on real speech files (shared/reference/media, beside the
@@ -20,14 +20,14 @@ import numpy.typing as npt
 import pytest
 from av.audio.stream import AudioStream
 
-from handoff import loudness
-from handoff.audio import DecodedAudio, decode_audio
+from handoff.analysis import loudness
 from handoff.errors import (
     EmptyMediaError,
     MediaNotFoundError,
     NoStreamsError,
     NotMediaError,
 )
+from handoff.media.audio import DecodedAudio, decode_audio
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -101,7 +101,7 @@ def noise(seconds: float, sample_rate: int, dbfs_rms: float, seed: int = 0) -> F
 def ffmpeg_exe() -> str:
     """The ffmpeg handoff's engine would run (``$HANDOFF_FFMPEG``, the imageio-ffmpeg
     wheel's, or PATH's), as the reference meter and to make inputs."""
-    from handoff.engines.ffmpeg_engine import find_ffmpeg
+    from handoff.export.engines.ffmpeg_engine import find_ffmpeg
 
     return find_ffmpeg()
 

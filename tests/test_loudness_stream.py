@@ -1,5 +1,5 @@
-"""Tests for measuring a programme a block at a time (handoff.loudness.LoudnessMeter,
-measure_file; handoff.audio.audio_blocks; handoff.analysis.BinPowers).
+"""Tests for measuring a programme a block at a time (handoff.analysis.loudness.LoudnessMeter,
+measure_file; handoff.media.audio.audio_blocks; handoff.analysis.dsp.BinPowers).
 
 The streaming answers are checked against the whole-array functions of the same modules
 (which test_loudness.py checks against known answers and FFmpeg's ebur128) fed the same
@@ -15,10 +15,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handoff import analysis, loudness
-from handoff.audio import audio_blocks, decode_audio
+from handoff.analysis import dsp, loudness
 from handoff.errors import UnmeasurableError
-from handoff.synth import speech_like, write_wav
+from handoff.media.audio import audio_blocks, decode_audio
+from handoff.media.synth import speech_like, write_wav
 from tests.test_loudness import faded, ffmpeg_ebur128, noise, sine
 
 FloatArray = npt.NDArray[np.float64]
@@ -115,15 +115,15 @@ def test_meter_refuses_what_it_cannot_measure() -> None:
 
 def test_bin_powers_in_blocks_equal_bin_power() -> None:
     x = programme(3.0)
-    size = analysis.bin_samples(RATE)
-    stream = analysis.BinPowers(RATE, 2)
+    size = dsp.bin_samples(RATE)
+    stream = dsp.BinPowers(RATE, 2)
     for start in range(0, x.shape[1], 4_999):
         stream.add(x[:, start : start + 4_999])
-    whole, whole_size = analysis.bin_power(x, RATE)
+    whole, whole_size = dsp.bin_power(x, RATE)
     assert size == whole_size
     # The threshold's windows are kept exactly; the bins for the search in float32.
-    assert stream.threshold_db() == analysis.silence_threshold_db(whole)
-    assert stream.edges() == analysis.edge_silence(whole, size, x.shape[1])
+    assert stream.threshold_db() == dsp.silence_threshold_db(whole)
+    assert stream.edges() == dsp.edge_silence(whole, size, x.shape[1])
     np.testing.assert_allclose(stream.finish(), whole, rtol=1e-7, atol=0.0)
 
 

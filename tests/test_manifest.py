@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from handoff.errors import ManifestError, UsageError
-from handoff.manifest import (
+from handoff.files.manifest import (
     MAX_BYTES,
     SCHEMA,
     Manifest,
@@ -24,8 +24,8 @@ from handoff.manifest import (
     parse_manifest,
     write_manifest,
 )
+from handoff.media.synth import speech_like, write_wav
 from handoff.prep import PrepOptions, PrepResult, prep_audio
-from handoff.synth import speech_like, write_wav
 
 Doc = dict[str, Any]
 

@@ -1,4 +1,4 @@
-"""Tests for handoff.prep (prep-audio) and handoff.limiter, on real media.
+"""Tests for handoff.prep (prep-audio) and handoff.analysis.limiter, on real media.
 
 The independent reference for loudness and true peak is FFmpeg's ``ebur128`` filter (the
 imageio-ffmpeg binary), reading the WAV files prep_audio wrote. Dual-mono files are measured
@@ -24,9 +24,10 @@ import numpy.typing as npt
 import pytest
 from av.audio.stream import AudioStream
 
-from handoff import limiter, loudness
-from handoff.audio import decode_audio
+from handoff.analysis import limiter, loudness
 from handoff.errors import HandoffError, InputError, UsageError
+from handoff.media.audio import decode_audio
+from handoff.media.synth import speech_like, write_wav
 from handoff.prep import (
     MANIFEST_NAME,
     MANIFEST_SCHEMA,
@@ -37,10 +38,9 @@ from handoff.prep import (
     parse_segment_range,
     prep_audio,
 )
-from handoff.probe import probe
-from handoff.spec import load_spec
-from handoff.synth import speech_like, write_wav
-from handoff.validate import validate_file
+from handoff.probe.reader import probe
+from handoff.validate.check import validate_file
+from handoff.validate.spec import load_spec
 from tests.conftest import corpus_file
 
 FloatArray = npt.NDArray[np.float64]
@@ -60,7 +60,7 @@ SPEECH = [
 def ffmpeg_exe() -> str:
     """The ffmpeg handoff's engine would run (``$HANDOFF_FFMPEG``, the imageio-ffmpeg
     wheel's, or PATH's), as the reference meter and to make inputs."""
-    from handoff.engines.ffmpeg_engine import find_ffmpeg
+    from handoff.export.engines.ffmpeg_engine import find_ffmpeg
 
     return find_ffmpeg()
 

@@ -1,7 +1,7 @@
 """prep-audio's plan: the cut search and the levelling as pure functions on arrays, the
 plan as a value (``plan_prep``), and ``--dry-run`` printing it without writing anything.
 
-Media is made here (handoff.synth) and what is written is read back by the manifest
+Media is made here (handoff.media.synth) and what is written is read back by the manifest
 reader, PyAV and the project's BS.1770 meter.
 """
 
@@ -17,15 +17,15 @@ import av
 import numpy as np
 import pytest
 
-from handoff import loudness
-from handoff.analysis import SoundMap
+from handoff.analysis import loudness
+from handoff.analysis.dsp import SoundMap
+from handoff.analysis.limiter import LimiterSettings, oversampled_peak
 from handoff.errors import UsageError
-from handoff.limiter import LimiterSettings, oversampled_peak
-from handoff.manifest import load_manifest
+from handoff.files.manifest import load_manifest
+from handoff.media.synth import speech_like, write_wav
 from handoff.prep import PrepOptions, analyse, plan_prep, prepare, search_cuts
 from handoff.prep.level import Meter, level
 from handoff.prep.plan import head_samples
-from handoff.synth import speech_like, write_wav
 from tests.conftest import run_handoff
 
 RATE = 48000

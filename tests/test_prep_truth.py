@@ -21,15 +21,15 @@ import numpy.typing as npt
 import pytest
 from click.testing import CliRunner
 
-from handoff import limiter
-from handoff.audio import decode_audio
+from handoff.analysis import limiter
 from handoff.cli import main
 from handoff.errors import ManifestError
-from handoff.manifest import load_manifest
+from handoff.files.manifest import load_manifest
+from handoff.media.audio import decode_audio
+from handoff.media.synth import babble, speech_like, write_wav
 from handoff.prep import PrepOptions, PrepResult, prep_audio
-from handoff.spec import load_spec
-from handoff.synth import babble, speech_like, write_wav
-from handoff.validate import validate_file
+from handoff.validate.check import validate_file
+from handoff.validate.spec import load_spec
 from tests.conftest import REPO, corpus_file, run_handoff
 from tests.docrun import blocks, not_printed
 from tests.test_prep import ebur128

@@ -20,9 +20,9 @@ from handoff.errors import (
     NotMediaError,
     TruncatedMediaError,
 )
-from handoff.files import expand_media
-from handoff.probe import probe, to_json
-from handoff.synth import vfr_times
+from handoff.files.find import expand_media
+from handoff.media.synth import vfr_times
+from handoff.probe.reader import probe, to_json
 from tests.conftest import FIXTURES, MakeClip, corpus_file, run_handoff
 
 # ------------------------------------------------------------------ the real corpus

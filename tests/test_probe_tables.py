@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 import pytest
 
-from handoff.probe import MediaInfo, probe
-from handoff.synth import ClipSpec, vfr_times, write_clip
+from handoff.media.synth import ClipSpec, vfr_times, write_clip
+from handoff.probe.reader import MediaInfo, probe
 from tests.conftest import CORPUS, corpus_file
 
 

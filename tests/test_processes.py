@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.fsutil import OUTPUT_MARK
-from handoff.processes import run_jobs
+from handoff.files.fsutil import OUTPUT_MARK
+from handoff.jobs.processes import run_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def slow_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two clips that take seconds to export as ProRes HQ (about 4 CPU-seconds each)."""
     from fractions import Fraction
 
-    from handoff.synth import ClipSpec, write_clip
+    from handoff.media.synth import ClipSpec, write_clip
 
     folder = tmp_path_factory.mktemp("slow")
     spec = ClipSpec(
@@ -180,7 +180,7 @@ def test_a_worker_whose_parent_died_before_it_started_stops_quietly() -> None:
     SIGTERM it sends itself was raised outside the worker's clean-up once)."""
     script = (
         "import multiprocessing as mp\n"
-        "from handoff.processes import _worker_main\n"
+        "from handoff.jobs.processes import _worker_main\n"
         "from tests.test_processes import _crashing_work\n"
         "if __name__ == '__main__':\n"
         "    ctx = mp.get_context('spawn')\n"

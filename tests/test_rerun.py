@@ -19,9 +19,9 @@ from click.testing import CliRunner
 
 from handoff.cli import main
 from handoff.errors import NoMediaFoundError
-from handoff.files import find_media
-from handoff.fsutil import OUTPUT_MARK, clear_stale_parts, mark_output_folder
-from handoff.synth import ClipSpec, speech_like, write_clip, write_wav
+from handoff.files.find import find_media
+from handoff.files.fsutil import OUTPUT_MARK, clear_stale_parts, mark_output_folder
+from handoff.media.synth import ClipSpec, speech_like, write_clip, write_wav
 from tests.conftest import review_clip_kwargs
 
 

@@ -18,8 +18,8 @@ import pytest
 from lxml import etree
 
 from handoff.errors import InputError, OutputExistsError, SelectsError, UsageError
-from handoff.selects import load_selects, selects_from_sync, write_selects
-from handoff.synth import ClipSpec, write_clip
+from handoff.media.synth import ClipSpec, write_clip
+from handoff.sync.selects import load_selects, selects_from_sync, write_selects
 from handoff.timeline import render
 from handoff.timeline.model import TimelineBuild
 from handoff.timeline.project import timeline_from_paths, timeline_from_selects

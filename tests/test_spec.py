@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from handoff.errors import SpecError
-from handoff.spec import FACTS, builtin_spec_names, load_spec, parse_spec
+from handoff.validate.spec import FACTS, builtin_spec_names, load_spec, parse_spec
 
 
 def test_builtins_load_and_only_name_known_facts() -> None:

@@ -1,6 +1,6 @@
 """Sync measurement against known truth.
 
-Takes are made with PyAV (:func:`handoff.synth.write_take`: the picture drawn from a
+Takes are made with PyAV (:func:`handoff.media.synth.write_take`: the picture drawn from a
 shifted or stretched copy of the narration, the sound shifted or stretched against it)
 or by the ffmpeg CLI from a picture FFmpeg itself draws from the sound (``showvolume``)
 and shifts (``-itsoffset``, ``setpts``): code this project did not write. What the
@@ -21,18 +21,18 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handoff.align import ANALYSIS_RATE, AudioAligner
-from handoff.audio import decode_audio
-from handoff.engines.ffmpeg_engine import find_ffmpeg
-from handoff.files import expand_media
-from handoff.manifest import load_manifest
-from handoff.sync import (
+from handoff.export.engines.ffmpeg_engine import find_ffmpeg
+from handoff.files.find import expand_media
+from handoff.files.manifest import load_manifest
+from handoff.media.audio import decode_audio
+from handoff.media.synth import TakeSpec, babble, write_take, write_wav
+from handoff.sync.align import ANALYSIS_RATE, AudioAligner
+from handoff.sync.measure import (
     NOTICED_SOUND_EARLY_MS,
     find_click,
     measure_take,
     plan_sync,
 )
-from handoff.synth import TakeSpec, babble, write_take, write_wav
 from tests.conftest import run_handoff
 
 RATE = 48000
@@ -150,7 +150,7 @@ def test_picture_two_frames_late(takes: dict[str, Path], reference: Path) -> Non
 def test_picture_drift_is_found_with_a_recut_point_before_it(
     takes: dict[str, Path], reference: Path, narration: FloatArray
 ) -> None:
-    from handoff.analysis import find_pauses
+    from handoff.analysis.dsp import find_pauses
 
     r = _measure(takes["picture_drift_0.5pc"], reference)
     pic = r["picture"]

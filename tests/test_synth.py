@@ -1,7 +1,7 @@
 """Synthetic takes: checked with an independent reader (PyAV decoding the written files).
 
 The envelopes and correlations here are computed afresh from decoded pixels and samples,
-not with ``handoff.synth``'s own helpers, so a mistake there cannot confirm itself.
+not with ``handoff.media.synth``'s own helpers, so a mistake there cannot confirm itself.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handoff.synth import TakeSpec, retime, speech_like, takes_demo_set, write_take
+from handoff.media.synth import TakeSpec, retime, speech_like, takes_demo_set, write_take
 
 RATE = 48000
 F64 = npt.NDArray[np.float64]

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from handoff.cli import main
+from handoff.media.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
 from handoff.prep import PrepOptions, prep_audio
-from handoff.probe import probe
-from handoff.synth import ClipSpec, speech_like, vfr_times, write_clip, write_wav
+from handoff.probe.reader import probe
 from handoff.timeline import build_timeline, load_manifest, render, source_from_info
 from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
 from tests.conftest import NLE, TimelineProject, make_timeline_project, project_timeline

@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 from handoff.errors import UsageError
-from handoff.synth import write_wav
+from handoff.media.synth import write_wav
 from handoff.timeline import TimelineBuild
 from handoff.timeline.fcpxml import format_name, write_fcpxml
 from tests.conftest import (

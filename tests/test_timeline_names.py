@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from handoff.cli import main
-from handoff.names import shown, xml_text
-from handoff.probe import probe
-from handoff.synth import ClipSpec, write_clip
+from handoff.files.names import shown, xml_text
+from handoff.media.synth import ClipSpec, write_clip
+from handoff.probe.reader import probe
 from handoff.timeline import build_timeline, source_from_info
 from handoff.timeline.model import META
 from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from handoff.cli import main
-from handoff.synth import ClipSpec, write_clip
+from handoff.media.synth import ClipSpec, write_clip
 from handoff.timeline.timecode import Timecode, parse_timecode, timecode_at
 from tests.conftest import NLE, REPO, TimelineProject, make_timeline_project, run_handoff
 

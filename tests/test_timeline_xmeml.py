@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from handoff.errors import UnsupportedError
-from handoff.probe import probe
+from handoff.probe.reader import probe
 from handoff.timeline import TimelineBuild, build_timeline, source_from_info
 from handoff.timeline.model import META
 from handoff.timeline.paths import premiere_pathurl

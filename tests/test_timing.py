@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handoff.timing import STANDARD_RATES, analyse_frame_times, keyframe_spacing, snap_rate
+from handoff.probe.timing import STANDARD_RATES, analyse_frame_times, keyframe_spacing, snap_rate
 
 TIME_BASES = [Fraction(1, 1000), Fraction(1, 90000), Fraction(1, 100), Fraction(1, 12800)]
 

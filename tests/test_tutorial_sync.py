@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from handoff.selects import load_selects
+from handoff.sync.selects import load_selects
 from tests.conftest import REPO, copy_demo, run_handoff
 from tests.docrun import blocks, not_printed
 

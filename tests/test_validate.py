@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from pymediainfo import MediaInfo as PyMediaInfo
 
-from handoff import loudness
-from handoff.spec import load_spec, parse_spec
-from handoff.synth import speech_like, vfr_times, write_wav
-from handoff.validate import FileReport, exit_code, validate_file
+from handoff.analysis import loudness
+from handoff.media.synth import speech_like, vfr_times, write_wav
+from handoff.validate.check import FileReport, exit_code, validate_file
+from handoff.validate.spec import load_spec, parse_spec
 from tests.conftest import FIXTURES, MakeClip, corpus_file, review_clip_kwargs
 
 H264 = load_spec("h264-review")
@@ -297,7 +297,7 @@ def test_silent_aac_bit_rate_is_not_held_against_the_file(tmp_path: Path) -> Non
     path = tmp_path / "silent_track.mp4"
     # Picture made the review way, sound digital silence: FFmpeg's AAC then writes
     # ~2 kb/s whatever bit rate it was asked for.
-    from handoff.synth import ClipSpec, write_clip
+    from handoff.media.synth import ClipSpec, write_clip
 
     settings = {**review_clip_kwargs(), "audio_rate": None}
     clip = write_clip(tmp_path / "pic.mp4", ClipSpec(**settings))  # type: ignore[arg-type]

@@ -13,42 +13,39 @@ Every file is 48 kHz PCM WAV (24-bit, or 16), written atomically; the manifest i
 last, so its presence means the set is complete.
 
 How the level is reached
-    ONE linear gain plus an oversampled look-ahead true-peak limiter (:mod:`handoff.limiter`:
-    4x peak detection with the meter's own interpolation kernel, 1.5 ms look-ahead ramp,
-    200 dB/s release) where the gain would push a peak over the ceiling -- never dynamic
-    loudness normalisation. The limiter aims 0.3 dB under the true-peak target.
-    Limiting lowers the loudness, so the gain is iterated: secant steps on a cheap
-    *estimate* (each 100 ms BS.1770 step's K-weighted energy scaled by the share of its
-    plain energy the limiter removes), then a real BS.1770 measurement of the limited
+    ONE linear gain plus an oversampled look-ahead true-peak limiter
+    (:mod:`handoff.analysis.limiter`: 4x peak detection with the meter's own interpolation
+    kernel, 1.5 ms look-ahead ramp, 200 dB/s release) where the gain would push a peak over
+    the ceiling -- never dynamic loudness normalisation. The limiter aims 0.3 dB under the
+    true-peak target. Limiting lowers the loudness, so the gain is iterated: secant steps on
+    a cheap *estimate* (each 100 ms BS.1770 step's K-weighted energy scaled by the share of
+    its plain energy the limiter removes), then a real BS.1770 measurement of the limited
     programme, whose difference from the estimate corrects the next solve -- usually one
     real measurement, at most three; it stops within 0.05 LU of the target. The gain may
     rise at most 20 dB past the unlimited one (a warning says when the target is missed).
-    The true peak is then measured (the limiter's envelope is the meter's where the curve
-    is 1; where the limiter acted the candidate blocks are interpolated again from the
-    output); if it is not 0.1 dB under the target, the ceiling goes down by the excess
-    and everything runs again.
-    Voice is mono content: loudness is measured on the mono signal even when it is
-    written as dual-mono (two identical channels), the convention of the ``ltx2-audio``
+    The true peak is then measured (the limiter's envelope is the meter's where the curve is
+    1; where the limiter acted the candidate blocks are interpolated again from the output);
+    if it is not 0.1 dB under the target, the ceiling goes down by the excess and everything
+    runs again. Voice is mono content: loudness is measured on the mono signal even when it
+    is written as dual-mono (two identical channels), the convention of the ``ltx2-audio``
     spec (a stereo meter reads such a file about 3 LU louder). A stereo source's mono
-    content is (L+R)/2; ``source.measured_as`` says which signal the source loudness is
-    of. When L and R carry different sound
-    (:func:`~handoff.prep.content.compare_channels`: correlation under
-    0.5 over the speech, or the louder side swinging by more than 10 dB -- two voices on
-    two microphones) mixing them is warned; ``--channels stereo`` keeps them apart.
-    Music keeps its stereo and is measured as stereo. Segments are cut from the levelled
-    master and keep its gain, so a segment's own loudness can differ a little from the
-    master's (warned beyond 0.5 LU).
-    The reported true peak of a segment is the master's over the segment's span (its
-    fades only lower it) or the click's, whichever is higher.
-    Heavy limiting -- more than 6 dB off a peak, or more than 5 % of the programme (first
-    to last sound) limited by over 1 dB -- is warned, naming the loudest passage: the
-    limited stretches around the deepest reduction, joined across gaps under 0.3 s.
+    content is (L+R)/2; ``source.measured_as`` says which signal the source loudness is of.
+    When L and R carry different sound (:func:`~handoff.prep.content.compare_channels`:
+    correlation under 0.5 over the speech, or the louder side swinging by more than 10 dB --
+    two voices on two microphones) mixing them is warned; ``--channels stereo`` keeps them
+    apart. Music keeps its stereo and is measured as stereo. Segments are cut from the
+    levelled master and keep its gain, so a segment's own loudness can differ a little from
+    the master's (warned beyond 0.5 LU). The reported true peak of a segment is the master's
+    over the segment's span (its fades only lower it) or the click's, whichever is higher.
+    Heavy limiting -- more than 6 dB off a peak, or more than 5 % of the programme (first to
+    last sound) limited by over 1 dB -- is warned, naming the loudest passage: the limited
+    stretches around the deepest reduction, joined across gaps under 0.3 s.
 
 Silence, pauses and cuts
     All decisions use one threshold relative to the conditioned programme's own level
-    (:func:`handoff.analysis.silence_threshold_db`: 35 dB under its gated level, on
-    1 ms mean-square bins, loudest channel), through :class:`handoff.analysis.SoundMap`.
-    The first sound after a point is found as :func:`handoff.loudness.leading_silence_s`
+    (:func:`handoff.analysis.dsp.silence_threshold_db`: 35 dB under its gated level, on
+    1 ms mean-square bins, loudest channel), through :class:`handoff.analysis.dsp.SoundMap`.
+    The first sound after a point is found as :func:`handoff.analysis.loudness.leading_silence_s`
     finds it (first 20 ms window above the threshold, then its first 1 ms bin above it),
     so the leading silence the validator measures on a segment is the pre-roll (+ the
     5 ms lead-in kept before the onset).
@@ -106,16 +103,16 @@ How the package is laid out (as export is: facts, a pure plan, an executor)
     :mod:`~handoff.prep.plan` the pure :func:`plan_prep` into a frozen :class:`PrepPlan`
     (``prep-audio --dry-run`` prints it); :mod:`~handoff.prep.execute` writes it and
     returns a :class:`PrepResult` (:mod:`~handoff.prep.results`). The manifest's schema,
-    writer and reader are :mod:`handoff.manifest`.
+    writer and reader are :mod:`handoff.files.manifest`.
 
 Nothing is printed; progress goes to the ``handoff.prep`` logger.
 """
 
 from __future__ import annotations
 
-from handoff.audio import read_pcm_wav as _read_pcm_wav
 from handoff.errors import OutputExistsError
-from handoff.manifest import SCHEMA as MANIFEST_SCHEMA
+from handoff.files.manifest import SCHEMA as MANIFEST_SCHEMA
+from handoff.media.audio import read_pcm_wav as _read_pcm_wav
 from handoff.prep.analyse import PrepFacts, analyse
 from handoff.prep.cuts import search_cuts
 from handoff.prep.execute import (

@@ -2,7 +2,7 @@
 
 :func:`analyse` decodes the source, compares its channels, mixes it to 48 kHz content,
 measures its loudness and peak, levels it (:func:`handoff.prep.level.level`) and maps its
-sound and pauses (:class:`handoff.analysis.SoundMap`) -- the :class:`PrepFacts` the pure
+sound and pauses (:class:`handoff.analysis.dsp.SoundMap`) -- the :class:`PrepFacts` the pure
 planner (:func:`handoff.prep.plan.plan_prep`) decides from. Nothing is written.
 
 The true peak closes the loop: the limiter's detector can miss an over the meter reads,
@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from handoff.analysis import SoundMap
-from handoff.audio import decode_audio, read_pcm_wav
+from handoff.analysis.dsp import SoundMap
+from handoff.analysis.limiter import LimiterSettings, oversampled_peak
 from handoff.errors import InputError
-from handoff.files import check_readable
-from handoff.limiter import LimiterSettings, oversampled_peak
+from handoff.files.find import check_readable
+from handoff.media.audio import decode_audio, read_pcm_wav
 from handoff.prep.content import DUAL_MONO_AS_MONO, compare_channels, content
 from handoff.prep.cuts import search_cuts
 from handoff.prep.level import Levelled, Meter, level, true_peaks

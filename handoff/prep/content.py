@@ -9,8 +9,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from handoff import analysis
-from handoff.audio import DecodedAudio, frame_samples
+from handoff.analysis import dsp
+from handoff.media.audio import DecodedAudio, frame_samples
 from handoff.prep.options import RATE
 from handoff.prep.results import LeftRight, LeftRightVerdict
 
@@ -68,7 +68,7 @@ def compare_channels(x: Float32Array, rate: int) -> LeftRight | None:
     """How the two channels of ``x`` compare over its sound; None when it has none.
 
     On 100 ms steps (BS.1770's) whose louder channel is above the programme's silence
-    threshold (:func:`handoff.analysis.silence_threshold_db`): the correlation and level
+    threshold (:func:`handoff.analysis.dsp.silence_threshold_db`): the correlation and level
     difference of their sums, and the spread of the steps' own level differences. The
     thresholds and why are by ``_SAME_MIN_CORRELATION`` above.
     """
@@ -87,8 +87,8 @@ def compare_channels(x: Float32Array, rate: int) -> LeftRight | None:
         ll[a:b] = np.einsum("sk,sk->s", left, left)
         rr[a:b] = np.einsum("sk,sk->s", right, right)
         lr[a:b] = np.einsum("sk,sk->s", left, right)
-    bins, _ = analysis.bin_power(x, rate)
-    limit = 10.0 ** (analysis.silence_threshold_db(bins) / 10.0)
+    bins, _ = dsp.bin_power(x, rate)
+    limit = 10.0 ** (dsp.silence_threshold_db(bins) / 10.0)
     sound = np.maximum(ll, rr) / step > limit
     if not sound.any():
         return None

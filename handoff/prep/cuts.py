@@ -1,6 +1,6 @@
 """Where to cut a long programme: candidate cuts in its pauses, chosen by dynamic programming.
 
-Pure functions of a :class:`handoff.analysis.SoundMap` (1 ms bins of the levelled
+Pure functions of a :class:`handoff.analysis.dsp.SoundMap` (1 ms bins of the levelled
 programme) and the options: no file is read or written. Positions are 48 kHz master
 samples.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handoff import analysis
-from handoff.analysis import SoundMap
+from handoff.analysis import dsp
+from handoff.analysis.dsp import SoundMap
 from handoff.errors import UnsupportedError
 from handoff.prep.options import RATE, CutKind, PrepOptions
 from handoff.prep.results import Cut
@@ -29,7 +29,7 @@ __all__ = [
     "search_cuts",
 ]
 
-BIN = analysis.bin_samples(RATE)  # samples per 1 ms analysis bin (SoundMap's)
+BIN = dsp.bin_samples(RATE)  # samples per 1 ms analysis bin (SoundMap's)
 REAL_PAUSE_BINS = 300
 SHORT_PAUSE_BINS = 150
 _QUIETEST_BLOCK_BINS = 1000  # one last-resort candidate per second of programme

@@ -22,9 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from handoff.errors import OutputExistsError, UsageError
-from handoff.files import check_readable
-from handoff.fsutil import InputGuard, atomic_output
-from handoff.manifest import Manifest, load_manifest, write_manifest
+from handoff.files.find import check_readable
+from handoff.files.fsutil import InputGuard, atomic_output
+from handoff.files.manifest import Manifest, load_manifest, write_manifest
+from handoff.media.riff import write_pcm_wav
 from handoff.prep.analyse import PrepFacts, analyse
 from handoff.prep.cuts import LEAD_IN
 from handoff.prep.options import (
@@ -38,9 +39,8 @@ from handoff.prep.options import (
 )
 from handoff.prep.plan import PrepPlan, click_burst, head_samples, output_name, plan_prep
 from handoff.prep.results import PrepResult, SegmentInfo
-from handoff.riff import write_pcm_wav
-from handoff.spec import Spec, load_spec
-from handoff.validate import validate_file
+from handoff.validate.check import validate_file
+from handoff.validate.spec import Spec, load_spec
 
 __all__ = [
     "execute_prep",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from handoff import loudness
-from handoff.limiter import GainCurve, LimiterSettings, gain_curve, oversampled_peak_in
+from handoff.analysis import loudness
+from handoff.analysis.limiter import GainCurve, LimiterSettings, gain_curve, oversampled_peak_in
 from handoff.prep.cuts import BIN, REAL_PAUSE_BINS
 from handoff.prep.options import RATE, Channels
 from handoff.prep.results import Passage
@@ -63,7 +63,7 @@ class Meter:
         self.as_mono = content.shape[0] == 1 or loudness.is_dual_mono(content)
         measured = content[:1] if self.as_mono else content
         self.weights = loudness.channel_weights(measured.shape[0])
-        # The step energies handoff.loudness builds its integrated loudness from (so
+        # The step energies handoff.analysis.loudness builds its integrated loudness from (so
         # estimates and measurements share one definition).
         self.energy, self.lengths = loudness.weighted_segment_energy(measured, RATE, self.weights)
         self._measured = measured

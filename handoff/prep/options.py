@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from handoff.errors import UsageError
-from handoff.names import NAME_MAX, fit_file_name
+from handoff.files.names import NAME_MAX, fit_file_name
 
 __all__ = [
     "MANIFEST_NAME",

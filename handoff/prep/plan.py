@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from handoff import loudness
+from handoff.analysis import loudness
 from handoff.errors import UsageError
 from handoff.prep.analyse import PrepFacts
 from handoff.prep.cuts import BIN, LEAD_IN, REAL_PAUSE_BINS, SHORT_PAUSE_BINS, TAIL, search_cuts

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from handoff import manifest
+from handoff.files import manifest
 from handoff.prep.options import RATE, CutKind, PrepOptions
-from handoff.validate import FileReport
+from handoff.validate.check import FileReport
 
 __all__ = [
     "Cut",
@@ -286,7 +286,7 @@ class PrepResult:
         return tuple(r for r in self.checks if r.status != "pass")
 
     def to_manifest(self) -> manifest.Manifest:
-        """``manifest.json`` as :mod:`handoff.manifest` writes and reads it."""
+        """``manifest.json`` as :mod:`handoff.files.manifest` writes and reads it."""
         return manifest.Manifest(
             path=self.manifest_path,
             source=self.source.to_manifest(),

@@ -1,7 +1,7 @@
 """Editor timelines: one OTIO model (:mod:`.model`), one writer per format.
 
 ``render(timeline, fmt)`` returns the bytes of a file in one of :data:`FORMATS`.
-``Manifest`` and ``load_manifest`` are :mod:`handoff.manifest`'s, re-exported.
+``Manifest`` and ``load_manifest`` are :mod:`handoff.files.manifest`'s, re-exported.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import opentimelineio as otio
 
 from handoff.errors import UsageError
-from handoff.manifest import Manifest, load_manifest
+from handoff.files.manifest import Manifest, load_manifest
 from handoff.timeline.model import (
     SequenceSettings,
     Source,

@@ -49,7 +49,7 @@ import opentimelineio as otio
 from lxml import etree
 
 from handoff.errors import UsageError
-from handoff.names import xml_text
+from handoff.files.names import xml_text
 from handoff.timeline import FCPXML_VERSIONS
 from handoff.timeline.model import META, PlacedClip, frames_at, placed_clips, rate_of
 from handoff.timeline.paths import file_url
@@ -185,7 +185,7 @@ class _Writer:
                 else item.source_start + item.duration
             )
         name = item.clip.media_reference.name or PurePath(path).name or item.clip.name
-        # A timeline made elsewhere may name things XML cannot hold (handoff.names).
+        # A timeline made elsewhere may name things XML cannot hold (handoff.files.names).
         attrs = {"id": aid, "name": xml_text(str(name)), "start": "0s",
                  "duration": self.t(round(float(frames)))}  # fmt: skip
         if has_video:

@@ -51,10 +51,10 @@ from typing import Any
 import opentimelineio as otio
 
 from handoff.errors import InputError, UnsupportedError, UsageError
-from handoff.files import segment_number
-from handoff.manifest import Manifest, Segment
-from handoff.names import is_utf8, shown, xml_text
-from handoff.probe import MediaInfo, fraction_str
+from handoff.files.find import segment_number
+from handoff.files.manifest import Manifest, Segment
+from handoff.files.names import is_utf8, shown, xml_text
+from handoff.probe.reader import MediaInfo, fraction_str
 from handoff.timeline.paths import file_url, path_from_url
 from handoff.timeline.timecode import ZERO, Timecode, fps_label
 

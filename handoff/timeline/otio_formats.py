@@ -24,7 +24,7 @@ from typing import Any
 import opentimelineio as otio
 
 from handoff.errors import InputError
-from handoff.names import is_utf8, shown
+from handoff.files.names import is_utf8, shown
 from handoff.timeline.model import META, clip_path, rate_of
 from handoff.timeline.paths import file_url, relative_path, relative_url
 

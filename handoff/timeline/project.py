@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from handoff.errors import HandoffError, InputError, SelectsError, UsageError
-from handoff.files import AUDIO_SUFFIXES, find_media, is_folder
-from handoff.manifest import Manifest, load_manifest
-from handoff.names import shown
-from handoff.probe import probe
-from handoff.selects import SelectSegment, load_selects
+from handoff.files.find import AUDIO_SUFFIXES, find_media, is_folder
+from handoff.files.manifest import Manifest, load_manifest
+from handoff.files.names import shown
+from handoff.probe.reader import probe
+from handoff.sync.selects import SelectSegment, load_selects
 from handoff.timeline.model import (
     FROM_CLIPS,
     SegmentTakes,
@@ -36,7 +36,7 @@ class Gathered:
     problems: list[InputError] = field(default_factory=list)
     """Paths that gave no file: a folder that cannot be listed or holds no media."""
     notes: list[str] = field(default_factory=list)
-    """Folders left out because they hold outputs (:meth:`handoff.files.FoundMedia.notes`)."""
+    """Folders left out because they hold outputs (:meth:`handoff.files.find.FoundMedia.notes`)."""
 
 
 def gather_clips(paths: Sequence[Path]) -> Gathered:
@@ -143,7 +143,7 @@ def timeline_from_selects(
     name: str | None = None,
     settings: SequenceSettings = FROM_CLIPS,
 ) -> TimelineBuild:
-    """The timeline of a selects file (:mod:`handoff.selects`): each segment's pick on
+    """The timeline of a selects file (:mod:`handoff.sync.selects`): each segment's pick on
     V1 where its segment starts, moved by its measured sound offset, its alternates on
     disabled tracks V2, V3, ... (FCPXML: auditions), the master locked on A1.
 

@@ -32,7 +32,7 @@ import opentimelineio as otio
 from lxml import etree
 
 from handoff.errors import UnsupportedError
-from handoff.names import xml_text
+from handoff.files.names import xml_text
 from handoff.timeline.model import META, PlacedClip, frames_at, placed_clips, rate_of
 from handoff.timeline.paths import premiere_pathurl
 from handoff.timeline.timecode import timecode_at
@@ -241,7 +241,7 @@ class _Writer:
         clip = item.placed.clip
         ref = clip.media_reference
         # Names from a timeline made elsewhere may hold what XML cannot (the model's
-        # own are already clean): see handoff.names.
+        # own are already clean): see handoff.files.names.
         _text(f, "name", xml_text(getattr(ref, "name", None) or clip.name or PurePath(path).name))
         _text(f, "pathurl", premiere_pathurl(PurePath(path)))
         self.add_rate(f)

@@ -1,6 +1,6 @@
 """Executors of export plans: PyAV in-process (default) and the ffmpeg command line.
 
-Both take the same :class:`~handoff.plan.ExportPlan` and write the file it describes
+Both take the same :class:`~handoff.export.plan.ExportPlan` and write the file it describes
 to the path they are given (a temporary file beside the destination; the caller
 renames it). Neither decides anything the plan has not decided.
 """
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from handoff.plan import ExportPlan
+from handoff.export.plan import ExportPlan
 
 __all__ = ["ENGINES", "Engine", "Progress", "execute"]
 
@@ -26,10 +26,10 @@ def execute(
 ) -> None:
     """Write ``plan`` to ``out_path`` with the chosen engine."""
     if engine == "pyav":
-        from handoff.engines import pyav_engine
+        from handoff.export.engines import pyav_engine
 
         pyav_engine.run(plan, out_path, progress)
     else:
-        from handoff.engines import ffmpeg_engine
+        from handoff.export.engines import ffmpeg_engine
 
         ffmpeg_engine.run(plan, out_path, progress)

@@ -4,7 +4,7 @@ FFmpeg's WAV demuxer reads up to the end of the file whatever the header declare
 WAV whose write was interrupted (its ``data`` chunk declares more bytes than the file
 holds) plays, probes and measures as if nothing were missing; MediaInfo alone calls it
 ``IsTruncated``. Reading the chunk headers says so without touching the samples, and
-gives the fast PCM reader (:func:`handoff.audio.read_pcm_wav`) the format and the sample
+gives the fast PCM reader (:func:`handoff.media.audio.read_pcm_wav`) the format and the sample
 data's place. :func:`write_pcm_wav` is the writing side.
 
 Layout (Microsoft/IBM "Multimedia Programming Interface and Data Specifications 1.0",

@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from handoff.engines import Engine, execute
 from handoff.errors import HandoffError, InputError, OutputExistsError, ToolError, describe
-from handoff.files import MediaItem
-from handoff.fsutil import (
+from handoff.export.engines import Engine, execute
+from handoff.export.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
+from handoff.files.find import MediaItem
+from handoff.files.fsutil import (
     InputGuard,
     atomic_output,
     holds_any,
     mark_output_folder,
     remove_stale_parts,
 )
-from handoff.parallel import usable_cores
-from handoff.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
-from handoff.probe import MediaInfo, probe
-from handoff.processes import run_jobs
-from handoff.spec import Spec, load_spec
-from handoff.validate import validate_info
+from handoff.jobs.parallel import usable_cores
+from handoff.jobs.processes import run_jobs
+from handoff.probe.reader import MediaInfo, probe
+from handoff.validate.check import validate_info
+from handoff.validate.spec import Spec, load_spec
 
 __all__ = [
     "ExportJob",
@@ -60,7 +60,7 @@ class ExportJob:
     dry_run: bool = False
     mark_output: bool = False
     """Mark the destination's folder as one of outputs once the file is made
-    (:func:`handoff.fsutil.mark_output_folder`): true unless an input of the batch lies
+    (:func:`handoff.files.fsutil.mark_output_folder`): true unless an input of the batch lies
     in it."""
 
 
@@ -113,7 +113,7 @@ def plan_jobs(
 
     A destination folder that holds none of the batch's inputs is marked as a folder of
     outputs when its first file is made, so that a later run given a folder above it
-    does not read these outputs as inputs (:func:`handoff.files.find_media`).
+    does not read these outputs as inputs (:func:`handoff.files.find.find_media`).
     """
     settings = export_settings(load_spec(spec_source))
     inputs = [p for p in sources if isinstance(p, Path)]
@@ -160,7 +160,7 @@ def plan_jobs(
 
 def _ffmpeg_preview(plan: ExportPlan) -> tuple[tuple[str, ...], dict[str, str] | None, str]:
     """The ffmpeg command of the plan, the binary it names, and a note saying which."""
-    from handoff.engines.ffmpeg_engine import command, ffmpeg_binary
+    from handoff.export.engines.ffmpeg_engine import command, ffmpeg_binary
 
     try:
         binary = ffmpeg_binary()
@@ -201,7 +201,7 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
         remove_stale_parts(dest)
         binary = None
         if job.engine == "ffmpeg":
-            from handoff.engines.ffmpeg_engine import ffmpeg_binary
+            from handoff.export.engines.ffmpeg_engine import ffmpeg_binary
 
             chosen = ffmpeg_binary()
             binary = chosen.to_json()
@@ -270,7 +270,7 @@ def _length_check(info: MediaInfo, plan: ExportPlan, engine: Engine) -> list[str
         return []
     who: str = engine
     if engine == "ffmpeg":
-        from handoff.engines.ffmpeg_engine import ffmpeg_binary
+        from handoff.export.engines.ffmpeg_engine import ffmpeg_binary
 
         who = f"ffmpeg engine, {ffmpeg_binary().describe()}"
     off_ms = float(presented - plan.audio.samples) / plan.audio.sample_rate * 1000
@@ -296,7 +296,7 @@ def export_batch(
 
     In parallel, each file is exported in a worker process: a worker that dies (a crash
     in a decoder, the out-of-memory killer) fails only the file it was working on, and
-    its temporary file is removed (:func:`handoff.processes.run_jobs`).
+    its temporary file is removed (:func:`handoff.jobs.processes.run_jobs`).
     """
     if jobs_in_parallel <= 1 or len(jobs) <= 1:
         results: list[ExportResult] = []

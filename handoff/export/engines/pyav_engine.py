@@ -46,12 +46,12 @@ from av.audio.resampler import AudioResampler
 from av.filter import Graph
 from av.video.frame import PictureType
 
-from handoff.audio import frame_samples
-from handoff.engines import Progress
 from handoff.errors import ToolError
-from handoff.files import open_input
-from handoff.plan import AudioPlan, ExportPlan, VideoPlan
-from handoff.probe import color_codes
+from handoff.export.engines import Progress
+from handoff.export.plan import AudioPlan, ExportPlan, VideoPlan
+from handoff.files.find import open_input
+from handoff.media.audio import frame_samples
+from handoff.probe.reader import color_codes
 
 __all__ = ["run"]
 
@@ -85,7 +85,7 @@ def _buffer(graph: Graph, stream: av.VideoStream) -> Any:
 
 def _graph(stream: av.VideoStream, plan: VideoPlan) -> Graph:
     """rotate -> crop -> pixel format -> pixel shape and colour tags, as one FFmpeg
-    filter graph (the ffmpeg engine's, :mod:`handoff.engines.ffmpeg_engine`)."""
+    filter graph (the ffmpeg engine's, :mod:`handoff.export.engines.ffmpeg_engine`)."""
     graph = Graph()
     nodes = [_buffer(graph, stream)]
     if plan.rotation == 90:
@@ -235,7 +235,7 @@ class _Sound:
         self.to_encoder = AudioResampler(
             format=self.encoder_format, layout=plan.layout, rate=plan.sample_rate
         )
-        # Packed float, read with handoff.audio.frame_samples: the one safe way to read
+        # Packed float, read with handoff.media.audio.frame_samples: the one safe way to read
         # decoded sound into numpy whatever the channel count.
         self.to_48k = AudioResampler(format="flt", layout=plan.layout, rate=plan.sample_rate)
         self.retime_rate: int | None = None

@@ -1,6 +1,6 @@
 """Timing between signals: a take's sound against its narration, its picture against its sound.
 
-Pure numpy on arrays that :mod:`handoff.sync` has decoded; nothing here reads a file.
+Pure numpy on arrays that :mod:`handoff.sync.measure` has decoded; nothing here reads a file.
 Signs, everywhere: a positive lag means the first-named thing is *late* (the take's
 sound after the narration, the picture after the sound).
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from handoff import analysis
+from handoff.analysis import dsp
 
 __all__ = [
     "ANALYSIS_RATE",
@@ -57,7 +57,7 @@ ANALYSIS_RATE = 16_000
 """Sound is compared at this rate: speech carries its timing below 8 kHz, and GCC-PHAT's
 peak, interpolated, is good to a few microseconds here (far inside the 1 ms asked)."""
 
-ENVELOPE_BIN = analysis.bin_samples(ANALYSIS_RATE)  # 1 ms envelope bins
+ENVELOPE_BIN = dsp.bin_samples(ANALYSIS_RATE)  # 1 ms envelope bins
 
 _WINDOW_S = 1.0  # GCC window: short enough that a 0.1 % stretch smears it by only 1 ms
 _HOP_S = 0.5
@@ -265,8 +265,8 @@ class AudioAligner:
 def _smooth_envelope(power: FloatArray) -> FloatArray:
     """Loudness envelope for timing: centred 20 ms RMS, less its centred 250 ms mean
     (the slow trend), so the syllables' rises and falls are what correlates."""
-    amp = np.sqrt(analysis.centred_level(power, _ENVELOPE_SMOOTH_MS))
-    return np.asarray(amp - analysis.centred_level(amp, _ENVELOPE_HIGHPASS_MS), dtype=np.float64)
+    amp = np.sqrt(dsp.centred_level(power, _ENVELOPE_SMOOTH_MS))
+    return np.asarray(amp - dsp.centred_level(amp, _ENVELOPE_HIGHPASS_MS), dtype=np.float64)
 
 
 def envelope_lag(
@@ -362,7 +362,7 @@ def _picture_sums(
     """:class:`_Sums` over the frame pairs (k-1, k) of ``times``: the sound's change is
     that of its level between the two instants, each moved back by ``shift`` (the lag
     already known at that frame) and by the trial lag."""
-    # level[j] is centred on j ms exactly (bins j-10 .. j+9 of 1 ms: analysis.centred_level)
+    # level[j] is centred on j ms exactly (bins j-10 .. j+9 of 1 ms: dsp.centred_level)
     positions = ((times - shift)[None, :] - lags[:, None]) * 1000.0
     grid = np.arange(level.shape[0], dtype=np.float64)
     at = np.interp(positions.ravel(), grid, level, left=0.0, right=0.0).reshape(positions.shape)
@@ -394,9 +394,7 @@ def picture_lag(
     """
     if times.shape[0] < 3:
         return None
-    level = np.sqrt(
-        analysis.centred_level(np.asarray(power, dtype=np.float64), _ENVELOPE_SMOOTH_MS)
-    )
+    level = np.sqrt(dsp.centred_level(np.asarray(power, dtype=np.float64), _ENVELOPE_SMOOTH_MS))
     wide = _lag_grid(max_lag_s)
     hop = max(1, round(_PICTURE_HOP_S / frame_s))
     blocks = _blocks(times, motion, level, wide, hop, np.zeros_like(times))

@@ -2,7 +2,7 @@
 
 A spec is data, not code, so users can write their own and the export presets can be
 the very specs their outputs are validated against. The format is documented in
-``docs/reference/spec-format.md``; the built-in specs live in ``handoff/specs/``.
+``docs/reference/spec-format.md``; the built-in specs live in ``handoff/validate/specs/``.
 
 A rule names a *fact* (``video.fps``, ``audio.integrated_lufs``, ...), an operator and
 an expected value, with an explicit tolerance where one applies. Frame rates are
@@ -326,12 +326,15 @@ def _load_toml(text: str, source: str, seen: tuple[str, ...] = ()) -> dict[str, 
         raise SpecError(f"spec {source}: 'extends' must name a built-in spec ({known})")
     if parent in seen:
         raise SpecError(f"spec {source}: 'extends' loops back to '{parent}'")
-    base = _load_toml(_builtin_text(parent), f"built-in '{parent}'", (*seen, parent))
+    base = _load_toml(builtin_spec_text(parent), f"built-in '{parent}'", (*seen, parent))
     return _merge(base, data)
 
 
-def _builtin_text(name: str) -> str:
-    return (resources.files("handoff") / "specs" / f"{name}.toml").read_text(encoding="utf-8")
+def builtin_spec_text(name: str) -> str:
+    """The TOML of the built-in spec ``name``, as shipped (to copy and edit)."""
+    return (resources.files("handoff.validate") / "specs" / f"{name}.toml").read_text(
+        encoding="utf-8"
+    )
 
 
 def parse_spec(text: str, source: str = "<string>") -> Spec:
@@ -381,7 +384,7 @@ def parse_spec(text: str, source: str = "<string>") -> Spec:
 
 
 def builtin_spec_names() -> list[str]:
-    folder = resources.files("handoff") / "specs"
+    folder = resources.files("handoff.validate") / "specs"
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -389,7 +392,7 @@ def load_spec(name_or_path: str | Path) -> Spec:
     """A built-in spec by name (``h264-review``) or a user's TOML file by path."""
     text_name = str(name_or_path)
     if text_name in builtin_spec_names():
-        return parse_spec(_builtin_text(text_name), source=f"built-in '{text_name}'")
+        return parse_spec(builtin_spec_text(text_name), source=f"built-in '{text_name}'")
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         try:

@@ -39,8 +39,8 @@ from handoff.errors import (
     NotMediaError,
     UnsupportedError,
 )
-from handoff.files import check_readable, open_input
-from handoff.riff import PCM_SUBTYPE, read_wav_layout
+from handoff.files.find import check_readable, open_input
+from handoff.media.riff import PCM_SUBTYPE, read_wav_layout
 
 __all__ = [
     "BLOCK_SAMPLES",
@@ -319,7 +319,7 @@ def read_pcm_wav(path: Path) -> DecodedAudio | None:
     Narration usually arrives as WAV, and decoding it frame by frame through FFmpeg
     costs more than everything else here but the measuring (0.5 s of 3 for 5 minutes).
     The result equals :func:`decode_audio`'s (planar float32, full scale
-    1.0). The chunks are read by :func:`handoff.riff.read_wav_layout`. Anything unusual
+    1.0). The chunks are read by :func:`handoff.media.riff.read_wav_layout`. Anything unusual
     -- another codec, more channels, a data chunk that runs past the end of the file or
     declares no size -- returns None, and decode_audio reads it.
     """

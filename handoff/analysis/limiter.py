@@ -4,10 +4,10 @@ The limiter is the safety net behind one linear gain (see :mod:`handoff.prep`): 
 acts where the gained signal would go over the ceiling, and never raises anything. It
 works in three steps, each a whole-array numpy operation:
 
-1. **Peak envelope** -- :func:`handoff.analysis.oversampled_peak`: for every sample
+1. **Peak envelope** -- :func:`handoff.analysis.dsp.oversampled_peak`: for every sample
    ``n``, the largest ``|x|`` over all channels at ``n`` and at the ``factor - 1``
    instants between ``n`` and ``n + 1``, interpolated with the same band-limited kernel as
-   :func:`handoff.loudness.true_peak` (a 32-tap Kaiser-windowed sinc per phase, FFT
+   :func:`handoff.analysis.loudness.true_peak` (a 32-tap Kaiser-windowed sinc per phase, FFT
    overlap-save). It is computed once at unit gain: the envelope of ``g * x`` is
    ``g`` times it, so trying another gain costs nothing here.
 2. **Gain curve** -- :func:`gain_curve`: the gain (dB) each sample needs to stay at the
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from handoff.analysis import oversampled_peak, oversampled_peak_in
+from handoff.analysis.dsp import oversampled_peak, oversampled_peak_in
 
 __all__ = [
     "GainCurve",
@@ -54,8 +54,8 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 
-# The peak envelope (oversampled_peak, oversampled_peak_in) is handoff.analysis's, the one
-# handoff.loudness.true_peak reads, so the limiter sees the peaks the meter will read; it
+# The peak envelope (oversampled_peak, oversampled_peak_in) is handoff.analysis.dsp's, the one
+# handoff.analysis.loudness.true_peak reads, so the limiter sees the peaks the meter will read; it
 # is re-exported here for callers of the limiter.
 
 

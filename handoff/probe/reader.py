@@ -26,15 +26,15 @@ import av
 import av.error
 import numpy as np
 
-from handoff import h264
 from handoff.errors import (
     MediaPermissionError,
     NoStreamsError,
     NotMediaError,
     TruncatedMediaError,
 )
-from handoff.files import check_readable, open_input
-from handoff.isobmff import (
+from handoff.files.find import check_readable, open_input
+from handoff.media import h264
+from handoff.media.isobmff import (
     BoxLayout,
     Int64Array,
     TrackSamples,
@@ -42,8 +42,8 @@ from handoff.isobmff import (
     read_sample_tables,
     sniff_isobmff,
 )
-from handoff.riff import read_wav_layout
-from handoff.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
+from handoff.media.riff import read_wav_layout
+from handoff.probe.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
 __all__ = [
     "AudioInfo",

@@ -14,7 +14,7 @@ What is measured, and where each rule comes from:
   every 100 ms, gated at -70 LUFS absolute and 20 LU below the mean, LRA = 95th minus 10th
   percentile of what is left.
 * Leading/trailing silence -- not a broadcast standard; the rule (1 ms bins, a threshold
-  relative to the programme's level, 20 ms windows) is :mod:`handoff.analysis`'s, here
+  relative to the programme's level, 20 ms windows) is :mod:`handoff.analysis.dsp`'s, here
   in seconds.
 
 Arrays are ``(channels, samples)`` (a 1-D array is one channel), any float or integer
@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from handoff import analysis
-from handoff.analysis import TP_HALF_TAPS, as_channels, full_scale, to_float
-from handoff.audio import audio_blocks
+from handoff.analysis import dsp
+from handoff.analysis.dsp import TP_HALF_TAPS, as_channels, full_scale, to_float
 from handoff.errors import UnmeasurableError
-from handoff.parallel import run_threads
+from handoff.jobs.parallel import run_threads
+from handoff.media.audio import audio_blocks
 
 __all__ = [
     "SEGMENTS_PER_BLOCK",
@@ -481,7 +481,7 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
 
     The maximum absolute value of the samples and of the signal interpolated at
     ``oversample - 1`` instants between every pair of samples (default
-    :func:`true_peak_oversampling`): :func:`handoff.analysis.oversampled_peak`, a 32-tap
+    :func:`true_peak_oversampling`): :func:`handoff.analysis.dsp.oversampled_peak`, a 32-tap
     Kaiser-windowed sinc per phase applied in float64, so no headroom attenuation
     (Annex 2 step 1) is needed. Past the last sample there is nothing to interpolate
     toward, so its in-between values are not read.
@@ -494,7 +494,7 @@ def true_peak(samples: npt.ArrayLike, sample_rate: int, oversample: int | None =
     if arr.size == 0:
         return float("-inf")
     x = arr if np.issubdtype(arr.dtype, np.floating) else to_float(arr, full_scale(arr.dtype))
-    envelope = analysis.oversampled_peak(x, factor)
+    envelope = dsp.oversampled_peak(x, factor)
     # The envelope is float32: the samples themselves are read at full precision, so the
     # true peak is never under the sample peak by a rounding.
     samples_peak = max(abs(float(np.max(x))), abs(float(np.min(x))))
@@ -656,7 +656,7 @@ class _StreamingPeak:
         buf = np.concatenate((self._buf, x), axis=1)
         stop = buf.shape[1] - half  # one past the last centre with all its right-hand side
         if stop > half - 1:
-            envelope = analysis.oversampled_peak(buf, self._factor)
+            envelope = dsp.oversampled_peak(buf, self._factor)
             self.peak = max(self.peak, float(np.max(envelope[half - 1 : stop])))
             buf = buf[:, stop - (half - 1) :]
         self._buf = buf.copy()
@@ -665,7 +665,7 @@ class _StreamingPeak:
         half = TP_HALF_TAPS
         buf = self._buf
         if buf.shape[1] > half - 1:
-            envelope = analysis.oversampled_peak(buf, self._factor)
+            envelope = dsp.oversampled_peak(buf, self._factor)
             between = envelope[half - 1 : -1]
             last = float(np.max(np.abs(buf[:, -1])))
             self.peak = max(self.peak, float(np.max(between, initial=0.0)), last)
@@ -719,12 +719,12 @@ class LoudnessMeter:
     given a block at a time, in order, in memory that does not grow with its length.
 
     :meth:`add` takes ``(channels, n)`` blocks of any length and dtype (the full scale of
-    :func:`~handoff.analysis.full_scale`); :meth:`finish` returns the
+    :func:`~handoff.analysis.dsp.full_scale`); :meth:`finish` returns the
     :class:`ProgrammeLoudness`. What is kept between blocks: each channel's K-weighted
     energy per 100 ms step (BS.1770-4's gating grid, from which the 400 ms blocks and the
     3 s LRA windows are sums), the true-peak interpolator's last 31 samples, the largest
     |L - R|, and one power per 1 ms bin for the edge silence
-    (:class:`~handoff.analysis.BinPowers`) -- about 15 MB an hour, against 1.4 GB for an
+    (:class:`~handoff.analysis.dsp.BinPowers`) -- about 15 MB an hour, against 1.4 GB for an
     hour of float32 stereo. The answers are those of the whole-array
     functions of this module, to rounding.
     """
@@ -744,7 +744,7 @@ class LoudnessMeter:
         factor = true_peak_oversampling(self.sample_rate)
         # One per channel, so that channels are measured on separate threads.
         self._peaks = [_StreamingPeak(1, factor) for _ in range(channels)]
-        self._bins = analysis.BinPowers(self.sample_rate, channels)
+        self._bins = dsp.BinPowers(self.sample_rate, channels)
         self._sample_peak = 0.0
         self._dual = channels == 2
         self._done = False
@@ -816,9 +816,9 @@ class LoudnessMeter:
 def measure_file(path: Path | str, stream_index: int | None = None) -> ProgrammeLoudness:
     """:class:`LoudnessMeter` over the first audio stream of ``path`` (or the one with
     container index ``stream_index``), decoded a block at a time
-    (:func:`handoff.audio.audio_blocks`): a programme of any length in bounded memory.
+    (:func:`handoff.media.audio.audio_blocks`): a programme of any length in bounded memory.
 
-    Raises what :func:`handoff.audio.decode_audio` raises, and UnmeasurableError for a
+    Raises what :func:`handoff.media.audio.decode_audio` raises, and UnmeasurableError for a
     sample rate too low to measure or a stream without channels.
     """
     meter: LoudnessMeter | None = None
@@ -862,29 +862,29 @@ def measure(
 def silence_threshold_dbfs(samples: npt.ArrayLike, sample_rate: int) -> float:
     """Level (dB re full-scale mean square) at or under which audio counts as silence.
 
-    :func:`handoff.analysis.silence_threshold_db` of the programme's 1 ms bins (the loudest
+    :func:`handoff.analysis.dsp.silence_threshold_db` of the programme's 1 ms bins (the loudest
     channel): 35 dB under its level gated as BS.1770-4 gates loudness, never under
     -70 dBFS. On this scale a full-scale sine is -3 dB.
     """
     arr = as_channels(samples)
-    bins, _ = analysis.bin_power(arr, _check_rate(sample_rate))
-    return analysis.silence_threshold_db(bins)
+    bins, _ = dsp.bin_power(arr, _check_rate(sample_rate))
+    return dsp.silence_threshold_db(bins)
 
 
 def leading_silence_s(samples: npt.ArrayLike, sample_rate: int) -> float:
     """Seconds from the start to the first sound (threshold: :func:`silence_threshold_dbfs`).
 
-    :func:`handoff.analysis.leading_silence`: the onset is found to the 1 ms bin, the first
+    :func:`handoff.analysis.dsp.leading_silence`: the onset is found to the 1 ms bin, the first
     bin above the threshold inside the first 20 ms window whose level is above it. An
     all-silent signal returns its full duration.
     """
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    return analysis.leading_silence(arr, rate) / rate
+    return dsp.leading_silence(arr, rate) / rate
 
 
 def trailing_silence_s(samples: npt.ArrayLike, sample_rate: int) -> float:
     """Seconds from the last sound to the end: :func:`leading_silence_s` read backwards."""
     arr = as_channels(samples)
     rate = _check_rate(sample_rate)
-    return analysis.trailing_silence(arr, rate) / rate
+    return dsp.trailing_silence(arr, rate) / rate

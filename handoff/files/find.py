@@ -20,7 +20,7 @@ from handoff.errors import (
     NotMediaError,
     os_reason,
 )
-from handoff.fsutil import OUTPUT_MARK, is_output_folder, resolved
+from handoff.files.fsutil import OUTPUT_MARK, is_output_folder, resolved
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -98,7 +98,7 @@ def find_media(paths: Iterable[Path | str], *, outputs: Iterable[Path] = ()) -> 
 
     Outputs are never read back as inputs: a folder met inside an input folder is left
     out when it is one of ``outputs`` (the folders this run writes into) or carries
-    the mark of an earlier run's outputs (:func:`handoff.fsutil.mark_output_folder`);
+    the mark of an earlier run's outputs (:func:`handoff.files.fsutil.mark_output_folder`);
     :attr:`FoundMedia.left_out` says which and why. A folder named on the command line
     is always read, marked or not.
 

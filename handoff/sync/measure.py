@@ -9,7 +9,7 @@ manifest named by the take's number prefix -- into a frozen :class:`SyncPlan`;
 runs a plan on worker processes.
 
 Each take is decoded once, streaming: its sound goes through
-:class:`handoff.align.AudioAligner` as it arrives, and only small per-frame and per-ms
+:class:`handoff.sync.align.AudioAligner` as it arrives, and only small per-frame and per-ms
 figures are kept for the picture (about 5 KB per second of take). The narration is
 read streaming too and held at 16 kHz mono (64 KB per second: it is one segment).
 
@@ -33,8 +33,20 @@ from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 from av.video.frame import VideoFrame
 
-from handoff import analysis
-from handoff.align import (
+from handoff.analysis import dsp
+from handoff.errors import (
+    HandoffError,
+    InputError,
+    NoStreamsError,
+    NotMediaError,
+    UnsupportedError,
+    describe,
+)
+from handoff.files.find import MediaItem, check_readable, segment_number
+from handoff.files.fsutil import resolved
+from handoff.files.manifest import Manifest
+from handoff.media.audio import Damage, decoded_frames, frame_samples, open_media
+from handoff.sync.align import (
     ANALYSIS_RATE,
     ENVELOPE_BIN,
     AudioAligner,
@@ -45,18 +57,6 @@ from handoff.align import (
     envelope_lag,
     picture_lag,
 )
-from handoff.audio import Damage, decoded_frames, frame_samples, open_media
-from handoff.errors import (
-    HandoffError,
-    InputError,
-    NoStreamsError,
-    NotMediaError,
-    UnsupportedError,
-    describe,
-)
-from handoff.files import MediaItem, check_readable, segment_number
-from handoff.fsutil import resolved
-from handoff.manifest import Manifest
 
 __all__ = [
     "SCHEMA",
@@ -359,7 +359,7 @@ def sync_json(plan: SyncPlan, results: Sequence[TakeSync]) -> dict[str, Any]:
 
 def _power_bins(x: Float32Array) -> FloatArray:
     """Mean square per 1 ms bin of a signal at :data:`ANALYSIS_RATE` (whole bins)."""
-    return analysis.bin_power(x[: x.shape[0] // ENVELOPE_BIN * ENVELOPE_BIN], ANALYSIS_RATE)[0]
+    return dsp.bin_power(x[: x.shape[0] // ENVELOPE_BIN * ENVELOPE_BIN], ANALYSIS_RATE)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -934,7 +934,7 @@ def _recut(
         return None, None
     # Take time -> narration time: the take's sound runs `sound` behind the narration.
     at = exceeds - (sound.value(exceeds) if sound is not None else 0.0)
-    pauses = analysis.find_pauses(reference.analysis, ANALYSIS_RATE, min_pause_s=_RECUT_PAUSE_S)
+    pauses = dsp.find_pauses(reference.analysis, ANALYSIS_RATE, min_pause_s=_RECUT_PAUSE_S)
     before = [p for p in pauses if p.middle / ANALYSIS_RATE < at]
     if not before:
         notes.append(
@@ -967,7 +967,7 @@ def run_sync(
                 on_result(job, result)
             out.append(result)
         return out
-    from handoff.processes import run_jobs
+    from handoff.jobs.processes import run_jobs
 
     return run_jobs(list(plan.jobs), measure_take, jobs, failed=_failed, on_result=on_result)
 

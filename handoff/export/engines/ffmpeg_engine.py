@@ -2,7 +2,7 @@
 
 The command is built as a filter graph with ``ffmpeg-python``, so the very argv that
 runs is the one ``--dry-run`` prints. Every number in it comes from the plan; the
-graph only realises the plan's time model (:mod:`handoff.plan`). Needs ffmpeg 6.0 or
+graph only realises the plan's time model (:mod:`handoff.export.plan`). Needs ffmpeg 6.0 or
 newer (:data:`MIN_VERSION`; :func:`ffmpeg_binary` says which one runs); measured with
 ffmpeg 9.0 (imageio-ffmpeg's build).
 
@@ -42,10 +42,10 @@ from typing import IO, Any
 
 import ffmpeg as ffmpeg_lib
 
-from handoff.engines import Progress
 from handoff.errors import ToolError
-from handoff.plan import AudioPlan, ExportPlan, VideoPlan
-from handoff.processes import child_preexec
+from handoff.export.engines import Progress
+from handoff.export.plan import AudioPlan, ExportPlan, VideoPlan
+from handoff.jobs.processes import child_preexec
 
 __all__ = [
     "MIN_VERSION",
@@ -384,7 +384,7 @@ def run(plan: ExportPlan, out_path: Path, progress: Progress | None = None) -> N
     with tempfile.TemporaryFile() as err:
         try:
             # The encoder dies with this process, even by SIGKILL: no orphan goes on
-            # writing into a .part nobody will rename (handoff.processes).
+            # writing into a .part nobody will rename (handoff.jobs.processes).
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

@@ -34,7 +34,7 @@ offset is then unknown, and the timeline places it unshifted and says so). Wheth
 files exist is not checked here: the timeline reports missing media as it does for
 clips.
 
-The file is read by :mod:`handoff.jsondoc`: at most :data:`MAX_BYTES`, UTF-8, JSON as
+The file is read by :mod:`handoff.files.jsondoc`: at most :data:`MAX_BYTES`, UTF-8, JSON as
 RFC 8259 defines it -- a ``NaN``, ``Infinity``, ``1e999`` or an integer of more than 30
 digits is refused by the field it is in.
 """
@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from handoff.errors import SelectsError
-from handoff.fsutil import InputGuard, atomic_write_bytes, resolved
-from handoff.jsondoc import DocumentKind, Fields, got, load_json
+from handoff.files.fsutil import InputGuard, atomic_write_bytes, resolved
+from handoff.files.jsondoc import DocumentKind, Fields, got, load_json
 
 __all__ = [
     "MAX_BYTES",
@@ -412,7 +412,7 @@ def write_selects(
     guard: InputGuard | None = None,
 ) -> None:
     """Check ``data`` as :func:`load_selects` would, then write it atomically
-    (:func:`handoff.fsutil.atomic_write_bytes`): without ``replace`` an existing file is
+    (:func:`handoff.files.fsutil.atomic_write_bytes`): without ``replace`` an existing file is
     never replaced (:class:`~handoff.errors.OutputExistsError`)."""
     path = Path(path)
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from handoff.errors import InputError, SpecError, UnsupportedError, UsageError
-from handoff.probe import (
+from handoff.probe.reader import (
     UNKNOWN_CODEC,
     AudioInfo,
     MediaInfo,
@@ -37,7 +37,7 @@ from handoff.probe import (
     ratio_str,
     short_rate,
 )
-from handoff.spec import Spec, streams_needed
+from handoff.validate.spec import Spec, streams_needed
 
 __all__ = [
     "AudioPlan",

@@ -1,9 +1,9 @@
 """Where a programme is sound and where it is silent: 1 ms bin power, a threshold relative
 to the programme's own level, onsets and pauses (numpy only).
 
-The one definition of these, used by :mod:`handoff.loudness` (the leading and trailing
+The one definition of these, used by :mod:`handoff.analysis.loudness` (the leading and trailing
 silence the validator reports), :mod:`handoff.prep` (where narration is trimmed and cut)
-and :mod:`handoff.sync`.
+and :mod:`handoff.sync.measure`.
 
 The rules
     *Bins.* The signal is cut into bins of ``round(rate * BIN_S)`` samples (1 ms: 48 at
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from handoff.parallel import run_threads
+from handoff.jobs.parallel import run_threads
 
 __all__ = [
     "BIN_S",
@@ -90,8 +90,8 @@ _FLOOR_DB = -70.0
 _GATE_DB = -10.0
 _MARGIN_DB = 35.0
 
-# Interpolation between samples, shared by the true-peak meter (handoff.loudness) and the
-# limiter's peak envelope (handoff.limiter), so the limiter sees the peaks the meter reads:
+# Interpolation between samples, shared by the true-peak meter (handoff.analysis.loudness) and the
+# limiter's peak envelope (handoff.analysis.limiter), so the limiter sees the peaks the meter reads:
 # a sinc cut at the input's Nyquist frequency spanning +/- 16 input samples under a Kaiser
 # window of beta 9 (BS.1770-4 Annex 2 asks for an interpolating low-pass; its own 48-tap
 # 4x example under-reads at low rates, so the kernel here is the ideal one, truncated).
@@ -264,7 +264,7 @@ def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Arra
     """Per-sample peak envelope, shape ``(n,)``: the largest ``|x|`` over all channels at
     sample ``n`` and at ``oversample - 1`` interpolated instants between ``n`` and ``n + 1``.
 
-    ``max(oversampled_peak(x))`` is :func:`handoff.loudness.true_peak` as a linear value
+    ``max(oversampled_peak(x))`` is :func:`handoff.analysis.loudness.true_peak` as a linear value
     (same kernel) -- except that the last sample's in-between values, which the meter does
     not read, are included here (they interpolate toward zero past the end).
     """

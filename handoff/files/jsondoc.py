@@ -1,6 +1,6 @@
 """Reading a JSON document a person may edit: one line naming the field for every fault.
 
-:mod:`handoff.manifest` (prep-audio's ``manifest.json``) and :mod:`handoff.selects` (the
+:mod:`handoff.files.manifest` (prep-audio's ``manifest.json``) and :mod:`handoff.sync.selects` (the
 selects file) read their documents with this module. What differs between documents --
 the error class, what messages call the document, how large it may be -- is a
 :class:`DocumentKind`; the rules are the same for all:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from handoff.errors import OutputExistsError, OverwritesInputError
-from handoff.names import cut_to_bytes
+from handoff.files.names import cut_to_bytes
 
 __all__ = [
     "OUTPUT_MARK",

@@ -29,7 +29,7 @@ What is required
     ``elapsed_s``) reads as well.
 
 What is checked
-    - The file (read by :mod:`handoff.jsondoc`): at most :data:`MAX_BYTES`, UTF-8,
+    - The file (read by :mod:`handoff.files.jsondoc`): at most :data:`MAX_BYTES`, UTF-8,
       JSON (RFC 8259): no ``NaN`` or ``Infinity`` and no number too large for a float
       (``1e999``), anywhere in the document; integers of at most 30 digits; nesting no
       deeper than the JSON parser allows.
@@ -63,8 +63,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from handoff.errors import ManifestError
-from handoff.fsutil import InputGuard, atomic_write_bytes
-from handoff.jsondoc import DocumentKind, Fields, got, load_json, reject_bad_numbers
+from handoff.files.fsutil import InputGuard, atomic_write_bytes
+from handoff.files.jsondoc import DocumentKind, Fields, got, load_json, reject_bad_numbers
 
 __all__ = [
     "CUT_KINDS",

@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import av.error
 
-from handoff import loudness
+from handoff.analysis import loudness
 from handoff.errors import UnmeasurableError, describe
-from handoff.probe import (
+from handoff.probe.reader import (
     UNKNOWN_CODEC,
     MediaInfo,
     is_truncated,
@@ -28,7 +28,7 @@ from handoff.probe import (
     rate_list,
     rate_text,
 )
-from handoff.spec import Rule, Spec, Value, streams_needed
+from handoff.validate.spec import Rule, Spec, Value, streams_needed
 
 __all__ = ["FileReport", "Finding", "exit_code", "validate_file", "validate_paths"]
 
