@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from handoff.validate.spec import FACTS, builtin_spec_names
-from tests.conftest import REPO, copy_demo
+from handoff.validate.spec import FACTS, builtin_spec_names, builtin_spec_text
+from tests.conftest import copy_demo
 from tests.docrun import DOCS, check_page, shell_env, steps
 
 TUTORIAL = DOCS / "tutorial.md"
@@ -64,7 +64,7 @@ def test_spec_format_names_every_fact_and_every_key_the_built_in_specs_use() -> 
     assert not missing_facts, missing_facts
     keys: set[str] = set()
     for name in builtin_spec_names():
-        data = tomllib.loads((REPO / "handoff" / "specs" / f"{name}.toml").read_text("utf-8"))
+        data = tomllib.loads(builtin_spec_text(name))
         keys |= set(data) - {"rules", "options", "export"}
         keys |= {k for rule in data.get("rules", []) for k in rule}
         keys |= {k for option in data.get("options", {}).values() for k in option}

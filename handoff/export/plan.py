@@ -133,8 +133,6 @@ class VideoPlan:
     scale: Fraction
     """Output duration over source duration: 1, or e.g. 25/24 when retiming 25 -> 24."""
     source_start: Fraction
-    source_width: int
-    source_height: int
     rotation: int
     """Clockwise degrees to turn the decoded picture upright (0, 90, 180, 270)."""
     crop: Crop | None
@@ -625,8 +623,6 @@ def plan_export(
         step=step,
         scale=scale,
         source_start=Fraction(v.start_s).limit_denominator(10**9),
-        source_width=v.width,
-        source_height=v.height,
         rotation=rotation,
         crop=crop,
         width=width,

@@ -45,7 +45,6 @@ _FIRST_BOXES = {b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 class BoxLayout:
     """What the top-level box structure says about a file."""
 
-    top_level: tuple[str, ...]
     has_moov: bool
     faststart: bool
     """``moov`` comes before the first ``mdat``."""
@@ -123,7 +122,6 @@ def read_layout(path: Path) -> BoxLayout | None:
     with path.open("rb") as f:
         if not sniff_isobmff(f.read(8)):
             return None
-        top: list[str] = []
         has_moov = False
         faststart = False
         seen_mdat = False
@@ -131,10 +129,8 @@ def read_layout(path: Path) -> BoxLayout | None:
         tracks: list[_Track] = []
         movie_scale: int | None = None
         for kind, payload, length, box_end in _boxes(f, 0, size):
-            name = kind.decode("latin-1")
-            top.append(name)
             if box_end > size and truncated is None:
-                truncated = name
+                truncated = kind.decode("latin-1")
             if kind == b"mdat":
                 seen_mdat = True
             elif kind == b"moov":
@@ -152,7 +148,6 @@ def read_layout(path: Path) -> BoxLayout | None:
         if t.handler == b"soun" and amount is not None:
             presented[track_id] = amount
     return BoxLayout(
-        top_level=tuple(top),
         has_moov=has_moov,
         faststart=faststart,
         rotation_by_track={i: t.rotation for i, t in by_id.items()},

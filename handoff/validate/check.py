@@ -30,7 +30,7 @@ from handoff.probe.reader import (
 )
 from handoff.validate.spec import Rule, Spec, Value, streams_needed
 
-__all__ = ["FileReport", "Finding", "exit_code", "validate_file", "validate_paths"]
+__all__ = ["FileReport", "Finding", "exit_code", "validate_file"]
 
 log = logging.getLogger(__name__)
 
@@ -413,14 +413,6 @@ def validate_file(
         # summary and its JUnit report go on.
         error = describe(exc)
     return FileReport(path=path, spec=spec.name, status="error", error=error)
-
-
-def validate_paths(
-    paths: Iterable[Path], spec: Spec, options: Mapping[str, bool] | None = None
-) -> Iterable[FileReport]:
-    """Validate files one after another, yielding each report as soon as it is ready."""
-    for p in paths:
-        yield validate_file(p, spec, options)
 
 
 def exit_code(reports: Iterable[FileReport]) -> int:
