@@ -29,6 +29,7 @@ from handoff.errors import ToolError
 from handoff.export.engines import ENGINES, Engine, execute, ffmpeg_engine, pyav_engine
 from handoff.export.plan import ExportOptions, ExportPlan, plan_export
 from handoff.media.audio import decode_audio
+from handoff.media.h264 import avcc_length_size, nal_unit_types
 from handoff.media.synth import ClipSpec, vfr_times, write_clip
 from handoff.probe.reader import MediaInfo, probe
 from handoff.validate.check import validate_file
@@ -670,6 +671,45 @@ def test_pyav_output_is_the_same_bytes_every_run(source_25: Path, tmp_path: Path
         execute(plan, out, "pyav")
     first, second = (out.read_bytes() for out in outputs)
     assert len(first) > 100_000 and first == second
+
+
+def _h264_pictures(path: Path) -> tuple[list[bytes], list[int], str]:
+    """The video packets, the slices in each, and x264's settings SEI (its version and
+    options, written into the first picture)."""
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        size = avcc_length_size(stream.codec_context.extradata)
+        packets = [bytes(p) for p in c.demux(stream) if p.size]
+    slices = [sum(t in (1, 5) for t in nal_unit_types(p, size)) for p in packets]
+    found = re.search(rb"x264 - core [ -~]+", packets[0])
+    assert found, "no x264 settings SEI in the first picture"
+    return packets, slices, found.group().decode()
+
+
+def test_h264_is_encoded_as_the_ffmpeg_cli_encodes_it(source_25: Path, tmp_path: Path) -> None:
+    """Both engines run libx264 with frame threads: one slice per picture, the same x264
+    options; with the same libx264 build the pictures are the same bytes. (PyAV's own
+    default, slice threads, cut every picture into one slice per thread.)"""
+    plan = plan_export(
+        probe(source_25),
+        load_spec("h264-review"),
+        ExportOptions(fps=Fraction(24), rate_conversion="drop"),
+        dest=tmp_path / "x.mp4",
+    )
+    results = {}
+    for engine in ENGINES:
+        execute(plan, tmp_path / f"{engine}.mp4", engine)
+        results[engine] = _h264_pictures(tmp_path / f"{engine}.mp4")
+    (ours, our_slices, our_sei), (cli, cli_slices, cli_sei) = results["pyav"], results["ffmpeg"]
+    assert set(our_slices) == {1} and set(cli_slices) == {1}
+    assert "sliced_threads=0" in our_sei
+    # "x264 - core N - ... - options: ...": the same options always; the same build
+    # (core and copyright years) gives the same pictures.
+    our_build, our_options = our_sei.split(" - options: ")
+    cli_build, cli_options = cli_sei.split(" - options: ")
+    assert our_options == cli_options
+    if our_build == cli_build:
+        assert ours == cli
 
 
 # ------------------------------------------------------------------ the ffmpeg command
