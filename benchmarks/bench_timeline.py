@@ -57,7 +57,7 @@ def synthetic_build(n: int, rate: Fraction) -> Any:
             codec="prores",
             audio_channels=2,
             audio_sample_rate=SR,
-            audio_duration_s=5.0,
+            audio_duration=Fraction(5),
         )
         for i in range(1, n + 1)
     ]
@@ -73,7 +73,7 @@ def synthetic_build(n: int, rate: Fraction) -> Any:
         codec=None,
         audio_channels=2,
         audio_sample_rate=SR,
-        audio_duration_s=n * speech / SR,
+        audio_duration=Fraction(n * speech, SR),
     )
     manifest = synthetic_manifest(n, speech, preroll, master.name)
     return build_timeline(clips, master=master, manifest=manifest, name="bench")

@@ -133,6 +133,8 @@ class VideoPlan:
     scale: Fraction
     """Output duration over source duration: 1, or e.g. 25/24 when retiming 25 -> 24."""
     source_start: Fraction
+    """Source time of the first frame (``v0`` of the time model), seconds, exact: the
+    probe's pts x time base, never a float."""
     rotation: int
     """Clockwise degrees to turn the decoded picture upright (0, 90, 180, 270)."""
     crop: Crop | None
@@ -164,7 +166,7 @@ class AudioPlan:
     """Container index of the source audio stream; None writes silence (--add-silence)."""
     source_rate: int | None
     source_start: Fraction
-    """Source time of the first audio sample."""
+    """Source time of the first audio sample, seconds, exact."""
     offset_samples: int
     """Where that first sample lands in the output, in output samples (may be negative)."""
 
@@ -206,6 +208,7 @@ class ExportPlan:
                 "step": v.step,
                 "scale": f"{v.scale.numerator}/{v.scale.denominator}",
                 "source_start_s": float(v.source_start),
+                "source_start_s_exact": fraction_str(v.source_start),
                 "rotation": v.rotation,
                 "crop": None
                 if v.crop is None
@@ -232,9 +235,11 @@ class ExportPlan:
                 "samples": a.samples,
                 "source_index": a.source_index,
                 "source_rate": a.source_rate,
+                "source_start_s_exact": fraction_str(a.source_start),
                 "offset_samples": a.offset_samples,
             },
             "duration_s": float(self.duration),
+            "duration_s_exact": fraction_str(self.duration),
             "notes": list(self.notes),
             "not_carried": list(self.not_carried),
         }
@@ -596,7 +601,7 @@ def plan_export(
     elif conversion == "retime":
         frames = -(-v.frames // step)
     else:
-        frames = max(1, round(Fraction(v.duration_s) * fps))
+        frames = max(1, round(v.duration * fps))
     gop = None
     if settings.gop_seconds is not None:
         # Two seconds of frames at the nominal rate: 48 at 24 and 23.976, 60 at 30/29.97.
@@ -622,7 +627,7 @@ def plan_export(
         conversion=conversion,
         step=step,
         scale=scale,
-        source_start=Fraction(v.start_s).limit_denominator(10**9),
+        source_start=v.start,
         rotation=rotation,
         crop=crop,
         width=width,
@@ -642,9 +647,8 @@ def plan_export(
             notes.append(f"{a.channels}-channel audio ({a.layout}) down-mixed to stereo")
         if a.sample_rate != OUTPUT_SAMPLE_RATE:
             notes.append(f"audio {a.sample_rate} Hz -> {OUTPUT_SAMPLE_RATE} Hz, resampled once")
-        a_start = Fraction(a.start_s).limit_denominator(10**9)
-        offset = round((a_start - video.source_start) * scale * OUTPUT_SAMPLE_RATE)
-        source_samples = round(Fraction(a.duration_s) * scale * OUTPUT_SAMPLE_RATE)
+        offset = round((a.start - video.source_start) * scale * OUTPUT_SAMPLE_RATE)
+        source_samples = round(a.duration * scale * OUTPUT_SAMPLE_RATE)
         end = offset + source_samples
         if offset > 0:
             notes.append(f"audio starts {offset / 48:.1f} ms after the picture: silence before it")
@@ -665,7 +669,7 @@ def plan_export(
             samples=total,
             source_index=a.index,
             source_rate=a.sample_rate,
-            source_start=a_start,
+            source_start=a.start,
             offset_samples=offset,
         )
     elif options.add_silence:

@@ -113,7 +113,7 @@ def ratio_str(f: Fraction) -> str:
 _PCM_FLOAT = {"pcm_f32le": 32, "pcm_f32be": 32, "pcm_f64le": 64, "pcm_f64be": 64}
 
 # Header duration this much longer than the packets present means the data was cut off.
-_TRUNCATION_SLACK_S = 0.5
+_TRUNCATION_SLACK_S = Fraction(1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +142,56 @@ class VideoInfo:
     rotation: int
     fps: Fraction
     frame_rate_mode: FrameRateMode
-    min_frame_interval_s: float
-    median_frame_interval_s: float
-    max_frame_interval_s: float
+    min_frame_interval: Fraction
+    median_frame_interval: Fraction
+    max_frame_interval: Fraction
+    """Seconds between successive frames, exact (timestamps x time base); zero for a
+    single frame."""
     irregular_intervals: int
     frames: int
-    start_s: float
-    duration_s: float
+    start: Fraction
+    """Presentation time of the first frame, seconds, exact (its pts x the time base)."""
+    duration: Fraction
+    """From the first frame's start to the last frame's end, seconds, exact."""
     keyframes: int
-    max_keyframe_interval_s: float
-    mean_keyframe_interval_s: float
+    max_keyframe_interval: Fraction
+    mean_keyframe_interval: Fraction
+    """Seconds, exact; the last GOP runs to the end of the stream."""
     all_keyframes_idr: bool | None
     """None when the codec has no IDR concept (anything but H.264)."""
     intra_only: bool
     bit_rate: int | None
     time_base: Fraction
+
+    # Float seconds, for display and for the validator's rules (spec facts are floats);
+    # plans use the exact values above.
+    @property
+    def start_s(self) -> float:
+        return float(self.start)
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.duration)
+
+    @property
+    def min_frame_interval_s(self) -> float:
+        return float(self.min_frame_interval)
+
+    @property
+    def median_frame_interval_s(self) -> float:
+        return float(self.median_frame_interval)
+
+    @property
+    def max_frame_interval_s(self) -> float:
+        return float(self.max_frame_interval)
+
+    @property
+    def max_keyframe_interval_s(self) -> float:
+        return float(self.max_keyframe_interval)
+
+    @property
+    def mean_keyframe_interval_s(self) -> float:
+        return float(self.mean_keyframe_interval)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +207,11 @@ class AudioInfo:
     bit_rate: int | None
     bit_depth: int | None
     sample_format: str | None
-    start_s: float
-    duration_s: float
+    start: Fraction
+    """Time of the first sample heard, seconds, exact: the first packet's pts x the time
+    base, plus the priming the edit list hides (skip samples / sample rate)."""
+    duration: Fraction
+    """From ``start`` to the end of the last packet, seconds, exact."""
     priming_samples: int
     """Samples the container's edit list hides at the start (AAC encoder delay)."""
     declared_max_bit_rate: int | None = None
@@ -181,6 +219,16 @@ class AudioInfo:
     presented_samples: Fraction | None = None
     """MP4/MOV: how many samples the container presents -- its edit list (or, without
     one, the track's duration) in the track's time units, exact. None elsewhere."""
+
+    @property
+    def start_s(self) -> float:
+        """``start`` as a float, for display and the validator's rules."""
+        return float(self.start)
+
+    @property
+    def duration_s(self) -> float:
+        """``duration`` as a float, for display and the validator's rules."""
+        return float(self.duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +253,11 @@ class MediaInfo:
     container: str
     format_name: str
     size_bytes: int
-    duration_s: float
-    header_duration_s: float | None
+    duration: Fraction
+    """Seconds, exact: from the earliest stream start (or 0, if a stream starts before
+    it) to the latest stream end, as the packets present say (not the header)."""
+    header_duration: Fraction | None
+    """What the header claims (FFmpeg's container duration, in microseconds), seconds."""
     bit_rate: int | None
     videos: tuple[VideoInfo, ...]
     audios: tuple[AudioInfo, ...]
@@ -230,11 +281,26 @@ class MediaInfo:
         return self.audios[0] if self.audios else None
 
     @property
-    def av_duration_delta_s(self) -> float | None:
-        """Audio minus video duration of the first streams; None unless both exist."""
+    def av_duration_delta(self) -> Fraction | None:
+        """Audio minus video duration of the first streams, seconds, exact; None unless
+        both exist."""
         if self.video is None or self.audio is None:
             return None
-        return self.audio.duration_s - self.video.duration_s
+        return self.audio.duration - self.video.duration
+
+    # Float seconds, for display and for the validator's rules.
+    @property
+    def duration_s(self) -> float:
+        return float(self.duration)
+
+    @property
+    def header_duration_s(self) -> float | None:
+        return None if self.header_duration is None else float(self.header_duration)
+
+    @property
+    def av_duration_delta_s(self) -> float | None:
+        delta = self.av_duration_delta
+        return None if delta is None else float(delta)
 
 
 def _open(path: Path, size: int) -> av.container.InputContainer:
@@ -591,16 +657,16 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
         rotation=0,
         fps=timing.fps,
         frame_rate_mode=timing.mode,
-        min_frame_interval_s=float(timing.min_interval),
-        median_frame_interval_s=float(timing.median_interval),
-        max_frame_interval_s=float(timing.max_interval),
+        min_frame_interval=timing.min_interval,
+        median_frame_interval=timing.median_interval,
+        max_frame_interval=timing.max_interval,
         irregular_intervals=timing.irregular_intervals,
         frames=timing.frames,
-        start_s=float(timing.first),
-        duration_s=float(end - timing.first),
+        start=timing.first,
+        duration=end - timing.first,
         keyframes=keys.count,
-        max_keyframe_interval_s=float(keys.max_interval),
-        mean_keyframe_interval_s=float(keys.mean_interval),
+        max_keyframe_interval=keys.max_interval,
+        mean_keyframe_interval=keys.mean_interval,
         all_keyframes_idr=idr,
         intra_only=intra,
         bit_rate=(cc.bit_rate or None) if cc is not None else None,
@@ -643,8 +709,8 @@ def _audio_info(stream: av.AudioStream, scan: _StreamScan) -> AudioInfo | None:
         bit_rate=(cc.bit_rate or None) if cc is not None else None,
         bit_depth=_audio_bit_depth(cc.name, sample_format) if cc is not None else None,
         sample_format=sample_format,
-        start_s=float(start),
-        duration_s=float(end - start),
+        start=start,
+        duration=end - start,
         priming_samples=scan.skip_samples,
     )
 
@@ -709,15 +775,15 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
         # objects must not be used after it is closed).
         track_ids = {s.index: s.id for s in streams}
         header_duration = (
-            container.duration / av.time_base if container.duration is not None else None
+            Fraction(container.duration, av.time_base) if container.duration is not None else None
         )
         bit_rate = container.bit_rate or None
 
     if not videos and not audios:
         raise NoStreamsError("the streams hold no packets (no media data)", path)
-    ends = [v.start_s + v.duration_s for v in videos] + [a.start_s + a.duration_s for a in audios]
-    starts = [v.start_s for v in videos] + [a.start_s for a in audios]
-    duration = max(ends) - max(0.0, min(starts))
+    ends = [v.start + v.duration for v in videos] + [a.start + a.duration for a in audios]
+    starts = [v.start for v in videos] + [a.start for a in audios]
+    duration = max(ends) - max(Fraction(0), min(starts))
 
     warnings: list[str] = []
     unknown = [v.index for v in videos if v.codec == UNKNOWN_CODEC]
@@ -740,8 +806,8 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
         )
     if header_duration is not None and header_duration > duration + _TRUNCATION_SLACK_S:
         truncation.append(
-            f"truncated: the header promises {header_duration:.3f} s but the media data "
-            f"ends at {duration:.3f} s"
+            f"truncated: the header promises {float(header_duration):.3f} s but the media data "
+            f"ends at {float(duration):.3f} s"
         )
     if read_error:
         truncation.append(f"reading stopped early: {read_error}")
@@ -751,8 +817,8 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
         container=_container_name(fmt, path, layout, head),
         format_name=fmt,
         size_bytes=size,
-        duration_s=duration,
-        header_duration_s=header_duration,
+        duration=duration,
+        header_duration=header_duration,
         bit_rate=bit_rate,
         videos=tuple(videos),
         audios=tuple(audios),
@@ -807,6 +873,7 @@ def to_json(info: MediaInfo) -> dict[str, Any]:
         "format_name": info.format_name,
         "size_bytes": info.size_bytes,
         "duration_s": _r(info.duration_s),
+        "duration_s_exact": fraction_str(info.duration),
         "header_duration_s": _r(info.header_duration_s),
         "bit_rate": info.bit_rate,
         "faststart": info.faststart,
@@ -831,6 +898,7 @@ def error_json(path: Path | str, message: str) -> dict[str, Any]:
         "format_name": None,
         "size_bytes": None,
         "duration_s": None,
+        "duration_s_exact": None,
         "header_duration_s": None,
         "bit_rate": None,
         "faststart": None,
@@ -918,6 +986,8 @@ def _video_json(v: VideoInfo) -> dict[str, Any]:
         "frames": v.frames,
         "start_s": _r(v.start_s),
         "duration_s": _r(v.duration_s),
+        "start_s_exact": fraction_str(v.start),
+        "duration_s_exact": fraction_str(v.duration),
         "keyframes": v.keyframes,
         "max_keyframe_interval_s": _r(v.max_keyframe_interval_s),
         "mean_keyframe_interval_s": _r(v.mean_keyframe_interval_s),
@@ -942,6 +1012,8 @@ def _audio_json(a: AudioInfo) -> dict[str, Any]:
         "sample_format": a.sample_format,
         "start_s": _r(a.start_s),
         "duration_s": _r(a.duration_s),
+        "start_s_exact": fraction_str(a.start),
+        "duration_s_exact": fraction_str(a.duration),
         "priming_samples": a.priming_samples,
         "declared_max_bit_rate": a.declared_max_bit_rate,
     }

@@ -165,7 +165,15 @@ def analyse_frame_times(
         elif rate_hint and abs(rate_hint - average) <= tolerance * average:
             fps = rate_hint
         else:
-            fps = average.limit_denominator(1001)
+            # Naming, not planning: a CFR stream at a rate outside the table (12.5, 15, 18
+            # fps) was written at some simple nominal rate, which quantised timestamps
+            # turn into an average like 7499/600. The simplest fraction (denominator up to
+            # 1001, as NTSC rates have) within the same one-tick tolerance names it; no
+            # frame time is taken from it (they are the timestamps), only the last
+            # frame's length when the container gives none. Outside the tolerance the
+            # exact average stands.
+            named = average.limit_denominator(1001)
+            fps = named if abs(named - average) <= tolerance * average else average
     if last_duration and last_duration > 0:
         tail = last_duration * time_base
     else:

@@ -142,7 +142,8 @@ class Source:
     codec: str | None
     audio_channels: int
     audio_sample_rate: int | None
-    audio_duration_s: float
+    audio_duration: Fraction
+    """Seconds of sound, exact (as probed); 0 without sound."""
 
     @property
     def has_video(self) -> bool:
@@ -193,7 +194,7 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
         codec=None if video is None else video.codec,
         audio_channels=0 if audio is None or audio.channels is None else audio.channels,
         audio_sample_rate=None if audio is None else audio.sample_rate,
-        audio_duration_s=0.0 if audio is None else audio.duration_s,
+        audio_duration=Fraction(0) if audio is None else audio.duration,
     )
 
 
@@ -886,7 +887,7 @@ def _build(
                 f"master is {master.audio_sample_rate} Hz; the sequence is 48 kHz "
                 "(condition it with `handoff prep-audio`)"
             )
-        master_frames = math.floor(Fraction(str(master.audio_duration_s)) * rate)
+        master_frames = math.floor(master.audio_duration * rate)
         a1 = _track("A1", otio.schema.TrackKind.Audio, "master", locked=True,
                     channels=master.audio_channels)  # fmt: skip
         whole = _range(0, master_frames, rate)
@@ -1003,7 +1004,7 @@ def _audio_items(
     """The clips' own sound at the picture's places, no longer than the sound lasts."""
     out = []
     for p in placements:
-        sound = min(p.source.frames, round(Fraction(str(p.source.audio_duration_s)) * rate))
+        sound = min(p.source.frames, round(p.source.audio_duration * rate))
         duration = min(p.duration, sound - p.source_start)
         if duration <= 0:
             continue

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import re
 import shutil
@@ -201,6 +202,12 @@ def _num(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{x.numerator}/{x.denominator}"
 
 
+def _near_inf(x: Fraction) -> int:
+    """``x`` rounded to the nearest integer, halves away from zero (AV_ROUND_NEAR_INF)."""
+    whole = math.floor(abs(x) + Fraction(1, 2))
+    return whole if x >= 0 else -whole
+
+
 def _pts_expression(v: VideoPlan) -> str:
     """setpts expression (time base 1/_FINE_TB): each frame moved to the first output
     tick it is the nearest frame to.
@@ -209,9 +216,11 @@ def _pts_expression(v: VideoPlan) -> str:
     after it nearer the later one; a tick exactly on it stays with the earlier. So a
     frame starts at the first whole tick after its midpoint with the frame before it.
     """
-    # Source time v0 in fine units. plan_export limits v0 to a 1e9 denominator: exact
-    # for the time bases _FINE_TB holds, otherwise off by under 4 ns.
-    v0 = round(v.source_start * _FINE_TB)
+    # Source time v0 in fine units, rounded as settb rounds the first frame's own pts
+    # (libavfilter/settb.c: av_rescale_q, to nearest, halves away from zero), so that
+    # frame lands on 0 exactly: v0 is exact in the plan (pts x time base), and for the
+    # time bases _FINE_TB holds no rounding happens at all.
+    v0 = _near_inf(v.source_start * _FINE_TB)
     shift = f"-{v0}" if v0 > 0 else f"+{-v0}" if v0 < 0 else ""
     to_ticks = v.scale * v.fps / _FINE_TB  # output ticks per fine unit of source time
     tick = Fraction(_FINE_TB) / v.fps  # fine units per output tick (whole at delivery rates)
