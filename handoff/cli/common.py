@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 
 import click
 
-from handoff.errors import HandoffError, describe
+from handoff.errors import HandoffError, Option, describe, rendered
 from handoff.files.find import MediaItem, find_media
 from handoff.files.fsutil import clear_stale_parts
 from handoff.files.names import shown
@@ -20,9 +20,44 @@ from handoff.jobs.processes import Terminated
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
+# The library's options whose flag is not the option's name with dashes.
+_FLAG_OF = {
+    "out_dir": "--out",
+    "replace": "--overwrite",
+    "master_path": "--master",
+    "manifest_path": "--manifest",
+    "selects_path": "--selects",
+    "relative_to": "--relative",
+}
+
+
+def flag(option: Option) -> str:
+    """How the CLI names a library option a message advises: ``--fps 24``,
+    ``--add-silence``, ``handoff export --fps ...``."""
+    said = _FLAG_OF.get(option.name, "--" + option.name.replace("_", "-"))
+    if isinstance(option.value, str):
+        said += f" {option.value}"
+    return said if option.command is None else f"handoff {option.command} {said}"
+
+
+def flags(text: str) -> str:
+    """A library message or note as the CLI says it: the options it names as flags."""
+    return rendered(text, flag)
+
+
+def flagged(data: Any) -> Any:
+    """A JSON-ready value with every library message in it rendered by :func:`flags`."""
+    if isinstance(data, str):
+        return flags(data)
+    if isinstance(data, dict):
+        return {k: flagged(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [flagged(v) for v in data]
+    return data
+
 
 def die(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"handoff: error: {shown(message)}", err=True)
+    click.echo(f"handoff: error: {shown(flags(message))}", err=True)
     sys.exit(code)
 
 
@@ -34,7 +69,7 @@ def escaped(text: str) -> str:
 
 
 def say(text: str) -> None:
-    click.echo(escaped(text))
+    click.echo(escaped(flags(text)))
 
 
 def interrupted(exc: KeyboardInterrupt) -> NoReturn:
@@ -50,7 +85,7 @@ def errors() -> Iterator[None]:
     try:
         yield
     except HandoffError as exc:
-        die(str(exc))
+        die(exc.render(flag))
     except KeyboardInterrupt as exc:
         interrupted(exc)
     except OSError as exc:
@@ -59,7 +94,7 @@ def errors() -> Iterator[None]:
 
 def note(text: str) -> None:
     """A note on stderr: stdout stays the report (and valid JSON with --json)."""
-    click.echo(f"handoff: note: {shown(text)}", err=True)
+    click.echo(f"handoff: note: {shown(flags(text))}", err=True)
 
 
 def media(paths: Sequence[Path], outputs: Sequence[Path] = ()) -> list[MediaItem]:
@@ -93,6 +128,8 @@ def skipped(path: Path) -> str:
 
 
 def write_json(data: Any) -> None:
+    """``data`` as JSON on stdout, library messages in it as the CLI says them."""
+    data = flagged(data)
     text = json.dumps(data, indent=2, ensure_ascii=False)
     try:
         text.encode("utf-8")

@@ -17,6 +17,7 @@ from handoff.cli.common import (
     OVERWRITE_HELP,
     clear_parts,
     errors,
+    flags,
     interrupted,
     media,
     say,
@@ -84,8 +85,8 @@ def render_export_result(r: ExportResult) -> str:
         f"{head[r.status]} {r.source}{target}" + (f"  ({r.seconds:.1f} s)" if r.seconds else "")
     ]
     if r.error:
-        lines.append(f"        {r.error}")
-    lines += [f"        - {n}" for n in r.notes]
+        lines.append(f"        {flags(r.error)}")
+    lines += [f"        - {flags(n)}" for n in r.notes]
     if r.command:
         lines.append("        equivalent ffmpeg command:")
         lines.append("        " + " ".join(shlex.quote(a) for a in r.command))

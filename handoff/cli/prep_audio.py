@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from handoff.cli.common import EXIT_FAIL, EXIT_OK, clear_parts, errors, note, say, write_json
+from handoff.cli.common import EXIT_FAIL, EXIT_OK, clear_parts, errors, flags, note, say, write_json
 from handoff.cli.validate import render_report
 from handoff.files.fsutil import mark_output_folder
 from handoff.prep import Cut, PrepOptions, PrepPlan, PrepResult, parse_segment_range, prep_audio
@@ -43,7 +43,7 @@ def render_prep(result: PrepResult) -> str:
             f"{seg.integrated_lufs:.2f} LUFS, {seg.true_peak_dbtp:.2f} dBTP, source "
             f"{seg.source_in / 48000:.2f}-{seg.source_out / 48000:.2f} s"
         )
-    lines += [f"  ! {w}" for w in result.warnings]
+    lines += [f"  ! {flags(w)}" for w in result.warnings]
     lines.append(f"  manifest {result.manifest_path}")
     for report in result.failed:
         lines.append(render_report(report))
@@ -96,7 +96,7 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
             f"{seg.true_peak_dbtp:.2f} dBTP; cut in {_cut_text(seg.cut_in)}, "
             f"out {_cut_text(seg.cut_out)}"
         )
-    lines += [f"  ! {w}" for w in plan.all_warnings()]
+    lines += [f"  ! {flags(w)}" for w in plan.all_warnings()]
     lines.append(
         f"dry run: would write {len(plan.segments)} segment(s), the master and "
         f"{plan.manifest_file} into {out_dir}; nothing written"

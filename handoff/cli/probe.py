@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from handoff.analysis import loudness
-from handoff.cli.common import EXIT_ERROR, EXIT_OK, media, say, write_json
-from handoff.errors import UnmeasurableError, describe
+from handoff.cli.common import EXIT_ERROR, EXIT_OK, flags, media, say, write_json
+from handoff.errors import Text, UnmeasurableError, describe
 from handoff.probe.reader import (
     MediaInfo,
     channels_text,
@@ -82,7 +82,7 @@ def render_probe(info: MediaInfo) -> str:
     delta = info.av_duration_delta_s
     if delta is not None:
         lines.append(f"  audio - video duration  {delta * 1000:+.1f} ms")
-    lines += [f"  ! {w}" for w in info.warnings]
+    lines += [f"  ! {flags(w)}" for w in info.warnings]
     return "\n".join(lines)
 
 
@@ -154,7 +154,7 @@ def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None
             bad += 1
             results.append(error_json(path, error or "unreadable"))
             if not as_json:
-                say(f"{path}\n  ERROR  {error}")
+                say(f"{path}\n  ERROR  {flags(error or '')}")
             continue
         item_json = to_json(info)
         text = render_probe(info)
@@ -163,13 +163,13 @@ def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None
                 measured = loudness_json(info)
             except UnmeasurableError as exc:  # a fact that cannot exist, not a bad file
                 item_json["loudness"] = None
-                item_json["warnings"].append(f"loudness not measured: {exc.message}")
-                text += f"\n  loudness   not measured: {exc.message}"
+                item_json["warnings"].append(Text("loudness not measured: ", exc.message))
+                text += f"\n  loudness   not measured: {flags(exc.message)}"
             except Exception as exc:
                 bad += 1
-                message = f"cannot measure loudness: {describe(exc)}"
+                message = Text("cannot measure loudness: ", describe(exc))
                 item_json.update(ok=False, error=message)
-                text += f"\n  ERROR  {message}"
+                text += f"\n  ERROR  {flags(message)}"
             else:
                 item_json["loudness"] = measured
                 text += "\n" + render_loudness(measured)

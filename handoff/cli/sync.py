@@ -14,6 +14,7 @@ from handoff.cli.common import (
     EXIT_OK,
     clear_parts,
     errors,
+    flags,
     interrupted,
     media,
     note,
@@ -51,7 +52,7 @@ def render_sync(results: Sequence[Any]) -> str:
         name = name if len(name) <= width else name[: width - 1] + "~"
         seg = "-" if r.segment is None else f"{r.segment:03d}"
         if r.status != "ok":
-            lines.append(f"{name:<{width}}  {seg:>3}  ERROR: {r.error}")
+            lines.append(f"{name:<{width}}  {seg:>3}  ERROR: {flags(r.error or '')}")
             continue
         a, p = r.audio, r.picture
         sound = "not narr." if a is None or not a.matched else f"{_ms(a.offset_ms)} ms"
@@ -80,7 +81,7 @@ def render_sync(results: Sequence[Any]) -> str:
             extra.append(r.audio.note)
         if extra:
             lines.append(f"{shown(r.name)}:")
-            lines += [f"  - {n}" for n in extra]
+            lines += [f"  - {flags(n)}" for n in extra]
     return "\n".join(lines)
 
 

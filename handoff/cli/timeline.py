@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from handoff.cli.common import EXIT_OK, clear_parts, errors, say, skipped
+from handoff.cli.common import EXIT_OK, clear_parts, errors, flagged, flags, say, skipped
 from handoff.errors import UsageError
 from handoff.files.fsutil import InputGuard
 from handoff.probe.reader import rate_text
@@ -53,8 +53,8 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
             f"  V1 {c['index']:3d} {_timecode(c['start'])}-{_timecode(c['end'])}"
             f"  {Path(c['path']).name}{seg}{trim}"
         )
-    lines += [f"  ! {w}" for w in s["warnings"]]
-    lines += [f"  note: {n}" for n in s["notes"]]
+    lines += [f"  ! {flags(w)}" for w in s["warnings"]]
+    lines += [f"  note: {flags(n)}" for n in s["notes"]]
     lines += [f"wrote {fmt}: {path}" for fmt, path in written]
     return "\n".join(lines)
 
@@ -107,7 +107,7 @@ def _timeline_json(data: Any) -> str:
     """JSON text that is valid UTF-8 whatever the file names: a byte of a path that is
     not UTF-8 (a lone surrogate, PEP 383) is written as its ``\\udcXX`` escape, which
     Python's json reads back to the same path."""
-    text = json.dumps(data, indent=2, ensure_ascii=False)
+    text = json.dumps(flagged(data), indent=2, ensure_ascii=False)
     return "".join(f"\\u{ord(ch):04x}" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from handoff.cli.common import die, errors, escaped, media, say, write_json
+from handoff.cli.common import die, errors, escaped, flags, media, say, write_json
 from handoff.errors import UsageError, describe
 from handoff.files.find import MediaItem
 from handoff.files.fsutil import InputGuard, atomic_write_bytes
@@ -35,14 +35,14 @@ def render_report(report: FileReport) -> str:
     head = {"pass": "PASS ", "fail": "FAIL ", "error": "ERROR"}[report.status]
     lines = [f"{head}  {report.path}"]
     if report.error:
-        lines.append(f"       {report.error}")
+        lines.append(f"       {flags(report.error)}")
     for f in report.findings:
         mark = "x" if f.severity == "error" else "!"
         lines.append(
             f"       {mark} {f.rule}: expected {f.expected}, got {f.actual}"
-            + (f" -- {f.message}" if f.message else "")
+            + (f" -- {flags(f.message)}" if f.message else "")
         )
-    lines += [f"       note: {n}" for n in report.notes]
+    lines += [f"       note: {flags(n)}" for n in report.notes]
     return "\n".join(lines)
 
 

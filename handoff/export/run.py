@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from handoff.errors import HandoffError, InputError, OutputExistsError, ToolError, describe
+from handoff.errors import (
+    HandoffError,
+    InputError,
+    Option,
+    OutputExistsError,
+    Text,
+    ToolError,
+    describe,
+)
 from handoff.export.engines import Engine, execute
 from handoff.export.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
 from handoff.files.find import MediaItem
@@ -135,7 +143,10 @@ def plan_jobs(
                     source,
                     None,
                     "failed",
-                    f"the output {dest} would write over the input {hit}: choose another --out",
+                    Text(
+                        f"the output {dest} would write over the input {hit}: choose another ",
+                        Option("out_dir"),
+                    ),
                 )
             )
             continue
@@ -170,6 +181,10 @@ def _ffmpeg_preview(plan: ExportPlan) -> tuple[tuple[str, ...], dict[str, str] |
     return preview, binary.to_json(), f"ffmpeg engine would run {binary.describe()}"
 
 
+# An output that exists is kept unless replacing it was asked for.
+_EXISTS = Text("exists (use ", Option("overwrite", True), " to replace it)")
+
+
 def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = None) -> ExportResult:
     """Run one job; every outcome is a result, never an exception (bar interrupts).
 
@@ -197,7 +212,7 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
             return result("planned", notes=(*notes, said), plan=plan.to_json(), command=preview,
                           ffmpeg=binary)  # fmt: skip
         if dest.exists() and not job.options.overwrite:
-            return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
+            return result("skipped", _EXISTS, notes=notes)
         remove_stale_parts(dest)
         binary = None
         if job.engine == "ffmpeg":
@@ -214,7 +229,7 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
         return result("failed", message, findings=tuple(exc.failures))
     except OutputExistsError:
         # Another run published this name while this one encoded: its file stays.
-        return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
+        return result("skipped", _EXISTS, notes=notes)
     except InputError as exc:
         return result("error", exc.message)
     except Exception as exc:

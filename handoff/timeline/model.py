@@ -50,7 +50,7 @@ from typing import Any
 
 import opentimelineio as otio
 
-from handoff.errors import InputError, UnsupportedError, UsageError
+from handoff.errors import InputError, Option, Text, UnsupportedError, UsageError
 from handoff.files.find import segment_number
 from handoff.files.manifest import Manifest, Segment
 from handoff.files.names import is_utf8, shown, xml_text
@@ -174,11 +174,17 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
                 info.path,
             )
     elif audio is None:
-        raise InputError("has no audio stream; --master must be the narration", info.path)
+        raise InputError(
+            Text("has no audio stream; ", Option("master_path"), " must be the narration"),
+            info.path,
+        )
     elif audio.channels is None or audio.sample_rate is None:
         raise InputError(
-            f"audio codec {audio.codec!r} is not one FFmpeg can read; --master must be a "
-            "narration it can (condition it with `handoff prep-audio`)",
+            Text(
+                f"audio codec {audio.codec!r} is not one FFmpeg can read; ",
+                Option("master_path"),
+                " must be a narration it can (condition it with `handoff prep-audio`)",
+            ),
             info.path,
         )
     if audio is not None and (audio.channels is None or audio.sample_rate is None):
@@ -425,9 +431,12 @@ def _sequence_rate(clips: Sequence[Source]) -> Fraction:
             )
             parts.append(f"{fps_label(r)} fps ({listed})")
         raise UsageError(
-            "clips have different frame rates: "
-            + "; ".join(parts)
-            + ". A timeline has one rate: export them to one (handoff export --fps ...)"
+            Text(
+                "clips have different frame rates: " + "; ".join(parts) + ". A timeline has "
+                "one rate: export them to one (",
+                Option("fps", "...", command="export"),
+                ")",
+            )
         )
     return next(iter(rates))
 
