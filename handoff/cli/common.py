@@ -15,7 +15,7 @@ import click
 from handoff.errors import HandoffError, Option, describe, rendered
 from handoff.files.find import MediaItem, find_media
 from handoff.files.fsutil import clear_stale_parts
-from handoff.files.names import shown
+from handoff.files.names import shown, shown_lines
 from handoff.jobs.processes import Terminated
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -28,6 +28,7 @@ _FLAG_OF = {
     "manifest_path": "--manifest",
     "selects_path": "--selects",
     "relative_to": "--relative",
+    "report": "--junit",
 }
 
 
@@ -61,15 +62,8 @@ def die(message: str, code: int = EXIT_ERROR) -> NoReturn:
     sys.exit(code)
 
 
-def escaped(text: str) -> str:
-    """Text for people and XML: a file name's control characters and non-UTF-8 bytes as
-    escapes (``\\x07``), line by line, so a terminal neither obeys nor mangles them and
-    XML can hold them."""
-    return "\n".join(shown(line) for line in text.split("\n"))
-
-
 def say(text: str) -> None:
-    click.echo(escaped(flags(text)))
+    click.echo(shown_lines(flags(text)))
 
 
 def interrupted(exc: KeyboardInterrupt) -> NoReturn:

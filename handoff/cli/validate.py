@@ -8,11 +8,10 @@ from pathlib import Path
 
 import click
 
-from handoff.cli.common import die, errors, escaped, flags, media, say, write_json
-from handoff.errors import UsageError, describe
-from handoff.files.find import MediaItem
-from handoff.files.fsutil import InputGuard, atomic_write_bytes
+from handoff.cli.common import die, errors, flags, media, say, write_json
+from handoff.errors import describe
 from handoff.validate.check import FileReport, exit_code, validate_file
+from handoff.validate.junit import check_report_path, write_junit
 from handoff.validate.spec import load_spec
 
 
@@ -44,54 +43,6 @@ def render_report(report: FileReport) -> str:
         )
     lines += [f"       note: {flags(n)}" for n in report.notes]
     return "\n".join(lines)
-
-
-def junit_xml(reports: Sequence[FileReport], spec_name: str) -> bytes:
-    """JUnit XML: one testcase per file, a failure per failed file, an error per unreadable."""
-    from lxml import etree
-
-    failures = sum(r.status == "fail" for r in reports)
-    errors = sum(r.status == "error" for r in reports)
-    suites = etree.Element("testsuites")
-    suite = etree.SubElement(
-        suites,
-        "testsuite",
-        name=f"handoff validate --spec {spec_name}",
-        tests=str(len(reports)),
-        failures=str(failures),
-        errors=str(errors),
-    )
-    for r in reports:
-        # XML 1.0 holds no control character and no lone surrogate (a file name's bytes
-        # that are not UTF-8): both appear as escapes, as on the terminal.
-        case = etree.SubElement(suite, "testcase", classname=spec_name, name=escaped(str(r.path)))
-        if r.status == "error":
-            el = etree.SubElement(case, "error", message=escaped(r.error or "unreadable"))
-            el.text = escaped(r.error or "unreadable")
-        elif r.status == "fail":
-            failed = [f for f in r.findings if f.severity == "error"]
-            message = "; ".join(f"{f.rule}: got {f.actual}" for f in failed)
-            el = etree.SubElement(case, "failure", message=escaped(message))
-            el.text = escaped(
-                "\n".join(
-                    f"{f.rule}: expected {f.expected}, got {f.actual} -- {f.message}"
-                    for f in failed
-                )
-            )
-        warnings = [f for f in r.findings if f.severity == "warning"]
-        if warnings or r.notes:
-            out = etree.SubElement(case, "system-out")
-            out.text = escaped(
-                "\n".join([f"warning {f.rule}: {f.message}" for f in warnings] + list(r.notes))
-            )
-    return bytes(etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True))
-
-
-def _check_report_path(report: Path, inputs: Sequence[MediaItem]) -> None:
-    """A report file (JUnit) must be a file, and never one of the files it reports on."""
-    if report.is_dir():
-        raise UsageError("--junit names a folder; give a file name such as report.xml", report)
-    InputGuard(i for i in inputs if isinstance(i, Path)).check(report)
 
 
 @click.command("validate")
@@ -155,7 +106,7 @@ def validate_cmd(
         options = spec.resolve_options(_parse_options(raw_options, allow_ntsc))
         items = media(paths)
         if junit is not None:
-            _check_report_path(junit, items)
+            check_report_path(junit, [i for i in items if isinstance(i, Path)])
     reports: list[FileReport] = []
     for item in items:
         if isinstance(item, Path):
@@ -184,6 +135,5 @@ def validate_cmd(
         )
     if junit is not None:
         with errors():
-            # A report of this run replaces one of an earlier run: it is the point of it.
-            atomic_write_bytes(junit, junit_xml(reports, spec.name), replace=True)
+            write_junit(junit, reports, spec.name)
     sys.exit(code)
