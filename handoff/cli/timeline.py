@@ -3,19 +3,18 @@ selects file."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from handoff.cli.common import EXIT_OK, clear_parts, errors, flagged, flags, say, skipped
+from handoff.cli.common import EXIT_OK, clear_parts, errors, flagged, flags, say
 from handoff.errors import UsageError
-from handoff.files.fsutil import InputGuard
 from handoff.probe.reader import rate_text
 from handoff.timeline import FCPXML_VERSIONS, TimelineBuild
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
@@ -57,50 +56,6 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
     lines += [f"  note: {flags(n)}" for n in s["notes"]]
     lines += [f"wrote {fmt}: {path}" for fmt, path in written]
     return "\n".join(lines)
-
-
-# Characters no file name of ours carries: Windows' reserved ones (and '/'), and what
-# handoff.files.names replaces in a name (controls, bytes that were not UTF-8, U+FFFD).
-_NOT_IN_FILE_NAMES = '/\\:*?"<>|\ufffd'
-
-
-def _timeline_outputs(
-    formats: Sequence[str], out: Path | None, name: str, notes: list[str]
-) -> list[tuple[str, Path]]:
-    """(format, file) for each format: ``--out`` itself for one format and a file name,
-    else NAME.<suffix> in ``--out`` (or the current folder), NAME cut to fit the file
-    system (said in ``notes``)."""
-    from handoff.files.names import fit_file_name, xml_text
-
-    if len(formats) == 1 and out is not None and not out.is_dir() and out.suffix:
-        return [(formats[0], out)]
-    safe = "".join("_" if ch in _NOT_IN_FILE_NAMES else ch for ch in xml_text(name))
-    safe = safe.strip() or "timeline"
-    longest = max((TIMELINE_FORMATS[f].suffix for f in formats), key=len)
-    fitted = fit_file_name(safe, longest) or "timeline"
-    if fitted != safe:
-        notes.append(f"file names cut to {len(fitted)} characters of the sequence name")
-    folder = Path() if out is None else out
-    return [(f, folder / f"{fitted}{TIMELINE_FORMATS[f].suffix}") for f in formats]
-
-
-def _publish_timelines(
-    files: Sequence[tuple[Path, bytes]], *, replace: bool, guard: InputGuard
-) -> None:
-    """Write every file or none: when one fails, the ones this run already published are
-    removed again (with ``replace``, the earlier files they replaced stay replaced)."""
-    from handoff.files.fsutil import atomic_write_bytes
-
-    published: list[Path] = []
-    try:
-        for path, data in files:
-            atomic_write_bytes(path, data, replace=replace, guard=guard)
-            published.append(path)
-    except BaseException:
-        for path in published:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise
 
 
 def _timeline_json(data: Any) -> str:
@@ -231,18 +186,15 @@ def timeline_cmd(
     rates differ, the manifest is wrong, or --size or --start-timecode is malformed
     (or names a frame the rate has not).
     """
-    from handoff.files.fsutil import InputGuard
-    from handoff.timeline import FORMATS, SequenceSettings, check_relative, render
+    from handoff.timeline import FORMATS, SequenceSettings
     from handoff.timeline.model import parse_size
+    from handoff.timeline.output import check_outputs, plan_timeline_files, write_timeline_files
     from handoff.timeline.project import timeline_from_paths
     from handoff.timeline.timecode import parse_timecode
 
     chosen = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
     with errors():
-        if len(chosen) > 1 and out is not None and out.suffix and not out.is_dir():
-            raise UsageError(f"several formats need --out to be a folder, not {out}")
-        if relative:
-            check_relative(chosen)
+        check_outputs(chosen, out, relative=relative)
         if not clips and selects is None:
             raise UsageError("name the clips (files or folders), or give --selects FILE")
         settings = SequenceSettings(
@@ -253,33 +205,13 @@ def timeline_cmd(
             clips, manifest_path=manifest, master_path=master, name=name,
             selects_path=selects, settings=settings,
         )  # fmt: skip
-        targets = _timeline_outputs(chosen, out, build.timeline.name, build.notes)
-        # Inputs are never written over, --overwrite or not.
-        guard = InputGuard(build.inputs)
-        for _, path in targets:
-            guard.check(path)
-        if not overwrite:
-            kept = [t for t in targets if t[1].exists() or t[1].is_symlink()]
-            build.notes += [skipped(p) for _, p in kept]
-            targets = [t for t in targets if t not in kept]
-        clear_parts([p.parent for _, p in targets])
-        # Every format is rendered before anything is written: a name or a path one
-        # format cannot hold stops the run with nothing written.
-        files = [
-            (
-                path,
-                render(
-                    build.timeline,
-                    fmt,
-                    relative_to=path.parent.resolve() if relative else None,
-                    fcpxml_version=fcpxml_version,
-                ),
-            )
-            for fmt, path in targets
-        ]
-        _publish_timelines(files, replace=overwrite, guard=guard)
-        written = list(targets)
-    build.notes += [f"{f}: {FORMATS[f].lock}" for f in chosen if not FORMATS[f].arrives_locked]
+        files = plan_timeline_files(
+            build, chosen, out, replace=overwrite, relative=relative,
+            fcpxml_version=fcpxml_version,
+        )  # fmt: skip
+        clear_parts([p.parent for _, p in files.targets])
+        written = write_timeline_files(build, files)
+    build = replace(build, notes=(*build.notes, *files.notes))
     if as_json:
         summary = {
             **build.summary(),

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -259,22 +259,25 @@ class Placement:
         return self.start + self.duration
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TimelineBuild:
+    """What a timeline builder made, built complete (add to it with
+    :func:`dataclasses.replace`)."""
+
     timeline: otio.schema.Timeline
     rate: Fraction
-    placements: list[Placement]
+    placements: tuple[Placement, ...]
     master: Source | None
     master_start: int
-    notes: list[str] = field(default_factory=list)
-    inputs: list[Path] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    inputs: tuple[Path, ...] = ()
     """Every file the build read (clips, master, manifest): outputs must never replace one."""
-    alternates: list[Placement] = field(default_factory=list)
+    alternates: tuple[Placement, ...] = ()
     """From selects: the alternates placed on V2, V3, ... (rank 2 on V2)."""
-    regenerate: list[int] = field(default_factory=list)
+    regenerate: tuple[int, ...] = ()
     """From selects: the segments marked ``regenerate``."""
     from_selects: bool = False
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     """What the user should look at before handing the timeline over (a clip much
     shorter or longer than its segment)."""
     start: Timecode = ZERO
@@ -920,14 +923,19 @@ def _build(
     renamed = names.note()
     if renamed is not None:
         notes.append(renamed)
-    build = TimelineBuild(timeline, rate, placements, master, master_start, notes)
-    build.warnings = warnings
-    build.start = settings.start
-    if takes is not None:
-        build.alternates = alternates
-        build.regenerate = [t.segment for t in takes if t.regenerate]
-        build.from_selects = True
-    return build
+    return TimelineBuild(
+        timeline,
+        rate,
+        tuple(placements),
+        master,
+        master_start,
+        notes=tuple(notes),
+        alternates=tuple(alternates) if takes is not None else (),
+        regenerate=tuple(t.segment for t in takes if t.regenerate) if takes is not None else (),
+        from_selects=takes is not None,
+        warnings=tuple(warnings),
+        start=settings.start,
+    )
 
 
 def _sequence_size(

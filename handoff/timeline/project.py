@@ -4,7 +4,7 @@ probe, lay out."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from handoff.errors import HandoffError, InputError, Option, SelectsError, Text, UsageError
@@ -112,15 +112,14 @@ def timeline_from_paths(
             else _default_name(clip_paths)
         )
     build = build_timeline(sources, master=master, manifest=manifest, name=name, settings=settings)
-    build.inputs = [*gathered.clips, *gathered.skipped]
+    inputs = [*gathered.clips, *gathered.skipped]
     if master_path is not None:
-        build.inputs.append(master_path)
+        inputs.append(master_path)
     if manifest_path is not None:
-        build.inputs.append(manifest_path)
-    build.notes[:0] = gathered.notes
+        inputs.append(manifest_path)
+    left: list[str] = []
     if gathered.skipped:
-        build.notes.insert(
-            0,
+        left.append(
             Text(
                 f"left {len(gathered.skipped)} audio file(s) found in the folders off V1 "
                 "(the narration goes in with ",
@@ -128,9 +127,10 @@ def timeline_from_paths(
                 " or ",
                 Option("manifest_path"),
                 ")",
-            ),
+            )
         )
-    return build
+    notes = (*left, *gathered.notes, *build.notes)
+    return replace(build, inputs=tuple(inputs), notes=notes)
 
 
 def _master_path(manifest: Manifest | None, master_path: Path | None) -> Path | None:
@@ -219,11 +219,10 @@ def timeline_from_selects(
         takes, manifest=manifest, master=master, name=name, settings=settings
     )
     notes = _selects_notes(selects.segments, [u.path for u in selects.unplaced])
-    build.notes[:0] = notes
-    build.inputs = [*dict.fromkeys(files), selects.path, manifest.path]
+    inputs = [*dict.fromkeys(files), selects.path, manifest.path]
     if master_path is not None:
-        build.inputs.append(master_path)
-    return build
+        inputs.append(master_path)
+    return replace(build, notes=(*notes, *build.notes), inputs=tuple(inputs))
 
 
 def _segment_takes(seg: SelectSegment, sources: dict[Path, Source]) -> SegmentTakes:
