@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from handoff.analysis import loudness
 from handoff.cli.common import EXIT_ERROR, EXIT_OK, flags, media, say, write_json
-from handoff.errors import Text, UnmeasurableError, describe
+from handoff.errors import Text, describe
+from handoff.probe.loudness import probe_loudness
 from handoff.probe.reader import (
     MediaInfo,
     channels_text,
@@ -86,13 +86,6 @@ def render_probe(info: MediaInfo) -> str:
     return "\n".join(lines)
 
 
-def loudness_json(info: MediaInfo) -> dict[str, Any] | None:
-    """Loudness of the first audio stream, measured as is (as FFmpeg's ebur128 would)."""
-    if info.audio is None:
-        return None
-    return dict(loudness.measure_file(info.path, info.audio.index).to_json())
-
-
 def render_loudness(data: dict[str, Any] | None) -> str:
     if data is None:
         return "  loudness   (no audio)"
@@ -160,19 +153,21 @@ def probe_cmd(files: Sequence[Path], as_json: bool, with_loudness: bool) -> None
         text = render_probe(info)
         if with_loudness:
             try:
-                measured = loudness_json(info)
-            except UnmeasurableError as exc:  # a fact that cannot exist, not a bad file
-                item_json["loudness"] = None
-                item_json["warnings"].append(Text("loudness not measured: ", exc.message))
-                text += f"\n  loudness   not measured: {flags(exc.message)}"
+                found = probe_loudness(info)
             except Exception as exc:
                 bad += 1
                 message = Text("cannot measure loudness: ", describe(exc))
                 item_json.update(ok=False, error=message)
                 text += f"\n  ERROR  {flags(message)}"
             else:
-                item_json["loudness"] = measured
-                text += "\n" + render_loudness(measured)
+                item_json["loudness"] = found.to_json()
+                if info.audio is not None and found.not_measured is not None:
+                    # A fact that cannot exist (too low a rate), not a bad file.
+                    reason = found.not_measured
+                    item_json["warnings"].append(Text("loudness not measured: ", reason))
+                    text += f"\n  loudness   not measured: {flags(reason)}"
+                else:
+                    text += "\n" + render_loudness(found.to_json())
         results.append(item_json)
         if not as_json:
             say(text)
