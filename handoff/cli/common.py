@@ -75,14 +75,15 @@ def interrupted(exc: KeyboardInterrupt) -> NoReturn:
 
 @contextlib.contextmanager
 def errors() -> Iterator[None]:
-    """Library exceptions become one line on stderr and exit code 2, never a traceback."""
+    """Library exceptions become one line on stderr and exit code 2, never a traceback;
+    one the library did not foresee is named as a bug to report (:func:`describe`)."""
     try:
         yield
     except HandoffError as exc:
         die(exc.render(flag))
     except KeyboardInterrupt as exc:
         interrupted(exc)
-    except OSError as exc:
+    except Exception as exc:  # OSError: the system's reason; anything else: a bug, in one line
         die(describe(exc))
 
 

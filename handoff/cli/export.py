@@ -11,9 +11,6 @@ from pathlib import Path
 import click
 
 from handoff.cli.common import (
-    EXIT_ERROR,
-    EXIT_FAIL,
-    EXIT_OK,
     OVERWRITE_HELP,
     clear_parts,
     errors,
@@ -30,7 +27,14 @@ from handoff.export.plan import (
     parse_crop,
     parse_fps,
 )
-from handoff.export.run import ExportJob, ExportResult, default_jobs, export_batch, plan_jobs
+from handoff.export.run import (
+    ExportJob,
+    ExportResult,
+    default_jobs,
+    exit_code,
+    export_batch,
+    plan_jobs,
+)
 from handoff.validate.spec import load_spec
 
 
@@ -258,7 +262,7 @@ def export_cmd(
     everything = refused + results
     statuses = ("done", "skipped", "failed", "error", "planned")
     counts = {s: sum(r.status == s for r in everything) for s in statuses}
-    code = EXIT_ERROR if counts["error"] else EXIT_FAIL if counts["failed"] else EXIT_OK
+    code = exit_code(everything)
     if as_json:
         write_json(
             {

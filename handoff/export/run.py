@@ -44,6 +44,7 @@ __all__ = [
     "ExportJob",
     "ExportResult",
     "default_jobs",
+    "exit_code",
     "export_batch",
     "export_one",
     "plan_jobs",
@@ -350,3 +351,12 @@ def _worker_failed(job: ExportJob, reason: str) -> ExportResult:
 def default_jobs() -> int:
     """The cores this process may use."""
     return usable_cores()
+
+
+def exit_code(results: Sequence[ExportResult]) -> int:
+    """2 when any input could not be used (unreadable, not media, incomplete), else 1
+    when any export failed, else 0 (done, skipped as existing, or planned)."""
+    statuses = {r.status for r in results}
+    if "error" in statuses:
+        return 2
+    return 1 if "failed" in statuses else 0
