@@ -6,11 +6,21 @@ so callers may catch either -- the pattern PyAV uses for its FFmpeg errors.
 
 The library raises; it never prints or exits. ``handoff.cli`` turns these into one
 line on stderr and an exit code.
+
+Messages say what is wrong with the media and, where an option would fix it, name that
+option as a library caller passes it (``fps=24``, ``replace=True``). The option is an
+:class:`Option` inside a :class:`Text`, not words, so that another interface can name it
+its own way: the CLI renders ``Option("fps", "24")`` as ``--fps 24``
+(:func:`handoff.cli.common.flags`). Result notes and warnings use the same
+:class:`Text`.
 """
 
 from __future__ import annotations
 
 import errno
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -23,10 +33,12 @@ __all__ = [
     "NoMediaFoundError",
     "NoStreamsError",
     "NotMediaError",
+    "Option",
     "OutputExistsError",
     "OverwritesInputError",
     "SelectsError",
     "SpecError",
+    "Text",
     "ToolError",
     "TruncatedMediaError",
     "UnmeasurableError",
@@ -34,7 +46,60 @@ __all__ = [
     "UsageError",
     "describe",
     "os_reason",
+    "rendered",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A library option named in a message, with the value that would fix the problem.
+
+    ``name`` is the keyword a library caller passes (``fps``, ``replace``, ``out_dir``);
+    ``value`` is what to pass (``True`` for a switch, text otherwise, None when the
+    message leaves the value open); ``command`` names the step that takes the option
+    when it is not the one that raised (``export`` in a timeline's advice).
+    """
+
+    name: str
+    value: str | bool | None = None
+    command: str | None = None
+
+    def __str__(self) -> str:
+        said = self.name if self.value is None else f"{self.name}={self.value}"
+        return said if self.command is None else f"{self.command} with {said}"
+
+
+# How an interface names an option: the library's own way is str(option).
+Namer = Callable[[Option], str]
+
+
+class Text(str):
+    """Message text whose parts may be :class:`Option` s.
+
+    It *is* the string a library caller reads (options named as keywords), so it goes
+    wherever a ``str`` goes -- a result's notes, JSON, another process. An interface
+    with its own names for options calls :meth:`render` (or :func:`rendered`, which
+    takes any string). Build one from its parts; a :class:`Text` among them keeps its
+    options: ``Text("cannot measure loudness: ", describe(exc))``.
+    """
+
+    parts: tuple[str | Option, ...]
+
+    def __new__(cls, *parts: str | Option) -> Text:
+        flat: list[str | Option] = []
+        for part in parts:
+            flat.extend(part.parts if isinstance(part, Text) else (part,))
+        text = super().__new__(cls, "".join(str(p) for p in flat))
+        text.parts = tuple(flat)
+        return text
+
+    def render(self, name: Namer) -> str:
+        return "".join(name(p) if isinstance(p, Option) else str(p) for p in self.parts)
+
+
+def rendered(text: str, name: Namer) -> str:
+    """``text`` with its options named by ``name`` (a plain string is returned as it is)."""
+    return text.render(name) if isinstance(text, Text) else str(text)
 
 
 class HandoffError(Exception):
@@ -49,6 +114,11 @@ class HandoffError(Exception):
         if self.path is None:
             return self.message
         return f"{self.path}: {self.message}"
+
+    def render(self, name: Namer) -> str:
+        """The one line, with the options its message names named by ``name``."""
+        said = rendered(self.message, name)
+        return said if self.path is None else f"{self.path}: {said}"
 
 
 class InputError(HandoffError):
@@ -136,16 +206,29 @@ def os_reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
 def describe(exc: BaseException) -> str:
     """One line a person can act on, for any exception met while working on one file.
 
     Errors handoff raises on purpose give their message (without the path: the report
     line names the file). OS errors give the system's reason. Anything else is a bug in
     handoff or in a library under it: it is named as such, in one line, so that one
-    file's surprise never costs the rest of a batch its report.
+    file's surprise never costs the rest of a batch its report. A message that names
+    options stays a :class:`Text`.
     """
     if isinstance(exc, HandoffError):
-        text = exc.message
+        message = exc.message
+        if isinstance(message, Text) and len(message.strip()) <= _MAX_MESSAGE:
+            parts = [_one_line(p) if isinstance(p, str) else p for p in message.parts]
+            if isinstance(parts[0], str):
+                parts[0] = parts[0].lstrip()
+            if isinstance(parts[-1], str):
+                parts[-1] = parts[-1].rstrip()
+            return Text(*parts)
+        text = message
     elif isinstance(exc, OSError) and exc.strerror:
         reason = os_reason(exc)
         text = f"{reason} ({exc.filename})" if exc.filename else reason

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from handoff.analysis import limiter
 from handoff.cli import main
+from handoff.cli.common import flags
 from handoff.errors import ManifestError
 from handoff.files.manifest import load_manifest
 from handoff.media.audio import decode_audio
@@ -136,7 +137,10 @@ def test_two_voices_are_warned_and_recorded(tmp_path: Path) -> None:
     source = write_wav(tmp_path / "two.wav", x, RATE, "pcm_f32le")
     result = prep(source, tmp_path / "out")
     assert sum(DIFFERENT in w for w in result.warnings) == 1
-    assert "--channels stereo" in next(w for w in result.warnings if DIFFERENT in w)
+    warned = next(w for w in result.warnings if DIFFERENT in w)
+    # The library names its option; the CLI says the flag.
+    assert "keep them apart with channels=stereo" in warned
+    assert flags(warned).endswith("keep them apart with --channels stereo")
     manifest = json.loads(result.manifest_path.read_text(encoding="utf-8"))
     lr = manifest["source"]["left_right"]
     assert lr["verdict"] == "different"

@@ -715,7 +715,7 @@ def test_missing_take_is_reported_with_the_others(project: Project, tmp_path: Pa
 
 def test_manifest_problems(project: Project, tmp_path: Path) -> None:
     path = _selects_file(project, tmp_path, lambda d: d.update(manifest=None))
-    with pytest.raises(SelectsError, match=r"manifest: null; .* \(--manifest\)"):
+    with pytest.raises(SelectsError, match=r"manifest: null; .* \(manifest_path\)"):
         timeline_from_selects(path)
     # Given on the command line instead, it is used.
     build = timeline_from_selects(path, manifest_path=project.base.manifest)

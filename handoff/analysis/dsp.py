@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from handoff.errors import UnmeasurableError
 from handoff.jobs.parallel import run_threads
 
 __all__ = [
@@ -153,7 +154,10 @@ def _check_rate(sample_rate: int) -> int:
     if rate != sample_rate:
         raise ValueError(f"sample rate must be an integer, got {sample_rate}")
     if rate < _MIN_RATE:
-        raise ValueError(f"sample rate {rate} Hz: at least {_MIN_RATE} Hz needed for 1 ms bins")
+        # A fact of the media (a WAV may declare any rate), not a caller's mistake.
+        raise UnmeasurableError(
+            f"sample rate {rate} Hz is too low to analyse (1 ms bins need at least {_MIN_RATE} Hz)"
+        )
     return rate
 
 

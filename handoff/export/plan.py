@@ -25,7 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-from handoff.errors import InputError, SpecError, UnsupportedError, UsageError
+from handoff.errors import InputError, Option, SpecError, Text, UnsupportedError, UsageError
 from handoff.probe.reader import (
     UNKNOWN_CODEC,
     AudioInfo,
@@ -253,7 +253,7 @@ def parse_fps(text: str) -> FpsChoice:
         return "source"
     rate = _rate_of(t)
     if rate is None:
-        raise UsageError(f"--fps {text}: use {rate_list(EDITOR_RATES)} or source")
+        raise UsageError(Text(Option("fps", text), f": use {rate_list(EDITOR_RATES)} or source"))
     return rate
 
 
@@ -293,11 +293,18 @@ def check_rate_choice(
         raise UsageError(f"'{spec.name}' accepts no editor frame rate ({rate_list(EDITOR_RATES)})")
     target = fps if fps is not None else settings.fps
     if isinstance(target, Fraction) and target not in allowed:
-        said = "--fps" if fps is not None else "its [export] fps"
+        said: str | Option = (
+            Option("fps", short_rate(target))
+            if fps is not None
+            else f"its [export] fps {short_rate(target)}"
+        )
         raise UsageError(
-            f"{said} {short_rate(target)}: '{spec.name}' accepts {rate_list(allowed)} fps "
-            f"(rule {', '.join(rule_ids)}), so the output would fail it -- choose one of "
-            "those, or a spec that allows this rate (docs/howto/custom-spec.md)"
+            Text(
+                said,
+                f": '{spec.name}' accepts {rate_list(allowed)} fps "
+                f"(rule {', '.join(rule_ids)}), so the output would fail it -- choose one of "
+                "those, or a spec that allows this rate (docs/howto/custom-spec.md)",
+            )
         )
     return allowed
 
@@ -321,7 +328,9 @@ def parse_crop(text: str) -> tuple[int, int] | Literal["auto", "none"]:
         return "auto" if t == "auto" else "none"
     w, sep, h = t.partition("x")
     if not sep or not w.isdigit() or not h.isdigit() or int(w) <= 0 or int(h) <= 0:
-        raise UsageError(f"--crop {text}: expected WIDTHxHEIGHT (e.g. 1920x1080), auto or none")
+        raise UsageError(
+            Text(Option("crop", text), ": expected WIDTHxHEIGHT (e.g. 1920x1080), auto or none")
+        )
     return int(w), int(h)
 
 
@@ -407,9 +416,14 @@ def _choose_rate(
             return src, "keep", 1, Fraction(1)
         if cfr and src in NEEDS_DECISION:
             raise UsageError(
-                f"source is {_rate_name(src)} fps, which '{spec.name}' does not accept: "
-                f"choose --fps ({offer}) and --rate-conversion drop (keep the duration, "
-                "drop frames) or retime (slow picture and sound together)"
+                Text(
+                    f"source is {_rate_name(src)} fps, which '{spec.name}' does not accept: "
+                    "choose ",
+                    Option("fps"),
+                    f" ({offer}) and ",
+                    Option("rate_conversion", "drop"),
+                    " (keep the duration, drop frames) or retime (slow picture and sound together)",
+                )
             )
         if not cfr:
             # A VFR recording is nominally one rate (phones, screen recorders: 24 or 30):
@@ -419,8 +433,12 @@ def _choose_rate(
             target = min(whole, key=lambda r: abs(math.log(src / r)))
             if abs(math.log(src / target)) > math.log(1.1):
                 raise UsageError(
-                    f"variable frame rate averaging {float(src):.2f} fps is not near "
-                    f"{rate_list(frozenset(whole))}: choose --fps ({offer})"
+                    Text(
+                        f"variable frame rate averaging {float(src):.2f} fps is not near "
+                        f"{rate_list(frozenset(whole))}: choose ",
+                        Option("fps"),
+                        f" ({offer})",
+                    )
                 )
             notes.append(
                 f"VFR source averaging {float(src):.3f} fps -> CFR {_rate_name(target)} fps "
@@ -428,8 +446,11 @@ def _choose_rate(
             )
             return target, "nearest", 1, Fraction(1)
         raise UsageError(
-            f"source is {_rate_name(src)} fps, which '{spec.name}' does not accept: "
-            f"choose --fps ({offer})"
+            Text(
+                f"source is {_rate_name(src)} fps, which '{spec.name}' does not accept: choose ",
+                Option("fps"),
+                f" ({offer})",
+            )
         )
     target = choice
     if cfr and src == target:
@@ -437,9 +458,12 @@ def _choose_rate(
     if cfr and _needs_decision(src, target):
         if options.rate_conversion is None:
             raise UsageError(
-                f"source is {_rate_name(src)} fps and the target {_rate_name(target)}: add "
-                "--rate-conversion drop (keep the duration, drop or repeat frames) or "
-                "retime (keep every frame, stretch picture and sound together)"
+                Text(
+                    f"source is {_rate_name(src)} fps and the target {_rate_name(target)}: add ",
+                    Option("rate_conversion", "drop"),
+                    " (keep the duration, drop or repeat frames) or retime (keep every "
+                    "frame, stretch picture and sound together)",
+                )
             )
         if options.rate_conversion == "retime":
             step = max(1, round(src / target))
@@ -453,8 +477,11 @@ def _choose_rate(
             )
             return target, "retime", step, scale
         notes.append(
-            f"{_rate_name(src)} -> {_rate_name(target)} fps by nearest frame "
-            "(--rate-conversion drop): duration kept, frames dropped or repeated"
+            Text(
+                f"{_rate_name(src)} -> {_rate_name(target)} fps by nearest frame (",
+                Option("rate_conversion", "drop"),
+                "): duration kept, frames dropped or repeated",
+            )
         )
         return target, "nearest", 1, Fraction(1)
     # --rate-conversion only matters for 25/50 fps sources; a batch that gives it for
@@ -470,6 +497,7 @@ def _choose_rate(
 def _crop(width: int, height: int, option: ExportOptions, notes: list[str]) -> Crop | None:
     if option.crop == "none":
         return None
+    why: str | Option
     if option.crop == "auto":
         if (width, height) == (1920, 1088):
             w, h = 1920, 1080
@@ -481,13 +509,15 @@ def _crop(width: int, height: int, option: ExportOptions, notes: list[str]) -> C
             return None
     else:
         w, h = option.crop
-        why = "--crop"
+        why = Option("crop")
         if w > width or h > height:
-            raise UsageError(f"--crop {w}x{h} is larger than the picture ({width}x{height})")
+            raise UsageError(
+                Text(Option("crop", f"{w}x{h}"), f" is larger than the picture ({width}x{height})")
+            )
     # Centred; offsets even so 4:2:0 chroma stays aligned with luma.
     x = (width - w) // 2 // 2 * 2
     y = (height - h) // 2 // 2 * 2
-    notes.append(f"cropped {width}x{height} -> {w}x{h} at ({x}, {y}), centred ({why})")
+    notes.append(Text(f"cropped {width}x{height} -> {w}x{h} at ({x}, {y}), centred (", why, ")"))
     return Crop(x, y, w, h)
 
 
@@ -566,12 +596,21 @@ def plan_export(
     if info.truncated is not None:
         if not options.allow_truncated:
             raise InputError(
-                f"incomplete source ({info.truncated}): exporting it would hide what is "
-                "missing -- export it again from the generator, or pass --allow-truncated "
-                "to export what it holds",
+                Text(
+                    f"incomplete source ({info.truncated}): exporting it would hide what is "
+                    "missing -- export it again from the generator, or pass ",
+                    Option("allow_truncated", True),
+                    " to export what it holds",
+                ),
                 info.path,
             )
-        notes.append(f"incomplete source exported as it is (--allow-truncated): {info.truncated}")
+        notes.append(
+            Text(
+                "incomplete source exported as it is (",
+                Option("allow_truncated", True),
+                f"): {info.truncated}",
+            )
+        )
     if v.codec == UNKNOWN_CODEC or v.width is None or v.height is None or v.pix_fmt is None:
         what = (
             "a codec FFmpeg cannot identify"
@@ -585,8 +624,11 @@ def plan_export(
     sound_rule = requires_sound(spec)
     if a is None and not options.add_silence and sound_rule is not None:
         raise UsageError(
-            f"the source has no sound and '{spec.name}' requires it (rule {sound_rule}): "
-            "pass --add-silence to give the output a silent track"
+            Text(
+                f"the source has no sound and '{spec.name}' requires it (rule {sound_rule}): pass ",
+                Option("add_silence", True),
+                " to give the output a silent track",
+            )
         )
     if a is not None and (a.codec == UNKNOWN_CODEC or not a.sample_rate or not a.channels):
         raise UnsupportedError(
@@ -690,7 +732,7 @@ def plan_export(
         notes.append(f"no audio in the source, and none written ('{spec.name}' allows that)")
 
     left_out = _not_carried(info, v.index, None if a is None else a.index)
-    notes += [f"not carried: {what}" for what in left_out]
+    notes += [Text("not carried: ", what) for what in left_out]
     return ExportPlan(
         source=info.path,
         dest=dest if dest is not None else destination(info.path, settings, options.out_dir),
@@ -713,8 +755,11 @@ def _chosen_audio(info: MediaInfo, index: int | None) -> AudioInfo | None:
             return a
     have = ", ".join(f"#{a.index} ({_audio_name(a)})" for a in info.audios)
     raise UsageError(
-        f"--audio-stream {index}: no such audio stream; "
-        + (f"the source has {have}" if have else "the source has no sound")
+        Text(
+            Option("audio_stream", str(index)),
+            ": no such audio stream; "
+            + (f"the source has {have}" if have else "the source has no sound"),
+        )
     )
 
 
@@ -733,7 +778,10 @@ def _not_carried(info: MediaInfo, video_index: int, audio_index: int | None) -> 
         if x.index != video_index
     ]
     out += [
-        f"audio #{x.index} ({_audio_name(x)}): choose it with --audio-stream {x.index}"
+        Text(
+            f"audio #{x.index} ({_audio_name(x)}): choose it with ",
+            Option("audio_stream", str(x.index)),
+        )
         for x in info.audios
         if x.index != audio_index
     ]

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from handoff.errors import HandoffError, InputError, OutputExistsError, ToolError, describe
+from handoff.errors import (
+    HandoffError,
+    InputError,
+    Option,
+    OutputExistsError,
+    Text,
+    ToolError,
+    describe,
+)
 from handoff.export.engines import Engine, execute
 from handoff.export.plan import ExportOptions, ExportPlan, destination, export_settings, plan_export
 from handoff.files.find import MediaItem
@@ -36,6 +44,7 @@ __all__ = [
     "ExportJob",
     "ExportResult",
     "default_jobs",
+    "exit_code",
     "export_batch",
     "export_one",
     "plan_jobs",
@@ -135,7 +144,10 @@ def plan_jobs(
                     source,
                     None,
                     "failed",
-                    f"the output {dest} would write over the input {hit}: choose another --out",
+                    Text(
+                        f"the output {dest} would write over the input {hit}: choose another ",
+                        Option("out_dir"),
+                    ),
                 )
             )
             continue
@@ -170,6 +182,10 @@ def _ffmpeg_preview(plan: ExportPlan) -> tuple[tuple[str, ...], dict[str, str] |
     return preview, binary.to_json(), f"ffmpeg engine would run {binary.describe()}"
 
 
+# An output that exists is kept unless replacing it was asked for.
+_EXISTS = Text("exists (use ", Option("overwrite", True), " to replace it)")
+
+
 def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = None) -> ExportResult:
     """Run one job; every outcome is a result, never an exception (bar interrupts).
 
@@ -197,7 +213,7 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
             return result("planned", notes=(*notes, said), plan=plan.to_json(), command=preview,
                           ffmpeg=binary)  # fmt: skip
         if dest.exists() and not job.options.overwrite:
-            return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
+            return result("skipped", _EXISTS, notes=notes)
         remove_stale_parts(dest)
         binary = None
         if job.engine == "ffmpeg":
@@ -214,7 +230,7 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
         return result("failed", message, findings=tuple(exc.failures))
     except OutputExistsError:
         # Another run published this name while this one encoded: its file stays.
-        return result("skipped", "exists (use --overwrite to replace it)", notes=notes)
+        return result("skipped", _EXISTS, notes=notes)
     except InputError as exc:
         return result("error", exc.message)
     except Exception as exc:
@@ -335,3 +351,12 @@ def _worker_failed(job: ExportJob, reason: str) -> ExportResult:
 def default_jobs() -> int:
     """The cores this process may use."""
     return usable_cores()
+
+
+def exit_code(results: Sequence[ExportResult]) -> int:
+    """2 when any input could not be used (unreadable, not media, incomplete), else 1
+    when any export failed, else 0 (done, skipped as existing, or planned)."""
+    statuses = {r.status for r in results}
+    if "error" in statuses:
+        return 2
+    return 1 if "failed" in statuses else 0

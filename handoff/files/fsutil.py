@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from handoff.errors import OutputExistsError, OverwritesInputError
+from handoff.errors import Option, OutputExistsError, OverwritesInputError, Text
 from handoff.files.names import cut_to_bytes
 
 __all__ = [
@@ -165,7 +165,9 @@ def publish(tmp: Path, dest: Path, *, replace: bool) -> None:
             raise FileExistsError(errno.EEXIST, "File exists", str(dest))
         tmp.rename(dest)
     except FileExistsError:
-        raise OutputExistsError("already exists (use --overwrite to replace it)", dest) from None
+        raise OutputExistsError(
+            Text("already exists (use ", Option("replace", True), " to replace it)"), dest
+        ) from None
 
 
 _RENAME_NOREPLACE = 1

@@ -29,6 +29,7 @@ __all__ = [
     "fit_file_name",
     "is_utf8",
     "shown",
+    "shown_lines",
     "xml_text",
 ]
 
@@ -71,6 +72,12 @@ def shown(text: str) -> str:
     """``text`` safe to print on one line: unwritable characters as ``\\x07``-style escapes
     (a non-UTF-8 byte as ``\\xe9``), so a terminal neither misreads nor obeys them."""
     return _UNWRITABLE.sub(_escape, text)
+
+
+def shown_lines(text: str) -> str:
+    """:func:`shown` line by line: text of several lines for a terminal or XML (which
+    holds no control character and no lone surrogate either)."""
+    return "\n".join(shown(line) for line in text.split("\n"))
 
 
 def fit_file_name(base: str, longest_suffix: str) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from handoff.analysis.dsp import SoundMap
 from handoff.analysis.limiter import LimiterSettings, oversampled_peak
-from handoff.errors import InputError
+from handoff.errors import InputError, Option, Text
 from handoff.files.find import check_readable
 from handoff.media.audio import decode_audio, read_pcm_wav
 from handoff.prep.content import DUAL_MONO_AS_MONO, compare_channels, content
@@ -90,11 +90,12 @@ class PrepFacts:
 
 def different_channels_warning(lr: LeftRight) -> str:
     correlation = "-" if lr.correlation is None else f"{lr.correlation:.2f}"
-    return (
+    return Text(
         f"L and R carry different sound (correlation {correlation}, the louder side swings "
         f"{lr.level_swing_db:.0f} dB over the speech: two voices or two "
         "microphones?): mixed into one mono channel as (L+R)/2; listen to the master, "
-        "or keep them apart with --channels stereo"
+        "or keep them apart with ",
+        Option("channels", "stereo"),
     )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from handoff.errors import OutputExistsError, UsageError
+from handoff.errors import Option, OutputExistsError, Text, UsageError
 from handoff.files.find import check_readable
 from handoff.files.fsutil import InputGuard, atomic_output
 from handoff.files.manifest import Manifest, load_manifest, write_manifest
@@ -175,7 +175,9 @@ def _check_free(paths: list[Path], overwrite: bool) -> None:
         return
     for p in paths:
         if p.exists() or p.is_symlink():
-            raise OutputExistsError(f"output exists: {p} (use --overwrite to replace it)", p)
+            raise OutputExistsError(
+                Text(f"output exists: {p} (use ", Option("overwrite", True), " to replace it)"), p
+            )
 
 
 def made_before(source: Path, out_dir: Path, options: PrepOptions) -> Manifest | None:
@@ -196,7 +198,12 @@ def made_before(source: Path, out_dir: Path, options: PrepOptions) -> Manifest |
 
     def other(why: str) -> OutputExistsError:
         return OutputExistsError(
-            f"{manifest_path} exists, made {why}: use --overwrite to replace it, or another --out",
+            Text(
+                f"{manifest_path} exists, made {why}: use ",
+                Option("overwrite", True),
+                " to replace it, or another ",
+                Option("out_dir"),
+            ),
             manifest_path,
         )
 

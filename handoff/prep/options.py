@@ -9,7 +9,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from handoff.errors import UsageError
+from handoff.errors import Option, Text, UsageError
 from handoff.files.names import NAME_MAX, fit_file_name
 
 __all__ = [
@@ -141,14 +141,22 @@ def default_name(stem: str, warnings: list[str]) -> str:
     name = "".join("_" if _unfit(ch) else ch for ch in stem)
     if name != stem:
         warnings.append(
-            f"the input's name holds characters a file name should not (control characters "
-            f"or bytes that are not UTF-8): outputs are named {name!r} (--name sets another)"
+            Text(
+                "the input's name holds characters a file name should not (control characters "
+                f"or bytes that are not UTF-8): outputs are named {name!r} (",
+                Option("name"),
+                " sets another)",
+            )
         )
     fitted = fit_file_name(name, _LONGEST_SUFFIX)
     if fitted != name:
         warnings.append(
-            f"the input's name is too long for the outputs' file names: cut to "
-            f"{len(fitted)} characters (--name sets another)"
+            Text(
+                "the input's name is too long for the outputs' file names: cut to "
+                f"{len(fitted)} characters (",
+                Option("name"),
+                " sets another)",
+            )
         )
     return fitted
 
@@ -157,13 +165,20 @@ def check_name(name: str, what: str) -> None:
     """Refuse a base name that cannot be a portable file name or be written in the manifest."""
     if fit_file_name(name, _LONGEST_SUFFIX) != name:
         raise UsageError(
-            f"{what} is too long for a file name ({len(os.fsencode(name))} bytes; "
-            f"{NAME_MAX - len(_LONGEST_SUFFIX)} at most): pass a shorter --name"
+            Text(
+                f"{what} is too long for a file name ({len(os.fsencode(name))} bytes; "
+                f"{NAME_MAX - len(_LONGEST_SUFFIX)} at most): pass a shorter ",
+                Option("name"),
+            )
         )
     bad = [ch for ch in name if _unfit(ch)]
     if not name or name in (".", "..") or bad:
         why = f" (it holds {', '.join(sorted({repr(ch) for ch in bad}))})" if bad else ""
-        raise UsageError(f"{what} {name!r} cannot be used in a file name{why}: pass another --name")
+        raise UsageError(
+            Text(
+                f"{what} {name!r} cannot be used in a file name{why}: pass another ", Option("name")
+            )
+        )
 
 
 def segment_file_name(index: int, name: str) -> str:

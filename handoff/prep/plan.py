@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handoff.analysis import loudness
-from handoff.errors import UsageError
+from handoff.errors import Option, Text, UsageError
 from handoff.prep.analyse import PrepFacts
 from handoff.prep.cuts import BIN, LEAD_IN, REAL_PAUSE_BINS, SHORT_PAUSE_BINS, TAIL, search_cuts
 from handoff.prep.level import LIMITED_DB, loudest_passage
@@ -184,12 +184,14 @@ def _num(value: float, digits: int = 3) -> float | None:
 
 
 def _heavy_limiting_warning(master: MasterInfo, passage: Passage) -> str:
-    return (
+    return Text(
         f"heavy limiting: up to {master.limiter_max_reduction_db:.1f} dB taken off the peaks, "
         f"{master.limited_share:.1%} of the programme limited by over {LIMITED_DB:g} dB "
         f"(warned over {HEAVY_REDUCTION_DB:g} dB or {HEAVY_SHARE:.0%}); loudest passage "
         f"{passage.describe()}, limited by up to {passage.max_reduction_db:.1f} dB: listen "
-        "there (a lower --target-lufs needs less limiting)"
+        "there (a lower ",
+        Option("target_lufs"),
+        " needs less limiting)",
     )
 
 

@@ -40,6 +40,7 @@ from handoff.errors import (
     NoStreamsError,
     NotMediaError,
     UnsupportedError,
+    UsageError,
     describe,
 )
 from handoff.files.find import MediaItem, check_readable, segment_number
@@ -157,7 +158,7 @@ def plan_sync(
     """Pair each take with its narration: ``reference`` for all, or the manifest's
     segment whose index the take's name starts with (``002_...`` -> segment 2)."""
     if (reference is None) == (manifest is None):
-        raise ValueError("give a reference or a manifest, not both or neither")
+        raise UsageError("give a reference or a manifest, not both or neither")
     if tolerance_ms is not None and not (0 < tolerance_ms < 10_000):
         raise ValueError(f"tolerance must be between 0 and 10000 ms (got {tolerance_ms})")
     jobs: list[SyncJob] = []

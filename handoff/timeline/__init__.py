@@ -12,7 +12,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from handoff.errors import UsageError
+from handoff.errors import Option, Text, UsageError
 from handoff.files.manifest import Manifest, load_manifest
 from handoff.timeline.model import (
     SequenceSettings,
@@ -77,8 +77,11 @@ def check_relative(formats: Iterable[str]) -> None:
     absolute_only = [f for f in formats if not FORMATS[f].relative]
     if absolute_only:
         raise UsageError(
-            f"--relative: {', '.join(absolute_only)} must name media by absolute URL; "
-            "use it with " + ", ".join(f.name for f in FORMATS.values() if f.relative)
+            Text(
+                Option("relative_to"),
+                f": {', '.join(absolute_only)} must name media by absolute URL; use it with "
+                + ", ".join(f.name for f in FORMATS.values() if f.relative),
+            )
         )
 
 

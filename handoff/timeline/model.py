@@ -43,14 +43,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import opentimelineio as otio
 
-from handoff.errors import InputError, UnsupportedError, UsageError
+from handoff.errors import InputError, Option, Text, UnsupportedError, UsageError
 from handoff.files.find import segment_number
 from handoff.files.manifest import Manifest, Segment
 from handoff.files.names import is_utf8, shown, xml_text
@@ -175,11 +175,17 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
                 info.path,
             )
     elif audio is None:
-        raise InputError("has no audio stream; --master must be the narration", info.path)
+        raise InputError(
+            Text("has no audio stream; ", Option("master_path"), " must be the narration"),
+            info.path,
+        )
     elif audio.channels is None or audio.sample_rate is None:
         raise InputError(
-            f"audio codec {audio.codec!r} is not one FFmpeg can read; --master must be a "
-            "narration it can (condition it with `handoff prep-audio`)",
+            Text(
+                f"audio codec {audio.codec!r} is not one FFmpeg can read; ",
+                Option("master_path"),
+                " must be a narration it can (condition it with `handoff prep-audio`)",
+            ),
             info.path,
         )
     if audio is not None and (audio.channels is None or audio.sample_rate is None):
@@ -254,22 +260,25 @@ class Placement:
         return self.start + self.duration
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TimelineBuild:
+    """What a timeline builder made, built complete (add to it with
+    :func:`dataclasses.replace`)."""
+
     timeline: otio.schema.Timeline
     rate: Fraction
-    placements: list[Placement]
+    placements: tuple[Placement, ...]
     master: Source | None
     master_start: int
-    notes: list[str] = field(default_factory=list)
-    inputs: list[Path] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    inputs: tuple[Path, ...] = ()
     """Every file the build read (clips, master, manifest): outputs must never replace one."""
-    alternates: list[Placement] = field(default_factory=list)
+    alternates: tuple[Placement, ...] = ()
     """From selects: the alternates placed on V2, V3, ... (rank 2 on V2)."""
-    regenerate: list[int] = field(default_factory=list)
+    regenerate: tuple[int, ...] = ()
     """From selects: the segments marked ``regenerate``."""
     from_selects: bool = False
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     """What the user should look at before handing the timeline over (a clip much
     shorter or longer than its segment)."""
     start: Timecode = ZERO
@@ -426,9 +435,12 @@ def _sequence_rate(clips: Sequence[Source]) -> Fraction:
             )
             parts.append(f"{fps_label(r)} fps ({listed})")
         raise UsageError(
-            "clips have different frame rates: "
-            + "; ".join(parts)
-            + ". A timeline has one rate: export them to one (handoff export --fps ...)"
+            Text(
+                "clips have different frame rates: " + "; ".join(parts) + ". A timeline has "
+                "one rate: export them to one (",
+                Option("fps", "...", command="export"),
+                ")",
+            )
         )
     return next(iter(rates))
 
@@ -912,14 +924,19 @@ def _build(
     renamed = names.note()
     if renamed is not None:
         notes.append(renamed)
-    build = TimelineBuild(timeline, rate, placements, master, master_start, notes)
-    build.warnings = warnings
-    build.start = settings.start
-    if takes is not None:
-        build.alternates = alternates
-        build.regenerate = [t.segment for t in takes if t.regenerate]
-        build.from_selects = True
-    return build
+    return TimelineBuild(
+        timeline,
+        rate,
+        tuple(placements),
+        master,
+        master_start,
+        notes=tuple(notes),
+        alternates=tuple(alternates) if takes is not None else (),
+        regenerate=tuple(t.segment for t in takes if t.regenerate) if takes is not None else (),
+        from_selects=takes is not None,
+        warnings=tuple(warnings),
+        start=settings.start,
+    )
 
 
 def _sequence_size(

@@ -4,10 +4,10 @@ probe, lay out."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from handoff.errors import HandoffError, InputError, SelectsError, UsageError
+from handoff.errors import HandoffError, InputError, Option, SelectsError, Text, UsageError
 from handoff.files.find import AUDIO_SUFFIXES, find_media, is_folder
 from handoff.files.manifest import Manifest, load_manifest
 from handoff.files.names import shown
@@ -57,7 +57,9 @@ def gather_clips(paths: Sequence[Path]) -> Gathered:
         from_folder_audio = f not in named and f.suffix.lower() in AUDIO_SUFFIXES
         (out.skipped if from_folder_audio else out.clips).append(f)
     if not out.clips and not out.problems:
-        raise UsageError("no video clips among the inputs (audio files go in --master)")
+        raise UsageError(
+            Text("no video clips among the inputs (audio files go in ", Option("master_path"), ")")
+        )
     return out
 
 
@@ -77,7 +79,9 @@ def timeline_from_paths(
     size and start timecode, when the user sets them."""
     if selects_path is not None:
         if clip_paths:
-            raise UsageError("--selects names the takes to use: pass no clips with it")
+            raise UsageError(
+                Text(Option("selects_path"), " names the takes to use: pass no clips with it")
+            )
         return timeline_from_selects(
             selects_path, manifest_path=manifest_path, master_path=master_path, name=name,
             settings=settings,
@@ -108,19 +112,25 @@ def timeline_from_paths(
             else _default_name(clip_paths)
         )
     build = build_timeline(sources, master=master, manifest=manifest, name=name, settings=settings)
-    build.inputs = [*gathered.clips, *gathered.skipped]
+    inputs = [*gathered.clips, *gathered.skipped]
     if master_path is not None:
-        build.inputs.append(master_path)
+        inputs.append(master_path)
     if manifest_path is not None:
-        build.inputs.append(manifest_path)
-    build.notes[:0] = gathered.notes
+        inputs.append(manifest_path)
+    left: list[str] = []
     if gathered.skipped:
-        build.notes.insert(
-            0,
-            f"left {len(gathered.skipped)} audio file(s) found in the folders off V1 "
-            "(the narration goes in with --master or --manifest)",
+        left.append(
+            Text(
+                f"left {len(gathered.skipped)} audio file(s) found in the folders off V1 "
+                "(the narration goes in with ",
+                Option("master_path"),
+                " or ",
+                Option("manifest_path"),
+                ")",
+            )
         )
-    return build
+    notes = (*left, *gathered.notes, *build.notes)
+    return replace(build, inputs=tuple(inputs), notes=notes)
 
 
 def _master_path(manifest: Manifest | None, master_path: Path | None) -> Path | None:
@@ -129,7 +139,10 @@ def _master_path(manifest: Manifest | None, master_path: Path | None) -> Path | 
         master_path = manifest.master_path
         if not master_path.exists():
             raise UsageError(
-                f"the manifest's master {master_path.name} is not beside it; pass --master",
+                Text(
+                    f"the manifest's master {master_path.name} is not beside it; pass ",
+                    Option("master_path"),
+                ),
                 manifest.path,
             )
     return None if master_path is None else master_path.resolve()
@@ -156,8 +169,12 @@ def timeline_from_selects(
     if manifest_path is None:
         if selects.manifest is None:
             raise SelectsError(
-                "manifest: null; a timeline from selects places each pick where its segment "
-                "starts in the narration: pass the prep-audio manifest (--manifest)",
+                Text(
+                    "manifest: null; a timeline from selects places each pick where its "
+                    "segment starts in the narration: pass the prep-audio manifest (",
+                    Option("manifest_path"),
+                    ")",
+                ),
                 selects.path,
             )
         manifest_path = selects.manifest
@@ -202,11 +219,10 @@ def timeline_from_selects(
         takes, manifest=manifest, master=master, name=name, settings=settings
     )
     notes = _selects_notes(selects.segments, [u.path for u in selects.unplaced])
-    build.notes[:0] = notes
-    build.inputs = [*dict.fromkeys(files), selects.path, manifest.path]
+    inputs = [*dict.fromkeys(files), selects.path, manifest.path]
     if master_path is not None:
-        build.inputs.append(master_path)
-    return build
+        inputs.append(master_path)
+    return replace(build, notes=(*notes, *build.notes), inputs=tuple(inputs))
 
 
 def _segment_takes(seg: SelectSegment, sources: dict[Path, Source]) -> SegmentTakes:
