@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from handoff.validate.spec import FACTS, builtin_spec_names, builtin_spec_text
-from tests.conftest import copy_demo
+from tests.conftest import REPO, copy_demo
 from tests.docrun import DOCS, check_page, shell_env, steps
 
 TUTORIAL = DOCS / "tutorial.md"
@@ -86,3 +86,24 @@ def test_json_reference_covers_loudness_in_probe() -> None:
     doc = (DOCS / "reference" / "json.md").read_text(encoding="utf-8")
     section = doc[doc.index("## probe") : doc.index("\n## ", doc.index("## probe") + 3)]
     assert "`loudness` | object or null | only with `--loudness`" in section
+
+
+def test_architecture_names_what_is_there_and_everything_that_is() -> None:
+    """docs/architecture.md: every folder and module it names exists, and every folder of
+    the package is named, so a newcomer can find where each stage decides."""
+    doc = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    package = REPO / "handoff"
+    named = set(re.findall(r"`handoff/([\w/]+?)/?`", doc))
+    assert named, "no folders named"
+    for rel in named:
+        assert (package / rel).exists() or (package / f"{rel}.py").exists(), rel
+    folders = {p.name for p in package.iterdir() if (p / "__init__.py").exists()}
+    assert folders <= {n.split("/")[0] for n in named}, folders
+    # Each table row names files of its folder: `handoff/x/` | ... `name.py` ...
+    for row in re.findall(r"^\| `handoff/(\w+)/` \|(.*)$", doc, re.MULTILINE):
+        folder, rest = row
+        for mod in re.findall(r"`([\w/]+\.py)`|`(specs/|engines/)`", rest):
+            name = mod[0] or mod[1]
+            assert (package / folder / name).exists(), f"{folder}/{name}"
+    for where in re.findall(r"^- \*\*.*?\*\* `(\w+/\w+\.py)`", doc, re.MULTILINE):
+        assert (package / where).exists(), where
