@@ -25,10 +25,12 @@ import numpy.typing as npt
 __all__ = [
     "BoxLayout",
     "Edit",
+    "Movie",
     "SampleTables",
     "TrackSamples",
     "presented_sound_samples",
     "read_layout",
+    "read_movie",
     "read_sample_tables",
     "sniff_isobmff",
 ]
@@ -118,29 +120,71 @@ def _read_tkhd(f: BinaryIO, offset: int) -> tuple[int, int] | None:
 
 def read_layout(path: Path) -> BoxLayout | None:
     """Read the box layout of an MP4/MOV file; None when the file is not one."""
+    movie = read_movie(path)
+    return None if movie is None else movie.layout
+
+
+@dataclass(frozen=True, slots=True)
+class Movie:
+    """An MP4/MOV file's box layout and its sample tables, read in one pass."""
+
+    layout: BoxLayout
+    tables: SampleTables | str
+    """The sample tables, or why they cannot be used (see :func:`read_sample_tables`)."""
+
+
+def read_movie(path: Path) -> Movie | None:
+    """Walk an MP4/MOV file's top-level boxes once and read its index (``moov``) once,
+    for both the layout and the sample tables; None when the file is not one."""
     size = path.stat().st_size
     with path.open("rb") as f:
         if not sniff_isobmff(f.read(8)):
             return None
-        has_moov = False
         faststart = False
         seen_mdat = False
         truncated: str | None = None
-        tracks: list[_Track] = []
-        movie_scale: int | None = None
+        why_no_tables: str | None = None
+        moov: tuple[int, int] | None = None
+        media: list[tuple[int, int]] = []
         for kind, payload, length, box_end in _boxes(f, 0, size):
+            name = kind.decode("latin-1")
             if box_end > size and truncated is None:
-                truncated = kind.decode("latin-1")
+                truncated = name
+            if kind in (b"moof", b"mfra") and why_no_tables is None:
+                why_no_tables = "a fragmented MP4 (its samples are indexed in 'moof' boxes)"
             if kind == b"mdat":
                 seen_mdat = True
-            elif kind == b"moov":
-                has_moov = True
+                media.append((payload, box_end))
+                continue
+            if box_end > size and why_no_tables is None:
+                why_no_tables = f"the '{name}' box runs past the end of the file"
+            if kind == b"moov" and moov is None:
                 faststart = not seen_mdat
-                for kind2, payload2, length2, _ in _boxes(f, payload, min(payload + length, size)):
-                    if kind2 == b"mvhd":
-                        movie_scale = _movie_timescale(_full_box(f, payload2, length2))
-                    elif kind2 == b"trak":
-                        tracks.append(_read_trak(f, payload2, min(payload2 + length2, size)))
+                moov = (payload, min(payload + length, size))
+        index = b""
+        if moov is not None:
+            f.seek(moov[0])
+            index = f.read(moov[1] - moov[0])
+    # The whole index in memory: its many small boxes are then read without a system
+    # call each (offsets below are within the moov payload).
+    with io.BytesIO(index) as m:
+        layout = _layout(m, len(index), moov is not None, faststart, truncated)
+        if why_no_tables is None:
+            why_no_tables = "no 'moov' box" if moov is None else None
+        tables = why_no_tables or _sample_tables(m, len(index), tuple(media), size)
+    return Movie(layout, tables)
+
+
+def _layout(
+    m: BinaryIO, end: int, has_moov: bool, faststart: bool, truncated: str | None
+) -> BoxLayout:
+    tracks: list[_Track] = []
+    movie_scale: int | None = None
+    for kind, payload, length, _ in _boxes(m, 0, end):
+        if kind == b"mvhd":
+            movie_scale = _movie_timescale(_full_box(m, payload, length))
+        elif kind == b"trak":
+            tracks.append(_read_trak(m, payload, min(payload + length, end)))
     by_id = {t.track_id: t for t in tracks if t.track_id is not None}
     presented: dict[int, Fraction] = {}
     for track_id, t in by_id.items():
@@ -399,47 +443,32 @@ class _UnreadableError(Exception):
 def read_sample_tables(path: Path) -> SampleTables | str:
     """Read the sample tables of an unfragmented MP4/MOV, or say why they cannot be
     used (not MP4/MOV, no index, a fragmented file, a box cut short)."""
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        if not sniff_isobmff(f.read(8)):
-            return "not an MP4/MOV file"
-        moov: tuple[int, int] | None = None
-        media: list[tuple[int, int]] = []
-        for kind, payload, length, box_end in _boxes(f, 0, size):
-            if kind in (b"moof", b"mfra"):
-                return "a fragmented MP4 (its samples are indexed in 'moof' boxes)"
-            if kind == b"mdat":
-                media.append((payload, box_end))
-            elif box_end > size:
-                return f"the '{kind.decode('latin-1')}' box runs past the end of the file"
-            elif kind == b"moov":
-                moov = (payload, payload + length)
-        if moov is None:
-            return "no 'moov' box"
-        f.seek(moov[0])
-        index = f.read(moov[1] - moov[0])
-    # The whole index in memory: its many small boxes are then read without a system
-    # call each (offsets below are within the moov payload).
-    with io.BytesIO(index) as f:
-        movie_scale: int | None = None
-        tracks: dict[int, TrackSamples] = {}
-        unreadable: dict[int, str] = {}
-        for kind, payload, length, _ in _boxes(f, 0, len(index)):
-            if kind == b"mvex":
-                return "a fragmented MP4 (it has an 'mvex' box)"
-            if kind == b"mvhd":
-                movie_scale = _movie_timescale(_full_box(f, payload, length))
-            elif kind == b"trak":
-                track_id, found = _read_trak_samples(f, payload, payload + length, size)
-                if track_id is None:
-                    return "a track without a track ID"
-                if isinstance(found, str):
-                    unreadable[track_id] = found
-                else:
-                    tracks[track_id] = found
+    movie = read_movie(path)
+    return "not an MP4/MOV file" if movie is None else movie.tables
+
+
+def _sample_tables(
+    m: BinaryIO, end: int, media: tuple[tuple[int, int], ...], size: int
+) -> SampleTables | str:
+    movie_scale: int | None = None
+    tracks: dict[int, TrackSamples] = {}
+    unreadable: dict[int, str] = {}
+    for kind, payload, length, _ in _boxes(m, 0, end):
+        if kind == b"mvex":
+            return "a fragmented MP4 (it has an 'mvex' box)"
+        if kind == b"mvhd":
+            movie_scale = _movie_timescale(_full_box(m, payload, length))
+        elif kind == b"trak":
+            track_id, found = _read_trak_samples(m, payload, payload + length, size)
+            if track_id is None:
+                return "a track without a track ID"
+            if isinstance(found, str):
+                unreadable[track_id] = found
+            else:
+                tracks[track_id] = found
     if not movie_scale:
         return "no movie timescale ('mvhd')"
-    return SampleTables(movie_scale, tracks, unreadable, tuple(media), size)
+    return SampleTables(movie_scale, tracks, unreadable, media, size)
 
 
 def _read_trak_samples(

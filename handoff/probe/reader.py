@@ -37,9 +37,10 @@ from handoff.media import h264
 from handoff.media.isobmff import (
     BoxLayout,
     Int64Array,
+    SampleTables,
     TrackSamples,
     read_layout,
-    read_sample_tables,
+    read_movie,
     sniff_isobmff,
 )
 from handoff.media.riff import read_wav_layout
@@ -456,12 +457,14 @@ _TABLE_AUDIO_CODECS = {"aac", "alac"}
 
 
 def _table_scans(
-    path: Path, container: av.container.InputContainer, check_idr: set[int]
+    path: Path,
+    tables: SampleTables | str,
+    container: av.container.InputContainer,
+    check_idr: set[int],
 ) -> dict[int, _StreamScan] | str:
     """The packet scan's facts read from an MP4/MOV's sample tables, or why they cannot
     be (then the packets are scanned). Every sample the tables promise must be in the
     file, so a file cut short is left to the packet scan, which finds where it ends."""
-    tables = read_sample_tables(path)
     if isinstance(tables, str):
         return tables
     scans: dict[int, _StreamScan] = {}
@@ -728,7 +731,8 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
         head = f.read(64)
     container = _open(path, size)
     with container:
-        layout = read_layout(path) if sniff_isobmff(head) else None
+        movie = read_movie(path) if sniff_isobmff(head) else None
+        layout = None if movie is None else movie.layout
         streams = [s for s in container.streams if s.type in ("video", "audio")]
         if not streams:
             raise NoStreamsError("no audio or video stream in the file", path)
@@ -738,8 +742,8 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
             if s.type == "video" and s.codec_context is not None and s.codec_context.name == "h264"
         }
         found: dict[int, _StreamScan] | str = "not MP4/MOV, or the packet scan was asked for"
-        if layout is not None and method == "auto":
-            found = _table_scans(path, container, check_idr)
+        if movie is not None and method == "auto":
+            found = _table_scans(path, movie.tables, container, check_idr)
             if isinstance(found, str):
                 log.debug("%s: scanning packets: %s", path, found)
         if isinstance(found, str):
