@@ -146,7 +146,7 @@ def test_50_to_25_halves_without_asking_but_25_to_24_asks(make_clip: MakeClip) -
     assert plan.video.fps == 25 and plan.video.frames == 25
     assert plan.video.conversion == "nearest"
     pal = make_clip("pal.mp4", width=160, height=96, fps=Fraction(25), seconds=1.0)
-    with pytest.raises(UsageError, match="--rate-conversion drop"):
+    with pytest.raises(UsageError, match="add rate_conversion=drop "):
         plan_export(probe(pal), load_spec("h264-review"), ExportOptions(fps=Fraction(24)))
 
 
