@@ -427,6 +427,7 @@ def test_junit_given_a_folder_is_one_line(make_clip: MakeClip, tmp_path: Path) -
         (["validate", "x.mp4", "--spec"], "requires an argument (see 'handoff validate --help')"),
         (["frobnicate"], "No such command 'frobnicate' (see 'handoff --help')"),
         (["export", "x.mp4", "--preset", "h264-review", "--jobs", "0"], "--jobs"),
+        (["timeline", "x.mp4"], "Missing option '--format'. Choose from: otio, premiere-xml,"),
     ],
 )
 def test_usage_errors_are_one_line(args: list[str], needle: str) -> None:
@@ -533,3 +534,26 @@ def test_a_matroska_cut_in_its_header_is_not_a_disk_error(
     cut.write_bytes(mka.read_bytes()[:100])
     code, _, err = run("prep-audio", str(cut), "--out", str(tmp_path / "cond"))
     assert code == 2 and "not a media file FFmpeg can read" in err
+
+
+def test_an_mp4_whose_write_never_finished_is_told_the_same_by_every_command(
+    tmp_path: Path,
+) -> None:
+    """One reading of a file FFmpeg cannot open, whichever stage opens it."""
+    cut = REPO / "fixtures" / "interrupted_write_no_moov.mp4"
+    said = "MP4/MOV with no index (no 'moov' box"
+    wav = tmp_path / "narration.wav"
+    with wave.open(str(wav), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(b"\0\0" * 48000)
+    for args in (
+        ["probe", str(cut)],
+        ["validate", str(cut), "--spec", "h264-review"],
+        ["export", str(cut), "--preset", "h264-review", "--out", str(tmp_path / "out")],
+        ["prep-audio", str(cut), "--out", str(tmp_path / "cond")],
+        ["sync", str(cut), "--reference", str(wav)],
+    ):
+        code, out, err = run(*args)
+        assert code == 2 and said in out + err, (args, out, err)

@@ -56,7 +56,10 @@ class _Handoff(click.Group):
                 given = sys.argv[1:] if args is None else list(args)
                 named = next((a for a in given if a in self.commands), None)
                 where = "handoff" + (f" {named}" if named else "")
-            die(f"{exc.format_message().rstrip('.')} (see '{where} --help')", exc.exit_code)
+            # click lays some messages over several lines (a Choice's "Choose from:\n\t
+            # otio,\n\t..."): one line here, like every other error.
+            said = " ".join(exc.format_message().split()).rstrip(".")
+            die(f"{said} (see '{where} --help')", exc.exit_code)
         except click.ClickException as exc:
             die(exc.format_message(), exc.exit_code)
         except click.Abort as exc:

@@ -33,13 +33,16 @@ from av.audio.stream import AudioStream
 from av.video.frame import VideoFrame
 
 from handoff.errors import (
+    InputError,
     MediaNotFoundError,
     MediaPermissionError,
     NoStreamsError,
     NotMediaError,
+    TruncatedMediaError,
     UnsupportedError,
 )
 from handoff.files.find import check_readable, open_input
+from handoff.media.isobmff import read_layout, sniff_isobmff
 from handoff.media.riff import PCM_SUBTYPE, read_wav_layout
 
 __all__ = [
@@ -89,7 +92,8 @@ class DecodedAudio:
 
 
 def open_media(path: Path) -> av.container.InputContainer:
-    """``av.open`` for reading, its failures as :mod:`handoff.errors` classes."""
+    """``av.open`` for reading, its failures as :mod:`handoff.errors` classes -- one
+    wording for every stage that opens media (probe, prep, sync, export)."""
     try:
         return open_input(path)
     except FileNotFoundError:
@@ -97,11 +101,30 @@ def open_media(path: Path) -> av.container.InputContainer:
     except PermissionError:
         raise MediaPermissionError("permission denied", path) from None
     except (av.error.InvalidDataError, av.error.EOFError) as exc:
-        raise NotMediaError("not a media file FFmpeg can read", path) from exc
+        raise _unreadable(path, exc, None) from exc
     except av.error.FFmpegError as exc:
         # E.g. EIO from a Matroska file cut inside its header: the file, not the disk.
-        reason = exc.strerror or type(exc).__name__
-        raise NotMediaError(f"not a media file FFmpeg can read ({reason})", path) from exc
+        raise _unreadable(path, exc, exc.strerror or type(exc).__name__) from exc
+
+
+def _unreadable(path: Path, exc: Exception, reason: str | None) -> InputError:
+    """Why FFmpeg could not open ``path``: an MP4/MOV whose write never finished (no
+    index) is told apart from a damaged one and from a file that is not media."""
+    with path.open("rb") as f:
+        head = f.read(16)
+    if sniff_isobmff(head):
+        layout = read_layout(path)
+        if layout is not None and not layout.has_moov:
+            size = path.stat().st_size
+            return TruncatedMediaError(
+                f"MP4/MOV with no index (no 'moov' box; {size} bytes): the write was "
+                "interrupted before it finished -- export the file again",
+                path,
+            )
+        return NotMediaError(f"damaged MP4/MOV that FFmpeg cannot read ({exc})", path)
+    if reason is None:
+        return NotMediaError("not a media file FFmpeg can read", path)
+    return NotMediaError(f"not a media file FFmpeg can read ({reason})", path)
 
 
 def _pick_stream(

@@ -27,19 +27,16 @@ import av.error
 import numpy as np
 
 from handoff.errors import (
-    MediaPermissionError,
     NoStreamsError,
-    NotMediaError,
-    TruncatedMediaError,
 )
-from handoff.files.find import check_readable, open_input
+from handoff.files.find import check_readable
 from handoff.media import h264
+from handoff.media.audio import open_media
 from handoff.media.isobmff import (
     BoxLayout,
     Int64Array,
     SampleTables,
     TrackSamples,
-    read_layout,
     read_movie,
     sniff_isobmff,
 )
@@ -302,26 +299,6 @@ class MediaInfo:
     def av_duration_delta_s(self) -> float | None:
         delta = self.av_duration_delta
         return None if delta is None else float(delta)
-
-
-def _open(path: Path, size: int) -> av.container.InputContainer:
-    try:
-        return open_input(path)
-    except PermissionError:
-        raise MediaPermissionError("permission denied", path) from None
-    except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:
-        with path.open("rb") as f:
-            head = f.read(16)
-        if sniff_isobmff(head):
-            layout = read_layout(path)
-            if layout is not None and not layout.has_moov:
-                raise TruncatedMediaError(
-                    f"MP4/MOV with no index (no 'moov' box; {size} bytes): the write was "
-                    "interrupted before it finished -- export the file again",
-                    path,
-                ) from exc
-            raise NotMediaError(f"damaged MP4/MOV that FFmpeg cannot read ({exc})", path) from exc
-        raise NotMediaError("not a media file FFmpeg can read", path) from exc
 
 
 def _container_name(fmt: str, path: Path, layout: BoxLayout | None, head: bytes) -> str:
@@ -729,7 +706,7 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
     size = check_readable(path)
     with path.open("rb") as f:
         head = f.read(64)
-    container = _open(path, size)
+    container = open_media(path)
     with container:
         movie = read_movie(path) if sniff_isobmff(head) else None
         layout = None if movie is None else movie.layout
