@@ -625,12 +625,18 @@ class _SteppedEnergy:
             return
         ks = np.arange(self._k, last_k + 1, dtype=np.int64)
         rel = ks * self._rate // 10 - self._pos  # 0 .. n
-        cumulative = np.cumsum(squares)
-        at = np.where(rel > 0, cumulative[np.maximum(rel - 1, 0)], 0.0)
-        energies = np.diff(at, prepend=0.0)
+        # The sums between consecutive boundaries (and from the last one to the end),
+        # by np.add.reduceat: a running cumsum took a quarter of this class's time.
+        starts = np.concatenate(([0], rel))
+        stops = np.concatenate((rel, [n]))
+        nonempty = stops > starts  # reduceat would give an empty stretch one sample
+        sums = np.zeros(starts.shape[0])
+        if np.any(nonempty):
+            sums[nonempty] = np.add.reduceat(squares, starts[nonempty])
+        energies = sums[:-1]
         energies[0] += self._partial
         self.energies.append(energies)
-        self._partial = float(cumulative[-1] - at[-1])
+        self._partial = float(sums[-1])
         self._k = last_k + 1
         self._pos = end
 
