@@ -308,7 +308,7 @@ class InterpolatedPeak:
     1,024-sample frames reach within 7.4 dB of the programme's sample peak). The frames
     that remain go through small FFTs (1,024 points, which stay in cache), many at a time.
 
-    One instance per thread: its buffers are reused from call to call.
+    An instance keeps no state between calls (threads may share one).
     """
 
     __slots__ = ("_spectra", "_stride", "factor", "gain")
