@@ -17,6 +17,7 @@ import pytest
 
 from handoff.analysis import dsp, loudness
 from handoff.errors import UnmeasurableError
+from handoff.jobs.parallel import usable_cores
 from handoff.media.audio import BLOCK_SAMPLES, audio_blocks, decode_audio, pcm_wav_blocks
 from handoff.media.synth import speech_like, write_wav
 from tests.test_loudness import faded, ffmpeg_ebur128, noise, sine
@@ -173,3 +174,15 @@ def test_measure_file_reads_a_wav_directly_with_the_decoders_answers(tmp_path: P
     other = loudness.measure_file(flac)
     assert other.as_is.integrated_lufs == pytest.approx(got.as_is.integrated_lufs, abs=1e-9)
     assert other.as_is.true_peak_dbtp == pytest.approx(got.as_is.true_peak_dbtp, abs=1e-5)
+
+
+def test_worker_threads_change_no_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks are measured on worker threads while the next one is read (when the process
+    may use more than one core): the answers are those of measuring them one by one."""
+    if usable_cores() < 2:
+        pytest.skip("this process may use one core: the meter runs no worker threads")
+    x = programme(8.0)
+    threaded = fed(x, [50_000])
+    monkeypatch.setattr(loudness, "usable_cores", lambda: 1)
+    serial = fed(x, [50_000])
+    assert threaded == serial
