@@ -10,11 +10,19 @@ and -3 dBTP, not only how long it took.
 
 ffmpeg-normalize finds FFmpeg through FFMPEG_PATH; the script points it at the
 imageio-ffmpeg binary. Timings on a shared machine are noisy: read the ratio.
+
+Memory: ``--memory-seconds 3600`` (the default; 0 skips it) also makes a narration of that
+length the same way and runs ``handoff prep-audio`` on it once, in a fresh worker process
+that reports the child's wall time, CPU time (user + system) and peak RSS
+(``ru_maxrss`` of RUSAGE_CHILDREN; Linux starts it at the worker's own RSS at fork, about
+60 MiB here, so only figures above that are the child's). ``--only-memory`` runs that
+case alone (ffmpeg-normalize is then not needed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -69,12 +77,61 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def memory_worker(source: Path, out_dir: Path) -> None:
+    """Run prep-audio once on ``source`` and print its figures as JSON (in a fresh worker,
+    so that RUSAGE_CHILDREN holds this one child only)."""
+    argv = [sys.executable, "-m", "handoff", "prep-audio", str(source), "--out", str(out_dir)]
+    argv += ["--name", "narration", "--overwrite"]
+    proc, stats = benchlib.measure_command(argv, method="ru_maxrss of the child")
+    stats["exit_code"] = proc.returncode
+    stats["segments"] = len(list(out_dir.glob("0*_narration.wav")))
+    print(json.dumps(stats))
+
+
+def memory_case(workdir: Path, seconds: float) -> dict[str, float]:
+    source = make_source(workdir, seconds)
+    out_dir = workdir / f"handoff_{int(seconds)}s"
+    benchlib.say(f"prep-audio of {source.name} for its peak RSS")
+    load = benchlib.loadavg()
+    done = subprocess.run(
+        [sys.executable, __file__, "_memory", str(source), str(out_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats: dict[str, float] = json.loads(done.stdout)
+    print(f"\nprep-audio of a {seconds / 60:.0f}-minute narration ({source.name}):")
+    print("| wall s | CPU s | peak RSS MiB | segments | exit | load (1 min) before |")
+    print("|--:|--:|--:|--:|--:|--:|")
+    print(
+        f"| {stats['wall_s']:.1f} | {stats['cpu_s']:.1f} | "
+        f"{benchlib.mib(stats['peak_rss_kib']):.0f} | {stats['segments']:.0f} | "
+        f"{stats['exit_code']:.0f} | {load} |"
+    )
+    return stats
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["_memory"]:
+        memory_worker(Path(sys.argv[2]), Path(sys.argv[3]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=300.0)
     parser.add_argument("--workdir", type=Path, default=Path("benchmarks/_work/prep"))
+    parser.add_argument(
+        "--memory-seconds",
+        type=float,
+        default=3600.0,
+        help="length of the narration whose peak RSS is measured (3600; 0: skip)",
+    )
+    parser.add_argument("--only-memory", action="store_true", help="measure the peak RSS only")
     args = parser.parse_args()
+    if args.only_memory:
+        if args.memory_seconds <= 0:
+            parser.error("--only-memory needs --memory-seconds above 0")
+        memory_case(args.workdir, args.memory_seconds)
+        return 0
     beside = Path(sys.executable).with_name("ffmpeg-normalize")
     normalize = str(beside) if beside.exists() else shutil.which("ffmpeg-normalize")
     if normalize is None:
@@ -112,6 +169,8 @@ def main() -> int:
         f"{lufs:.1f} | {peak:.1f} |"
     )
     print(f"\nratio handoff / ffmpeg-normalize: {med['handoff'] / med['ffmpeg-normalize']:.2f}")
+    if args.memory_seconds > 0:
+        memory_case(args.workdir, args.memory_seconds)
     return 0
 
 

@@ -407,3 +407,59 @@ def test_loudness_wrappers_are_the_analysis_in_seconds() -> None:
     assert loudness.trailing_silence_s(x, RATE) == dsp.trailing_silence(x, RATE) / RATE
     assert abs(dsp.leading_silence(x, RATE) - 12_345) < BIN
     assert abs(dsp.trailing_silence(x, RATE) - 6_789) < BIN
+
+
+# --- the meter's interpolated peak ------------------------------------------------------------
+
+
+def _between_peak(x: FloatArray, factor: int) -> float:
+    """The whole-signal envelope's largest value (samples and in-between instants, the
+    last sample's in-between ones left out, as the true-peak meter reads it)."""
+    return float(np.max(dsp.oversampled_peak(x, factor)[:-1]))
+
+
+@pytest.mark.parametrize("factor", [4, 5, 12])
+def test_interpolated_peak_is_bounded_by_its_gain(factor: int) -> None:
+    """The bound that lets frames be skipped: no in-between value exceeds ``gain`` times
+    the largest sample near it -- tried on noise, on the worst case for the bound (samples
+    of +-1 with the signs of the kernel's weights) and on a sine at fs/4 whose peaks fall
+    between samples."""
+    finder = dsp.InterpolatedPeak(factor)
+    kernels = dsp.interpolation_kernels(factor)
+    assert finder.gain == pytest.approx(float(np.max(np.abs(kernels).sum(axis=1))))
+    rng = np.random.default_rng(factor)
+    worst = np.sign(kernels[int(np.argmax(np.abs(kernels).sum(axis=1)))])[::-1]
+    signals = [
+        rng.uniform(-1.0, 1.0, 20_000),
+        np.concatenate((np.zeros(100), worst, np.zeros(100))),
+        np.sin(np.pi / 2.0 * np.arange(20_000) + np.pi / 4.0),
+    ]
+    for x in signals:
+        top = float(np.max(np.abs(x)))
+        between = _between_peak(x, factor)
+        assert between <= finder.gain * top * (1.0 + 1e-6)
+    # The worst case reaches the bound: it cannot be made smaller.
+    assert _between_peak(signals[1], factor) == pytest.approx(finder.gain, rel=1e-6)
+
+
+def test_interpolated_peak_skips_nothing_that_matters() -> None:
+    """With a floor the answer is the same as interpolating everything: one loud
+    inter-sample peak late in a long quiet signal, found whatever the floor under it."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(300_000) * 0.01
+    burst = 0.5 * np.sin(np.pi / 2.0 * np.arange(400) + np.pi / 4.0)  # peaks between samples
+    x[250_000:250_400] += burst
+    finder = dsp.InterpolatedPeak(4)
+    n = x.shape[0]
+    everything = finder.peak(x, 0, n - 1, floor=0.0)
+    assert everything == pytest.approx(_between_peak(x, 4), rel=1e-6)
+    assert everything > float(np.max(np.abs(x))) * 1.2  # the peak is between samples
+    sample_peak = float(np.max(np.abs(x)))
+    assert finder.peak(x, 0, n - 1, floor=sample_peak) == everything
+    assert finder.peak(x, 0, n - 1, floor=everything * 0.999) == everything
+    assert finder.peak(x, 0, n - 1, floor=2.0) == 2.0  # nothing can reach it
+    # Instants after `stop` are not read, nor samples past the end (zeros there).
+    assert finder.peak(x, 0, 250_000 - 40, floor=0.0) < 0.1
+    tail = finder.peak(x[:250_200], 250_100, 250_200, floor=0.0)
+    envelope = dsp.oversampled_peak(x[:250_200], 4)  # zeros past the end too
+    assert tail == pytest.approx(float(np.max(envelope[250_100:])), rel=1e-6)

@@ -17,9 +17,11 @@ import pytest
 
 from handoff.analysis import dsp, loudness
 from handoff.errors import UnmeasurableError
-from handoff.media.audio import audio_blocks, decode_audio
+from handoff.jobs.parallel import usable_cores
+from handoff.media.audio import BLOCK_SAMPLES, audio_blocks, decode_audio, pcm_wav_blocks
 from handoff.media.synth import speech_like, write_wav
 from tests.test_loudness import faded, ffmpeg_ebur128, noise, sine
+from tests.test_prep import encode
 
 FloatArray = npt.NDArray[np.float64]
 RATE = 48000
@@ -154,3 +156,33 @@ def test_measure_file_agrees_with_ffmpeg(tmp_path: Path) -> None:
     doc = got.to_json()
     assert doc["integrated_lufs"] == round(got.as_is.integrated_lufs, 2)
     assert doc["mono_content_lufs"] is None and doc["dual_mono"] is False
+
+
+def test_measure_file_reads_a_wav_directly_with_the_decoders_answers(tmp_path: Path) -> None:
+    """A plain PCM WAV is read straight from the file (pcm_wav_blocks), not through
+    FFmpeg's decoder: the same samples, so the same figures as the meter fed what the
+    decoder gives; FLAC of the same samples goes through FFmpeg and agrees too."""
+    x = programme(12.0)
+    path = write_wav(tmp_path / "p.wav", x.astype(np.float32), RATE, "pcm_s16le")
+    reader = pcm_wav_blocks(path, block_samples=BLOCK_SAMPLES)
+    assert reader is not None and reader.frames == x.shape[1]
+    got = loudness.measure_file(path)
+    decoded = decode_audio(path).samples
+    assert got == fed(decoded, [BLOCK_SAMPLES])
+    flac = encode(tmp_path / "p.flac", decoded, RATE, "flac")
+    assert pcm_wav_blocks(flac) is None
+    other = loudness.measure_file(flac)
+    assert other.as_is.integrated_lufs == pytest.approx(got.as_is.integrated_lufs, abs=1e-9)
+    assert other.as_is.true_peak_dbtp == pytest.approx(got.as_is.true_peak_dbtp, abs=1e-5)
+
+
+def test_worker_threads_change_no_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks are measured on worker threads while the next one is read (when the process
+    may use more than one core): the answers are those of measuring them one by one."""
+    if usable_cores() < 2:
+        pytest.skip("this process may use one core: the meter runs no worker threads")
+    x = programme(8.0)
+    threaded = fed(x, [50_000])
+    monkeypatch.setattr(loudness, "usable_cores", lambda: 1)
+    serial = fed(x, [50_000])
+    assert threaded == serial

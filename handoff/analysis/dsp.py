@@ -55,6 +55,7 @@ __all__ = [
     "TP_KAISER_BETA",
     "WINDOW_BINS",
     "BinPowers",
+    "InterpolatedPeak",
     "Pause",
     "SoundMap",
     "as_channels",
@@ -101,6 +102,8 @@ TP_HALF_TAPS = 16
 TP_KAISER_BETA = 9.0
 """Shape of the Kaiser window over the kernel."""
 _FFT_SIZE = 1 << 13  # the peak envelope's FFT frames
+_SMALL_FFT = 1 << 10  # InterpolatedPeak's frames
+_SMALL_BATCH = 64  # InterpolatedPeak: frames per batched FFT
 _PART_SAMPLES = 1 << 20  # samples per peak-envelope job
 _BLOCK_FRAMES = 8  # FFT frames per batch inside a job (its buffers are reused)
 _MAX_WORKERS = 4
@@ -294,6 +297,91 @@ def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Arra
     return out
 
 
+class InterpolatedPeak:
+    """The largest ``|x|`` at the in-between instants of :func:`oversampled_peak` (the same
+    kernel), for a meter that needs only the maximum -- computed only where it can matter.
+
+    For phase ``p`` the interpolated value is ``sum_j k_p[j] x[n - j]``, so
+    ``|value| <= sum_j |k_p[j]| * max |x[n - j]|`` (the triangle inequality): no instant
+    can exceed :attr:`gain` (the largest ``sum_j |k_p[j]|``, 2.35 at 4x) times the largest
+    sample within the kernel's reach. A frame of about 1,000 samples whose samples, with
+    the kernel's reach either side, stay at or under ``floor / gain`` cannot raise a peak
+    that is already ``floor``, and is not interpolated at all. The bound is exact, so the
+    answer is the same as interpolating everything; on speech about 70 % of such frames
+    are skipped (measured on an hour of the loudness benchmark's programme: 31 % of
+    1,024-sample frames reach within 7.4 dB of the programme's sample peak). The frames
+    that remain go through small FFTs (1,024 points, which stay in cache), many at a time.
+
+    An instance keeps no state between calls (threads may share one).
+    """
+
+    __slots__ = ("_spectra", "_stride", "factor", "gain")
+
+    def __init__(self, factor: int) -> None:
+        if factor < 1:
+            raise ValueError(f"oversampling factor must be >= 1, got {factor}")
+        self.factor = int(factor)
+        kernels = interpolation_kernels(self.factor)
+        self.gain = float(np.max(np.sum(np.abs(kernels), axis=1), initial=0.0))
+        """The largest sum of absolute kernel weights over the phases (the bound's factor)."""
+        # Correlation with each kernel, as _peak_part does it, on frames of _SMALL_FFT.
+        self._spectra = np.conj(np.fft.rfft(kernels[:, ::-1], _SMALL_FFT, axis=1))
+        self._stride = _SMALL_FFT - 2 * TP_HALF_TAPS + 1  # instants per frame
+
+    def peak(self, x: npt.NDArray[np.floating], start: int, stop: int, floor: float = 0.0) -> float:
+        """``max(floor, |x|)`` over the in-between instants after samples ``start ..
+        stop - 1`` of the 1-D ``x`` (zeros beyond its ends), skipping what cannot exceed
+        ``floor`` (pass a value the caller's answer cannot be under, such as its sample
+        peak: the larger it is, the less is interpolated)."""
+        half = TP_HALF_TAPS
+        phases = self._spectra.shape[0]
+        if phases == 0 or stop <= start:
+            return floor
+        n = x.shape[0]
+        hop = self._stride
+        count = -(-(stop - start) // hop)
+        # seg[i] = x[start - half + 1 + i]; frame f is seg[f hop : f hop + _SMALL_FFT].
+        length = count * hop + 2 * half - 1
+        lo, hi = start - half + 1, start - half + 1 + length
+        seg = np.zeros(length)
+        seg[max(0, -lo) : length - max(0, hi - n)] = x[max(0, lo) : min(n, hi)]
+        # Frame f reads seg[f hop .. f hop + hop + 2 half - 2]: within the maxima of
+        # its own hop and the next one (2 half - 1 < hop).
+        grid = seg[: count * hop].reshape(count, hop)
+        top = np.maximum(grid.max(axis=1), -grid.min(axis=1))
+        tail = float(np.max(np.abs(seg[count * hop :]), initial=0.0))
+        reach = np.maximum(top, np.append(top[1:], tail))
+        valid_last = stop - start - (count - 1) * hop
+        frames = np.lib.stride_tricks.sliding_window_view(seg, _SMALL_FFT)[::hop]
+        best = floor
+        needed = np.flatnonzero(reach * self.gain > best)
+        if not needed.shape[0]:
+            return best
+        # The loudest frame first: its peak usually lifts the floor over more frames.
+        loudest = needed[np.argmax(reach[needed])]
+        best = max(best, self._frames_peak(frames, loudest[np.newaxis], count - 1, valid_last))
+        rest = needed[needed != loudest]
+        while rest.shape[0]:
+            rest = rest[reach[rest] * self.gain > best]
+            best = max(best, self._frames_peak(frames, rest[:_SMALL_BATCH], count - 1, valid_last))
+            rest = rest[_SMALL_BATCH:]
+        return best
+
+    def _frames_peak(
+        self, frames: FloatArray, which: npt.NDArray[np.intp], last: int, valid_last: int
+    ) -> float:
+        if not which.shape[0]:
+            return 0.0
+        spectrum = np.fft.rfft(frames[which], axis=1)
+        values = np.fft.irfft(spectrum[:, np.newaxis, :] * self._spectra, _SMALL_FFT, axis=2)
+        kept = values[:, :, : self._stride]
+        if which[-1] == last:  # the last frame's instants stop at `stop`
+            kept[-1, :, valid_last:] = 0.0
+        # Rounded to float32 as oversampled_peak's envelope is, so that the answer does
+        # not depend (in its last bits) on where a block boundary put the FFT frames.
+        return float(np.float32(max(float(np.max(kept)), -float(np.min(kept)))))
+
+
 def oversampled_peak_in(
     samples: npt.ArrayLike, starts: npt.ArrayLike, stops: npt.ArrayLike, oversample: int = 4
 ) -> Float32Array:
@@ -426,16 +514,17 @@ class BinPowers:
         self._group = np.zeros(0)  # float64 bins not yet making a whole 20 ms window
         self._rest = np.zeros((channels, 0))  # samples not yet making a whole bin
 
-    def add(self, block: FloatArray) -> None:
+    def add(self, block: npt.NDArray[np.floating]) -> None:
         size = self.size
         self.samples += int(block.shape[1])
         if self._rest.shape[1]:
             block = np.concatenate((self._rest, block), axis=1)
         whole = block.shape[1] // size
         if whole:
-            squares = block[:, : whole * size].reshape(block.shape[0], whole, size)
-            self._keep(np.max(np.mean(squares * squares, axis=2), axis=0))
-        self._rest = block[:, whole * size :].copy()
+            grid = block[:, : whole * size].reshape(block.shape[0], whole, size)
+            squares = np.square(grid, dtype=np.float64)  # float32 blocks widened exactly
+            self._keep(np.max(np.mean(squares, axis=2), axis=0))
+        self._rest = block[:, whole * size :].astype(np.float64)
 
     def _keep(self, bins: FloatArray) -> None:
         self._chunks.append(bins.astype(np.float32))

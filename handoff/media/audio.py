@@ -49,11 +49,14 @@ __all__ = [
     "BLOCK_SAMPLES",
     "Damage",
     "DecodedAudio",
+    "PcmWavBlocks",
+    "ShortReadError",
     "audio_blocks",
     "decode_audio",
     "decoded_frames",
     "frame_samples",
     "open_media",
+    "pcm_wav_blocks",
     "read_pcm_wav",
 ]
 
@@ -346,6 +349,71 @@ def read_pcm_wav(path: Path) -> DecodedAudio | None:
     -- another codec, more channels, a data chunk that runs past the end of the file or
     declares no size -- returns None, and decode_audio reads it.
     """
+    reader = pcm_wav_blocks(path)
+    if reader is None:
+        return None
+    samples = np.empty((reader.channels, reader.frames), dtype=np.float32)
+    try:
+        pos = 0
+        for block in reader:
+            samples[:, pos : pos + block.samples.shape[1]] = block.samples
+            pos += block.samples.shape[1]
+    except (OSError, ShortReadError):
+        return None
+    return DecodedAudio(samples=samples, sample_rate=reader.sample_rate, layout=reader.layout)
+
+
+class ShortReadError(Exception):
+    """A WAV's data chunk ended before its header said (the file changed while read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PcmWavBlocks:
+    """The samples of a plain PCM or float WAV, a block at a time (:func:`pcm_wav_blocks`)."""
+
+    path: Path
+    offset: int
+    frames: int
+    channels: int
+    bits: int
+    kind: str
+    sample_rate: int
+    block_samples: int = BLOCK_SAMPLES
+
+    @property
+    def layout(self) -> str:
+        return "mono" if self.channels == 1 else "stereo"
+
+    def __iter__(self) -> Iterator[DecodedAudio]:
+        """Float32 ``(channels, n)`` blocks of ``block_samples`` (the last may be shorter),
+        at least one. Raises OSError, or ShortReadError if the data ends early."""
+        channels, bits, kind = self.channels, self.bits, self.kind
+        align = channels * bits // 8
+        step = self.block_samples
+        with self.path.open("rb") as f:
+            f.seek(self.offset)
+            for start in range(0, max(self.frames, 1), step):
+                count = max(0, min(step, self.frames - start))
+                raw = np.frombuffer(f.read(count * align), dtype=np.uint8)
+                if raw.shape[0] != count * align:
+                    raise ShortReadError(f"{self.path}: the data chunk ends early")
+                if kind == "i24":
+                    wide = np.zeros((count * channels, 4), dtype=np.uint8)
+                    wide[:, 1:] = raw.reshape(-1, 3)
+                    values = wide.reshape(-1).view("<i4").astype(np.float32)
+                    values *= np.float32(2.0**-31)
+                elif kind[1] == "i":
+                    values = raw.view(kind).astype(np.float32)
+                    values *= np.float32(1.0 / (1 << (bits - 1)))
+                else:
+                    values = raw.view(kind).astype(np.float32)
+                samples = np.ascontiguousarray(values.reshape(count, channels).T)
+                yield DecodedAudio(samples, self.sample_rate, self.layout)
+
+
+def pcm_wav_blocks(path: Path, block_samples: int = BLOCK_SAMPLES) -> PcmWavBlocks | None:
+    """The reader of :func:`read_pcm_wav` a block at a time (bounded memory), or None for
+    a file it does not read (then :func:`audio_blocks` decodes it with FFmpeg)."""
     try:
         layout = read_wav_layout(path)
     except OSError:
@@ -365,35 +433,4 @@ def read_pcm_wav(path: Path) -> DecodedAudio | None:
     if kind is None or channels not in (1, 2) or rate < 1 or align != channels * bits // 8:
         return None
     frames = length // align
-    try:
-        return _read_pcm_data(path, pos, frames, channels, bits, kind, rate)
-    except OSError:
-        return None
-
-
-def _read_pcm_data(
-    path: Path, pos: int, frames: int, channels: int, bits: int, kind: str, rate: int
-) -> DecodedAudio | None:
-    align = channels * bits // 8
-    samples = np.empty((channels, frames), dtype=np.float32)
-    step = 1 << 18  # frames per read: no full-length temporaries besides the result
-    with path.open("rb") as f:
-        f.seek(pos)
-        for start in range(0, frames, step):
-            count = min(step, frames - start)
-            raw = np.frombuffer(f.read(count * align), dtype=np.uint8)
-            if raw.shape[0] != count * align:
-                return None  # the file changed under us: let FFmpeg read it
-            if kind == "i24":
-                wide = np.zeros((count * channels, 4), dtype=np.uint8)
-                wide[:, 1:] = raw.reshape(-1, 3)
-                values = wide.reshape(-1).view("<i4").astype(np.float32)
-                values *= np.float32(2.0**-31)
-            elif kind[1] == "i":
-                values = raw.view(kind).astype(np.float32)
-                values *= np.float32(1.0 / (1 << (bits - 1)))
-            else:
-                values = raw.view(kind).astype(np.float32)
-            samples[:, start : start + count] = values.reshape(count, channels).T
-    layout = "mono" if channels == 1 else "stereo"
-    return DecodedAudio(samples=samples, sample_rate=int(rate), layout=layout)
+    return PcmWavBlocks(Path(path), pos, frames, channels, bits, kind, int(rate), block_samples)
