@@ -135,10 +135,10 @@ def test_plan_is_what_the_run_writes(narration: Path, tmp_path: Path) -> None:
 def test_plan_needs_facts_measured_for_its_options(narration: Path) -> None:
     """Facts are measured for the options that shape the levelling and the spans; a plan
     for others is refused, while those that only name or format the files may change."""
-    facts = analyse(narration, OPTIONS, head_samples(OPTIONS))
-    with pytest.raises(UsageError, match="max_seconds"):
-        plan_prep(facts, replace(OPTIONS, max_seconds=20.0))
-    renamed = plan_prep(facts, replace(OPTIONS, name="intro", bit_depth=16))
+    with analyse(narration, OPTIONS, head_samples(OPTIONS)) as facts:
+        with pytest.raises(UsageError, match="max_seconds"):
+            plan_prep(facts, replace(OPTIONS, max_seconds=20.0))
+        renamed = plan_prep(facts, replace(OPTIONS, name="intro", bit_depth=16))
     assert renamed.segments[0].file == "001_intro.wav"
     assert [s.source_in for s in renamed.segments] == [
         s.source_in for s in plan_prep(facts, OPTIONS).segments

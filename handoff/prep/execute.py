@@ -260,14 +260,17 @@ def _stale_segments(out_dir: Path, name: str, keep: set[str], guard: InputGuard)
 def prepare(source: Path, options: PrepOptions) -> tuple[PrepFacts, PrepPlan]:
     """Analyse ``source`` and plan its conditioning; nothing is written (``--dry-run``).
 
+    The facts come back with their scratch files closed: they describe the programme and
+    plan it, but cannot be executed (:func:`prep_audio` analyses, plans and writes).
+
     Raises UsageError for bad options, the InputError family for unreadable, silent or
     too short inputs, UnsupportedError for a codec FFmpeg cannot decode.
     """
     source = Path(source)
     opts, _ = check_options(options)
     output_name(source, opts, [])  # a name that cannot be used fails before the decode
-    facts = analyse(source, opts, head_samples(opts))
-    return facts, plan_prep(facts, opts)
+    with analyse(source, opts, head_samples(opts)) as facts:
+        return facts, plan_prep(facts, opts)
 
 
 def execute_prep(
