@@ -83,8 +83,9 @@ def test_levelling_without_limiting_is_one_exact_gain() -> None:
     out = level(x, meter, oversampled_peak(x, settings.oversample), -30.0, -3.3, settings)
     assert out.curve.empty
     assert out.gain_db == pytest.approx(-30.0 - meter.lufs0, abs=1e-9)
-    np.testing.assert_allclose(out.samples, x * 10.0 ** (out.gain_db / 20.0), rtol=1e-6)
-    assert loudness.integrated_loudness(out.samples, RATE) == pytest.approx(-30.0, abs=0.01)
+    y = out.read(0, out.samples)
+    np.testing.assert_allclose(y, x * 10.0 ** (out.gain_db / 20.0), rtol=1e-6)
+    assert loudness.integrated_loudness(y, RATE) == pytest.approx(-30.0, abs=0.01)
 
 
 def test_levelling_with_limiting_reaches_the_target_under_the_ceiling() -> None:
@@ -95,8 +96,9 @@ def test_levelling_with_limiting_reaches_the_target_under_the_ceiling() -> None:
     settings = LimiterSettings()
     out = level(x, meter, oversampled_peak(x, settings.oversample), -12.0, -3.3, settings)
     assert not out.curve.empty
-    assert loudness.integrated_loudness(out.samples, RATE) == pytest.approx(-12.0, abs=0.05)
-    assert loudness.true_peak(out.samples, RATE) < -3.0
+    y = out.read(0, out.samples)
+    assert loudness.integrated_loudness(y, RATE) == pytest.approx(-12.0, abs=0.05)
+    assert loudness.true_peak(y, RATE) < -3.0
 
 
 # ---------------------------------------------------------------- the plan
@@ -133,10 +135,10 @@ def test_plan_is_what_the_run_writes(narration: Path, tmp_path: Path) -> None:
 def test_plan_needs_facts_measured_for_its_options(narration: Path) -> None:
     """Facts are measured for the options that shape the levelling and the spans; a plan
     for others is refused, while those that only name or format the files may change."""
-    facts = analyse(narration, OPTIONS, head_samples(OPTIONS))
-    with pytest.raises(UsageError, match="max_seconds"):
-        plan_prep(facts, replace(OPTIONS, max_seconds=20.0))
-    renamed = plan_prep(facts, replace(OPTIONS, name="intro", bit_depth=16))
+    with analyse(narration, OPTIONS, head_samples(OPTIONS)) as facts:
+        with pytest.raises(UsageError, match="max_seconds"):
+            plan_prep(facts, replace(OPTIONS, max_seconds=20.0))
+        renamed = plan_prep(facts, replace(OPTIONS, name="intro", bit_depth=16))
     assert renamed.segments[0].file == "001_intro.wav"
     assert [s.source_in for s in renamed.segments] == [
         s.source_in for s in plan_prep(facts, OPTIONS).segments

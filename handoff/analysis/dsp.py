@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,6 +71,8 @@ __all__ = [
     "onsets",
     "oversampled_peak",
     "oversampled_peak_in",
+    "oversampled_peak_parts",
+    "oversampled_peak_runs",
     "silence_threshold_db",
     "to_float",
     "trailing_silence",
@@ -287,8 +290,7 @@ def oversampled_peak(samples: npt.ArrayLike, oversample: int = 4) -> Float32Arra
     out = np.zeros(n, dtype=np.float32)
     if n == 0:
         return out
-    kernels = interpolation_kernels(factor) if factor > 1 else np.zeros((0, 2 * TP_HALF_TAPS))
-    spectra = np.conj(np.fft.rfft(kernels[:, ::-1], _FFT_SIZE, axis=1))
+    spectra = _peak_spectra(factor)
     jobs = [
         functools.partial(_peak_part, arr, spectra, out, lo, min(n, lo + _PART_SAMPLES))
         for lo in range(0, n, _PART_SAMPLES)
@@ -382,37 +384,105 @@ class InterpolatedPeak:
         return float(np.float32(max(float(np.max(kept)), -float(np.min(kept)))))
 
 
-def oversampled_peak_in(
-    samples: npt.ArrayLike, starts: npt.ArrayLike, stops: npt.ArrayLike, oversample: int = 4
+Reader = Callable[[int, int], npt.NDArray[np.floating]]
+"""``read(start, stop)``: samples ``start .. stop - 1`` of a signal, ``(channels, m)``."""
+
+
+def _peak_spectra(factor: int) -> npt.NDArray[np.complex128]:
+    kernels = interpolation_kernels(factor) if factor > 1 else np.zeros((0, 2 * TP_HALF_TAPS))
+    return np.asarray(np.conj(np.fft.rfft(kernels[:, ::-1], _FFT_SIZE, axis=1)))
+
+
+def _peak_window(
+    read: Reader, n: int, spectra: npt.NDArray[np.complex128], start: int, stop: int
 ) -> Float32Array:
-    """:func:`oversampled_peak` over the stretches ``[starts[i], stops[i])`` only (zeros
-    elsewhere): the same values as the whole-signal envelope there.
+    """:func:`_peak_part` over ``[start, stop)`` of a signal of ``n`` samples given by
+    ``read``: only the stretch the kernel reaches is read, and the FFT frames fall where
+    they fall in the whole-signal pass, so the values are the same to the bit."""
+    half = TP_HALF_TAPS
+    w0, w1 = max(0, start - half + 1), min(n, stop + half)
+    window = np.asarray(read(w0, w1))
+    out = np.zeros(w1 - w0, dtype=np.float32)
+    _peak_part(window, spectra, out, start - w0, stop - w0)
+    return out[start - w0 : stop - w0]
+
+
+def oversampled_peak_parts(
+    read: Reader, n: int, oversample: int = 4
+) -> Iterator[tuple[int, Float32Array]]:
+    """:func:`oversampled_peak` of a signal of ``n`` samples read a stretch at a time:
+    ``(start, envelope[start : start + m])`` in order, the same values as the whole-array
+    function. At most a few parts of about 2^20 samples are held at a time."""
+    factor = int(oversample)
+    if factor < 1:
+        raise ValueError(f"oversampling factor must be >= 1, got {oversample}")
+    spectra = _peak_spectra(factor)
+    group = _PART_SAMPLES * _MAX_WORKERS
+    for g in range(0, n, group):
+        starts = list(range(g, min(n, g + group), _PART_SAMPLES))
+        jobs = [
+            functools.partial(_peak_window, read, n, spectra, lo, min(n, lo + _PART_SAMPLES))
+            for lo in starts
+        ]
+        yield from zip(starts, run_threads(jobs, _MAX_WORKERS), strict=True)
+
+
+def oversampled_peak_runs(
+    read: Reader,
+    n: int,
+    starts: npt.ArrayLike,
+    stops: npt.ArrayLike,
+    oversample: int = 4,
+) -> list[Float32Array]:
+    """:func:`oversampled_peak` over the stretches ``[starts[i], stops[i])`` of a signal of
+    ``n`` samples given by ``read``: one array per stretch, the values of
+    :func:`oversampled_peak_in`.
 
     The stretches (sorted, not overlapping) are copied end to end into one array, each with
     its real neighbours for the interpolation kernel (+/- 16 samples) and zeros between, so
     one batched pass does them all.
     """
-    arr = np.asarray(samples)
-    if arr.ndim == 1:
-        arr = arr[np.newaxis, :]
     a = np.asarray(starts, dtype=np.int64)
     b = np.asarray(stops, dtype=np.int64)
-    n = arr.shape[1]
-    out = np.zeros(n, dtype=np.float32)
     if a.shape[0] == 0:
-        return out
+        return []
     half = TP_HALF_TAPS
     lo = np.maximum(a - half, 0)
     hi = np.minimum(b + half, n)
     length = hi - lo
     # Each context stretch followed by 2 * half zeros, so stretches do not see each other.
     offsets = np.concatenate(([0], np.cumsum(length + 2 * half)[:-1]))
-    compact = np.zeros((arr.shape[0], int(offsets[-1] + length[-1] + 2 * half)), dtype=arr.dtype)
+    compact: npt.NDArray[np.floating] | None = None
     for o, s0, s1 in zip(offsets.tolist(), lo.tolist(), hi.tolist(), strict=True):
-        compact[:, o : o + s1 - s0] = arr[:, s0:s1]
+        part = np.asarray(read(s0, s1))
+        if compact is None:
+            size = int(offsets[-1] + length[-1] + 2 * half)
+            compact = np.zeros((part.shape[0], size), dtype=part.dtype)
+        compact[:, o : o + s1 - s0] = part
+    assert compact is not None
     env = oversampled_peak(compact, oversample)
-    for o, s0, x0, x1 in zip(offsets.tolist(), lo.tolist(), a.tolist(), b.tolist(), strict=True):
-        out[x0:x1] = env[o + x0 - s0 : o + x1 - s0]
+    return [
+        env[o + x0 - s0 : o + x1 - s0]
+        for o, s0, x0, x1 in zip(offsets.tolist(), lo.tolist(), a.tolist(), b.tolist(), strict=True)
+    ]
+
+
+def oversampled_peak_in(
+    samples: npt.ArrayLike, starts: npt.ArrayLike, stops: npt.ArrayLike, oversample: int = 4
+) -> Float32Array:
+    """:func:`oversampled_peak` over the stretches ``[starts[i], stops[i])`` only (zeros
+    elsewhere): the same values as the whole-signal envelope there
+    (:func:`oversampled_peak_runs` on an array)."""
+    arr = np.asarray(samples)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis, :]
+    n = arr.shape[1]
+    out = np.zeros(n, dtype=np.float32)
+    a = np.asarray(starts, dtype=np.int64)
+    b = np.asarray(stops, dtype=np.int64)
+    runs = oversampled_peak_runs(lambda s0, s1: arr[:, s0:s1], n, a, b, oversample)
+    for x0, x1, env in zip(a.tolist(), b.tolist(), runs, strict=True):
+        out[x0:x1] = env
     return out
 
 
@@ -792,10 +862,35 @@ class SoundMap:
         self, samples: npt.ArrayLike, sample_rate: int, *, threshold_db: float | None = None
     ) -> None:
         arr = as_channels(samples)
-        self.rate = _check_rate(sample_rate)
-        self.samples = int(arr.shape[1])
+        rate = _check_rate(sample_rate)
+        bins, size = bin_power(arr, rate)
+        self._set(bins, size, int(arr.shape[1]), rate, threshold_db)
+
+    @classmethod
+    def from_bins(
+        cls,
+        bins: FloatArray,
+        samples: int,
+        sample_rate: int,
+        *,
+        threshold_db: float | None = None,
+    ) -> SoundMap:
+        """The map of a signal of ``samples`` samples whose :func:`bin_power` bins are
+        ``bins`` (measured a block at a time, say): the same map as from the samples."""
+        made = cls.__new__(cls)
+        rate = _check_rate(sample_rate)
+        made._set(
+            np.asarray(bins, dtype=np.float64), bin_samples(rate), int(samples), rate, threshold_db
+        )
+        return made
+
+    def _set(
+        self, bins: FloatArray, size: int, samples: int, rate: int, threshold_db: float | None
+    ) -> None:
+        self.rate = rate
+        self.samples = samples
         """Length of the analysed signal, samples."""
-        self.bins, self.size = bin_power(arr, self.rate)
+        self.bins, self.size = bins, size
         self.threshold_db = (
             silence_threshold_db(self.bins) if threshold_db is None else float(threshold_db)
         )

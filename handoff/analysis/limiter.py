@@ -46,6 +46,7 @@ __all__ = [
     "GainCurve",
     "LimiterSettings",
     "gain_curve",
+    "gain_curve_at",
     "oversampled_peak",
     "oversampled_peak_in",
     "sliding_min",
@@ -199,10 +200,28 @@ def gain_curve(
     and look-ahead each stretch sees in the real signal, since no other over reaches it --
     so the whole curve is a handful of numpy passes over the limited part only.
     """
-    s = settings or LimiterSettings()
     p = np.asarray(peak)
     if p.ndim != 1:
         raise ValueError("the peak envelope must be 1-D")
+    if not (ceiling > 0.0 and math.isfinite(ceiling)):
+        raise ValueError(f"the ceiling must be a positive linear level, got {ceiling}")
+    over = np.flatnonzero(p > ceiling)
+    return gain_curve_at(over, p[over], p.shape[0], ceiling, sample_rate, settings)
+
+
+def gain_curve_at(
+    over: npt.NDArray[np.int64],
+    peaks: npt.ArrayLike,
+    n: int,
+    ceiling: float,
+    sample_rate: int,
+    settings: LimiterSettings | None = None,
+) -> GainCurve:
+    """:func:`gain_curve` from the overs alone: ``over`` the (ascending) samples of an
+    ``n``-sample envelope that are over ``ceiling``, ``peaks`` the envelope there. The
+    curve depends on nothing else, so an envelope kept on disk need only be read where
+    it can be over the ceiling."""
+    s = settings or LimiterSettings()
     if not (ceiling > 0.0 and math.isfinite(ceiling)):
         raise ValueError(f"the ceiling must be a positive linear level, got {ceiling}")
     attack = max(1, round(s.attack_ms * sample_rate / 1000.0))
@@ -210,11 +229,10 @@ def gain_curve(
     release = s.release_db_per_s / sample_rate  # dB per sample
     if release <= 0.0:
         raise ValueError("release_db_per_s must be > 0")
-    over = np.flatnonzero(p > ceiling)
+    over = np.asarray(over, dtype=np.int64)
     if over.shape[0] == 0:
         return GainCurve(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
-    n = p.shape[0]
-    need = 20.0 * np.log10(ceiling / p[over].astype(np.float64))  # < 0 dB
+    need = 20.0 * np.log10(ceiling / np.asarray(peaks).astype(np.float64))  # < 0 dB
     # Each over reaches from attack - 1 samples before it to the end of its release.
     starts = np.maximum(over - attack + 1, 0)
     ends = np.minimum(over + np.ceil(-need / release).astype(np.int64) + attack + hold + 1, n)

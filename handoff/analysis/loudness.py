@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +62,7 @@ __all__ = [
     "loudness_range",
     "measure",
     "measure_file",
+    "read_segment_energy",
     "sample_peak",
     "silence_threshold_dbfs",
     "trailing_silence_s",
@@ -287,9 +288,13 @@ def _segment_bounds(n_samples: int, sample_rate: int) -> npt.NDArray[np.int64]:
 
 
 def _segment_energy_part(
-    x: npt.NDArray[np.generic], scale: float, h: FloatArray, bounds: npt.NDArray[np.int64]
+    read: Callable[[int, int], npt.NDArray[np.generic]],
+    scale: float,
+    h: FloatArray,
+    bounds: npt.NDArray[np.int64],
 ) -> FloatArray:
-    """sum(z^2) per step between consecutive ``bounds``, z = K-weighted ``x``.
+    """sum(z^2) per step between consecutive ``bounds``, z = K-weighted samples of one
+    channel, ``read(start, stop)`` giving them.
 
     The FIR needs ``len(h) - 1`` samples of history, which are filtered and dropped, so
     a part of a long signal gives exactly what filtering the whole signal would.
@@ -302,7 +307,7 @@ def _segment_energy_part(
     at_bounds = np.zeros(bounds.shape[0])
     total = 0.0
     pos = 0
-    for piece in _fir_blocks(x[first - pre : last], scale, h):
+    for piece in _fir_blocks(read(first - pre, last), scale, h):
         cumulative = np.cumsum(piece * piece)
         lo = int(np.searchsorted(rel, pos, side="right"))
         hi = int(np.searchsorted(rel, pos + piece.shape[0], side="right"))
@@ -320,21 +325,38 @@ def weighted_segment_energy(
     z_i is channel i after K-weighting (BS.1770-4 Annex 1, Fig. 1 / eq. (1)). Block and
     window mean squares are then sums of consecutive steps divided by their length.
     """
-    bounds = _segment_bounds(arr.shape[1], sample_rate)
+    return read_segment_energy(
+        lambda ch, a, b: arr[ch, a:b], arr.shape[1], sample_rate, weights, full_scale(arr.dtype)
+    )
+
+
+def read_segment_energy(
+    read: Callable[[int, int, int], npt.NDArray[np.generic]],
+    n_samples: int,
+    sample_rate: int,
+    weights: Sequence[float],
+    scale: float = 1.0,
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`weighted_segment_energy` of a signal of ``n_samples`` samples that
+    ``read(channel, start, stop)`` gives a stretch at a time (from a file, say): the same
+    values to the bit, holding a few stretches of 2^21 samples at a time, not the signal.
+    """
+    bounds = _segment_bounds(n_samples, sample_rate)
     steps = bounds.shape[0] - 1
     energy = np.zeros(max(steps, 0))
     lengths = np.diff(bounds).astype(np.float64)
     if steps <= 0:
         return energy, lengths
     h = _k_weighting_ir(sample_rate)
-    scale = full_scale(arr.dtype)
     # Independent parts of about _PART_SAMPLES, so that channels and long signals are
     # filtered on several cores.
     per_part = max(1, _PART_SAMPLES * 10 // sample_rate)
     edges = [*range(0, steps, per_part), steps]
     channels = [ch for ch, w in enumerate(weights) if w != 0.0]
     jobs = [
-        functools.partial(_segment_energy_part, arr[ch], scale, h, bounds[lo : hi + 1])
+        functools.partial(
+            _segment_energy_part, functools.partial(read, ch), scale, h, bounds[lo : hi + 1]
+        )
         for ch in channels
         for lo, hi in itertools.pairwise(edges)
     ]

@@ -16,6 +16,7 @@ files over 4 GB in a ``ds64`` chunk and 0xFFFFFFFF in the 32-bit fields.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,11 +28,13 @@ from handoff.errors import UnsupportedError
 
 __all__ = [
     "PCM_SUBTYPE",
+    "WRITE_BLOCK",
     "WavLayout",
     "pcm24_bytes",
     "read_wav_layout",
     "wav_header",
     "write_pcm_wav",
+    "write_pcm_wav_blocks",
 ]
 
 # A streaming writer that cannot seek back leaves a placeholder data size: 0 or
@@ -169,13 +172,36 @@ def write_pcm_wav(
     ``duplicate``: a mono ``samples`` is written as two identical channels (dual-mono).
     Written in blocks, so no full-length integer copy is made.
     """
-    ch = 2 if duplicate else samples.shape[0]
     n = samples.shape[1]
+    step = WRITE_BLOCK
+    blocks = (samples[:, start : start + step] for start in range(0, n, step))
+    write_pcm_wav_blocks(f, blocks, n, samples.shape[0], bits, rate, duplicate=duplicate)
+
+
+WRITE_BLOCK = 1 << 18
+"""Samples per block :func:`write_pcm_wav` converts at a time (small blocks: temporaries
+are reused, not re-mapped)."""
+
+
+def write_pcm_wav_blocks(
+    f: BinaryIO,
+    blocks: Iterable[npt.NDArray[np.float32]],
+    frames: int,
+    channels: int,
+    bits: int,
+    rate: int,
+    *,
+    duplicate: bool = False,
+) -> None:
+    """:func:`write_pcm_wav` of a programme of ``frames`` samples of ``channels`` given as
+    ``(channels, m)`` blocks in order (the same bytes: every sample is converted alone).
+    Raises ValueError if the blocks do not hold ``frames`` samples (the header says so)."""
+    ch = 2 if duplicate else channels
     scale = np.float32(1 << (bits - 1))
-    f.write(wav_header(n, ch, bits, rate))
-    step = 1 << 18  # small blocks: temporaries are reused, not re-mapped
-    for start in range(0, n, step):
-        block = samples[:, start : start + step] * scale
+    f.write(wav_header(frames, ch, bits, rate))
+    written = 0
+    for samples in blocks:
+        block = samples * scale
         np.rint(block, out=block)
         np.clip(block, -scale, scale - 1.0, out=block)
         q = block.astype(np.int32)
@@ -189,3 +215,6 @@ def write_pcm_wav(
             f.write(inter.astype("<i2").data)
         else:
             f.write(pcm24_bytes(inter).data)
+        written += int(q.shape[1])
+    if written != frames:
+        raise ValueError(f"{written} samples written for a header of {frames}")

@@ -3,7 +3,10 @@
 :func:`analyse` decodes the source, compares its channels, mixes it to 48 kHz content,
 measures its loudness and peak, levels it (:func:`handoff.prep.level.level`) and maps its
 sound and pauses (:class:`handoff.analysis.dsp.SoundMap`) -- the :class:`PrepFacts` the pure
-planner (:func:`handoff.prep.plan.plan_prep`) decides from. Nothing is written.
+planner (:func:`handoff.prep.plan.plan_prep`) decides from. Nothing is written but two
+unnamed scratch files: the content and its peak envelope, which the later passes read a
+stretch at a time, so memory does not grow with the programme (an hour of mono content
+is 691 MB of float32, held by no array).
 
 The true peak closes the loop: the limiter's detector can miss an over the meter reads,
 so the master is measured with the meter's interpolation (over the spans the cut search
@@ -15,22 +18,24 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from handoff.analysis.dsp import SoundMap
-from handoff.analysis.limiter import LimiterSettings, oversampled_peak
+from handoff.analysis.limiter import LimiterSettings
 from handoff.errors import InputError, Option, Text
 from handoff.files.find import check_readable
-from handoff.media.audio import decode_audio, read_pcm_wav
-from handoff.prep.content import DUAL_MONO_AS_MONO, compare_channels, content
+from handoff.media.audio import DecodedAudio, ShortReadError, audio_blocks, pcm_wav_blocks
+from handoff.prep.content import DUAL_MONO_AS_MONO, ChannelComparison, Mixer, Resampler
 from handoff.prep.cuts import search_cuts
-from handoff.prep.level import Levelled, Meter, level, true_peaks
+from handoff.prep.level import Levelled, Meter, PeakEnvelope, level, true_peaks
 from handoff.prep.options import RATE, PrepOptions, check_options
 from handoff.prep.results import LeftRight
+from handoff.prep.samples import ScratchSamples
 
 __all__ = ["LIMIT_MARGIN_DB", "MIN_SOUND_S", "PrepFacts", "analyse", "different_channels_warning"]
 
@@ -42,10 +47,13 @@ _QUIET_INPUT_LUFS = -60.0  # quieter than this is "silent": refuse, do not ampli
 MIN_SOUND_S = 0.5
 _CEILING_ATTEMPTS = 4
 
+Float32Array = npt.NDArray[np.float32]
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PrepFacts:
-    """What the analysis pass measured (arrays included: the executor writes from them)."""
+    """What the analysis pass measured; the levelled programme is read from scratch files
+    (the executor writes from it)."""
 
     source: Path
     """The source as given (its stem names the outputs)."""
@@ -68,7 +76,8 @@ class PrepFacts:
     L and R carrying different sound)."""
     meter: Meter
     levelled: Levelled
-    """The content at the solved gain through the limiter: the master's samples."""
+    """The content at the solved gain through the limiter: the master's samples, read a
+    stretch at a time."""
     sound: SoundMap
     """Sound and pauses of the levelled programme (1 ms bins)."""
     limiter: LimiterSettings
@@ -77,11 +86,24 @@ class PrepFacts:
     peaks: Mapping[tuple[int, int], float]
     """True peak (dBTP) of the levelled programme over ``(0, samples)`` and over each
     ``(start, stop)`` span the cut search proposed for it."""
+    scratch: tuple[ScratchSamples, ...] = ()
+    """The scratch files the levelled programme is read from (:meth:`close` frees them)."""
 
     @property
     def total(self) -> int:
         """The master's length in 48 kHz samples."""
-        return int(self.levelled.samples.shape[1])
+        return self.levelled.samples
+
+    def close(self) -> None:
+        """Free the scratch files (the levelled programme cannot be read afterwards)."""
+        for store in self.scratch:
+            store.close()
+
+    def __enter__(self) -> PrepFacts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def master_tp(self) -> float:
@@ -99,42 +121,147 @@ def different_channels_warning(lr: LeftRight) -> str:
     )
 
 
-def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
+@dataclass(slots=True)
+class _Source:
+    """What the content pass learned of the source itself."""
+
+    rate: int = 0
+    channels: int = 0
+    samples: int = 0
+    skipped_packets: int = 0
+    left_right: LeftRight | None = None
+    measured_as: str = ""
+
+
+def _blocks(source: Path) -> Iterator[DecodedAudio]:
+    reader = pcm_wav_blocks(source)
+    return iter(reader) if reader is not None else audio_blocks(source)
+
+
+def _content_pass(
+    blocks: Iterator[DecodedAudio], stereo: bool, store: ScratchSamples, warnings: list[str]
+) -> tuple[_Source, int | None]:
+    """Decode, compare L and R, mix and resample the source into ``store``, a block at a
+    time; and the first 48 kHz sample that was NaN or infinite (set to silence), if any."""
+    facts = _Source()
+    mixer: Mixer | None = None
+    swr: Resampler | None = None
+    comparison: ChannelComparison | None = None
+    bad: int | None = None
+
+    def keep(parts: list[Float32Array]) -> None:
+        nonlocal bad
+        assert mixer is not None
+        for part in parts:
+            if not np.all(np.isfinite(part)):
+                where = int(np.flatnonzero(~np.isfinite(part).all(axis=0))[0])
+                bad = store.samples + where if bad is None else bad
+                part = np.nan_to_num(part, nan=0.0, posinf=0.0, neginf=0.0)
+            store.append(np.vstack([part, part]) if mixer.duplicate else part)
+
+    for block in blocks:
+        facts.skipped_packets = block.skipped_packets
+        x = block.samples
+        if x.shape[1] == 0:
+            continue
+        if mixer is None:
+            facts.rate, facts.channels = block.sample_rate, block.channels
+            mixer = Mixer(x.shape[0], block.channel_names, stereo, warnings)
+            facts.measured_as = mixer.measured_as
+            swr = Resampler(facts.rate, mixer.channels)
+            comparison = ChannelComparison(facts.rate) if facts.channels == 2 else None
+        assert swr is not None
+        facts.samples += int(x.shape[1])
+        if comparison is not None:
+            comparison.add(x)
+        keep(swr.add(mixer.mix(x)))
+    if mixer is None or swr is None:
+        return facts, None
+    keep(swr.finish())
+    expected = swr.expected(facts.samples)
+    store.truncate(expected)  # swr's flush runs a few samples over; zeros if short
+    facts.left_right = comparison.finish() if comparison is not None else None
+    return facts, bad if bad is not None and bad < expected else None
+
+
+def _read_content(
+    source: Path, stereo: bool, folder: Path | None, warnings: list[str]
+) -> tuple[_Source, int | None, ScratchSamples]:
+    """:func:`_content_pass` of ``source``: a plain WAV read directly, anything else (or a
+    WAV that turns out shorter than its header says) decoded by FFmpeg."""
+    check_readable(source)  # before anything opens it: a FIFO would block the read
+    said = len(warnings)
+    store = ScratchSamples(2 if stereo else 1, folder)
+    try:
+        try:
+            facts, bad = _content_pass(_blocks(source), stereo, store, warnings)
+        except (OSError, ShortReadError):
+            if pcm_wav_blocks(source) is None:
+                raise
+            # The direct read failed part-way (read_pcm_wav's fallback): FFmpeg reads it.
+            store.close()
+            del warnings[said:]
+            store = ScratchSamples(2 if stereo else 1, folder)
+            facts, bad = _content_pass(audio_blocks(source), stereo, store, warnings)
+    except BaseException:
+        store.close()
+        raise
+    return facts, bad, store
+
+
+def analyse(
+    source: Path, options: PrepOptions, head: int, *, scratch: Path | None = None
+) -> PrepFacts:
     """Measure and level ``source`` for ``options``.
 
     ``head`` is what each segment file holds before its audio (click and pre-roll, in
     samples): the cut search needs it to propose the spans the true peak is measured over.
-    Raises UsageError for bad options, the InputError family for unreadable, empty, silent
-    or too short inputs.
+    The 48 kHz content and its peak envelope go to unnamed scratch files in the folder
+    ``scratch`` (the system's temporary folder when None or missing): the facts hold
+    them open until :meth:`PrepFacts.close`. Raises UsageError for bad options, the
+    InputError family for unreadable, empty, silent or too short inputs.
     """
     source = Path(source)
     opts, _ = check_options(options)
     warnings: list[str] = []
-    check_readable(source)  # before anything opens it: a FIFO would block the read
-    decoded = read_pcm_wav(source) or decode_audio(source)
-    if decoded.samples.shape[1] == 0:
+    stereo = opts.resolved_channels == "stereo"
+    src, bad, content = _read_content(source, stereo, scratch, warnings)
+    envelope_store = ScratchSamples(1, scratch)
+    try:
+        return _measure(source, opts, head, src, bad, content, envelope_store, warnings)
+    except BaseException:
+        content.close()
+        envelope_store.close()
+        raise
+
+
+def _measure(
+    source: Path,
+    opts: PrepOptions,
+    head: int,
+    src: _Source,
+    bad: int | None,
+    samples: ScratchSamples,
+    envelope_store: ScratchSamples,
+    warnings: list[str],
+) -> PrepFacts:
+    if src.samples == 0:
         raise InputError("the audio stream holds no samples", source)
     stereo = opts.resolved_channels == "stereo"
-    left_right = (
-        compare_channels(decoded.samples, decoded.sample_rate) if decoded.channels == 2 else None
-    )
-    samples, measured_how = content(decoded, stereo, warnings)
+    left_right = src.left_right
+    measured_how = src.measured_as
     if left_right is not None and left_right.verdict == "different" and not stereo:
         warnings.append(different_channels_warning(left_right))
-    source_rate, source_channels = decoded.sample_rate, decoded.channels
-    source_samples = int(decoded.samples.shape[1])
-    if decoded.skipped_packets:
+    if src.skipped_packets:
         warnings.append(
-            f"{decoded.skipped_packets} damaged packet(s) skipped while decoding: "
+            f"{src.skipped_packets} damaged packet(s) skipped while decoding: "
             "their audio is missing"
         )
-    del decoded  # only the 48 kHz content is needed from here on
-    if not np.all(np.isfinite(samples)):
-        samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+    if bad is not None:
         warnings.append("the decoded audio held NaN/infinite samples: set to silence")
-    if samples.shape[1] < MIN_SOUND_S * RATE:
+    if samples.samples < MIN_SOUND_S * RATE:
         raise InputError(
-            f"too short: {samples.shape[1] / RATE:.2f} s of audio, at least "
+            f"too short: {samples.samples / RATE:.2f} s of audio, at least "
             f"{MIN_SOUND_S:g} s of sound needed",
             source,
         )
@@ -147,18 +274,17 @@ def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
             "no measurable sound" if not math.isfinite(start_lufs) else f"{start_lufs:.1f} LUFS"
         )
         raise InputError(f"silent or nearly silent ({level_text}): nothing to condition", source)
-    log.info("decoded %s: %.1f s, %.2f LUFS", source, samples.shape[1] / RATE, start_lufs)
+    log.info("decoded %s: %.1f s, %.2f LUFS", source, samples.samples / RATE, start_lufs)
 
     limiter = LimiterSettings()
-    peak = oversampled_peak(samples, limiter.oversample)
-    top = float(peak.max())
+    peak = PeakEnvelope.measure(samples, limiter.oversample, envelope_store)
+    top = peak.top()
     source_peak_db = 20.0 * math.log10(top) if top > 0.0 else float("-inf")
-    total = samples.shape[1]
+    total = samples.samples
     ceiling_db = opts.true_peak - LIMIT_MARGIN_DB
     for _attempt in range(_CEILING_ATTEMPTS):
         levelled = level(samples, meter, peak, opts.target_lufs, ceiling_db, limiter)
-        y = levelled.samples
-        sound = SoundMap(y, RATE)
+        sound = levelled.sound()
         heard = sound.sound_seconds()
         if heard < MIN_SOUND_S:
             raise InputError(
@@ -166,7 +292,7 @@ def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
             )
         pairs, _ = search_cuts(sound, total, head, opts)
         spans = [(0, total)] + [(a.start, b.end) for a, b in pairs]
-        peaks = true_peaks(y, levelled.estimate, levelled.curve, spans, limiter.oversample)
+        peaks = true_peaks(levelled, peak, spans, limiter.oversample)
         master_tp = peaks[0]
         if master_tp <= opts.true_peak - _TP_SAFETY_DB:
             break
@@ -176,9 +302,9 @@ def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
     return PrepFacts(
         source=source,
         resolved=source.resolve(),
-        sample_rate=source_rate,
-        channels=source_channels,
-        samples=source_samples,
+        sample_rate=src.rate,
+        channels=src.channels,
+        samples=src.samples,
         lufs=start_lufs,
         true_peak_dbtp=source_peak_db,
         measured_as=measured_how,
@@ -190,4 +316,5 @@ def analyse(source: Path, options: PrepOptions, head: int) -> PrepFacts:
         limiter=limiter,
         options=opts,
         peaks=dict(zip(spans, peaks, strict=True)),
+        scratch=(samples, envelope_store),
     )

@@ -25,9 +25,10 @@ from handoff.errors import Option, OutputExistsError, Text, UsageError
 from handoff.files.find import check_readable
 from handoff.files.fsutil import InputGuard, atomic_output
 from handoff.files.manifest import Manifest, load_manifest, write_manifest
-from handoff.media.riff import write_pcm_wav
+from handoff.media.riff import WRITE_BLOCK, write_pcm_wav_blocks
 from handoff.prep.analyse import PrepFacts, analyse
 from handoff.prep.cuts import LEAD_IN
+from handoff.prep.level import Levelled
 from handoff.prep.options import (
     MANIFEST_NAME,
     RATE,
@@ -39,6 +40,7 @@ from handoff.prep.options import (
 )
 from handoff.prep.plan import PrepPlan, click_burst, head_samples, output_name, plan_prep
 from handoff.prep.results import PrepResult, SegmentInfo
+from handoff.prep.samples import ArraySamples
 from handoff.validate.check import validate_file
 from handoff.validate.spec import Spec, load_spec
 
@@ -89,23 +91,28 @@ def self_check_spec(options: PrepOptions) -> Spec:
 
 def _write_wav(
     dest: Path,
-    content: Float32Array,
+    content: Float32Array | Levelled,
     channels_out: Channels,
     bits: int,
     *,
     replace: bool,
     guard: InputGuard,
 ) -> None:
-    """Write content (1 or 2 channels) as PCM, duplicating mono for dual-mono."""
-    duplicate = channels_out == "dual-mono" and content.shape[0] == 1
-    src = content[:1] if channels_out == "mono" else content
+    """Write content (1 or 2 channels: an array, or the levelled programme read a block at
+    a time) as PCM, duplicating mono for dual-mono."""
+    store = ArraySamples(content) if isinstance(content, np.ndarray) else content
+    channels, n = store.channels, store.samples
+    duplicate = channels_out == "dual-mono" and channels == 1
+    keep = 1 if channels_out == "mono" else channels
+    blocks = (store.read(a, a + WRITE_BLOCK)[:keep] for a in range(0, n, WRITE_BLOCK))
     with atomic_output(dest, replace=replace, guard=guard) as tmp, tmp.open("wb") as f:
-        write_pcm_wav(f, src, bits, RATE, duplicate=duplicate)
+        write_pcm_wav_blocks(f, blocks, n, keep, bits, RATE, duplicate=duplicate)
 
 
 class _Writer:
     """Writes WAV files on one background thread while the caller measures the next one
-    (numpy and file writes release the GIL). At most two files wait in memory."""
+    (numpy and file writes release the GIL). At most two segments wait in memory; the
+    master is read from the scratch files as it is written."""
 
     def __init__(self, channels_out: Channels, bits: int, replace: bool, guard: InputGuard) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1)
@@ -115,7 +122,7 @@ class _Writer:
         self._replace = replace
         self._guard = guard
 
-    def submit(self, dest: Path, content: Float32Array) -> None:
+    def submit(self, dest: Path, content: Float32Array | Levelled) -> None:
         while len(self._pending) >= 2:
             self._pending.pop(0).result()
         self._pending.append(
@@ -253,14 +260,17 @@ def _stale_segments(out_dir: Path, name: str, keep: set[str], guard: InputGuard)
 def prepare(source: Path, options: PrepOptions) -> tuple[PrepFacts, PrepPlan]:
     """Analyse ``source`` and plan its conditioning; nothing is written (``--dry-run``).
 
+    The facts come back with their scratch files closed: they describe the programme and
+    plan it, but cannot be executed (:func:`prep_audio` analyses, plans and writes).
+
     Raises UsageError for bad options, the InputError family for unreadable, silent or
     too short inputs, UnsupportedError for a codec FFmpeg cannot decode.
     """
     source = Path(source)
     opts, _ = check_options(options)
     output_name(source, opts, [])  # a name that cannot be used fails before the decode
-    facts = analyse(source, opts, head_samples(opts))
-    return facts, plan_prep(facts, opts)
+    with analyse(source, opts, head_samples(opts)) as facts:
+        return facts, plan_prep(facts, opts)
 
 
 def execute_prep(
@@ -291,14 +301,15 @@ def execute_prep(
     stale = (
         _stale_segments(out_dir, plan.name, {p.name for p in seg_paths}, guard) if overwrite else []
     )
-    y = facts.levelled.samples
-    click = click_burst(y.shape[0], opts.true_peak) if opts.click else None
+    y = facts.levelled
+    click = click_burst(y.channels, opts.true_peak) if opts.click else None
     warnings = list(plan.warnings)
     segments: list[SegmentInfo] = []
     with _Writer(channels_out, opts.bit_depth, overwrite, guard) as writer:
         for planned, path in zip(plan.segments, seg_paths, strict=True):
             index = planned.index
-            seg = segment_audio(y, planned.source_in, planned.source_out, click, plan.preroll)
+            start, stop = planned.source_in, planned.source_out
+            seg = segment_audio(y.read(start, stop), 0, stop - start, click, plan.preroll)
             lufs = facts.meter.lufs(seg)
             if abs(lufs - opts.target_lufs) > _LOUDNESS_WARN_LU:
                 warnings.append(
@@ -377,6 +388,8 @@ def prep_audio(source: Path, out_dir: Path, options: PrepOptions) -> PrepResult:
         guard.check(output)
     _check_free([manifest_path, master_path], opts.overwrite)
     log.info("analysing %s", source)
-    facts = analyse(source, opts, head_samples(opts))
-    plan = plan_prep(facts, opts)
-    return execute_prep(plan, facts, out_dir, guard=guard, started=t0)
+    # The content's scratch files go where the outputs go when that folder exists (the
+    # same disk); they are unnamed, so nothing is left of them however the run ends.
+    with analyse(source, opts, head_samples(opts), scratch=out_dir) as facts:
+        plan = plan_prep(facts, opts)
+        return execute_prep(plan, facts, out_dir, guard=guard, started=t0)

@@ -216,7 +216,7 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
     out_channels = 2 if channels_out != "mono" else 1
     levelled, sound, total = facts.levelled, facts.sound, facts.total
     click_n = _CLICK if opts.click else 0
-    content_channels = int(levelled.samples.shape[0])
+    content_channels = levelled.channels
     click_tp = (
         loudness.true_peak(click_burst(content_channels, opts.true_peak)[:1], RATE)
         if opts.click
