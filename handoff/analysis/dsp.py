@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from handoff.errors import UnmeasurableError
 from handoff.jobs.parallel import run_threads
+from handoff.media.arrays import Float32Array, FloatArray
 
 __all__ = [
     "BIN_S",
@@ -78,8 +79,6 @@ __all__ = [
     "trailing_silence",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-Float32Array = npt.NDArray[np.float32]
 
 BIN_S = 0.001
 """Analysis bin, seconds (the bin is ``round(rate * BIN_S)`` samples: :func:`bin_samples`)."""

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handoff.analysis.dsp import oversampled_peak, oversampled_peak_in
+from handoff.media.arrays import Float32Array, FloatArray
 
 __all__ = [
     "GainCurve",
@@ -52,8 +53,6 @@ __all__ = [
     "sliding_min",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-Float32Array = npt.NDArray[np.float32]
 
 # The peak envelope (oversampled_peak, oversampled_peak_in) is handoff.analysis.dsp's, the one
 # handoff.analysis.loudness.true_peak reads, so the limiter sees the peaks the meter will read; it

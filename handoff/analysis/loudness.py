@@ -45,6 +45,7 @@ from handoff.analysis.dsp import TP_HALF_TAPS, as_channels, full_scale, to_float
 from handoff.errors import UnmeasurableError
 from handoff.files.find import check_readable
 from handoff.jobs.parallel import run_threads, usable_cores
+from handoff.media.arrays import FloatArray
 from handoff.media.audio import DecodedAudio, ShortReadError, audio_blocks, pcm_wav_blocks
 
 __all__ = [
@@ -72,7 +73,6 @@ __all__ = [
     "window_loudness",
 ]
 
-FloatArray = npt.NDArray[np.float64]
 
 MEASURED_AS_MONO = "mono content of dual-mono"
 MEASURED_AS_IS = "as is"

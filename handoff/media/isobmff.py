@@ -22,6 +22,8 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
+from handoff.media.arrays import Int64Array
+
 __all__ = [
     "BoxLayout",
     "Edit",
@@ -365,8 +367,6 @@ def presented_sound_samples(path: Path) -> Fraction | None:
 # samples (stss), sizes (stsz), chunk offsets (stco/co64) and which samples each chunk
 # holds (stsc). Read as arrays, they give every timestamp and keyframe flag without
 # turning each sample into an object.
-
-Int64Array = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from handoff.media.arrays import Float32Array
+
 __all__ = [
     "ClipSpec",
     "TakeSpec",
@@ -36,8 +38,6 @@ __all__ = [
     "write_take",
     "write_wav",
 ]
-
-FloatArray = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def _frame_image(width: int, height: int, index: int, flash: bool) -> npt.NDArra
     return img
 
 
-def _beep_track(rate: int, channels: int, seconds: float, events: Sequence[float]) -> FloatArray:
+def _beep_track(rate: int, channels: int, seconds: float, events: Sequence[float]) -> Float32Array:
     n = round(seconds * rate)
     out = np.zeros((channels, n), dtype=np.float32)
     # A quiet bed of pink-ish noise so "silence" is not digital zero.
@@ -150,7 +150,7 @@ def speech_like(
     lead: float = 0.0,
     tail: float = 0.0,
     seed: int = 3,
-) -> FloatArray:
+) -> Float32Array:
     """A voiced, syllabic test signal: harmonics of a gliding 110-220 Hz pitch.
 
     Not speech, but shaped like it where meters and silence detectors care: energy in
@@ -176,7 +176,7 @@ def speech_like(
     return out.astype(np.float32)
 
 
-def babble(seconds: float, rate: int = 48000, *, level: float = 0.2, seed: int = 1) -> FloatArray:
+def babble(seconds: float, rate: int = 48000, *, level: float = 0.2, seed: int = 1) -> Float32Array:
     """A narration stand-in for timing tests: syllables of random length, pitch and gap.
 
     :func:`speech_like` repeats one 4.5 Hz syllable rhythm, so a copy of it shifted by a
@@ -229,7 +229,7 @@ def _add_sound(
 
 
 def _encode_sound(
-    out: av.container.OutputContainer, stream: av.AudioStream, track: FloatArray, rate: int
+    out: av.container.OutputContainer, stream: av.AudioStream, track: Float32Array, rate: int
 ) -> None:
     """Encode float samples ``(channels, n)`` into ``stream``, in the encoder's own sample
     format and frame size, sample positions as timestamps."""
@@ -397,7 +397,7 @@ def _mono(samples: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
     raise ValueError(f"narration must be (n,) or (channels, n), not shape {data.shape}")
 
 
-def _windowed_sinc(x: npt.NDArray[np.float64], cutoff: float, half: float) -> FloatArray:
+def _windowed_sinc(x: npt.NDArray[np.float64], cutoff: float, half: float) -> Float32Array:
     """A low-pass kernel (``cutoff`` a fraction of Nyquist) with a Blackman-Harris window."""
     u = np.clip(x / half, -1.0, 1.0)
     w = np.pi * (u + 1.0)
@@ -414,7 +414,7 @@ def retime(
     *,
     delay_s: float = 0.0,
     stretch: float = 1.0,
-) -> FloatArray:
+) -> Float32Array:
     """``count`` samples at ``rate_out`` of ``y(t) = x((t - delay_s) / stretch)``.
 
     Band-limited interpolation (a windowed sinc of 64 zero crossings, low-passed below the
@@ -504,7 +504,7 @@ def _frame_count(narration: npt.NDArray[np.floating], rate: int, spec: TakeSpec)
 
 def mouth_openness(
     narration: npt.NDArray[np.floating], narration_rate: int, spec: TakeSpec
-) -> FloatArray:
+) -> Float32Array:
     """How open the mouth is on each frame of the take, in [0, 1]: the picture's truth.
 
     For ``picture_motion="mouth"``: the narration's envelope (RMS over a centred window of
@@ -572,7 +572,7 @@ def _take_encoder_defaults(codec: str) -> dict[str, str]:
     return {"threads": "1"}
 
 
-def _other_voice(count: int, rate: int, level: float, seed: int) -> FloatArray:
+def _other_voice(count: int, rate: int, level: float, seed: int) -> Float32Array:
     """A voice-like signal unlike the narration: another pitch, random syllables."""
     rng = np.random.default_rng(seed)
     t = np.arange(count) / rate
@@ -588,7 +588,7 @@ def _other_voice(count: int, rate: int, level: float, seed: int) -> FloatArray:
 
 def _take_sound(
     narration: npt.NDArray[np.floating], narration_rate: int, spec: TakeSpec, count: int
-) -> FloatArray:
+) -> Float32Array:
     """The take's sound, (channels, count) at ``audio_rate``."""
     data = np.asarray(narration, dtype=np.float64)
     if spec.sound == "other":
@@ -621,7 +621,7 @@ def _take_sound(
     return np.ascontiguousarray(np.clip(track, -1.0, 1.0), dtype=np.float32)
 
 
-def write_take(path: Path, narration: FloatArray, narration_rate: int, spec: TakeSpec) -> Path:
+def write_take(path: Path, narration: Float32Array, narration_rate: int, spec: TakeSpec) -> Path:
     """Encode a take of ``narration`` ((n,) mono or (channels, n), float in [-1, 1]).
 
     The container follows the suffix (.mp4: H.264 and AAC; .mov: also PCM, e.g.
@@ -698,7 +698,7 @@ def write_take(path: Path, narration: FloatArray, narration_rate: int, spec: Tak
 
 
 def takes_demo_set(
-    folder: Path, narration: FloatArray, rate: int, suffix: str = ".mp4"
+    folder: Path, narration: Float32Array, rate: int, suffix: str = ".mp4"
 ) -> dict[str, tuple[Path, TakeSpec]]:
     """One take of each kind a sync check should tell apart, with the spec that made it."""
     specs = {

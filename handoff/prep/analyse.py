@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from handoff.analysis.dsp import SoundMap
 from handoff.analysis.limiter import LimiterSettings
 from handoff.errors import InputError, Option, Text
 from handoff.files.find import check_readable
+from handoff.media.arrays import Float32Array
 from handoff.media.audio import DecodedAudio, ShortReadError, audio_blocks, pcm_wav_blocks
 from handoff.prep.content import DUAL_MONO_AS_MONO, ChannelComparison, Mixer, Resampler
 from handoff.prep.cuts import search_cuts
@@ -46,8 +46,6 @@ _TP_SAFETY_DB = 0.1  # the measured true peak must end at least this far under i
 _QUIET_INPUT_LUFS = -60.0  # quieter than this is "silent": refuse, do not amplify noise
 MIN_SOUND_S = 0.5
 _CEILING_ATTEMPTS = 4
-
-Float32Array = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True, eq=False)

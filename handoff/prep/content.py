@@ -7,9 +7,9 @@ from fractions import Fraction
 
 import av
 import numpy as np
-import numpy.typing as npt
 
 from handoff.analysis import dsp
+from handoff.media.arrays import Float32Array, FloatArray
 from handoff.media.audio import DecodedAudio, frame_samples
 from handoff.prep.options import RATE
 from handoff.prep.results import LeftRight, LeftRightVerdict
@@ -24,8 +24,6 @@ __all__ = [
     "resample",
 ]
 
-Float32Array = npt.NDArray[np.float32]
-FloatArray = npt.NDArray[np.float64]
 
 # Two channels mixed to mono content must carry one sound (see compare_channels). Under
 # the model L = C + U, R = C + V (C common, U and V independent, equal levels) the

@@ -19,12 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from handoff.errors import Option, OutputExistsError, Text, UsageError
 from handoff.files.find import check_readable
 from handoff.files.fsutil import InputGuard, atomic_output
 from handoff.files.manifest import Manifest, load_manifest, write_manifest
+from handoff.media.arrays import Float32Array
 from handoff.media.riff import WRITE_BLOCK, write_pcm_wav_blocks
 from handoff.prep.analyse import PrepFacts, analyse
 from handoff.prep.cuts import LEAD_IN
@@ -55,7 +55,6 @@ __all__ = [
 
 log = logging.getLogger("handoff.prep")
 
-Float32Array = npt.NDArray[np.float32]
 
 _FADE_OUT = RATE * 10 // 1000
 _LOUDNESS_WARN_LU = 0.5  # warn when a segment ends further than this from the target

@@ -25,6 +25,7 @@ import numpy.typing as npt
 from handoff.analysis import dsp, loudness
 from handoff.analysis.dsp import SoundMap, oversampled_peak_parts, oversampled_peak_runs
 from handoff.analysis.limiter import GainCurve, LimiterSettings, gain_curve_at, oversampled_peak
+from handoff.media.arrays import Float32Array, FloatArray
 from handoff.prep.cuts import BIN, REAL_PAUSE_BINS
 from handoff.prep.options import RATE, Channels
 from handoff.prep.results import Passage
@@ -44,8 +45,6 @@ __all__ = [
 
 log = logging.getLogger("handoff.prep")
 
-Float32Array = npt.NDArray[np.float32]
-FloatArray = npt.NDArray[np.float64]
 
 _STEP = RATE // 10  # BS.1770 100 ms step
 _LOUDNESS_TOLERANCE_LU = 0.05  # stop iterating the gain within this of the target

@@ -21,9 +21,10 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from handoff.media.arrays import Float32Array
+
 __all__ = ["ArraySamples", "SampleStore", "ScratchSamples", "gather", "stretches"]
 
-Float32Array = npt.NDArray[np.float32]
 
 _GATHER_BLOCK = 1 << 16  # samples read at a time when picking scattered samples
 

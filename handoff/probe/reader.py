@@ -31,10 +31,10 @@ from handoff.errors import (
 )
 from handoff.files.find import check_readable
 from handoff.media import h264
+from handoff.media.arrays import Int64Array
 from handoff.media.audio import open_media
 from handoff.media.isobmff import (
     BoxLayout,
-    Int64Array,
     SampleTables,
     TrackSamples,
     read_movie,

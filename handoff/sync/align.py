@@ -34,9 +34,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from handoff.analysis import dsp
+from handoff.media.arrays import Float32Array, FloatArray
 
 __all__ = [
     "ANALYSIS_RATE",
@@ -50,8 +50,6 @@ __all__ = [
     "picture_lag",
 ]
 
-FloatArray = npt.NDArray[np.float64]
-Float32Array = npt.NDArray[np.float32]
 
 ANALYSIS_RATE = 16_000
 """Sound is compared at this rate: speech carries its timing below 8 kHz, and GCC-PHAT's

@@ -28,7 +28,6 @@ from typing import Any
 import av
 import av.error
 import numpy as np
-import numpy.typing as npt
 from av.audio.frame import AudioFrame
 from av.audio.resampler import AudioResampler
 from av.video.frame import VideoFrame
@@ -46,6 +45,7 @@ from handoff.errors import (
 from handoff.files.find import MediaItem, check_readable, segment_number
 from handoff.files.fsutil import resolved
 from handoff.files.manifest import Manifest
+from handoff.media.arrays import Float32Array, FloatArray
 from handoff.media.audio import Damage, decoded_frames, frame_samples, open_media
 from handoff.sync.align import (
     ANALYSIS_RATE,
@@ -75,8 +75,6 @@ __all__ = [
 
 SCHEMA = "handoff.sync/1"
 
-FloatArray = npt.NDArray[np.float64]
-Float32Array = npt.NDArray[np.float32]
 
 # ITU-R BT.1359-1 (1998), Figure 1: viewers detect sound *ahead* of picture from about
 # 45 ms and sound *behind* picture from about 125 ms. Errors are weighted by these.
