@@ -274,3 +274,11 @@ def test_probe_loudness_reports_as_is_and_mono_content(tmp_path: Path) -> None:
     assert data["leading_silence_s"] == pytest.approx(0.2, abs=0.02)
     code, out, _ = run("probe", "--loudness", str(path))
     assert "mono content" in out
+
+
+def test_handoff_alone_shows_its_help() -> None:
+    code, out, err = run()
+    assert code == 0 and not err
+    lines = out.splitlines()
+    assert lines[0].startswith("Usage: ") and "Commands:" in lines
+    assert any(line.split()[:1] == ["prep-audio"] for line in lines)

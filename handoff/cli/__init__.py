@@ -29,6 +29,11 @@ from handoff.jobs.processes import raise_on_sigterm
 __all__ = ["EXIT_ERROR", "EXIT_FAIL", "EXIT_OK", "entry", "main"]
 
 
+_NO_ARGS_IS_HELP: type[click.UsageError] | None = getattr(
+    click.exceptions, "NoArgsIsHelpError", None
+)
+
+
 class _Handoff(click.Group):
     """The command group, with errors of usage in one line like every other error."""
 
@@ -50,6 +55,11 @@ class _Handoff(click.Group):
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
+            if _NO_ARGS_IS_HELP is not None and isinstance(exc, _NO_ARGS_IS_HELP):
+                # `handoff` alone: click 8.2+ raises its help text as a usage error; it is
+                # the help the user asked for, shown as help.
+                click.echo(exc.format_message())
+                sys.exit(EXIT_OK)
             if exc.ctx is not None:
                 where = exc.ctx.command_path
             else:  # the option parser raises without a context: name the command given
