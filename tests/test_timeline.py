@@ -426,17 +426,18 @@ def test_tails_are_cut_where_the_next_segment_begins(tmp_path: Path) -> None:
     assert any("overlaps between neighbours" in n for n in build.notes)
 
 
-def test_fcpxml_version_option(project: TimelineProject, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", ["1.9", "1.11"])
+def test_fcpxml_version_option(project: TimelineProject, tmp_path: Path, version: str) -> None:
     out = tmp_path / "cut.fcpxml"
     r = _timeline(project.folder, "--manifest", project.manifest, "--format", "fcpxml",
-                  "--fcpxml-version", "1.11", "--out", out)  # fmt: skip
+                  "--fcpxml-version", version, "--out", out)  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "FCPXML has no track lock" in r.output
     root = etree.parse(str(out))
-    assert root.getroot().get("version") == "1.11"
-    dtd_path = NLE / "FCPXMLv1_11.dtd"
+    assert root.getroot().get("version") == version
+    dtd_path = NLE / f"FCPXMLv{version.replace('.', '_')}.dtd"
     if not dtd_path.exists():
-        pytest.skip(f"Apple's FCPXML 1.11 DTD not present: {dtd_path}")
+        pytest.skip(f"Apple's FCPXML {version} DTD not present: {dtd_path}")
     assert etree.DTD(str(dtd_path)).validate(root)
 
 

@@ -33,7 +33,7 @@ RATES = {
     "25": Fraction(25),
     "29.97": Fraction(30000, 1001),
 }
-VERSIONS = ("1.10", "1.11")
+VERSIONS = ("1.9", "1.10", "1.11")
 TIME_ATTRS = ("offset", "start", "duration", "tcStart", "frameDuration")
 
 
@@ -188,8 +188,8 @@ def test_valid_against_apple_dtd(case: Case, version: str, master: bool) -> None
 
 
 def test_other_versions_refused(case: Case) -> None:
-    with pytest.raises(UsageError, match=r"1\.9"):
-        write_fcpxml(case.with_master.timeline, version="1.9")
+    with pytest.raises(UsageError, match=r"1\.8 not supported \(one of: 1\.9, 1\.10, 1\.11\)"):
+        write_fcpxml(case.with_master.timeline, version="1.8")
 
 
 # ---------------------------------------------------------------- exact layout

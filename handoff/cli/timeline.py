@@ -129,7 +129,8 @@ def _timeline_json(data: Any) -> str:
     type=click.Choice(list(FCPXML_VERSIONS)),
     default="1.10",
     show_default=True,
-    help="1.10 opens in Resolve 18.5+, 1.11 needs Resolve 19+.",
+    help="1.10 opens in Resolve 18.5+, 1.11 needs Resolve 19+, 1.9 is for older Resolve "
+    "and Final Cut.",
 )
 @click.option(
     "--overwrite",

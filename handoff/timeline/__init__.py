@@ -37,7 +37,11 @@ __all__ = [
     "source_from_info",
 ]
 
-FCPXML_VERSIONS = ("1.10", "1.11")
+# 1.9 for Resolve 18 before 18.5 and older Final Cut: nothing handoff writes changed
+# between the 1.9, 1.10 and 1.11 DTDs (the files differ only in their version attribute;
+# the tests validate each against its own DTD). Resolve 18.5 reads up to 1.10
+# (auto-editor issue #367); 1.11 needs Resolve 19.
+FCPXML_VERSIONS = ("1.9", "1.10", "1.11")
 
 
 @dataclass(frozen=True, slots=True)

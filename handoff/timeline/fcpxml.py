@@ -415,7 +415,7 @@ def _audition_range(alt: PlacedClip, pick: PlacedClip) -> tuple[int, int]:
 
 
 def write_fcpxml(timeline: otio.schema.Timeline, *, version: str = "1.10") -> bytes:
-    """The FCPXML file (``version`` "1.10" or "1.11") for a timeline of the model."""
+    """The FCPXML file (``version`` "1.9", "1.10" or "1.11") for a timeline of the model."""
     if version not in VERSIONS:
         raise UsageError(f"FCPXML version {version} not supported (one of: {', '.join(VERSIONS)})")
     return _Writer(timeline, version).write()
