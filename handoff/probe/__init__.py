@@ -8,13 +8,21 @@ delivery spec: that is :mod:`handoff.validate`.
 """
 
 from handoff.probe.loudness import LoudnessProbe, probe_loudness
-from handoff.probe.reader import AudioInfo, MediaInfo, OtherStream, VideoInfo, probe
+from handoff.probe.reader import (
+    AudioInfo,
+    MediaInfo,
+    OtherStream,
+    SourceTimecode,
+    VideoInfo,
+    probe,
+)
 
 __all__ = [
     "AudioInfo",
     "LoudnessProbe",
     "MediaInfo",
     "OtherStream",
+    "SourceTimecode",
     "VideoInfo",
     "probe",
     "probe_loudness",

@@ -47,6 +47,7 @@ __all__ = [
     "AudioInfo",
     "MediaInfo",
     "OtherStream",
+    "SourceTimecode",
     "VideoInfo",
     "channels_text",
     "color_codes",
@@ -246,6 +247,29 @@ class OtherStream:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceTimecode:
+    """The timecode of a file's first frame (picture) or first sample (a BWF WAV)."""
+
+    label: str
+    """As people read it: ``01:00:00:00``, drop-frame ``00:59:59;28``."""
+    start: Fraction
+    """Seconds since midnight the label stands for, exact: the frame count times the
+    frame duration of the picture rate (``tmcd``), or ``time_reference`` samples over the
+    sample rate (BWF ``bext``)."""
+    origin: Literal["tmcd", "metadata", "bext"]
+    """Where it was read: an MP4/MOV timecode track's first sample, a ``timecode`` tag
+    only (no track), or a WAV's Broadcast Extension chunk."""
+    frame: int | None = None
+    """The frame count the label names at :attr:`rate` (None for ``bext``, which counts
+    samples)."""
+    rate: Fraction | None = None
+    """The picture rate the timecode counts frames of (None for ``bext``)."""
+    drop_frame: bool = False
+    samples: int | None = None
+    """``bext`` only: ``time_reference``, samples since midnight."""
+
+
+@dataclass(frozen=True, slots=True)
 class MediaInfo:
     path: Path
     container: str
@@ -269,6 +293,8 @@ class MediaInfo:
     read_from: Literal["packets", "sample tables"] = "packets"
     """How the timestamps and keyframes were read: by demuxing every packet, or from an
     MP4/MOV's sample tables (see :func:`probe`)."""
+    timecode: SourceTimecode | None = None
+    """The timecode of the first frame (or sample), if the file carries one."""
 
     @property
     def video(self) -> VideoInfo | None:

@@ -54,7 +54,7 @@ from handoff.errors import InputError, Option, Text, UnsupportedError, UsageErro
 from handoff.files.find import segment_number
 from handoff.files.manifest import Manifest, Segment
 from handoff.files.names import is_utf8, shown, xml_text
-from handoff.probe.reader import MediaInfo, fraction_str
+from handoff.probe.reader import MediaInfo, SourceTimecode, fraction_str
 from handoff.timeline.paths import file_url, path_from_url
 from handoff.timeline.timecode import ZERO, Timecode, fps_label
 
@@ -76,6 +76,7 @@ __all__ = [
     "placed_clips",
     "rate_of",
     "source_from_info",
+    "timecode_frames",
 ]
 
 META = "handoff"
@@ -144,6 +145,8 @@ class Source:
     audio_sample_rate: int | None
     audio_duration: Fraction
     """Seconds of sound, exact (as probed); 0 without sound."""
+    timecode: SourceTimecode | None = None
+    """The timecode of the file's first frame (or sample), if it carries one."""
 
     @property
     def has_video(self) -> bool:
@@ -201,7 +204,22 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
         audio_channels=0 if audio is None or audio.channels is None else audio.channels,
         audio_sample_rate=None if audio is None else audio.sample_rate,
         audio_duration=Fraction(0) if audio is None else audio.duration,
+        timecode=info.timecode,
     )
+
+
+def timecode_frames(source: Source, rate: Fraction) -> tuple[int, bool]:
+    """The frame count at the sequence ``rate`` of ``source``'s first frame's timecode
+    (0 without one), and whether it is exact: a clip's ``tmcd`` at the clip's own rate
+    is; a BWF ``time_reference`` (samples since midnight) is a whole frame only when
+    the sample count happens to fall on one, and is rounded to the nearest."""
+    tc = source.timecode
+    if tc is None:
+        return 0, True
+    if tc.frame is not None and tc.rate == rate:
+        return tc.frame, True
+    exact = tc.start * rate
+    return round(exact), exact.denominator == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +394,10 @@ class PlacedClip:
     """The media file: the build's absolute path, else the reference's URL decoded."""
     meta: Any
     """The clip's ``metadata["handoff"]`` (empty for a clip from elsewhere)."""
+    tc: int = 0
+    """The frame count of the file's first frame's timecode (its media reference's
+    available range starts there); :attr:`source_start` counts from the file's first
+    frame, so the OTIO source range starts at ``tc + source_start``."""
 
     @property
     def enabled(self) -> bool:
@@ -403,9 +425,10 @@ def placed_clips(track: otio.schema.Track, rate: Fraction) -> Iterator[PlacedCli
         if duration <= 0:
             continue
         meta = child.metadata.get(META) or {}
-        yield PlacedClip(
-            child, t, frames_at(rng.start_time, rate), duration, clip_path(child), meta
-        )
+        avail = getattr(child.media_reference, "available_range", None)
+        tc = 0 if avail is None else frames_at(avail.start_time, rate)
+        start = frames_at(rng.start_time, rate) - tc
+        yield PlacedClip(child, t, start, duration, clip_path(child), meta, tc)
         t += duration
 
 
@@ -575,13 +598,23 @@ def _clip(
     role: str,
     index: int,
     *,
+    rate: Fraction,
     name: str,
     enabled: bool = True,
     ref_name: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> otio.schema.Clip:
-    """``name``: the display name, already writable (see :class:`_Names`); ``ref_name``
-    the media reference's (default: ``name``); ``extra``: more ``metadata["handoff"]``."""
+    """``rng`` and ``available`` count from the file's first frame; ``rate``: the
+    sequence's; ``name``: the display name, already writable (see :class:`_Names`);
+    ``ref_name`` the media reference's (default: ``name``); ``extra``: more
+    ``metadata["handoff"]``."""
+    # OTIO's media times are the file's own: a clip with timecode has its available
+    # range start at that timecode and its source range at timecode + in point, as
+    # Resolve's OTIO export writes them (Resolve matches media by timecode on import).
+    tc, _ = timecode_frames(source, rate)
+    if tc:
+        available = _range(tc + _frames(available.start_time), _frames(available.duration), rate)
+        rng = _range(tc + _frames(rng.start_time), _frames(rng.duration), rate)
     ref = otio.schema.ExternalReference(target_url=file_url(source.path), available_range=available)
     ref.name = name if ref_name is None else ref_name
     clip = otio.schema.Clip(name=name, media_reference=ref, source_range=rng)
@@ -600,6 +633,8 @@ def _clip(
         "audio_channels": source.audio_channels,
         "audio_sample_rate": source.audio_sample_rate,
         "file_frames": round(float(available.duration.value)),
+        "timecode": None if source.timecode is None else source.timecode.label,
+        "tc_frames": tc,
         **(extra or {}),
     }
     return clip
@@ -861,7 +896,7 @@ def _build(
         avail = _range(0, p.source.frames, rate)
         rng = _range(p.source_start, p.duration, rate)
         if takes is None:
-            return _clip(p.source, rng, avail, role, p.index, name=names(p.source.name))
+            return _clip(p.source, rng, avail, role, p.index, rate=rate, name=names(p.source.name))
         label = "pick" if p.rank == 1 else f"alt {p.rank}"
         extra = {
             "segment": None if p.segment is None else p.segment.index,
@@ -869,7 +904,7 @@ def _build(
             "score": p.score,
             "offset_ms": p.offset_ms,
         }
-        return _clip(p.source, rng, avail, role, p.index,
+        return _clip(p.source, rng, avail, role, p.index, rate=rate,
                      name=names(_take_name(p.source, label, p.score)),
                      ref_name=names(p.source.name), extra=extra)  # fmt: skip
 
@@ -903,7 +938,14 @@ def _build(
         a1 = _track("A1", otio.schema.TrackKind.Audio, "master", locked=True,
                     channels=master.audio_channels)  # fmt: skip
         whole = _range(0, master_frames, rate)
-        mclip = _clip(master, whole, whole, "master", 0, name=names(master.name))
+        mclip = _clip(master, whole, whole, "master", 0, rate=rate, name=names(master.name))
+        master_tc, tc_exact = timecode_frames(master, rate)
+        if not tc_exact and master.timecode is not None:
+            notes.append(
+                f"master's timecode {master.timecode.label} ({master.timecode.samples} samples "
+                f"since midnight) falls between frames at {fps_label(rate)} fps: written as "
+                f"frame {master_tc}, the nearest"
+            )
         _fill(a1, [(master_start, mclip)], rate)
         timeline.tracks.append(a1)
         if clip_audio:
@@ -1028,6 +1070,7 @@ def _audio_items(
         avail = _range(0, p.source.frames, rate)
         rng = _range(p.source_start, duration, rate)
         name = names(p.source.name)
-        clip = _clip(p.source, rng, avail, "clip-audio", p.index, name=name, enabled=enabled)
+        clip = _clip(p.source, rng, avail, "clip-audio", p.index, rate=rate, name=name,
+                     enabled=enabled)  # fmt: skip
         out.append((p.start, clip))
     return out
