@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -97,9 +98,10 @@ def _timeline_json(data: Any) -> str:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
-    help="Output file (one format), or folder (several). Default: NAME.<format suffix> "
-    "in the current folder.",
+    "out_text",
+    type=click.Path(),
+    help="Output file (one format), or folder (several, or any path ending in '/'). "
+    "Default: NAME.<format suffix> in the current folder.",
 )
 @click.option("--name", help="Sequence name (default: the master's or first input's name).")
 @click.option(
@@ -146,7 +148,7 @@ def timeline_cmd(
     manifest: Path | None,
     master: Path | None,
     selects: Path | None,
-    out: Path | None,
+    out_text: str | None,
     name: str | None,
     size_text: str | None,
     start_text: str,
@@ -194,8 +196,11 @@ def timeline_cmd(
     from handoff.timeline.timecode import parse_timecode
 
     chosen = list(FORMATS) if "all" in formats else list(dict.fromkeys(formats))
+    out = None if out_text is None else Path(out_text)
+    # Path() drops a trailing separator: keep what it said ("out/23.976/" is a folder).
+    out_is_folder = out_text is not None and out_text.endswith(("/", os.sep))
     with errors():
-        check_outputs(chosen, out, relative=relative)
+        check_outputs(chosen, out, relative=relative, out_is_folder=out_is_folder)
         if not clips and selects is None:
             raise UsageError("name the clips (files or folders), or give --selects FILE")
         settings = SequenceSettings(
@@ -208,7 +213,7 @@ def timeline_cmd(
         )  # fmt: skip
         files = plan_timeline_files(
             build, chosen, out, replace=overwrite, relative=relative,
-            fcpxml_version=fcpxml_version,
+            fcpxml_version=fcpxml_version, out_is_folder=out_is_folder,
         )  # fmt: skip
         clear_parts([p.parent for _, p in files.targets])
         written = write_timeline_files(build, files)

@@ -19,7 +19,13 @@ from handoff.files.names import fit_file_name, xml_text
 from handoff.timeline import FORMATS, check_relative, render
 from handoff.timeline.model import TimelineBuild
 
-__all__ = ["TimelineFiles", "check_outputs", "plan_timeline_files", "write_timeline_files"]
+__all__ = [
+    "TimelineFiles",
+    "check_outputs",
+    "out_is_file",
+    "plan_timeline_files",
+    "write_timeline_files",
+]
 
 # Characters no file name of ours carries: Windows' reserved ones (and '/'), and what
 # handoff.files.names replaces in a name (controls, bytes that were not UTF-8, U+FFFD).
@@ -52,15 +58,23 @@ def plan_timeline_files(
     replace: bool = False,
     relative: bool = False,
     fcpxml_version: str = "1.10",
+    out_is_folder: bool = False,
 ) -> TimelineFiles:
     """One file per format: ``out`` itself for one format and a file name, else
     NAME.<suffix> in the folder ``out`` (or the current folder), NAME the sequence's
-    name. Raises :class:`~handoff.errors.UsageError` for several formats and one file,
-    :class:`~handoff.errors.OverwritesInputError` for a file that is one of the inputs."""
+    name (see :func:`out_is_file`; ``out_is_folder``: the user said so, with a trailing
+    separator). Raises :class:`~handoff.errors.UsageError` for several formats and one
+    timeline file, :class:`~handoff.errors.OverwritesInputError` for a file that is one
+    of the inputs."""
     chosen = list(dict.fromkeys(formats))
-    check_outputs(chosen, out, relative=relative)
+    check_outputs(chosen, out, relative=relative, out_is_folder=out_is_folder)
     notes: list[str] = []
-    targets = _targets(chosen, out, build.timeline.name, notes)
+    folder = out if out is None or not out_is_file(chosen, out, out_is_folder) else None
+    targets = (
+        [(chosen[0], out)]
+        if out is not None and folder is None
+        else _targets(chosen, folder, build.timeline.name, notes)
+    )
     guard = InputGuard(build.inputs)
     for _, path in targets:
         guard.check(path)
@@ -81,13 +95,37 @@ def plan_timeline_files(
     )
 
 
-def check_outputs(formats: Sequence[str], out: Path | None, *, relative: bool = False) -> None:
+def out_is_file(formats: Sequence[str], out: Path, out_is_folder: bool = False) -> bool:
+    """Whether ``out`` names the one file to write rather than a folder to write into.
+
+    A folder when it is one, or was given with a trailing separator; for one format, a
+    file when its name has a suffix; for several, a folder unless its suffix is a
+    timeline file's (``cut.otio``, refused by :func:`check_outputs`) -- so that
+    ``out/23.976`` is a folder, as the user meant, though it does not exist yet."""
+    if out_is_folder or out.is_dir() or not out.suffix:
+        return False
+    if len(set(formats)) == 1:
+        return True
+    return out.suffix.lower() in {"." + f.suffix.rsplit(".", 1)[-1] for f in FORMATS.values()}
+
+
+def check_outputs(
+    formats: Sequence[str],
+    out: Path | None,
+    *,
+    relative: bool = False,
+    out_is_folder: bool = False,
+) -> None:
     """Refuse what no build can change: several formats and one file, or relative media
     references in a format that must name media by absolute URL. (Checked again by
     :func:`plan_timeline_files`; a caller may check first, before the clips are probed.)"""
-    if len(set(formats)) > 1 and out is not None and out.suffix and not out.is_dir():
+    if len(set(formats)) > 1 and out is not None and out_is_file(formats, out, out_is_folder):
         raise UsageError(
-            Text("several formats need ", Option("out"), f" to be a folder, not {out}")
+            Text(
+                "several formats need ",
+                Option("out"),
+                f" to be a folder, not the file {out} (end it with '/' to name a folder)",
+            )
         )
     if relative:
         check_relative(formats)
@@ -96,8 +134,7 @@ def check_outputs(formats: Sequence[str], out: Path | None, *, relative: bool = 
 def _targets(
     formats: Sequence[str], out: Path | None, name: str, notes: list[str]
 ) -> list[tuple[str, Path]]:
-    if len(formats) == 1 and out is not None and not out.is_dir() and out.suffix:
-        return [(formats[0], out)]
+    """NAME.<suffix> for every format in the folder ``out`` (None: the current one)."""
     safe = "".join("_" if ch in _NOT_IN_FILE_NAMES else ch for ch in xml_text(name))
     safe = safe.strip() or "timeline"
     longest = max((FORMATS[f].suffix for f in formats), key=len)
