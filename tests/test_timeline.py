@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import unquote
 
+import av
 import opentimelineio as otio
 import pytest
 from click.testing import CliRunner, Result
@@ -23,6 +24,8 @@ from handoff.probe.reader import probe
 from handoff.timeline import build_timeline, load_manifest, render, source_from_info
 from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
 from tests.conftest import NLE, TimelineProject, make_timeline_project, project_timeline
+from tests.readback import from_otio
+from tests.readback_cases import READ_FPS, TIMECODES, check_intent, timecoded_build
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +273,86 @@ def test_otio_flavours_read_back(project: TimelineProject, flavour: str) -> None
         links = [[c.metadata["PremierePro_OTIO"]["LinkID"] for _, _, c in _items(t)]
                  for t in (v1, a2)]  # fmt: skip
         assert links[0] == links[1] == ["1", "2", "3"]
-        assert "PremierePro_OTIO" not in _items(a1)[0][2].metadata
+        assert _items(a1)[0][2].metadata["PremierePro_OTIO"]["LinkID"] == "4"
+
+
+@pytest.mark.parametrize("with_master", [True, False], ids=["master", "clips-only"])
+def test_premiere_otio_link_ids_and_channels(project: TimelineProject, with_master: bool) -> None:
+    """Read back by otio_json: every clip has a LinkID; a clip's picture and its own
+    sound share one and nothing else does (Premiere fuses clips whose LinkIDs match);
+    audio clips carry Premiere's channel metadata for their file's channels."""
+    build = project_timeline(project, with_master=with_master)
+    tl = _read(render(build.timeline, "premiere-otio"))
+    clips = list(tl.find_clips())
+    pp = [c.metadata["PremierePro_OTIO"] for c in clips]
+    ids = [m["LinkID"] for m in pp]
+    assert all(isinstance(i, str) and i for i in ids)
+    by_id: dict[str, list[Any]] = {}
+    for c, i in zip(clips, ids, strict=True):
+        by_id.setdefault(i, []).append(c)
+    for group in by_id.values():
+        roles = sorted(c.metadata["handoff"]["role"] for c in group)
+        if len(group) == 1:
+            assert roles[0] in ("master", "picture"), roles
+            continue
+        # Exactly a picture and its own sound: the same file at the same place.
+        assert roles == ["clip-audio", "picture"]
+        (pic,) = (c for c in group if c.metadata["handoff"]["role"] == "picture")
+        (snd,) = (c for c in group if c is not pic)
+        assert path_from_url(pic.media_reference.target_url) == path_from_url(
+            snd.media_reference.target_url
+        )
+        assert pic.range_in_parent().start_time == snd.range_in_parent().start_time
+    masters = [
+        i for c, i in zip(clips, ids, strict=True) if c.metadata["handoff"]["role"] == "master"
+    ]
+    assert len(masters) == (1 if with_master else 0)
+    for i in masters:
+        assert ids.count(i) == 1
+    assert len(by_id) == len(build.placements) + len(masters)
+    for c, m in zip(clips, pp, strict=True):
+        assert (m["SourceClipIndex"], m["OriginalChannelGroupIndex"]) == (0, 0)
+        audio = c.parent().kind == otio.schema.TrackKind.Audio
+        assert ("AudioChannels" in m) == audio
+        if audio:
+            path = Path(path_from_url(c.media_reference.target_url))
+            with av.open(str(path)) as f:
+                channels = f.streams.audio[0].codec_context.channels
+            assert m["AudioChannels"]["ChannelType"] == ("Mono" if channels == 1 else "Stereo")
+            assert [
+                a["SecondaryChannelIndex"] for a in m["AudioChannels"]["SecondaryAssignments"]
+            ] == list(range(channels))
+
+
+@pytest.fixture(scope="module", params=list(READ_FPS))
+def read_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> TimelineProject:
+    root = tmp_path_factory.mktemp(f"otio-read-{request.param}")
+    return make_timeline_project(root, fps=READ_FPS[request.param], clip_seconds=(1.5, 1.0, 2.0))
+
+
+@pytest.mark.parametrize("with_master", [True, False], ids=["master", "clips-only"])
+@pytest.mark.parametrize("tc_case", list(TIMECODES))
+def test_otio_flavours_read_back_exactly(
+    read_project: TimelineProject, tc_case: str, with_master: bool
+) -> None:
+    """otio, premiere-otio and resolve-otio, read by otio_json, are the model frame for
+    frame, clips with timecode included: the media's available range starts at the
+    file's timecode, the source range at timecode + in point."""
+    build, want_tc = timecoded_build(read_project, tc_case, with_master)
+    meant = from_otio(build.timeline)
+    check_intent(build, want_tc, meant)
+    for flavour in ("otio", "premiere-otio", "resolve-otio"):
+        read = _read(render(build.timeline, flavour))
+        assert from_otio(read) == meant, flavour
+        for clip in read.find_clips():
+            avail = clip.media_reference.available_range
+            assert (
+                round(avail.start_time.value)
+                == want_tc[Path(path_from_url(clip.media_reference.target_url))]
+            )
+            assert clip.source_range.start_time.value >= avail.start_time.value
 
 
 def test_relative_paths_resolve_from_the_timeline_file(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PureWindowsPath
 from typing import Any
@@ -12,14 +12,24 @@ from urllib.parse import unquote, urlsplit
 import opentimelineio as otio
 import pytest
 from lxml import etree
+from pymediainfo import MediaInfo
 
 from handoff.errors import UnsupportedError
-from handoff.probe.reader import probe
+from handoff.probe.reader import SourceTimecode, probe
 from handoff.timeline import TimelineBuild, build_timeline, source_from_info
 from handoff.timeline.model import META
 from handoff.timeline.paths import premiere_pathurl
 from handoff.timeline.xmeml import PPRO_TICKS_PER_SECOND, write_xmeml, xmeml_rate
-from tests.conftest import AWKWARD_DIR, MakeClip, make_timeline_project, project_timeline
+from tests.conftest import (
+    AWKWARD_DIR,
+    MakeClip,
+    TimelineProject,
+    make_timeline_project,
+    project_timeline,
+)
+from tests.readback import from_otio
+from tests.readback_cases import READ_FPS, TIMECODES, check_intent, timecoded_build
+from tests.readback_xmeml import read_xmeml
 
 FPS = {
     "23.976": Fraction(24000, 1001),
@@ -451,3 +461,79 @@ def test_windows_pathurl() -> None:
         premiere_pathurl(PureWindowsPath("C:\\Users\\Zoë\\Proj & Co #1\\100%.mp4"))
         == "file://localhost/C%3a/Users/Zo%C3%AB/Proj%20%26%20Co%20%231/100%25.mp4"
     )
+
+
+# ---------------------------------------------------------------- exact read-back
+
+
+@pytest.fixture(scope="module", params=list(READ_FPS))
+def read_project(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> TimelineProject:
+    root = tmp_path_factory.mktemp(f"xmeml-read-{request.param}")
+    return make_timeline_project(root, fps=READ_FPS[request.param], clip_seconds=CLIP_SECONDS)
+
+
+@pytest.mark.parametrize("with_master", [True, False], ids=["master", "clips-only"])
+@pytest.mark.parametrize("tc_case", list(TIMECODES))
+def test_exact_read_back(
+    read_project: TimelineProject, tc_case: str, with_master: bool, tmp_path: Path
+) -> None:
+    """Our xmeml read by an exact reader of the format, and by otio-fcp-adapter, is the
+    model frame for frame: positions, durations, in points, enabled, locked, each
+    file's timecode and path."""
+    build, want_tc = timecoded_build(read_project, tc_case, with_master)
+    meant = from_otio(build.timeline)
+    check_intent(build, want_tc, meant)
+    data = write_xmeml(build.timeline)
+    assert read_xmeml(data) == meant
+    # otio-fcp-adapter puts a file's <timecode> at the start of the media's available
+    # range and the clip's source range at timecode + <in>, as the model does.
+    path = tmp_path / "cut.xml"
+    path.write_bytes(data)
+    adapted = from_otio(otio.adapters.read_from_file(str(path), adapter_name="fcp_xml"))
+    assert adapted == meant
+
+
+def test_file_timecode_and_bit_depth_as_premiere_writes_them(read_project: TimelineProject) -> None:
+    """Each <file> carries its timecode in Premiere's element order, and its sound's
+    real bit depth: 24 for the 24-bit narration (as MediaInfo reads the WAV), 16 for
+    AAC, which has none (Premiere's own exports write 16 for it)."""
+    build, want_tc = timecoded_build(read_project, "tc-odd", with_master=True)
+    root = etree.fromstring(write_xmeml(build.timeline))
+    full = [f for f in root.iter("file") if len(f)]
+    assert len(full) == 4
+    for f in full:
+        assert [c.tag for c in f] == ["name", "pathurl", "rate", "duration", "timecode", "media"]
+        tc = f.find("timecode")
+        assert tc is not None
+        assert [c.tag for c in tc] == ["rate", "string", "frame", "displayformat"]
+        path = _path(f.findtext("pathurl", ""))
+        frame = int(tc.findtext("frame", ""))
+        assert frame == want_tc[path]
+        timebase = int(tc.findtext("rate/timebase", ""))
+        hh, mm, ss, ff = (int(x) for x in tc.findtext("string", "").split(":"))
+        assert ((hh * 60 + mm) * 60 + ss) * timebase + ff == frame
+        assert tc.findtext("displayformat") == "NDF"
+        (audio,) = (t for t in MediaInfo.parse(path).tracks if t.track_type == "Audio")
+        depth = f.findtext("media/audio/samplecharacteristics/depth")
+        assert depth == str(audio.bit_depth if audio.bit_depth is not None else 16)
+        assert depth == ("24" if path.suffix == ".wav" else "16")
+
+
+def test_drop_frame_file_timecode(make_clip: MakeClip, tmp_path: Path) -> None:
+    """A 29.97 clip whose timecode is drop-frame: Premiere's ';' label and DF."""
+    rate = Fraction(30000, 1001)
+    clip = make_clip("df & co.mp4", fps=rate, seconds=0.5, width=160, height=96,
+                     video_options={"preset": "ultrafast"})  # fmt: skip
+    source = source_from_info(probe(clip))
+    # 01:00:00;00 drop-frame is frame 107892 (108000 less 2 labels in 54 minutes).
+    tc = SourceTimecode(label="01:00:00;00", start=107892 / rate, origin="tmcd",
+                        frame=107892, rate=rate, drop_frame=True)  # fmt: skip
+    build = build_timeline([replace(source, timecode=tc)], name="df")
+    root = etree.fromstring(write_xmeml(build.timeline))
+    f = next(f for f in root.iter("file") if len(f))
+    assert f.findtext("timecode/string") == "01;00;00;00"
+    assert f.findtext("timecode/frame") == "107892"
+    assert f.findtext("timecode/displayformat") == "DF"
+    assert read_xmeml(write_xmeml(build.timeline)).clips[0].timecode_frames == 107892

@@ -123,8 +123,9 @@ def _timeline_json(data: Any) -> str:
 @click.option(
     "--relative",
     is_flag=True,
-    help="Name media relative to the timeline file (otio, premiere-otio, resolve-otio), "
-    "for projects that move between machines.",
+    help="Name media relative to the timeline file (otio, premiere-otio, resolve-otio). "
+    "For OTIO tools and moving projects: neither Premiere nor Resolve documents "
+    "resolving a relative path, so expect to relink the media there.",
 )
 @click.option(
     "--fcpxml-version",

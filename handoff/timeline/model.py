@@ -28,9 +28,12 @@ What the writers need and OTIO has no field for lives in ``metadata["handoff"]``
 - clip: ``path`` (absolute; left out when the file name is not UTF-8, which OTIO cannot
   store -- the reference's ``file://`` URL names the file byte for byte), ``role``,
   ``index`` (1-based clip number), ``width``, ``height``, ``rate``, ``audio_channels``,
-  ``audio_sample_rate``, ``codec``, ``has_video``, ``has_audio``, ``file_frames`` (whole
-  frames the file holds); from selects also ``segment``, ``rank`` (1 = the pick),
-  ``score`` and ``offset_ms`` (the measured sound offset applied, or null).
+  ``audio_sample_rate``, ``audio_bit_depth`` (null for compressed sound), ``codec``,
+  ``has_video``, ``has_audio``, ``file_frames`` (whole frames the file holds),
+  ``timecode`` (the file's own label, or null), ``tc_frames`` (its frame count at the
+  sequence rate, 0 without) and ``tc_drop_frame``; from selects also ``segment``,
+  ``rank`` (1 = the pick), ``score`` and ``offset_ms`` (the measured sound offset
+  applied, or null).
 
 Names: the timeline's and every clip's and media reference's name is written with
 U+FFFD in place of characters XML 1.0 cannot hold (:func:`.names.xml_text`: control
@@ -147,6 +150,9 @@ class Source:
     """Seconds of sound, exact (as probed); 0 without sound."""
     timecode: SourceTimecode | None = None
     """The timecode of the file's first frame (or sample), if it carries one."""
+    audio_bit_depth: int | None = None
+    """Bits per sample of uncompressed sound (PCM 16/24/32, FLAC, ALAC); None for a
+    compressed codec (AAC), which has no bit depth, or without sound."""
 
     @property
     def has_video(self) -> bool:
@@ -205,6 +211,7 @@ def source_from_info(info: MediaInfo, *, audio_only: bool = False) -> Source:
         audio_sample_rate=None if audio is None else audio.sample_rate,
         audio_duration=Fraction(0) if audio is None else audio.duration,
         timecode=info.timecode,
+        audio_bit_depth=None if audio is None else audio.bit_depth,
     )
 
 
@@ -632,9 +639,11 @@ def _clip(
         "has_audio": source.has_audio,
         "audio_channels": source.audio_channels,
         "audio_sample_rate": source.audio_sample_rate,
+        "audio_bit_depth": source.audio_bit_depth,
         "file_frames": round(float(available.duration.value)),
         "timecode": None if source.timecode is None else source.timecode.label,
         "tc_frames": tc,
+        "tc_drop_frame": source.timecode is not None and source.timecode.drop_frame,
         **(extra or {}),
     }
     return clip

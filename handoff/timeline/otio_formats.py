@@ -4,11 +4,13 @@ All three are the model timeline serialised by OTIO's own ``otio_json`` writer; 
 differ in how media is named and in the application metadata each editor reads:
 
 - ``otio``: ``file://`` URLs (OTIO's convention); the lock is ``metadata.handoff.locked``.
-- ``premiere-otio``: ``file://`` URLs; sequence settings (frame rate, frame size, audio
-  rate) under ``PremierePro_OTIO`` on the stack, channel types on audio tracks, and a
-  ``LinkID`` tying each clip's picture to its own sound. Premiere documents no
-  track-lock key for OTIO: the lock is carried in ``metadata.handoff.locked`` only, and
-  ``premiere-xml`` is the format whose lock Premiere honours.
+- ``premiere-otio``: ``file://`` URLs and ``PremierePro_OTIO`` metadata in the shape
+  Premiere's own OTIO export gives it (see :func:`_premiere_clip`): sequence settings
+  on the stack, channel type and count on audio tracks, and on every clip a
+  ``LinkID`` -- shared by a clip's picture and its own sound, and by nothing else --
+  with the channel metadata on audio clips. Premiere documents no track-lock key for
+  OTIO: the lock is carried in ``metadata.handoff.locked`` only, and ``premiere-xml``
+  is the format whose lock Premiere honours.
 - ``resolve-otio``: bare absolute paths, as Resolve's own export writes them, and
   Resolve's track metadata, so the master track reads ``{"Resolve_OTIO": {"Locked": true}}``.
   A bare path is text, and OTIO's JSON holds UTF-8 text only: a media file whose name
@@ -59,6 +61,51 @@ def _channel_type(channels: int) -> str:
     return "Mono" if channels == 1 else "Stereo"
 
 
+class _LinkIDs:
+    """Premiere's ``LinkID``: one per linked clip. Premiere fuses clips whose LinkIDs
+    match into one linked clip (auto-editor's Premiere OTIO export gave an overlay its
+    own id after Premiere fused it with unrelated sound, WyattBlue/auto-editor PR
+    #1249), so a clip's picture and its own sound share one, and every other clip --
+    the master, each alternate -- gets its own. Numbered from 1 in track order."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, int], str] = {}
+
+    def __call__(self, cmeta: dict[str, Any]) -> str:
+        role = str(cmeta.get("role"))
+        # Picture and clip sound of clip N share the key; the master (index 0) and
+        # the alternates (numbered after the picks) never meet another clip's key.
+        key = ("master" if role == "master" else "clip", int(cmeta.get("index") or 0))
+        return self.ids.setdefault(key, str(len(self.ids) + 1))
+
+
+def _premiere_clip(cmeta: dict[str, Any], link_id: str, *, audio: bool) -> dict[str, Any]:
+    """A clip's ``PremierePro_OTIO`` metadata as Premiere's own OTIO export writes it.
+
+    Evidence (Adobe publishes no schema): the Premiere clip quoted in
+    OpenTimelineIO/raven issue #154 ("Standard way to reference audio channels", 2026)
+    carries ``AudioChannels`` {``ChannelType``, ``SecondaryAssignments``: [{
+    ``SecondaryChannelIndex``}]}; exporters modelled on Premiere's files
+    (auto-editor's ``src/exports/otio.nim``; a Premiere export "Pr_Ice_Test.otio"
+    transcribed by another project) add ``LinkID`` as a string, and
+    ``OriginalChannelGroupIndex`` and ``SourceClipIndex`` as 0, on picture and sound
+    alike. What the indices mean beyond 0, and how Premiere lays out a file of more
+    than two channels, is not known (docs/howto/editor-handoff.md says so)."""
+    out: dict[str, Any] = {}
+    if audio:
+        channels = max(1, int(cmeta.get("audio_channels") or 1))
+        out["AudioChannels"] = {
+            "ChannelType": _channel_type(channels),
+            "SecondaryAssignments": [{"SecondaryChannelIndex": c} for c in range(channels)],
+        }
+    out["LinkID"] = link_id
+    out["OriginalChannelGroupIndex"] = 0
+    out["SourceClipIndex"] = 0
+    return out
+
+
 def write_otio(
     timeline: otio.schema.Timeline, flavour: str = "otio", *, relative_to: Path | None = None
 ) -> bytes:
@@ -72,6 +119,7 @@ def write_otio(
     tl: otio.schema.Timeline = timeline.deepcopy()
     meta = tl.metadata[META]
     rate = rate_of(tl)
+    link_ids = _LinkIDs()
     if flavour == "premiere-otio":
         tl.metadata["PremierePro_OTIO"] = {"MetadataVersion": "1.0"}
         tl.tracks.metadata["PremierePro_OTIO"] = {
@@ -114,9 +162,9 @@ def write_otio(
                         for c in range(int(cmeta["audio_channels"] or 1))
                     ]
                 item.metadata["Resolve_OTIO"] = clip_info
-            elif flavour == "premiere-otio" and cmeta["role"] != "master":
-                # The picture and the reference sound of one clip share an id; the master
-                # narration is linked to nothing.
-                item.metadata["PremierePro_OTIO"] = {"LinkID": str(cmeta["index"])}
+            elif flavour == "premiere-otio":
+                item.metadata["PremierePro_OTIO"] = _premiere_clip(
+                    cmeta, link_ids(cmeta), audio=audio
+                )
     text: str = otio.adapters.write_to_string(tl, "otio_json")
     return text.encode("utf-8")

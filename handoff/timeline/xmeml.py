@@ -35,7 +35,7 @@ from handoff.errors import UnsupportedError
 from handoff.files.names import xml_text
 from handoff.timeline.model import META, PlacedClip, frames_at, placed_clips, rate_of
 from handoff.timeline.paths import premiere_pathurl
-from handoff.timeline.timecode import timecode_at
+from handoff.timeline.timecode import DROP_FRAME_RATES, timecode_at
 
 __all__ = ["PPRO_TICKS_PER_SECOND", "write_xmeml", "xmeml_rate"]
 
@@ -208,7 +208,10 @@ class _Writer:
 
     def add_timecode(self, parent: etree._Element, frame: int, *, drop_frame: bool = False) -> None:
         """``frame``: the frame count; Premiere writes a drop-frame label with ``;``
-        throughout (``01;00;00;00``) and ``<displayformat>DF``."""
+        throughout (``01;00;00;00``) and ``<displayformat>DF``. Premiere's order:
+        ``rate``, ``string``, ``frame``, ``displayformat`` (its exports add ``<reel>``
+        only for footage that names one)."""
+        drop_frame = drop_frame and self.rate in DROP_FRAME_RATES
         tc = _SubElement(parent, "timecode")
         self.add_rate(tc)
         _text(tc, "string", timecode_at(frame, self.rate, drop_frame=drop_frame))
@@ -224,9 +227,11 @@ class _Writer:
         _text(sc, "pixelaspectratio", "square")
         _text(sc, "fielddominance", "none")
 
-    def audio_characteristics(self, parent: etree._Element, sample_rate: int) -> None:
+    def audio_characteristics(
+        self, parent: etree._Element, sample_rate: int, depth: int = 16
+    ) -> None:
         sc = _SubElement(parent, "samplecharacteristics")
-        _text(sc, "depth", 16)
+        _text(sc, "depth", depth)
         _text(sc, "samplerate", sample_rate)
 
     def add_file(self, parent: etree._Element, item: _Item, number: int) -> None:
@@ -246,7 +251,11 @@ class _Writer:
         _text(f, "pathurl", premiere_pathurl(PurePath(path)))
         self.add_rate(f)
         _text(f, "duration", self.file_frames(item))
-        self.add_timecode(f, 0)
+        # The file's own timecode (00:00:00:00 without one, as Premiere writes it); the
+        # clipitems' <in>/<out> stay counted from the file's first frame. Premiere's
+        # exports do both: in otio-fcp-adapter's premiere_example.xml a file at
+        # 00:00:03:09 (<frame>99</frame>) is used from <in>34</in>.
+        self.add_timecode(f, item.placed.tc, drop_frame=bool(meta.get("tc_drop_frame")))
         media = _SubElement(f, "media")
         has_video = bool(meta.get("has_video", item.mediatype == "video"))
         has_audio = bool(meta.get("has_audio", item.mediatype == "audio"))
@@ -257,7 +266,13 @@ class _Writer:
             )
         if has_audio:
             a = _SubElement(media, "audio")
-            self.audio_characteristics(a, int(meta.get("audio_sample_rate") or self.sample_rate))
+            # The file's real bit depth (a 24-bit narration says 24); compressed sound
+            # (AAC) has none, and Premiere's exports write 16 for it.
+            self.audio_characteristics(
+                a,
+                int(meta.get("audio_sample_rate") or self.sample_rate),
+                int(meta.get("audio_bit_depth") or 16),
+            )
             _text(a, "channelcount", self.channels(meta))
 
     def file_frames(self, item: _Item) -> int:
