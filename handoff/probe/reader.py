@@ -885,8 +885,8 @@ def _tmcd_timecode(
 ) -> SourceTimecode | None:
     """The label of a QuickTime timecode track's first sample (QuickTime File Format,
     "Timecode sample description" and "Timecode media"): a frame number counted at
-    the track's own rate (time scale / frame duration), labelled drop-frame when its
-    flag says so."""
+    the picture's rate (the track's own time scale / frame duration without a picture,
+    or when the two disagree), labelled drop-frame when its flag says so."""
     # Imported here: handoff.timeline's package imports this module (its model reads
     # MediaInfo), so a module-level import would be circular.
     from handoff.timeline.timecode import (
@@ -903,7 +903,18 @@ def _tmcd_timecode(
     if track.flags & TMCD_COUNTER:
         warnings.append(f"no timecode read: {where} is a counter, not a time of day")
         return None
-    rate = track.rate or fps
+    # The label counts the picture's frames, at its exact rate: the track's own time
+    # scale / frame duration may only approximate it (FFmpeg's mov muxer wrote 45000/1877
+    # for a 23.976 fps stream in a 1/90000 time base, measured with FFmpeg 8).
+    rate = fps
+    own = track.rate
+    if rate is None or (own is not None and abs(own / rate - 1) > Fraction(1, 100)):
+        if rate is not None and own is not None:
+            warnings.append(
+                f"{where} counts at {short_rate(own)} fps, the picture runs at "
+                f"{short_rate(rate)} fps: the label counts the timecode track's frames"
+            )
+        rate = own
     if rate is None:
         warnings.append(f"no timecode read: {where} states no rate and there is no picture")
         return None
@@ -918,11 +929,6 @@ def _tmcd_timecode(
         warnings.append(
             f"{where} says {track.frames_per_second} frames a second at "
             f"{short_rate(rate)} fps: its label counts {timebase(rate)}"
-        )
-    if fps is not None and rate != fps:
-        warnings.append(
-            f"{where} counts at {short_rate(rate)} fps, the picture runs at "
-            f"{short_rate(fps)} fps: the label counts the timecode track's frames"
         )
     drop = track.drop_frame
     if drop and rate not in DROP_FRAME_RATES:
