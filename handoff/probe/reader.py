@@ -792,9 +792,12 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
             Fraction(container.duration, av.time_base) if container.duration is not None else None
         )
         bit_rate = container.bit_rate or None
-        # A timecode tag: the container's, else the first stream's that has one.
+        # A timecode tag: the container's, else the first stream's that has one; by any
+        # case, as FFmpeg's av_dict_get matches keys (its Matroska demuxer says TIMECODE).
         tags = [container.metadata] + [s.metadata for s in container.streams]
-        tagged = next((t["timecode"] for t in tags if t.get("timecode")), None)
+        tagged = next(
+            (v for t in tags for k, v in t.items() if k.lower() == "timecode" and v), None
+        )
 
     if not videos and not audios:
         raise NoStreamsError("the streams hold no packets (no media data)", path)
