@@ -1,8 +1,9 @@
 """Export carries one picture and one sound, and says what it leaves out.
 
 A source with a second (5.1 AC-3) sound, a QuickTime timecode track and subtitles: the
-report names each stream not carried, ``--audio-stream`` picks the sound, and every
-output passes the same ``handoff validate`` a user runs afterwards.
+report names each stream not carried, ``--audio-stream`` picks the sound, the timecode
+is carried (the output gets a timecode track of its own), and every output passes the
+same ``handoff validate`` a user runs afterwards.
 """
 
 from __future__ import annotations
@@ -111,11 +112,14 @@ def test_every_stream_left_out_is_named_and_the_sound_can_be_chosen(
     assert result["status"] == "done"
     left_out = result["not_carried"]
     assert any(s.startswith("audio #2 (ac3, 6 ch") and "--audio-stream 2" in s for s in left_out)
-    assert any(s.startswith("data #") and "tmcd" in s for s in left_out)
+    assert not any("tmcd" in s for s in left_out)  # carried: see the timecode below
     assert any(s.startswith("subtitles #") and "mov_text" in s for s in left_out)
     assert all(f"not carried: {s}" in result["notes"] for s in left_out)
     out = Path(result["dest"])
     assert _dominant_frequency(out) == pytest.approx(TONES[1], abs=2)
+    carried = probe(out)
+    assert carried.timecode is not None and carried.timecode.label == "01:00:00:00"
+    assert [o.codec for o in carried.others] == ["tmcd"]
 
     chosen = run_handoff("export", str(source), "--preset", "prores-master", "--engine", engine,
                          "--audio-stream", "2", "--out", str(tmp_path / "chosen"))  # fmt: skip

@@ -20,6 +20,7 @@ from handoff.probe.reader import (
     probe,
     rate_text,
     ratio_str,
+    timecode_text,
     to_json,
 )
 
@@ -79,6 +80,8 @@ def render_probe(info: MediaInfo) -> str:
             + (f"  priming {a.priming_samples} samples" if a.priming_samples else "")
         )
     lines += [f"  {o.type} #{o.index}   {o.codec}" for o in info.others]
+    if info.timecode is not None:
+        lines.append(f"  timecode  {timecode_text(info.timecode)}")
     delta = info.av_duration_delta_s
     if delta is not None:
         lines.append(f"  audio - video duration  {delta * 1000:+.1f} ms")

@@ -45,6 +45,7 @@ __all__ = [
     "ExportOptions",
     "ExportPlan",
     "ExportSettings",
+    "OutputTimecode",
     "VideoPlan",
     "export_settings",
     "parse_crop",
@@ -172,6 +173,19 @@ class AudioPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputTimecode:
+    """The start timecode of the output's first frame, at the output rate."""
+
+    label: str
+    """``HH:MM:SS:FF``, drop-frame ``HH:MM:SS;FF``: what the muxer is given."""
+    frame: int
+    """The frame count the label names at the plan's rate."""
+    drop_frame: bool
+    start: Fraction
+    """Seconds since midnight, exact: ``frame / fps``."""
+
+
+@dataclass(frozen=True, slots=True)
 class ExportPlan:
     source: Path
     dest: Path
@@ -183,6 +197,9 @@ class ExportPlan:
     notes: tuple[str, ...]
     not_carried: tuple[str, ...] = ()
     """The source's streams the output leaves out, described (also in the notes)."""
+    timecode: OutputTimecode | None = None
+    """The output's start timecode: the source's, moved with the plan's in point and
+    counted at the output rate; None when the source has none."""
 
     @property
     def duration(self) -> Fraction:
@@ -237,6 +254,14 @@ class ExportPlan:
                 "source_rate": a.source_rate,
                 "source_start_s_exact": fraction_str(a.source_start),
                 "offset_samples": a.offset_samples,
+            },
+            "timecode": None
+            if self.timecode is None
+            else {
+                "label": self.timecode.label,
+                "frame": self.timecode.frame,
+                "drop_frame": self.timecode.drop_frame,
+                "start_s_exact": fraction_str(self.timecode.start),
             },
             "duration_s": float(self.duration),
             "duration_s_exact": fraction_str(self.duration),
@@ -731,7 +756,8 @@ def plan_export(
     else:
         notes.append(f"no audio in the source, and none written ('{spec.name}' allows that)")
 
-    left_out = _not_carried(info, v.index, None if a is None else a.index)
+    timecode = _output_timecode(info, video, notes)
+    left_out = _not_carried(info, v.index, None if a is None else a.index, timecode is not None)
     notes += [Text("not carried: ", what) for what in left_out]
     return ExportPlan(
         source=info.path,
@@ -743,7 +769,44 @@ def plan_export(
         audio=audio,
         notes=tuple(notes),
         not_carried=tuple(left_out),
+        timecode=timecode,
     )
+
+
+def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> OutputTimecode | None:
+    """The source's timecode moved to the output's first frame, at the output rate.
+
+    The output starts at source time ``video.source_start``; the source's timecode
+    labels its first frame (``info.video.start``). The label keeps the time of day: 25
+    fps at 10:00:00:00 written at 24 fps is 10:00:00:00 again. At an NTSC rate a label
+    is not the clock (01:00:00:00 at 23.976 is 3603.6 s after midnight), so a change
+    between 23.976 and 24 moves the label; a time between two output frames is rounded
+    to the nearest, and the notes say so."""
+    # Imported here: handoff.timeline's package imports the probe (see probe.reader).
+    from handoff.timeline.timecode import DROP_FRAME_RATES, timecode_at
+
+    tc, v = info.timecode, info.video
+    if tc is None or v is None or tc.origin == "bext":
+        return None
+    start = tc.start + (video.source_start - v.start)
+    exact = start * video.fps
+    frame = round(exact)
+    drop = tc.drop_frame and video.fps in DROP_FRAME_RATES
+    label = timecode_at(frame, video.fps, drop_frame=drop)
+    if drop:  # HH:MM:SS;FF, the form FFmpeg's muxers read (timecode_at writes HH;MM;SS;FF)
+        label = label[:8].replace(";", ":") + label[8:]
+    if exact != frame:
+        notes.append(
+            f"source timecode {tc.label} is {float(start):.4f} s after midnight, between two "
+            f"frames at {_rate_name(video.fps)} fps: the output starts at {label}, the "
+            f"nearest frame ({float(frame / video.fps):.4f} s)"
+        )
+    elif label != tc.label:
+        notes.append(
+            f"source timecode {tc.label} written as {label}: the same time of day at "
+            f"{_rate_name(video.fps)} fps"
+        )
+    return OutputTimecode(label=label, frame=frame, drop_frame=drop, start=frame / video.fps)
 
 
 def _chosen_audio(info: MediaInfo, index: int | None) -> AudioInfo | None:
@@ -769,8 +832,11 @@ def _audio_name(a: AudioInfo) -> str:
     return f"{a.codec}, {channels}{layout}"
 
 
-def _not_carried(info: MediaInfo, video_index: int, audio_index: int | None) -> list[str]:
-    """Every stream of the source the output leaves out, described for the notes."""
+def _not_carried(
+    info: MediaInfo, video_index: int, audio_index: int | None, timecode: bool
+) -> list[str]:
+    """Every stream of the source the output leaves out, described for the notes (a
+    timecode track is not left out when the output is given its timecode)."""
     out = [
         f"video #{x.index} ({x.codec}, {x.width}x{x.height}): only stream #{video_index} "
         "is exported"
@@ -790,5 +856,6 @@ def _not_carried(info: MediaInfo, video_index: int, audio_index: int | None) -> 
         f"{kinds.get(x.type, x.type)} #{x.index} ({x.codec})"
         + (" -- a timecode track" if x.codec == "tmcd" else "")
         for x in info.others
+        if not (timecode and x.codec == "tmcd")
     ]
     return out

@@ -14,7 +14,7 @@ import io
 import math
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +29,7 @@ __all__ = [
     "Edit",
     "Movie",
     "SampleTables",
+    "TimecodeTrack",
     "TrackSamples",
     "presented_sound_samples",
     "read_layout",
@@ -67,6 +68,52 @@ class BoxLayout:
     presented_sound_by_track: dict[int, Fraction] = field(default_factory=dict)
     """How much of each sound track the file presents, in the track's own time units
     (its sample rate, for the files handoff writes): see :func:`presented_sound_samples`."""
+    timecode: TimecodeTrack | None = None
+    """The first QuickTime timecode (``tmcd``) track, if the file has one."""
+
+
+# Flags of a timecode sample description (QuickTime File Format, "Timecode sample
+# description"): labels skip frame numbers (drop-frame), wrap at 24 hours, may be
+# negative; or the track counts something other than time (a counter).
+TMCD_DROP_FRAME = 0x1
+TMCD_24_HOUR_MAX = 0x2
+TMCD_NEGATIVE_OK = 0x4
+TMCD_COUNTER = 0x8
+
+
+@dataclass(frozen=True, slots=True)
+class TimecodeTrack:
+    """A QuickTime timecode track: its sample description and its first sample.
+
+    The sample description (QuickTime File Format, "Timecode sample description") follows
+    the common sample entry header (size, type, 6 reserved bytes, data reference index):
+    a reserved 32-bit word, 32-bit flags, the time scale, the frame duration in that
+    scale, the number of frames a second the labels count (8 bits) and a reserved byte.
+    Each sample (QTFF, "Timecode media") is a big-endian 32-bit frame number: the first
+    names the first frame of the movie."""
+
+    track_id: int | None
+    flags: int
+    time_scale: int
+    frame_duration: int
+    frames_per_second: int
+    first_offset: int | None
+    """File offset of the first sample (the first chunk's)."""
+    first_frame: int | None = None
+    """The first sample's frame number; None when it cannot be read (see ``problem``)."""
+    problem: str | None = None
+    """Why the first sample could not be read (outside the file, no chunk offset)."""
+
+    @property
+    def drop_frame(self) -> bool:
+        return bool(self.flags & TMCD_DROP_FRAME)
+
+    @property
+    def rate(self) -> Fraction | None:
+        """Frames a second the track counts, exact (time scale over frame duration)."""
+        if not self.time_scale or not self.frame_duration:
+            return None
+        return Fraction(self.time_scale, self.frame_duration)
 
 
 def sniff_isobmff(head: bytes) -> bool:
@@ -174,6 +221,10 @@ def read_movie(path: Path) -> Movie | None:
         if why_no_tables is None:
             why_no_tables = "no 'moov' box" if moov is None else None
         tables = why_no_tables or _sample_tables(m, len(index), tuple(media), size)
+    tc = layout.timecode
+    if tc is not None and tc.problem is None:
+        with path.open("rb") as f:
+            layout = replace(layout, timecode=_read_timecode_sample(f, size, tc))
     return Movie(layout, tables)
 
 
@@ -193,6 +244,7 @@ def _layout(
         amount = t.presented(movie_scale)
         if t.handler == b"soun" and amount is not None:
             presented[track_id] = amount
+    timecode = next((t for t in tracks if t.tmcd is not None), None)
     return BoxLayout(
         has_moov=has_moov,
         faststart=faststart,
@@ -201,7 +253,31 @@ def _layout(
         truncated_box=truncated,
         sample_entry_by_track={i: t.entry for i, t in by_id.items() if t.entry is not None},
         presented_sound_by_track=presented,
+        timecode=None if timecode is None else _timecode_track(timecode),
     )
+
+
+def _timecode_track(t: _Track) -> TimecodeTrack:
+    """The track's sample description; its first sample is read from the file later."""
+    assert t.tmcd is not None
+    flags, scale, duration, count = t.tmcd
+    problem = None if t.first_chunk is not None else "the timecode track lists no chunk"
+    return TimecodeTrack(t.track_id, flags, scale, duration, count, t.first_chunk, None, problem)
+
+
+def _read_timecode_sample(f: BinaryIO, size: int, tc: TimecodeTrack) -> TimecodeTrack:
+    """``tc`` with its first sample, read from the file."""
+    at = tc.first_offset
+    if at is None:
+        return tc
+    if at + 4 > size:
+        return replace(
+            tc,
+            problem=f"its first sample lies at byte {at}, past the end of the file ({size} bytes)",
+        )
+    f.seek(at)
+    (frame,) = struct.unpack(">I", f.read(4))
+    return replace(tc, first_frame=int(frame))
 
 
 def _movie_timescale(mvhd: bytes) -> int | None:
@@ -225,6 +301,10 @@ class _Track:
     media_duration: int | None = None
     edits: list[int] | None = None
     """Durations (movie timescale) of the edit list's non-empty segments."""
+    tmcd: tuple[int, int, int, int] | None = None
+    """A timecode track's (flags, time scale, frame duration, frames a second)."""
+    first_chunk: int | None = None
+    """File offset of the track's first chunk (``stco``/``co64``)."""
 
     def presented(self, movie_scale: int | None) -> Fraction | None:
         """The edit list's non-empty segments (ISO 14496-12 8.6.6, durations in the
@@ -274,6 +354,16 @@ def _read_trak(f: BinaryIO, start: int, end: int) -> _Track:
                 # type (ISO 14496-12 8.5.2): the type is the codec's four-character code.
                 if len(stsd) >= 16:
                     track.entry = stsd[12:16].decode("latin-1")
+                if track.entry == "tmcd" and len(stsd) >= 8 + 34:
+                    # The entry starts at 8; its fields after the 16-byte sample entry
+                    # header (see TimecodeTrack).
+                    flags, scale, duration, count = struct.unpack_from(">IIIB", stsd, 8 + 20)
+                    track.tmcd = (flags, scale, duration, count)
+            elif kind in (b"stco", b"co64"):
+                data = _full_box(f, payload, length, 16)
+                wide = kind == b"co64"
+                if len(data) >= (16 if wide else 12) and struct.unpack_from(">I", data, 4)[0]:
+                    (track.first_chunk,) = struct.unpack_from(">Q" if wide else ">I", data, 8)
     return track
 
 

@@ -60,6 +60,11 @@ class WavLayout:
     """Bytes the ``data`` chunk declares; None when the writer left a placeholder."""
     truncated: str | None
     """Why the file is cut short, or None."""
+    time_reference: int | None = None
+    """Broadcast Wave: the ``bext`` chunk's time reference, samples since midnight of the
+    first sample; None without a ``bext`` chunk (before the audio data)."""
+    bext_problem: str | None = None
+    """Why a ``bext`` chunk's time reference could not be read (a chunk too short)."""
 
     @property
     def data_present(self) -> int:
@@ -81,6 +86,7 @@ def read_wav_layout(path: Path) -> WavLayout | None:
             return None
         ds64_data: int | None = None
         fmt: bytes | None = None
+        bext: tuple[int | None, str | None] = (None, None)
         pos = 12
         for _ in range(_MAX_CHUNKS):
             f.seek(pos)
@@ -102,17 +108,36 @@ def read_wav_layout(path: Path) -> WavLayout | None:
                         f"the WAV's data chunk declares {declared} bytes of audio but the file "
                         f"holds {size - payload}: the write was interrupted"
                     )
-                return WavLayout(size, fmt, payload, declared, truncated)
+                return WavLayout(size, fmt, payload, declared, truncated, *bext)
             if payload + length > size:
                 name = cid.decode("latin-1")
                 why = f"the file ends inside its '{name}' chunk, before any audio data"
                 return WavLayout(size, fmt, None, None, why)
             if cid == b"fmt ":
                 fmt = f.read(min(length, 1024))
+            elif cid == b"bext":
+                bext = _time_reference(f, length)
             elif cid == b"ds64" and length >= 16:
                 ds64_data = struct.unpack("<Q", f.read(16)[8:16])[0]
             pos = payload + length + (length & 1)
     return WavLayout(size, fmt, None, None, "too many chunks before the audio data")
+
+
+# EBU Tech 3285 v2, section 2.3: the bext chunk's fixed fields are Description (256
+# bytes), Originator (32), OriginatorReference (32), OriginationDate (10),
+# OriginationTime (8), then TimeReferenceLow and TimeReferenceHigh, two little-endian
+# 32-bit halves of one 64-bit sample count: at byte 338 of the chunk's payload.
+_TIME_REFERENCE_AT = 338
+
+
+def _time_reference(f: BinaryIO, length: int) -> tuple[int | None, str | None]:
+    """(samples since midnight, None), or (None, why not) for a ``bext`` chunk of
+    ``length`` bytes at the file's current position."""
+    if length < _TIME_REFERENCE_AT + 8:
+        return None, f"its 'bext' chunk is {length} bytes, too short for a time reference"
+    f.seek(_TIME_REFERENCE_AT, 1)
+    (samples,) = struct.unpack("<Q", f.read(8))
+    return int(samples), None
 
 
 # ---------------------------------------------------------------- writing

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from handoff.media.arrays import Float32Array
+from handoff.timeline.timecode import parse_timecode
 
 __all__ = [
     "ClipSpec",
@@ -70,6 +71,11 @@ class ClipSpec:
     """Instants with a flash frame and a beep."""
     faststart: bool = True
     time_base: Fraction = Fraction(1, 90000)
+    timecode: str | None = None
+    """Start timecode of the first frame (``01:00:00:00``, drop-frame ``00:59:59;28``),
+    written as FFmpeg's mov/mp4 muxer writes one: from the video stream's ``timecode``
+    tag, as a QuickTime timecode (``tmcd``) track. Checked against ``fps`` first: the
+    muxer drops a label it cannot parse without a word."""
 
 
 def vfr_times(seconds: float, fps: float, jitter: float, seed: int = 1) -> list[Fraction]:
@@ -117,14 +123,27 @@ def write_wav(
     samples: npt.NDArray[np.floating],
     rate: int,
     codec: str = "pcm_s24le",
+    *,
+    time_reference: int | None = None,
 ) -> Path:
-    """Write float samples (channels, n) in [-1, 1] as a WAV with the given PCM codec."""
+    """Write float samples (channels, n) in [-1, 1] as a WAV with the given PCM codec.
+
+    ``time_reference``: samples since midnight of the first sample, written in a
+    Broadcast Wave ``bext`` chunk (EBU Tech 3285) the way FFmpeg's wav muxer writes one:
+    its ``write_bext`` option and the ``time_reference`` tag."""
     data = np.asarray(samples, dtype=np.float32)
     if data.ndim == 1:
         data = data[None, :]
     channels = data.shape[0]
     layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
-    with av.open(str(path), "w", format="wav") as out:
+    options: dict[str, str] = {}
+    if time_reference is not None:
+        if time_reference < 0:
+            raise ValueError(f"time_reference {time_reference}: samples since midnight, >= 0")
+        options["write_bext"] = "1"
+    with av.open(str(path), "w", format="wav", options=options) as out:
+        if time_reference is not None:
+            out.metadata["time_reference"] = str(time_reference)
         stream = out.add_stream(codec, rate=rate, layout=layout)
         assert isinstance(stream, av.AudioStream)
         chunk = 4096
@@ -250,6 +269,15 @@ def _encode_sound(
         out.mux(packet)
 
 
+def _checked_timecode(label: str, fps: Fraction) -> str:
+    """``label`` as FFmpeg's muxer reads it (``HH:MM:SS:FF`` or ``HH:MM:SS;FF``), or
+    UsageError: libavformat's mov muxer writes no timecode track at all for a label
+    av_timecode_init_from_string refuses, and says nothing (measured with FFmpeg 8)."""
+    tc = parse_timecode(label)
+    tc.frame_at(fps)  # the frames field and drop-frame checked against the rate
+    return str(tc)
+
+
 def write_clip(path: Path, spec: ClipSpec) -> Path:
     """Encode a synthetic clip (picture, and sound unless ``audio_rate`` is None)."""
     path = Path(path)
@@ -280,6 +308,8 @@ def write_clip(path: Path, spec: ClipSpec) -> Path:
             _tag_bt709(vs)
         if spec.sample_aspect_ratio is not None:
             vs.codec_context.sample_aspect_ratio = spec.sample_aspect_ratio
+        if spec.timecode is not None:
+            vs.metadata["timecode"] = _checked_timecode(spec.timecode, spec.fps)
         aus: av.AudioStream | None = None
         if spec.audio_rate:
             aus = _add_sound(out, spec.audio_codec, spec.audio_rate, spec.audio_channels)

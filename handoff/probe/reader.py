@@ -14,6 +14,7 @@ else is scanned packet by packet, as before.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -28,19 +29,22 @@ import numpy as np
 
 from handoff.errors import (
     NoStreamsError,
+    UsageError,
 )
 from handoff.files.find import check_readable
 from handoff.media import h264
 from handoff.media.arrays import Int64Array
 from handoff.media.audio import open_media
 from handoff.media.isobmff import (
+    TMCD_COUNTER,
     BoxLayout,
     SampleTables,
+    TimecodeTrack,
     TrackSamples,
     read_movie,
     sniff_isobmff,
 )
-from handoff.media.riff import read_wav_layout
+from handoff.media.riff import WavLayout, read_wav_layout
 from handoff.probe.timing import FrameRateMode, analyse_frame_times, keyframe_spacing
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "OtherStream",
     "SourceTimecode",
     "VideoInfo",
+    "bext_timecode",
     "channels_text",
     "color_codes",
     "display_aspect_ratio",
@@ -58,6 +63,8 @@ __all__ = [
     "rate_text",
     "ratio_str",
     "short_rate",
+    "timecode_json",
+    "timecode_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -785,6 +792,12 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
             Fraction(container.duration, av.time_base) if container.duration is not None else None
         )
         bit_rate = container.bit_rate or None
+        # A timecode tag: the container's, else the first stream's that has one; by any
+        # case, as FFmpeg's av_dict_get matches keys (its Matroska demuxer says TIMECODE).
+        tags = [container.metadata] + [s.metadata for s in container.streams]
+        tagged = next(
+            (v for t in tags for k, v in t.items() if k.lower() == "timecode" and v), None
+        )
 
     if not videos and not audios:
         raise NoStreamsError("the streams hold no packets (no media data)", path)
@@ -819,6 +832,7 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
     if read_error:
         truncation.append(f"reading stopped early: {read_error}")
     warnings += truncation
+    timecode = _timecode(layout, wav, tagged, videos, audios, warnings)
     return MediaInfo(
         path=path,
         container=_container_name(fmt, path, layout, head),
@@ -834,7 +848,147 @@ def probe(path: Path | str, *, method: Literal["auto", "packets"] = "auto") -> M
         truncated=truncation[0] if truncation else None,
         others=others,
         read_from="packets" if isinstance(found, str) else "sample tables",
+        timecode=timecode,
     )
+
+
+def _timecode(
+    layout: BoxLayout | None,
+    wav: WavLayout | None,
+    tagged: str | None,
+    videos: list[VideoInfo],
+    audios: list[AudioInfo],
+    warnings: list[str],
+) -> SourceTimecode | None:
+    """The first frame's (or sample's) timecode: an MP4/MOV timecode track first, then
+    a ``timecode`` tag, then a WAV's ``bext`` chunk. What cannot be read is a warning,
+    and no timecode."""
+    fps = videos[0].fps if videos else None
+    if layout is not None and layout.timecode is not None:
+        return _tmcd_timecode(layout.timecode, fps, warnings)
+    if tagged is not None:
+        return _tagged_timecode(tagged, fps, warnings)
+    if wav is not None and wav.bext_problem is not None:
+        warnings.append(f"no timecode read: {wav.bext_problem}")
+    if wav is not None and wav.time_reference is not None:
+        rate = audios[0].sample_rate if audios else None
+        if not rate:
+            warnings.append("no timecode read: a 'bext' time reference but no sample rate")
+            return None
+        return bext_timecode(wav.time_reference, rate)
+    return None
+
+
+# A timecode past this many seconds (a day) labels no time of day: damage, not a start.
+_DAY = 24 * 3600
+
+
+def _tmcd_timecode(
+    track: TimecodeTrack, fps: Fraction | None, warnings: list[str]
+) -> SourceTimecode | None:
+    """The label of a QuickTime timecode track's first sample (QuickTime File Format,
+    "Timecode sample description" and "Timecode media"): a frame number counted at
+    the picture's rate (the track's own time scale / frame duration without a picture,
+    or when the two disagree), labelled drop-frame when its flag says so."""
+    # Imported here: handoff.timeline's package imports this module (its model reads
+    # MediaInfo), so a module-level import would be circular.
+    from handoff.timeline.timecode import (
+        DROP_FRAME_RATES,
+        parse_timecode,
+        timebase,
+        timecode_at,
+    )
+
+    where = "the timecode track"
+    if track.problem is not None or track.first_frame is None:
+        warnings.append(f"no timecode read: {where}: {track.problem or 'no first sample'}")
+        return None
+    if track.flags & TMCD_COUNTER:
+        warnings.append(f"no timecode read: {where} is a counter, not a time of day")
+        return None
+    # The label counts the picture's frames, at its exact rate: the track's own time
+    # scale / frame duration may only approximate it (FFmpeg's mov muxer wrote 45000/1877
+    # for a 23.976 fps stream in a 1/90000 time base, measured with FFmpeg 8).
+    rate = fps
+    own = track.rate
+    if rate is None or (own is not None and abs(own / rate - 1) > Fraction(1, 100)):
+        if rate is not None and own is not None:
+            warnings.append(
+                f"{where} counts at {short_rate(own)} fps, the picture runs at "
+                f"{short_rate(rate)} fps: the label counts the timecode track's frames"
+            )
+        rate = own
+    if rate is None:
+        warnings.append(f"no timecode read: {where} states no rate and there is no picture")
+        return None
+    frame = track.first_frame
+    if frame / rate >= _DAY:
+        warnings.append(
+            f"no timecode read: {where}'s first frame number {frame} is past 24 hours at "
+            f"{short_rate(rate)} fps (a damaged sample?)"
+        )
+        return None
+    if track.frames_per_second and track.frames_per_second != timebase(rate):
+        warnings.append(
+            f"{where} says {track.frames_per_second} frames a second at "
+            f"{short_rate(rate)} fps: its label counts {timebase(rate)}"
+        )
+    drop = track.drop_frame
+    if drop and rate not in DROP_FRAME_RATES:
+        warnings.append(
+            f"{where} is flagged drop-frame at {short_rate(rate)} fps, which has none: "
+            "read as non-drop-frame"
+        )
+        drop = False
+    # HH:MM:SS;FF for drop-frame, as FFmpeg and MediaInfo print it (timecode_at writes
+    # Premiere's HH;MM;SS;FF).
+    label = timecode_at(frame, rate, drop_frame=drop)
+    # (Left as it is past 23:59:59 by the labels' count: drop-frame runs ahead.)
+    with contextlib.suppress(UsageError):
+        label = str(parse_timecode(label))
+    return SourceTimecode(
+        label=label,
+        start=frame / rate,
+        origin="tmcd",
+        frame=frame,
+        rate=rate,
+        drop_frame=drop,
+    )
+
+
+def _tagged_timecode(text: str, fps: Fraction | None, warnings: list[str]) -> SourceTimecode | None:
+    """A ``timecode`` tag (Matroska, MXF, an MP4 without its track), read against the
+    picture's rate."""
+    from handoff.timeline.timecode import parse_timecode  # here: see _tmcd_timecode
+
+    if fps is None:
+        warnings.append(f"no timecode read: a timecode tag {text!r} but no picture to count")
+        return None
+    try:
+        tc = parse_timecode(text)
+        frame = tc.frame_at(fps)
+    except UsageError as exc:
+        warnings.append(f"no timecode read: the timecode tag: {exc}")
+        return None
+    return SourceTimecode(
+        label=str(tc),
+        start=frame / fps,
+        origin="metadata",
+        frame=frame,
+        rate=fps,
+        drop_frame=tc.drop_frame,
+    )
+
+
+def bext_timecode(samples: int, rate: int) -> SourceTimecode:
+    """A Broadcast Wave time reference as a timecode. A WAV has no frame rate, so its
+    label is a clock time to the millisecond (rounded down), ``01:00:00.000``: the exact
+    start is ``samples / rate``, and a timeline counts it at its own rate."""
+    start = Fraction(samples, rate)
+    ms = math.floor(start * 1000)
+    s, ms = divmod(ms, 1000)
+    label = f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{ms:03d}"
+    return SourceTimecode(label=label, start=start, origin="bext", samples=samples)
 
 
 def _other_stream(stream: av.stream.Stream, layout: BoxLayout | None) -> OtherStream:
@@ -890,9 +1044,34 @@ def to_json(info: MediaInfo) -> dict[str, Any]:
         + [_audio_json(x) for x in info.audios]
         + [{"type": x.type, "index": x.index, "codec": x.codec} for x in info.others],
         "av_duration_delta_s": _r(delta),
+        "timecode": None if info.timecode is None else timecode_json(info.timecode),
         "truncated": info.truncated,
         "warnings": list(info.warnings),
     }
+
+
+def timecode_json(tc: SourceTimecode) -> dict[str, Any]:
+    """The ``timecode`` object of ``probe --json``."""
+    return {
+        "label": tc.label,
+        "start_s": _r(float(tc.start)),
+        "start_s_exact": fraction_str(tc.start),
+        "origin": tc.origin,
+        "frame": tc.frame,
+        "rate": None if tc.rate is None else fraction_str(tc.rate),
+        "drop_frame": tc.drop_frame,
+        "samples": tc.samples,
+    }
+
+
+def timecode_text(tc: SourceTimecode) -> str:
+    """``01:00:00:00 (tmcd track, frame 86400 at 23.976 fps)``: a timecode for people."""
+    if tc.origin == "bext":
+        return f"{tc.label} (bext time reference, {tc.samples} samples)"
+    where = "tmcd track" if tc.origin == "tmcd" else "timecode tag"
+    rate = "" if tc.rate is None else f" at {short_rate(tc.rate)} fps"
+    df = ", drop-frame" if tc.drop_frame else ""
+    return f"{tc.label} ({where}, frame {tc.frame}{rate}{df})"
 
 
 def error_json(path: Path | str, message: str) -> dict[str, Any]:
@@ -913,6 +1092,7 @@ def error_json(path: Path | str, message: str) -> dict[str, Any]:
         "audio": None,
         "streams": [],
         "av_duration_delta_s": None,
+        "timecode": None,
         "truncated": None,
         "warnings": [],
     }

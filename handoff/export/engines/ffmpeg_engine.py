@@ -346,9 +346,14 @@ def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[st
         "color_range:v": v.color_range,
         # No source metadata: an embedded timecode would become a second tmcd track
         # (users of Premiere and Resolve report imports that add source timecode twice).
+        # The plan's own timecode is given once, below.
         "map_metadata": -1,
         "map_chapters": -1,
     }
+    if plan.timecode is not None:
+        # FFmpeg's -timecode sets the output's timecode tag, from which its mov/mp4
+        # muxer writes one tmcd track (';' before the frames: drop-frame).
+        kwargs["timecode"] = plan.timecode.label
     for key, value in v.options.items():
         kwargs[f"{key}:v"] = value
     if v.gop is not None:

@@ -376,6 +376,10 @@ def _run(plan: ExportPlan, out_path: Path, progress: Progress | None) -> None:
         ) as out:
             handover = _Handover()
             vout = _video_stream(out, plan.video)
+            if plan.timecode is not None:
+                # FFmpeg's mov/mp4 muxer writes a tmcd track from the video stream's
+                # timecode tag (libavformat/movenc.c), counting at the stream's rate.
+                vout.metadata["timecode"] = plan.timecode.label
             picture = _Picture(plan.video, vin, vout, handover.put)
             sound: _Sound | None = None
             if plan.audio is not None:
