@@ -335,3 +335,24 @@ def test_the_plan_moves_the_label_to_the_output_rate(folder: Path, fps: Fraction
     rounded = [str(n) for n in plan.notes if "between two frames" in str(n)]
     assert len(rounded) == (exact.denominator != 1)
     assert plan.to_json()["timecode"]["label"] == plan.timecode.label
+
+
+@pytest.mark.parametrize(
+    ("conversion", "label", "frame"),
+    [("retime", "00:00:10:20", 10 * 24 + 20), ("drop", "00:00:10:19", 259)],
+)
+def test_a_retime_keeps_the_label_and_a_drop_the_time_of_day(
+    folder: Path, tmp_path: Path, conversion: str, label: str, frame: int
+) -> None:
+    """25 fps at 00:00:10:20 (10.8 s) to 24 fps: a retime keeps every frame, so the first
+    keeps its label (frame 260 at 24); dropping frames keeps the clock, so the first is
+    at 10.8 s, frame 259.2, written as the nearest, 00:00:10:19."""
+    case = Case("25-odd", Fraction(25), "00:00:10:20")
+    source = probe(_clip(folder, case, ".mp4"))
+    plan = plan_export(source, load_spec("prores-master"),
+                       ExportOptions(fps=Fraction(24), rate_conversion=conversion))  # type: ignore[arg-type]  # fmt: skip
+    assert plan.timecode is not None
+    assert (plan.timecode.label, plan.timecode.frame) == (label, frame)
+    out = _export(_clip(folder, case, ".mp4"), "prores-master", "pyav", tmp_path,
+                  fps=Fraction(24), rate_conversion=conversion)  # fmt: skip
+    assert _mediainfo_first_frame(out) == label

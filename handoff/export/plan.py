@@ -777,21 +777,40 @@ def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> Out
     """The source's timecode moved to the output's first frame, at the output rate.
 
     The output starts at source time ``video.source_start``; the source's timecode
-    labels its first frame (``info.video.start``). The label keeps the time of day: 25
+    labels its first frame (``info.video.start``). A retime keeps the first frame's
+    label (see below); otherwise the label keeps the time of day: 25
     fps at 10:00:00:00 written at 24 fps is 10:00:00:00 again. At an NTSC rate a label
     is not the clock (01:00:00:00 at 23.976 is 3603.6 s after midnight), so a change
     between 23.976 and 24 moves the label; a time between two output frames is rounded
     to the nearest, and the notes say so."""
     # Imported here: handoff.timeline's package imports the probe (see probe.reader).
-    from handoff.timeline.timecode import DROP_FRAME_RATES, timecode_at
+    from handoff.timeline.timecode import DROP_FRAME_RATES, parse_timecode, timecode_at
 
     tc, v = info.timecode, info.video
     if tc is None or v is None or tc.origin == "bext":
         return None
     start = tc.start + (video.source_start - v.start)
+    drop = tc.drop_frame and video.fps in DROP_FRAME_RATES
+    if video.conversion == "retime" and tc.frame is not None and tc.rate is not None:
+        # A retime keeps every frame and changes their speed (25 -> 24, 23.976 -> 24): an
+        # editor conforming it expects the first frame's label unchanged, as a
+        # speed-changed conform keeps its source's timecode, not the time of day (which
+        # would move 01:00:00:00 at 23.976 to 01:00:03:14 at 24).
+        first = tc.frame + round((video.source_start - v.start) * tc.rate)
+        label_at_source = timecode_at(first, tc.rate, drop_frame=tc.drop_frame)
+        try:
+            kept = parse_timecode(label_at_source.replace(";", ":")).frame_at(video.fps)
+        except UsageError:
+            kept = None  # its frames field does not exist at the output rate
+        if kept is not None:
+            label = timecode_at(kept, video.fps)
+            if label != tc.label:
+                notes.append(f"source timecode {tc.label} written as {label} (the first "
+                             "frame's label, kept through the retime)")  # fmt: skip
+            return OutputTimecode(label=label, frame=kept, drop_frame=False,
+                                  start=kept / video.fps)  # fmt: skip
     exact = start * video.fps
     frame = round(exact)
-    drop = tc.drop_frame and video.fps in DROP_FRAME_RATES
     label = timecode_at(frame, video.fps, drop_frame=drop)
     if drop:  # HH:MM:SS;FF, the form FFmpeg's muxers read (timecode_at writes HH;MM;SS;FF)
         label = label[:8].replace(";", ":") + label[8:]
