@@ -23,7 +23,9 @@ from handoff.timeline.fcpxml import format_name, write_fcpxml
 from handoff.timeline.model import build_timeline, source_from_info
 from handoff.timeline.paths import file_url, path_from_url
 from tests.conftest import AWKWARD_DIR, NLE, TimelineProject, make_timeline_project
-from tests.readback import ReadClip
+from tests.readback import ReadClip, from_otio
+from tests.readback_cases import TIMECODES as SHARED_TIMECODES
+from tests.readback_cases import check_intent, timecoded_build
 from tests.readback_fcpxml import read_fcpxml, seconds
 
 RATES = {
@@ -288,6 +290,35 @@ def test_timecode_is_the_asset_start(case: Case, tc: str) -> None:
     v1 = build.timeline.tracks[0]
     firsts = [round(c.source_range.start_time.value) for c in v1.find_clips()]
     assert firsts == [tc_frames + p.source_start for p in build.placements]
+
+
+def _intent(clips: list[ReadClip]) -> list[tuple[str, Path, int, int, int, bool, int]]:
+    """What must match between the model and the file (FCPXML has no lock)."""
+    return sorted((c.kind, c.path, c.start, c.duration, c.source_in, c.enabled,
+                   c.timecode_frames) for c in clips)  # fmt: skip
+
+
+@pytest.mark.parametrize("master", [True, False], ids=["master", "clips-only"])
+@pytest.mark.parametrize("tc_case", list(SHARED_TIMECODES))
+def test_one_read_back_suite(case: Case, tc_case: str, master: bool) -> None:
+    """The cases every format is held to (tests/readback_cases.py: clips each with its
+    own timecode, a BWF master at the hour, a sequence starting before the hour): the
+    FCPXML read back exactly is the model. With a master the model's A1 is the
+    storyline, V1 lane 1 and A2 the muted sound inside the lane-1 clips; without, V1
+    and A1 are the spine's linked clips."""
+    build, want_tc = timecoded_build(case.project, tc_case, master)
+    meant = from_otio(build.timeline)
+    check_intent(build, want_tc, meant)
+    for version in VERSIONS:
+        read = read_fcpxml(write_fcpxml(build.timeline, version=version))
+        assert (read.rate, read.start_frames) == (meant.rate, meant.start_frames)
+        assert (read.width, read.height) == (meant.width, meant.height)
+        if master:
+            assert _intent(read.on("spine")) == _intent(meant.on("A1"))
+            assert _intent(read.on("lane 1")) == _intent(meant.on("V1") + meant.on("A2"))
+        else:
+            assert _intent(read.on("spine")) == _intent(meant.on("V1") + meant.on("A1"))
+        assert len(read.clips) == len(meant.clips)
 
 
 def test_gaps_and_trailing_sound(case: Case) -> None:
