@@ -321,6 +321,21 @@ def test_one_read_back_suite(case: Case, tc_case: str, master: bool) -> None:
         assert len(read.clips) == len(meant.clips)
 
 
+def test_drop_frame_clips_say_so(case: Case) -> None:
+    """A clip whose file's timecode is drop-frame shows it so (``tcFormat="DF"``)."""
+    rate = case.project.rate
+    if rate != Fraction(30000, 1001):
+        pytest.skip("drop-frame timecode is a 29.97 matter")
+    clips = [source_from_info(probe(c)) for c in case.project.clips]
+    tc = SourceTimecode("01:00:00;00", Fraction(107892, 1) / rate, "tmcd", frame=107892,
+                        rate=rate, drop_frame=True)  # fmt: skip
+    df = [replace(clips[0], timecode=tc), *clips[1:]]
+    doc = parse(write_fcpxml(build_timeline(df, name="DF").timeline))
+    formats = [c.get("tcFormat") for c in doc.iterfind(".//spine/asset-clip")]
+    assert formats == ["DF"] + ["NDF"] * (len(clips) - 1)
+    assert seconds(doc.find("resources/asset").get("start")) == 107892 / rate
+
+
 def test_gaps_and_trailing_sound(case: Case) -> None:
     """With a master the storyline is the narration: a gap before it (the first clip's
     pre-roll) and a trailing gap while the pictures run on past it, none in between."""

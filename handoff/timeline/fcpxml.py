@@ -68,7 +68,9 @@ Resolve's ``<adjust-transform position="0 0" anchor="0 0" scale="1 1"/>`` in eve
 is the identity (the DTD's default); Final Cut's ``uid``/``modDate``, ``colorSpace`` on
 formats and ``<metadata>`` come from its library database, which a file written from
 outside has not got; Final Cut's ``srcCh`` on ``<audio>`` maps source channels, and every
-channel is wanted here (the default).
+channel is wanted here (the default); Final Cut's ``audioRole="dialogue"`` on a camera
+clip's asset-clip is its default role, written here only where it says something (the
+narration), the linked clips of a timeline without master keeping the default.
 """
 
 from __future__ import annotations
@@ -314,7 +316,8 @@ class _Writer:
         attrs["enabled"] = "1" if (item.enabled if enabled is None else enabled) else "0"
         if asset.format_id is not None:
             attrs["format"] = asset.format_id
-        attrs["tcFormat"] = "NDF"
+        # The clip's timecode display: its file's (drop-frame only for a drop-frame tmcd).
+        attrs["tcFormat"] = "DF" if item.meta.get("tc_drop_frame") else "NDF"
         if plays == _ALL:
             if role is not None and asset.has_audio:
                 attrs["audioRole"] = role
