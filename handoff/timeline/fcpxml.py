@@ -8,25 +8,26 @@ Layout (from the model of :mod:`handoff.timeline.model`):
   it. The sound is the fixed thing: in Final Cut deleting or trimming a picture leaves the
   narration where it is (connected clips never push the storyline). Every picture is a
   **connected clip on lane 1**, hanging from the storyline item under its first frame.
-  Resolve turns lanes into tracks (lane 0 and positive lanes are V1, V2, ... for picture;
-  the spine's sound and negative lanes are A1, A2, ...): the narration lands on A1 and the
-  pictures on V1 -- a spine made of sound has no picture, so the first picture lane is the
-  lowest video track. That is read from Resolve's exports (its FCPXML 1.9 and 1.11 exports
-  put V1 in the spine and nothing on lanes; its FCP7 XML puts A1 under V1), not observed:
-  no Resolve was run here.
+  What Resolve should make of it -- inferred from its own exports (its FCPXML 1.9 and
+  1.11 exports put V1 in the spine; its FCP7 XML puts A1 under V1) and not observed, as
+  no Resolve was run here: the spine's sound on A1, the lane-1 pictures on V1 (a spine of
+  sound has no picture, so lane 1 is the lowest video track), the clips' own muted sound
+  on the audio tracks below the narration.
 - **Without a master** the clips keep their sound: V1 is the spine, one ``<asset-clip>``
   per clip (picture and its own sound linked, Resolve's A1), with ``<gap>`` elements
   where the picture pauses.
 - A **picture-only clip** (a file with sound whose sound is not to be heard there) is
   written as Resolve itself exports a picture-only clip: a ``<clip>`` holding
-  ``<video ref=...>`` over the whole asset (Resolve 18/19's FCPXML 1.11 export, as
-  transcribed on FCPCafe's "Immersive" page in CommandPost's repository). ``srcEnable`` is
-  not used anywhere: Resolve honours it on ``ref-clip`` only (reports from round trips), so
-  a ``srcEnable="video"`` asset-clip played its sound under the narration. The clip's own
-  sound rides inside that ``<clip>`` as ``<audio lane="-1" enabled="0" role="effects">``:
-  there, muted, for the editor to switch on (Final Cut 10.4's own exports carry a clip's
-  sound as an ``<audio lane="-1" role=...>`` inside the ``<clip>``, as published in
-  otio-fcpx-xml-adapter's test data). Sound with no picture on V1 above it is connected
+  ``<video ref=...>`` over the whole asset (Resolve's FCPXML 1.11 export transcribed on
+  FCPCafe's "Immersive" page, kept in CommandPost's repository). ``srcEnable`` is not used
+  anywhere: Resolve honours it on ``ref-clip`` only (reports from round trips), so a
+  ``srcEnable="video"`` asset-clip could play its sound under the narration. The clip's
+  own sound rides inside that ``<clip>``, beside the ``<video>``, as ``<audio lane="-1"
+  enabled="0" role="effects">``: there, muted, for the editor to switch on. (Final Cut
+  10.4's own exports, published in otio-fcpx-xml-adapter's test data, carry a clip's
+  detached sound as ``<audio lane="-1" role="dialogue.dialogue-1">`` on lane -1 inside
+  the ``<clip>``, wrapped in a clip and gap of its own; the DTD allows the ``<audio>``
+  directly, which is simpler to read.) Sound with no picture on V1 above it is connected
   below the storyline (lanes -1, -2, ...).
 - Roles: the narration ``dialogue`` (``audioRole`` on its asset-clip, as Final Cut writes
   it), the clips' own sound ``effects`` (a role every Final Cut library has).
@@ -54,7 +55,8 @@ at ``0s``.
 Every time is a whole number of frames at the sequence rate, written as exact rational
 seconds (``1001/24000s`` for one frame at 23.976). The sequence's ``tcStart`` is its
 start timecode as a time (the frame count times the frame duration: 01:00:00:00 at 24
-fps is ``3600s``; ``tcFormat="DF"`` for drop-frame), and the storyline's offsets count
+fps is ``3600s``; ``tcFormat="DF"`` for drop-frame, on a clip for a drop-frame source
+timecode), and the storyline's offsets count
 from it, as Final Cut and Resolve export them. FCPXML has no track lock: the model's
 locked A1 is not carried (lock it by hand in Resolve; in Final Cut the storyline holds
 the narration).
