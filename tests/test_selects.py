@@ -24,6 +24,7 @@ from handoff.timeline import render
 from handoff.timeline.model import TimelineBuild
 from handoff.timeline.project import timeline_from_paths, timeline_from_selects
 from tests.conftest import NLE, TimelineProject, make_timeline_project
+from tests.readback_fcpxml import read_fcpxml
 
 RATE = Fraction(24000, 1001)
 SR = 48000
@@ -588,7 +589,7 @@ def _dtd(version: str) -> etree.DTD:
     return etree.DTD(str(path))
 
 
-@pytest.mark.parametrize("version", ["1.10", "1.11"])
+@pytest.mark.parametrize("version", ["1.9", "1.10", "1.11"])
 def test_fcpxml_auditions(project: Project, built: TimelineBuild, version: str) -> None:
     data = render(built.timeline, "fcpxml", fcpxml_version=version)
     doc = etree.fromstring(data)
@@ -598,18 +599,29 @@ def test_fcpxml_auditions(project: Project, built: TimelineBuild, version: str) 
     m0 = built.master_start
     spine = doc.find("library/event/project/sequence/spine")
     assert spine is not None
-    auditions = spine.findall("audition")
-    assert len(auditions) == 2  # segments 1 and 2; segment 3 has no alternate
+    # The narration is the storyline; the picks are connected above it on lane 1.
+    assert [el.tag for el in spine] == ["gap", "asset-clip"]
+    assert _frames(_get(spine[1], "offset")) == m0 and spine[1].get("audioRole") == "dialogue"
+    read = read_fcpxml(data)
     picks = {p.segment.index: p for p in built.placements if p.segment is not None}
+    lane1 = [c for c in read.on("lane 1") if c.kind == "video"]
+    assert sorted((c.start, c.source_in, c.duration, c.name) for c in lane1) == [
+        (p.start, p.source_start, p.duration, f"{p.source.path.stem} (pick, score {p.score:.1f})")
+        for p in built.placements
+    ]
+    assert all(c.enabled for c in lane1)
+    assert not any(c.enabled for c in read.on("lane 1") if c.kind == "audio")
+    auditions = doc.findall(".//audition")
+    assert len(auditions) == 2  # segments 1 and 2; segment 3 has no alternate
     early: list[int] = []
     for audition, segment, alternates in zip(
         auditions, (1, 2), (["001_intro_take2"], ["002_pointA_take3", "002_pointA_take1"]),
         strict=True,
     ):  # fmt: skip
         pick = picks[segment]
-        assert _frames(_get(audition, "offset")) == pick.start
+        assert audition.get("lane") == "1" and audition.getparent().getparent() is spine
         children = list(audition)
-        assert all(c.tag == "asset-clip" and c.get("offset") is None for c in children)
+        assert all(c.tag == "clip" and c.get("offset") is None for c in children)
         assert children[0].get("name") == f"{pick.source.path.stem} (pick, score {pick.score:.1f})"
         assert [_get(c, "name").split(" (")[0] for c in children[1:]] == alternates
         assert all(" (alt " in _get(c, "name") for c in children[1:])
@@ -621,47 +633,45 @@ def test_fcpxml_auditions(project: Project, built: TimelineBuild, version: str) 
             in_sync = pick.start - alt_start
             assert _frames(_get(child, "start")) == max(in_sync, 0), file
             early.append(-in_sync)
-            assert child.get("enabled") == "1" and child.get("srcEnable") == "video"
-        # The master hangs from the active pick.
-        if segment == 1:
-            master = children[0].find("asset-clip[@lane='-1']")
-            assert master is not None and master.get("name") == project.base.master.name
+            assert child.get("enabled") == "1"
+            # picture only, its own sound muted inside (Resolve's form, no srcEnable)
+            assert child.find("video") is not None
+            assert _get(child.find("audio"), "enabled") == "0"
+    alts = [c for c in read.on("audition") if c.kind == "video"]
+    assert len(alts) == 3 and not any(c.enabled for c in alts)
     late = [e for e in early if e > 0]
     assert late, "the project has alternates that belong later than their pick"
     assert (
         f"FCPXML: an audition starts every take where its pick starts, so {len(late)} "
         f"alternate(s) that belong later start up to {max(late)} frame(s) early in it"
     ) in "\n".join(built.notes)
-    # Segment 3's pick stays a plain clip in the storyline.
-    plain = spine.findall("asset-clip")
+    # Segment 3's pick is a plain picture clip on lane 1; nothing above lane 1.
+    plain = doc.findall(".//clip[@lane='1']")
     assert [c.get("name") for c in plain] == ["003_outro_take1 (pick, score 40.0)"]
-    assert _frames(_get(plain[0], "offset")) == picks[3].start
-    # No lane above the storyline: the alternates are in the auditions only.
-    assert not [c for c in doc.iter("asset-clip") if int(c.get("lane", "0")) > 0]
-    # The spine still runs gap-free from 0.
-    t = 0
-    for item in spine:
-        assert _frames(_get(item, "offset")) == t
-        first = item[0] if item.tag == "audition" else item
-        t += _frames(_get(first, "duration"))
+    assert {c.track for c in read.clips} == {"spine", "lane 1", "audition"}
 
 
 def test_fcpxml_adapter_reads_the_auditions(built: TimelineBuild) -> None:
-    """otio-fcpx-xml-adapter 1.0.0 knows no ``<audition>``: it reads every take in it onto
-    the storyline's track, one after the other from the audition's place. What can be
-    checked is that the file reads, with the pick first at its place."""
+    """otio-fcpx-xml-adapter 1.0.0 knows no ``<audition>`` and misreads a ``<clip>``
+    holding ``<video>`` and ``<audio>``: it lays every take of an audition, each twice
+    (picture and muted sound), one after the other on the audition's parent's track --
+    here the storyline's, the narration pushed behind them. What can be checked is that
+    the file reads, with the first pick first at its place; the exact layout is read
+    with tests/readback_fcpxml.py above."""
     data = render(built.timeline, "fcpxml")
     result = otio.adapters.read_from_string(data.decode("utf-8"), adapter_name="fcpx_xml")
     (timeline,) = list(result)
     lane0 = next(t for t in timeline.tracks if t.name == "0")
     names = [c.name for c in lane0.find_clips()]
-    assert names[:2] == [
+    assert names[:4] == [
+        "001_intro_take1 (pick, score 91.0)",
         "001_intro_take1 (pick, score 91.0)",
         "001_intro_take2 (alt 2, score 88.5)",
+        "001_intro_take2 (alt 2, score 88.5)",
     ]
-    assert "002_pointA_take1 (alt 3, score 83.1)" in names
+    assert "narration master's.wav" in names
     first = next(iter(lane0.find_clips()))
-    assert round(lane0.range_of_child(first).start_time.value) <= built.placements[0].start
+    assert round(lane0.range_of_child(first).start_time.value) == built.placements[0].start
 
 
 # ---------------------------------------------------------------- hand edits, problems

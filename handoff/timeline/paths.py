@@ -3,8 +3,12 @@
 Every format names media differently: OTIO's own convention is a ``file://`` URL,
 Resolve's OTIO export writes the bare absolute path, Premiere's FCP7 XML writes
 ``file://localhost/`` + the percent-encoded path (``D%3a/`` for a Windows drive), and
-FCPXML uses ``file:///`` URLs. These functions take a :class:`~pathlib.PurePath` so
-that Windows paths can be produced (and tested) on any machine.
+FCPXML and OTIO use ``file:///`` URLs with the drive colon as it is (``file:///D:/``: RFC
+8089 appendix E.2's form, what Python's ``PurePath.as_uri`` and so OTIO's own
+``url_utils.url_from_filepath`` give, and how Resolve's own Windows export writes a drive,
+``file://localhost/C:/`` in its FCP7 XML published in lossless-cut's test fixtures).
+These functions take a :class:`~pathlib.PurePath` so that Windows paths can be produced
+(and tested) on any machine.
 
 A URL carries the path's *bytes*, percent-encoded (RFC 3986 section 2.1; RFC 8089):
 ``os.fsencode`` gives them back exactly as the file system holds them, including bytes
@@ -38,8 +42,10 @@ def _quote(text: str) -> str:
     return quote(os.fsencode(text), safe=_SAFE)
 
 
-def url_path(path: PurePath) -> str:
-    """The absolute path as a percent-encoded URL path, always starting with '/'."""
+def url_path(path: PurePath, *, drive_colon: bool = False) -> str:
+    """The absolute path as a percent-encoded URL path, always starting with '/'.
+
+    A Windows drive's colon is encoded (``/D%3A/``) unless ``drive_colon`` (``/D:/``)."""
     if isinstance(path, PureWindowsPath) or (
         not isinstance(path, PurePosixPath) and os.name == "nt"
     ):
@@ -47,15 +53,19 @@ def url_path(path: PurePath) -> str:
         drive = win.drive  # "D:" or "\\\\server\\share"
         rest = "/".join(win.parts[1:])
         if drive.endswith(":"):
-            return "/" + quote(drive, safe="") + "/" + _quote(rest)
+            letter = drive if drive_colon else quote(drive, safe="")
+            return "/" + letter + "/" + _quote(rest)
         unc = drive.lstrip("\\").replace("\\", "/")
         return "//" + _quote(unc) + "/" + _quote(rest)
     return _quote(PurePosixPath(path).as_posix())
 
 
-def file_url(path: PurePath) -> str:
-    """``file:///abs/path`` with the path percent-encoded (RFC 8089)."""
-    p = url_path(path)
+def file_url(path: PurePath, *, drive_colon: bool = False) -> str:
+    """``file:///abs/path`` with the path percent-encoded (RFC 8089).
+
+    ``drive_colon``: a Windows drive as ``file:///D:/...`` (FCPXML, OTIO) rather than
+    ``file:///D%3A/...``."""
+    p = url_path(path, drive_colon=drive_colon)
     return "file://" + p if p.startswith("/") else "file:///" + p
 
 
