@@ -121,11 +121,17 @@ def make_timeline_project(
     clip_seconds: Sequence[float] = (3.0, 3.0, 2.5),
     master_channels: int = 1,
     clip_audio: bool = True,
+    timecodes: Sequence[str] | None = None,
+    master_time_reference: int | None = None,
 ) -> TimelineProject:
     """Clips named after their segments (``001_…``) in a folder with an awkward name,
     the master WAV and a complete manifest in the form ``prep-audio`` writes (segments
     laid end to end in the master, each with a 150 ms pre-roll in its own file; every
-    field of schema ``handoff.prep-audio/1``, the measured ones made up)."""
+    field of schema ``handoff.prep-audio/1``, the measured ones made up).
+
+    ``timecodes``: each clip's start timecode, written as a ``tmcd`` track;
+    ``master_time_reference``: the master's BWF time reference (samples since
+    midnight)."""
     folder = root / AWKWARD_DIR
     folder.mkdir(parents=True, exist_ok=True)
     sr = 48000
@@ -142,6 +148,7 @@ def make_timeline_project(
             audio_rate=48000 if clip_audio else None,
             audio_channels=2,
             video_options={"preset": "ultrafast"},
+            timecode=None if timecodes is None else timecodes[i - 1],
         )
         clips.append(write_clip(folder / f"{i:03d}_shot é & #{i}.mp4", spec))
         speech = round((seconds - 0.15) * sr)
@@ -182,7 +189,8 @@ def make_timeline_project(
     master = folder / "narration master's.wav"
     t = np.arange(pos) / sr
     tone = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    write_wav(master, np.repeat(tone[None, :], master_channels, axis=0), sr)
+    write_wav(master, np.repeat(tone[None, :], master_channels, axis=0), sr,
+              time_reference=master_time_reference)  # fmt: skip
     manifest = folder / "manifest.json"
     document = {
         "schema": "handoff.prep-audio/1",
