@@ -128,8 +128,8 @@ class _Reader:
                 name = el.get("name") if tag == "asset-clip" else self.clip_name
                 for kind in kinds:
                     self.clips.append(ReadClip(
-                        track=self.clip_track if tag != "asset-clip" else here,
-                        kind=kind, name=name, path=asset.path,
+                        track=str(self.clip_track if tag != "asset-clip" else here),
+                        kind=kind, name=str(name or ""), path=asset.path,
                         start=self.frames(span[0]), duration=self.frames(span[1] - span[0]),
                         source_in=self.frames(span[0] - base - asset.start),
                         enabled=on, locked=False, timecode_frames=self.frames(asset.start),
@@ -144,7 +144,7 @@ class _Reader:
                 if child.tag in ("spine", "gap", "clip", "asset-clip", "audition"):
                     raise AssertionError(f"<{child.tag}> inside <clip> is not read here")
                 self.visit(child, base, inner, "clip " + here, on)
-            self.clip_name, self.clip_track = saved  # type: ignore[assignment]
+            self.clip_name, self.clip_track = saved
             return
         if tag not in ("gap", "asset-clip", "video", "audio"):
             raise AssertionError(f"<{tag}> is not read here")

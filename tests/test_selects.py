@@ -619,7 +619,8 @@ def test_fcpxml_auditions(project: Project, built: TimelineBuild, version: str) 
         strict=True,
     ):  # fmt: skip
         pick = picks[segment]
-        assert audition.get("lane") == "1" and audition.getparent().getparent() is spine
+        parent = audition.getparent()
+        assert audition.get("lane") == "1" and parent is not None and parent.getparent() is spine
         children = list(audition)
         assert all(c.tag == "clip" and c.get("offset") is None for c in children)
         assert children[0].get("name") == f"{pick.source.path.stem} (pick, score {pick.score:.1f})"

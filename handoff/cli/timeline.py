@@ -39,8 +39,10 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
         f"frames)" + (f" from {_timecode(0)}" if s["start_frame"] else ""),
     ]
     if build.master is not None:
+        master_tc = build.master.timecode
         lines.append(
             f"  A1 master (locked)  {build.master.name}  from {_timecode(build.master_start)}"
+            + ("" if master_tc is None else f"  source timecode {master_tc.label}")
         )
     else:
         lines.append("  A1 the clips' own audio (locked)")
@@ -49,9 +51,10 @@ def render_timeline(build: TimelineBuild, written: Sequence[tuple[str, Path]]) -
         trim = ""
         if c["trimmed_head"] or c["trimmed_tail"]:
             trim = f"  trimmed head {c['trimmed_head']} / tail {c['trimmed_tail']}"
+        tc = "" if c["timecode"] is None else f"  source timecode {c['timecode']}"
         lines.append(
             f"  V1 {c['index']:3d} {_timecode(c['start'])}-{_timecode(c['end'])}"
-            f"  {Path(c['path']).name}{seg}{trim}"
+            f"  {Path(c['path']).name}{seg}{trim}{tc}"
         )
     lines += [f"  ! {flags(w)}" for w in s["warnings"]]
     lines += [f"  note: {flags(n)}" for n in s["notes"]]

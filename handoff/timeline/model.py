@@ -328,7 +328,11 @@ class TimelineBuild:
             "duration_frames": _frames(self.timeline.duration()),
             "master": None
             if self.master is None
-            else {"path": str(self.master.path), "start": self.master_start},
+            else {
+                "path": str(self.master.path),
+                "start": self.master_start,
+                "timecode": None if self.master.timecode is None else self.master.timecode.label,
+            },
             "clips": [self._clip_summary(p) for p in self.placements],
             **(
                 {
@@ -351,6 +355,7 @@ class TimelineBuild:
             "end": p.end,
             "source_in": p.source_start,
             "source_out": p.source_start + p.duration,
+            "timecode": None if p.source.timecode is None else p.source.timecode.label,
             "rounding_ms": round(p.rounding_ms, 3),
             "trimmed_head": p.trimmed_head,
             "trimmed_tail": p.trimmed_tail,
