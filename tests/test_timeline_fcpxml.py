@@ -24,17 +24,11 @@ from handoff.timeline.model import build_timeline, source_from_info
 from handoff.timeline.paths import file_url, path_from_url
 from tests.conftest import AWKWARD_DIR, NLE, TimelineProject, make_timeline_project
 from tests.readback import ReadClip, from_otio
+from tests.readback_cases import READ_FPS, check_intent, timecoded_build
 from tests.readback_cases import TIMECODES as SHARED_TIMECODES
-from tests.readback_cases import check_intent, timecoded_build
 from tests.readback_fcpxml import read_fcpxml, seconds
 
-RATES = {
-    "23.976": Fraction(24000, 1001),
-    "24": Fraction(24),
-    "25": Fraction(25),
-    "29.97": Fraction(30000, 1001),
-    "30": Fraction(30),
-}
+RATES = READ_FPS
 VERSIONS = ("1.9", "1.10", "1.11")
 TIME_ATTRS = ("offset", "start", "duration", "tcStart", "frameDuration")
 # Source timecodes: none, the usual 01:00:00:00, and an odd one (not on a second).

@@ -23,16 +23,11 @@ from click.testing import CliRunner
 from handoff.cli import main
 from tests.conftest import NLE, TimelineProject, make_timeline_project
 from tests.readback import ReadClip, ReadTimeline, from_otio
+from tests.readback_cases import READ_FPS, label_frames
 from tests.readback_fcpxml import read_fcpxml
 from tests.readback_xmeml import read_xmeml
 
-RATES = {
-    "23.976": Fraction(24000, 1001),
-    "24": Fraction(24),
-    "25": Fraction(25),
-    "29.97": Fraction(30000, 1001),
-    "30": Fraction(30),
-}
+RATES = READ_FPS
 # Each clip's label (takes shot one after another), and the sequence's start.
 TIMECODES: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "no-tc": (None, "00:00:00:00"),
@@ -42,12 +37,7 @@ TIMECODES: dict[str, tuple[tuple[str, ...] | None, str]] = {
 MASTER_TIME_REFERENCE = 3600 * 48000  # the BWF master starts at the hour
 
 
-def by_hand(label: str, rate: Fraction) -> int:
-    """The frame count of a non-drop-frame label: the timebase (24 at 23.976, 30 at
-    29.97) frames a second, counted by hand."""
-    hh, mm, ss, ff = (int(x) for x in label.split(":"))
-    timebase = -(-rate.numerator // rate.denominator)
-    return ((hh * 60 + mm) * 60 + ss) * timebase + ff
+by_hand = label_frames  # a non-drop-frame label counted by hand
 
 
 @pytest.fixture(

@@ -24,6 +24,7 @@ from handoff.cli import main
 from handoff.media.synth import ClipSpec, write_clip
 from handoff.timeline.timecode import Timecode, parse_timecode, timecode_at
 from tests.conftest import NLE, REPO, TimelineProject, make_timeline_project, run_handoff
+from tests.readback_fcpxml import read_fcpxml
 
 SUFFIXES = {
     "otio": ".otio",
@@ -326,9 +327,12 @@ def test_start_timecode_in_every_format(
     assert seq is not None
     assert Fraction(seq.get("tcStart", "")[:-1]) == start / rate
     assert seq.get("tcFormat") == ("DF" if drop else "NDF")
-    spine = [el for el in seq.find("spine") if el.tag == "asset-clip"]  # type: ignore[union-attr]
-    offsets = [round(Fraction(str(el.get("offset"))[:-1]) * rate) for el in spine]
-    assert offsets == [start + s for s, _ in clips]
+    # The pictures hang above the narration's storyline; read exactly, their places
+    # count from the sequence's first frame (tcStart subtracted).
+    fcp_read = read_fcpxml((out / "tc.fcpxml").read_bytes())
+    assert fcp_read.start_frames == start
+    pictures = sorted((c.start, c.duration) for c in fcp_read.clips if c.kind == "video")
+    assert pictures == clips
     for version in ("1.10", "1.11"):
         dtd = NLE / f"FCPXMLv{version.replace('.', '_')}.dtd"
         if not dtd.exists():
@@ -341,14 +345,15 @@ def test_start_timecode_in_every_format(
         validator = etree.DTD(str(dtd))
         assert validator.validate(doc), str(validator.error_log)
     if rate.denominator == 1:
-        # The fcpx adapter (1.0.0) reads no tcStart: it places each clip at its offset,
-        # so a clip lands start frames later than on our timeline. (At NTSC rates it
-        # truncates the rate; test_timeline_fcpxml.py covers that.)
+        # The fcpx adapter (1.0.0) reads no tcStart: it places each storyline item at its
+        # offset, so the narration (the storyline, lane 0) lands start frames later than
+        # on our timeline. (At NTSC rates it truncates the rate, and it misreads the
+        # connected pictures; test_timeline_fcpxml.py covers both.)
         result = otio.adapters.read_from_file(str(out / "tc.fcpxml"), adapter_name="fcpx_xml")
         (timeline,) = list(result)
         lane0 = next(t for t in timeline.tracks if t.name == "0")
         at = [round(lane0.range_of_child(c).start_time.value) for c in lane0.find_clips()]
-        assert at == [start + s for s, _ in clips]
+        assert at == [start + data["master"]["start"]]
 
     # For people: positions as the editor shows them.
     text = _timeline(project.folder, "--manifest", project.manifest, "--format", "otio",
