@@ -121,7 +121,7 @@ def make_timeline_project(
     clip_seconds: Sequence[float] = (3.0, 3.0, 2.5),
     master_channels: int = 1,
     clip_audio: bool = True,
-    timecodes: Sequence[str] | None = None,
+    timecodes: Sequence[str | None] | None = None,
     master_time_reference: int | None = None,
 ) -> TimelineProject:
     """Clips named after their segments (``001_…``) in a folder with an awkward name,

@@ -315,16 +315,15 @@ def test_one_read_back_suite(case: Case, tc_case: str, master: bool) -> None:
         assert len(read.clips) == len(meant.clips)
 
 
-def test_drop_frame_clips_say_so(case: Case) -> None:
-    """A clip whose file's timecode is drop-frame shows it so (``tcFormat="DF"``)."""
-    rate = case.project.rate
-    if rate != Fraction(30000, 1001):
-        pytest.skip("drop-frame timecode is a 29.97 matter")
-    clips = [source_from_info(probe(c)) for c in case.project.clips]
-    tc = SourceTimecode("01:00:00;00", Fraction(107892, 1) / rate, "tmcd", frame=107892,
-                        rate=rate, drop_frame=True)  # fmt: skip
-    df = [replace(clips[0], timecode=tc), *clips[1:]]
-    doc = parse(write_fcpxml(build_timeline(df, name="DF").timeline))
+def test_drop_frame_clips_say_so(tmp_path: Path) -> None:
+    """A clip whose file's timecode is drop-frame (a real ``tmcd`` track at 29.97, its
+    drop-frame flag set) shows it so (``tcFormat="DF"``); the others ``NDF``."""
+    rate = Fraction(30000, 1001)
+    project = make_timeline_project(tmp_path, fps=rate, clip_seconds=(1.0, 1.0, 1.0),
+                                    timecodes=("01:00:00;00", None, None))  # fmt: skip
+    clips = [source_from_info(probe(c)) for c in project.clips]
+    assert clips[0].timecode is not None and clips[0].timecode.drop_frame
+    doc = parse(write_fcpxml(build_timeline(clips, name="DF").timeline))
     formats = [c.get("tcFormat") for c in doc.iterfind(".//spine/asset-clip")]
     assert formats == ["DF"] + ["NDF"] * (len(clips) - 1)
     assert seconds(doc.find("resources/asset").get("start")) == 107892 / rate
