@@ -295,6 +295,7 @@ def test_an_export_keeps_the_timecode(
     source = _clip(folder, case, ".mov")
     plan = plan_export(probe(source), load_spec(preset), ExportOptions())
     assert plan.timecode is not None and plan.timecode.label == case.label
+    assert f"timecode {case.label} kept (written as a timecode track)" in map(str, plan.notes)
     assert plan.not_carried == ()  # the timecode track is carried, as a new one
     out = _export(source, preset, engine, tmp_path)
     info = probe(out)

@@ -804,9 +804,12 @@ def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> Out
             kept = None  # its frames field does not exist at the output rate
         if kept is not None:
             label = timecode_at(kept, video.fps)
-            if label != tc.label:
-                notes.append(f"source timecode {tc.label} written as {label} (the first "
-                             "frame's label, kept through the retime)")  # fmt: skip
+            notes.append(
+                f"timecode {label} kept (written as a timecode track)"
+                if label == tc.label
+                else f"source timecode {tc.label} written as {label} (the first frame's "
+                "label, kept through the retime)"
+            )
             return OutputTimecode(label=label, frame=kept, drop_frame=False,
                                   start=kept / video.fps)  # fmt: skip
     exact = start * video.fps
@@ -825,6 +828,8 @@ def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> Out
             f"source timecode {tc.label} written as {label}: the same time of day at "
             f"{_rate_name(video.fps)} fps"
         )
+    else:
+        notes.append(f"timecode {label} kept (written as a timecode track)")
     return OutputTimecode(label=label, frame=frame, drop_frame=drop, start=frame / video.fps)
 
 
