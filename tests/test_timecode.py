@@ -311,7 +311,7 @@ def test_an_export_keeps_the_timecode(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_rate_change_keeps_the_time_of_day(folder: Path, tmp_path: Path, engine: Engine) -> None:
+def test_a_rate_change_keeps_the_label(folder: Path, tmp_path: Path, engine: Engine) -> None:
     """25 fps at 10:00:00:00 written at 24 fps: 10:00:00:00 again (36000 s after midnight)."""
     source = _clip(folder, CASES[2], ".mp4")
     out = _export(source, "prores-master", engine, tmp_path, fps=Fraction(24),
@@ -322,33 +322,45 @@ def test_a_rate_change_keeps_the_time_of_day(folder: Path, tmp_path: Path, engin
     assert _mediainfo_first_frame(out) == "10:00:00:00"
 
 
-@pytest.mark.parametrize("fps", [Fraction(24), NTSC_VIDEO], ids=["24", "29.97"])
-def test_the_plan_moves_the_label_to_the_output_rate(folder: Path, fps: Fraction) -> None:
-    """01:00:00:00 at 23.976 is 3603.6 s after midnight: frame 86486.4 at 24 fps, so the
-    output starts at the nearest frame and a note says so; at 29.97 it is exactly frame
-    108000 (01:00:00:00 again), and no note."""
-    source = probe(_clip(folder, CASES[0], ".mov"))  # 01:00:00:00 at 23.976: 3603.6 s
+@pytest.mark.parametrize(
+    ("fps", "frame"), [(Fraction(24), 3600 * 24), (NTSC_VIDEO, 3600 * 30)], ids=["24", "29.97"]
+)
+def test_the_plan_keeps_the_label_at_another_rate(folder: Path, fps: Fraction, frame: int) -> None:
+    """01:00:00:00 at 23.976 (3603.6 s after midnight: a label counts frames, it is not
+    a clock) exported at 24 or 29.97 fps is 01:00:00:00 again -- frame 86400 at 24,
+    108000 at 29.97 -- not 01:00:03:14, where reading the label as a clock would put it."""
+    source = probe(_clip(folder, CASES[0], ".mov"))
     plan = plan_export(source, load_spec("prores-master"), ExportOptions(fps=fps))
     assert plan.timecode is not None
-    exact = Fraction(36036, 10) * fps
-    assert plan.timecode.frame == round(exact)
-    assert plan.timecode.start == round(exact) / fps
+    assert (plan.timecode.label, plan.timecode.frame) == ("01:00:00:00", frame)
+    assert plan.timecode.start == frame / fps
     assert not plan.timecode.drop_frame  # the source's label is non-drop-frame
-    rounded = [str(n) for n in plan.notes if "between two frames" in str(n)]
-    assert len(rounded) == (exact.denominator != 1)
-    assert plan.to_json()["timecode"]["label"] == plan.timecode.label
+    assert "timecode 01:00:00:00 kept (written as a timecode track)" in map(str, plan.notes)
+    assert plan.to_json()["timecode"]["label"] == "01:00:00:00"
+
+
+def test_a_drop_frame_label_at_another_rate(folder: Path) -> None:
+    """29.97 drop-frame 00:59:59;28 exported at 24 fps: its hours, minutes and seconds
+    kept, its frames field counted at 24 (28 of 30 is 22.4 of 24: 22, the nearest)."""
+    source = probe(_clip(folder, CASES[1], ".mov"))
+    plan = plan_export(source, load_spec("prores-master"),
+                       ExportOptions(fps=Fraction(24), rate_conversion="drop"))  # fmt: skip
+    assert plan.timecode is not None
+    assert (plan.timecode.label, plan.timecode.frame) == ("00:59:59:22", 3599 * 24 + 22)
+    assert not plan.timecode.drop_frame
+    assert any("written as 00:59:59:22" in str(n) and "nearest" in str(n) for n in plan.notes)
 
 
 @pytest.mark.parametrize(
     ("conversion", "label", "frame"),
     [("retime", "00:00:10:20", 10 * 24 + 20), ("drop", "00:00:10:19", 259)],
 )
-def test_a_retime_keeps_the_label_and_a_drop_the_time_of_day(
+def test_a_retime_keeps_the_label_and_a_drop_scales_its_frames(
     folder: Path, tmp_path: Path, conversion: str, label: str, frame: int
 ) -> None:
     """25 fps at 00:00:10:20 (10.8 s) to 24 fps: a retime keeps every frame, so the first
-    keeps its label (frame 260 at 24); dropping frames keeps the clock, so the first is
-    at 10.8 s, frame 259.2, written as the nearest, 00:00:10:19."""
+    keeps its label (frame 260 at 24); dropping frames keeps its seconds and counts its
+    frames field at 24 (20 of 25 is 19.2 of 24), the nearest, 00:00:10:19."""
     case = Case("25-odd", Fraction(25), "00:00:10:20")
     source = probe(_clip(folder, case, ".mp4"))
     plan = plan_export(source, load_spec("prores-master"),

@@ -19,6 +19,7 @@ aligned to 0.02 ms, where ``-fps_mode cfr`` shifted the picture 83 ms.)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -776,61 +777,64 @@ def plan_export(
 def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> OutputTimecode | None:
     """The source's timecode moved to the output's first frame, at the output rate.
 
-    The output starts at source time ``video.source_start``; the source's timecode
-    labels its first frame (``info.video.start``). A retime keeps the first frame's
-    label (see below); otherwise the label keeps the time of day: 25
-    fps at 10:00:00:00 written at 24 fps is 10:00:00:00 again. At an NTSC rate a label
-    is not the clock (01:00:00:00 at 23.976 is 3603.6 s after midnight), so a change
-    between 23.976 and 24 moves the label; a time between two output frames is rounded
-    to the nearest, and the notes say so."""
+    A timecode label is a frame counter, not a clock: at 23.976 fps 01:00:00:00 is
+    3603.6 s after midnight (SMPTE ST 12-1 counts 24 labels a second of 1.001 s). So
+    the label is what is kept, as an editor conforming footage expects:
+
+    - at the source's own rate, the first output frame keeps its label exactly;
+    - at another rate with the same timebase (23.976 <-> 24, 29.97 <-> 30), the same
+      frame count, so the same label (01:00:00:00 stays 01:00:00:00; reading it as a
+      clock would move it to 01:00:03:14);
+    - a retime (every frame kept) keeps the label when its frames field exists at the
+      output rate (25 fps 00:00:10:20 retimed to 24 stays 00:00:10:20);
+    - otherwise the label keeps its hours, minutes and seconds and its frames field is
+      scaled to the output's timebase (25 fps 00:00:10:20 is 10.8 s in the label, frame
+      259.2 at 24: 00:00:10:19, the nearest, with a note).
+
+    Drop-frame is kept where the output rate has it. The output starts at source time
+    ``video.source_start``; frames trimmed from the head move the label on."""
     # Imported here: handoff.timeline's package imports the probe (see probe.reader).
-    from handoff.timeline.timecode import DROP_FRAME_RATES, parse_timecode, timecode_at
+    from handoff.timeline.timecode import DROP_FRAME_RATES, Timecode, timebase, timecode_at
 
     tc, v = info.timecode, info.video
-    if tc is None or v is None or tc.origin == "bext":
+    if tc is None or v is None or tc.origin == "bext" or tc.frame is None or tc.rate is None:
         return None
-    start = tc.start + (video.source_start - v.start)
-    drop = tc.drop_frame and video.fps in DROP_FRAME_RATES
-    if video.conversion == "retime" and tc.frame is not None and tc.rate is not None:
-        # A retime keeps every frame and changes their speed (25 -> 24, 23.976 -> 24): an
-        # editor conforming it expects the first frame's label unchanged, as a
-        # speed-changed conform keeps its source's timecode, not the time of day (which
-        # would move 01:00:00:00 at 23.976 to 01:00:03:14 at 24).
-        first = tc.frame + round((video.source_start - v.start) * tc.rate)
-        label_at_source = timecode_at(first, tc.rate, drop_frame=tc.drop_frame)
-        try:
-            kept = parse_timecode(label_at_source.replace(";", ":")).frame_at(video.fps)
-        except UsageError:
-            kept = None  # its frames field does not exist at the output rate
-        if kept is not None:
-            label = timecode_at(kept, video.fps)
-            notes.append(
-                f"timecode {label} kept (written as a timecode track)"
-                if label == tc.label
-                else f"source timecode {tc.label} written as {label} (the first frame's "
-                "label, kept through the retime)"
-            )
-            return OutputTimecode(label=label, frame=kept, drop_frame=False,
-                                  start=kept / video.fps)  # fmt: skip
-    exact = start * video.fps
-    frame = round(exact)
-    label = timecode_at(frame, video.fps, drop_frame=drop)
+    out_rate = video.fps
+    drop = tc.drop_frame and out_rate in DROP_FRAME_RATES
+    # The first output frame's label at the source rate (the head trimmed, if any).
+    first = tc.frame + round((video.source_start - v.start) * tc.rate)
+    hh, mm, ss, ff = (int(x) for x in re.split("[:;]", timecode_at(first, tc.rate,
+                                                 drop_frame=tc.drop_frame)))  # fmt: skip
+    source_base, out_base = timebase(tc.rate), timebase(out_rate)
+    rounded = False
+    why: str | None = None
+    if source_base != out_base:
+        if video.conversion == "retime" and ff < out_base:
+            why = "the first frame's label, kept through the retime"
+        else:
+            exact = Fraction(ff * out_base, source_base)
+            ff, rounded = round(exact), exact.denominator != 1
+            why = f"its frames field counted at {_rate_name(out_rate)} fps"
+    if out_rate == tc.rate:
+        frame = first
+    elif drop:
+        # A drop-frame label skips frames 00-01 (00-03 at 59.94) at most minute starts;
+        # such a label is the minute's first frame that exists.
+        ff = max(ff, DROP_FRAME_RATES[out_rate] if ss == 0 and mm % 10 else 0)
+        frame = Timecode(hh, mm, ss, min(ff, out_base - 1), drop_frame=True).frame_at(out_rate)
+    else:
+        frame = Timecode(hh, mm, ss, 0).frame_at(out_rate) + ff  # ff == timebase rolls on
+    label = timecode_at(frame, out_rate, drop_frame=drop)
     if drop:  # HH:MM:SS;FF, the form FFmpeg's muxers read (timecode_at writes HH;MM;SS;FF)
         label = label[:8].replace(";", ":") + label[8:]
-    if exact != frame:
-        notes.append(
-            f"source timecode {tc.label} is {float(start):.4f} s after midnight, between two "
-            f"frames at {_rate_name(video.fps)} fps: the output starts at {label}, the "
-            f"nearest frame ({float(frame / video.fps):.4f} s)"
-        )
-    elif label != tc.label:
-        notes.append(
-            f"source timecode {tc.label} written as {label}: the same time of day at "
-            f"{_rate_name(video.fps)} fps"
-        )
-    else:
+    if label == tc.label:
         notes.append(f"timecode {label} kept (written as a timecode track)")
-    return OutputTimecode(label=label, frame=frame, drop_frame=drop, start=frame / video.fps)
+    else:
+        notes.append(
+            f"source timecode {tc.label} written as {label}"
+            + ("" if why is None else f" ({why}{', the nearest frame' if rounded else ''})")
+        )
+    return OutputTimecode(label=label, frame=frame, drop_frame=drop, start=frame / out_rate)
 
 
 def _chosen_audio(info: MediaInfo, index: int | None) -> AudioInfo | None:
