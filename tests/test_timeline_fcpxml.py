@@ -21,7 +21,7 @@ from handoff.probe.reader import SourceTimecode, probe
 from handoff.timeline import TimelineBuild
 from handoff.timeline.fcpxml import format_name, write_fcpxml
 from handoff.timeline.model import build_timeline, source_from_info
-from handoff.timeline.paths import file_url, path_from_url
+from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
 from tests.conftest import AWKWARD_DIR, NLE, TimelineProject, make_timeline_project
 from tests.readback import ReadClip, from_otio
 from tests.readback_cases import READ_FPS, check_intent, timecoded_build
@@ -384,10 +384,11 @@ def test_paths_and_names_survive(case: Case) -> None:
 def test_windows_drive_keeps_its_colon() -> None:
     """FCPXML and OTIO write a Windows drive as file:///D:/ (xmeml alone wants D%3a)."""
     path = PureWindowsPath("D:\\Media\\Proj & Co #1\\a b ü%.mov")
-    url = file_url(path, drive_colon=True)
+    url = file_url(path)
     assert url == "file:///D:/Media/Proj%20%26%20Co%20%231/a%20b%20%C3%BC%25.mov"
+    assert url == path.as_uri()  # what pathlib, and so OTIO's url_utils, write
     assert path_from_url(url) == "D:/Media/Proj & Co #1/a b ü%.mov"
-    assert file_url(path).startswith("file:///D%3A/")
+    assert premiere_pathurl(path).startswith("file://localhost/D%3a/")
 
 
 def test_format_names() -> None:

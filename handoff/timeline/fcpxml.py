@@ -265,7 +265,7 @@ class _Writer:
             if m.get("audio_sample_rate"):
                 attrs["audioRate"] = str(int(m["audio_sample_rate"]))
         el = etree.SubElement(self.resources, "asset", attrs)
-        src = file_url(PurePath(path), drive_colon=True)
+        src = file_url(PurePath(path))
         etree.SubElement(el, "media-rep", kind="original-media", src=src)
         asset = _Asset(aid, format_id, el, item.tc, frames, has_video, has_audio)
         self._assets[path] = asset

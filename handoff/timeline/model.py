@@ -627,9 +627,7 @@ def _clip(
     if tc:
         available = _range(tc + _frames(available.start_time), _frames(available.duration), rate)
         rng = _range(tc + _frames(rng.start_time), _frames(rng.duration), rate)
-    ref = otio.schema.ExternalReference(
-        target_url=file_url(source.path, drive_colon=True), available_range=available
-    )
+    ref = otio.schema.ExternalReference(target_url=file_url(source.path), available_range=available)
     ref.name = name if ref_name is None else ref_name
     clip = otio.schema.Clip(name=name, media_reference=ref, source_range=rng)
     clip.enabled = enabled

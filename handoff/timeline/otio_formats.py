@@ -36,9 +36,7 @@ __all__ = ["write_otio"]
 def _media_url(path: Path, flavour: str, relative_to: Path | None) -> str:
     if flavour == "resolve-otio":
         return str(path) if relative_to is None else relative_path(path, relative_to)
-    return (
-        file_url(path, drive_colon=True) if relative_to is None else relative_url(path, relative_to)
-    )
+    return file_url(path) if relative_to is None else relative_url(path, relative_to)
 
 
 def _check_bare_paths(timeline: otio.schema.Timeline) -> None:

@@ -60,12 +60,11 @@ def url_path(path: PurePath, *, drive_colon: bool = False) -> str:
     return _quote(PurePosixPath(path).as_posix())
 
 
-def file_url(path: PurePath, *, drive_colon: bool = False) -> str:
-    """``file:///abs/path`` with the path percent-encoded (RFC 8089).
-
-    ``drive_colon``: a Windows drive as ``file:///D:/...`` (FCPXML, OTIO) rather than
-    ``file:///D%3A/...``."""
-    p = url_path(path, drive_colon=drive_colon)
+def file_url(path: PurePath) -> str:
+    """``file:///abs/path`` with the path percent-encoded (RFC 8089), a Windows drive as
+    ``file:///D:/...`` (FCPXML and OTIO; only Premiere's xmeml encodes the colon, see
+    :func:`premiere_pathurl`)."""
+    p = url_path(path, drive_colon=True)
     return "file://" + p if p.startswith("/") else "file:///" + p
 
 
