@@ -794,7 +794,13 @@ def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> Out
     Drop-frame is kept where the output rate has it. The output starts at source time
     ``video.source_start``; frames trimmed from the head move the label on."""
     # Imported here: handoff.timeline's package imports the probe (see probe.reader).
-    from handoff.timeline.timecode import DROP_FRAME_RATES, Timecode, timebase, timecode_at
+    from handoff.timeline.timecode import (
+        DROP_FRAME_RATES,
+        Timecode,
+        smpte_label,
+        timebase,
+        timecode_at,
+    )
 
     tc, v = info.timecode, info.video
     if tc is None or v is None or tc.origin == "bext" or tc.frame is None or tc.rate is None:
@@ -824,9 +830,7 @@ def _output_timecode(info: MediaInfo, video: VideoPlan, notes: list[str]) -> Out
         frame = Timecode(hh, mm, ss, min(ff, out_base - 1), drop_frame=True).frame_at(out_rate)
     else:
         frame = Timecode(hh, mm, ss, 0).frame_at(out_rate) + ff  # ff == timebase rolls on
-    label = timecode_at(frame, out_rate, drop_frame=drop)
-    if drop:  # HH:MM:SS;FF, the form FFmpeg's muxers read (timecode_at writes HH;MM;SS;FF)
-        label = label[:8].replace(";", ":") + label[8:]
+    label = smpte_label(frame, out_rate, drop_frame=drop)  # the form FFmpeg's muxers read
     if label == tc.label:
         notes.append(f"timecode {label} kept (written as a timecode track)")
     else:

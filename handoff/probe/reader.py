@@ -14,7 +14,6 @@ else is scanned packet by packet, as before.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -892,12 +891,7 @@ def _tmcd_timecode(
     or when the two disagree), labelled drop-frame when its flag says so."""
     # Imported here: handoff.timeline's package imports this module (its model reads
     # MediaInfo), so a module-level import would be circular.
-    from handoff.timeline.timecode import (
-        DROP_FRAME_RATES,
-        parse_timecode,
-        timebase,
-        timecode_at,
-    )
+    from handoff.timeline.timecode import DROP_FRAME_RATES, smpte_label, timebase
 
     where = "the timecode track"
     if track.problem is not None or track.first_frame is None:
@@ -940,14 +934,8 @@ def _tmcd_timecode(
             "read as non-drop-frame"
         )
         drop = False
-    # HH:MM:SS;FF for drop-frame, as FFmpeg and MediaInfo print it (timecode_at writes
-    # Premiere's HH;MM;SS;FF).
-    label = timecode_at(frame, rate, drop_frame=drop)
-    # (Left as it is past 23:59:59 by the labels' count: drop-frame runs ahead.)
-    with contextlib.suppress(UsageError):
-        label = str(parse_timecode(label))
     return SourceTimecode(
-        label=label,
+        label=smpte_label(frame, rate, drop_frame=drop),
         start=frame / rate,
         origin="tmcd",
         frame=frame,

@@ -29,6 +29,7 @@ __all__ = [
     "fps_label",
     "ndf_timecode",
     "parse_timecode",
+    "smpte_label",
     "timebase",
     "timecode_at",
 ]
@@ -135,6 +136,14 @@ def timecode_at(frame: int, rate: Fraction, *, drop_frame: bool = False) -> str:
     if rest > dropped:
         skipped += dropped * ((rest - dropped) // per_minute)
     return ndf_timecode(frame + skipped, base).replace(":", ";")
+
+
+def smpte_label(frame: int, rate: Fraction, *, drop_frame: bool = False) -> str:
+    """The label of frame count ``frame`` as FFmpeg and MediaInfo print (and FFmpeg's
+    muxers read) it: ``HH:MM:SS:FF``, drop-frame ``HH:MM:SS;FF`` (';' before the frames
+    only; :func:`timecode_at` writes Premiere's ``HH;MM;SS;FF``)."""
+    label = timecode_at(frame, rate, drop_frame=drop_frame)
+    return label[:8].replace(";", ":") + label[8:]
 
 
 def fps_label(rate: Fraction) -> str:
