@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "DeliveryBusyError",
     "EmptyMediaError",
     "HandoffError",
     "InputError",
@@ -192,6 +193,11 @@ class OutputExistsError(UsageError, FileExistsError):
 
 class OverwritesInputError(UsageError):
     """An output would be written over one of the command's own inputs."""
+
+
+class DeliveryBusyError(UsageError):
+    """Another ``handoff deliver`` holds the delivery folder's lock: wait for it to finish,
+    or stop it (a process that died holds no lock)."""
 
 
 # The longest message a report line carries; FFmpeg and numpy can say a lot.
