@@ -181,6 +181,8 @@ def run_jobs(
     failed: Callable[[J, str], R],
     on_progress: Callable[[int, int, int], None] | None = None,
     on_result: Callable[[J, R], None] | None = None,
+    follow_up: Callable[[J, R], Sequence[J]] | None = None,
+    on_start: Callable[[int, J], None] | None = None,
 ) -> list[R]:
     """Run ``work(job, progress)`` for every job in up to ``workers`` processes.
 
@@ -189,11 +191,18 @@ def run_jobs(
     A job whose ``work`` raises, or whose worker dies under it, gets
     ``failed(job, reason)``; the others are not affected. ``on_progress`` receives
     (job index, done, total) and ``on_result`` each result as it arrives, in the parent.
+    ``follow_up`` returns the jobs a result makes possible (a step that needs the one
+    just done); they join the queue and their results follow the others' in the list.
+    While any job may still bring more, an idle worker waits for work instead of
+    leaving (a new worker costs a spawn and the imports). ``on_start`` receives (job
+    index, job) as a job is handed to a worker.
     """
     context = multiprocessing.get_context("spawn")
-    pending = deque(range(len(jobs)))
+    all_jobs = list(jobs)
+    pending = deque(range(len(all_jobs)))
     results: dict[int, R] = {}
     live: list[_Worker[J]] = []
+    idle: list[_Worker[J]] = []
 
     def start() -> None:
         ours, theirs = context.Pipe(duplex=True)
@@ -207,14 +216,34 @@ def run_jobs(
         give(worker)
 
     def give(worker: _Worker[J]) -> None:
+        if not worker.process.is_alive():
+            # Its last result arrived as it died: a job given now would be failed as
+            # the dead worker's own. The loop replaces the worker.
+            worker.job = None
+            return
         worker.job = pending.popleft() if pending else None
+        if worker.job is None and follow_up is not None and any(w.job is not None for w in live):
+            idle.append(worker)  # a job still running may bring more
+            return
+        if worker.job is not None and on_start is not None:
+            on_start(worker.job, all_jobs[worker.job])
         with contextlib.suppress(OSError):
-            worker.conn.send(None if worker.job is None else (worker.job, jobs[worker.job]))
+            worker.conn.send(None if worker.job is None else (worker.job, all_jobs[worker.job]))
 
     def finish(index: int, result: R) -> None:
         results[index] = result
         if on_result is not None:
-            on_result(jobs[index], result)
+            on_result(all_jobs[index], result)
+        if follow_up is not None:
+            for more in follow_up(all_jobs[index], result):
+                pending.append(len(all_jobs))
+                all_jobs.append(more)
+
+    def dispatch() -> None:
+        while pending and idle:
+            give(idle.pop())
+        while pending and len(live) < workers:
+            start()
 
     def drain(worker: _Worker[J]) -> None:
         while True:
@@ -229,13 +258,13 @@ def run_jobs(
                 if on_progress is not None:
                     on_progress(index, message[2], message[3])
                 continue
-            finish(index, message[2] if kind == "result" else failed(jobs[index], message[2]))
+            finish(index, message[2] if kind == "result" else failed(all_jobs[index], message[2]))
             give(worker)
 
     try:
-        for _ in range(min(workers, len(jobs))):
+        for _ in range(min(workers, len(all_jobs))):
             start()
-        while len(results) < len(jobs):
+        while len(results) < len(all_jobs):
             waiting = [w.conn for w in live] + [w.process.sentinel for w in live]
             multiprocessing.connection.wait(waiting, timeout=1.0)
             for worker in list(live):
@@ -246,14 +275,16 @@ def run_jobs(
                 drain(worker)  # a result sent just before the end
                 live.remove(worker)
                 worker.conn.close()
+                if worker in idle:
+                    idle.remove(worker)
                 if worker.job is not None and worker.job not in results:
                     reason = f"the worker process {_death(worker.process.exitcode)} on this file"
-                    finish(worker.job, failed(jobs[worker.job], reason))
-                if pending:
-                    start()
+                    lost, worker.job = worker.job, None
+                    finish(lost, failed(all_jobs[lost], reason))
+            dispatch()
     finally:
         _stop(live)
-    return [results[i] for i in range(len(jobs))]
+    return [results[i] for i in range(len(all_jobs))]
 
 
 def _stop(live: Sequence[_Worker[Any]]) -> None:
