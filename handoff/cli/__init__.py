@@ -22,7 +22,17 @@ from typing import Any
 import click
 
 from handoff import __version__
-from handoff.cli import demo, export, prep_audio, probe, specs, sync, timeline, validate
+from handoff.cli import (
+    deliver,
+    demo,
+    export,
+    prep_audio,
+    probe,
+    specs,
+    sync,
+    timeline,
+    validate,
+)
 from handoff.cli.common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, die, interrupted
 from handoff.jobs.processes import raise_on_sigterm
 
@@ -98,6 +108,8 @@ def main() -> None:
     handoff export INPUT... --preset editor-ready ProRes/MOV or H.264/MP4, CFR, 48 kHz
     handoff prep-audio IN --out DIR  narration at -16 LUFS / -3 dBTP, cut into segments
     handoff timeline CLIPS --format  Premiere/Resolve timeline, master narration locked
+    handoff sync TAKES --manifest    each take's sync; --selects picks the best
+    handoff deliver RENDERS --out    the whole batch: masters, picks, timelines, report
     handoff specs                    list the built-in delivery specs
     handoff demo OUTDIR              make sample media and run everything on it
 
@@ -115,6 +127,7 @@ for _command in (
     specs.specs_cmd,
     timeline.timeline_cmd,
     sync.sync_cmd,
+    deliver.deliver_cmd,
     demo.demo_cmd,
 ):
     main.add_command(_command)

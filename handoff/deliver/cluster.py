@@ -1,0 +1,277 @@
+"""The per-file steps on a Dask ``distributed`` cluster (``--cluster ADDRESS|local``).
+
+What runs where: each step is one Dask task running :func:`handoff.deliver.steps.run_step`
+on a worker; the client (this process) submits the steps, hears each outcome, journals
+it and submits the steps it lets run. Workers read the renders and write the outputs
+on storage every one of them sees; ``path_map`` rewrites a path the client sees
+(``/mnt/renders``) into the one the workers see (``/data/renders``) and back.
+
+A worker that dies mid-step (killed, out of memory) loses only that step's temporary
+``.part`` file: the scheduler gives the task to another worker (Dask reschedules the
+tasks of a lost worker, up to ``distributed.scheduler.allowed-failures`` times, then
+raises ``KilledWorker``, which becomes that step's failure). Outputs appear by atomic
+rename, so no final-named file is partial whichever worker dies.
+
+Progress: a worker publishes each step's start and its frame counts as Dask events
+(``Worker.log_event`` on the topic :data:`TOPIC`); the client subscribes to the topic
+and passes them to the display.
+
+``distributed`` is an optional extra (``pip install 'handoff[cluster]'``): this module
+imports it, and the command imports this module only for ``--cluster`` (without the
+extra, ``--cluster`` says so in one line).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from distributed import Client, KilledWorker, LocalCluster, as_completed, get_worker
+from distributed.diagnostics.plugin import NannyPlugin
+
+from handoff.deliver.plan import Step
+from handoff.deliver.steps import StepOutcome, run_step, worker_died
+from handoff.errors import ToolError, UsageError, describe
+
+__all__ = ["TOPIC", "DaskCluster", "PathMap", "parse_path_map"]
+
+TOPIC = "handoff-deliver"
+_PROGRESS_EVERY_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PathMap:
+    """Folder prefixes as the client sees them and as the workers do."""
+
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    def _swap(self, text: str, to_worker: bool) -> str:
+        for local, remote in self.pairs:
+            a, b = (local, remote) if to_worker else (remote, local)
+            if text == a or text.startswith(a.rstrip("/") + "/"):
+                return b.rstrip("/") + text[len(a.rstrip("/")) :]
+        return text
+
+    def to_worker(self, path: Path) -> Path:
+        return Path(self._swap(str(path), True))
+
+    def to_client(self, path: Path) -> Path:
+        return Path(self._swap(str(path), False))
+
+    def back(self, data: Any) -> Any:
+        """Every path-like string in a JSON result, as the client sees it."""
+        if not self.pairs:
+            return data
+        if isinstance(data, str):
+            return self._swap(data, False)
+        if isinstance(data, dict):
+            return {k: self.back(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self.back(v) for v in data]
+        return data
+
+    def step(self, step: Step) -> Step:
+        if not self.pairs:
+            return step
+        w = self.to_worker
+        export = step.export
+        if export is not None and export.out_dir is not None:
+            export = replace(export, out_dir=w(export.out_dir))
+        sync = step.sync
+        if sync is not None:
+            sync = replace(
+                sync,
+                take=w(sync.take),
+                reference=None if sync.reference is None else w(sync.reference),
+            )
+        spec = step.spec
+        if spec is not None and spec.lower().endswith(".toml"):
+            spec = str(w(Path(spec)))
+        return replace(
+            step,
+            render=w(step.render),
+            dest=None if step.dest is None else w(step.dest),
+            export=export,
+            sync=sync,
+            spec=spec,
+        )
+
+    def outcome(self, outcome: StepOutcome) -> StepOutcome:
+        if not self.pairs:
+            return outcome
+        return replace(
+            outcome,
+            outputs=tuple(self.to_client(p) for p in outcome.outputs),
+            result=self.back(outcome.result),
+        )
+
+
+def parse_path_map(items: Sequence[str]) -> PathMap:
+    """``LOCAL=WORKER`` pairs (absolute folders), from ``--path-map``."""
+    pairs = []
+    for item in items:
+        local, sep, remote = item.partition("=")
+        if not sep or not local or not remote:
+            raise UsageError(f"--path-map {item!r}: expected LOCAL=WORKER, two folders")
+        pairs.append((str(Path(local).absolute()), remote))
+    return PathMap(tuple(pairs))
+
+
+def _remote_step(step: Step) -> StepOutcome:
+    """What a Dask worker runs: the step, with its start and progress published."""
+    worker = get_worker()
+    worker.log_event(TOPIC, {"key": step.key, "started": True})
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= _PROGRESS_EVERY_S or done >= total:
+            last[0] = now
+            worker.log_event(TOPIC, {"key": step.key, "done": done, "total": total})
+
+    return run_step(step, progress)
+
+
+class _DieWithClient(NannyPlugin):
+    """A nanny plugin: the nanny (and with it its worker) goes when the client process
+    that started a local cluster dies, even by SIGKILL (prctl PR_SET_PDEATHSIG)."""
+
+    name = "handoff-die-with-client"
+
+    def __init__(self, parent: int) -> None:
+        self.parent = parent
+
+    def setup(self, nanny: Any) -> None:
+        from handoff.jobs.processes import die_with_parent
+
+        if os.getppid() == self.parent:
+            die_with_parent(signal.SIGTERM, self.parent)
+
+    def teardown(self, nanny: Any) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class DaskCluster:
+    """``address``: a running scheduler (``tcp://host:8786``), or None for a
+    ``LocalCluster`` of ``workers`` processes started (and stopped) here."""
+
+    address: str | None
+    workers: int = 2
+    path_map: PathMap = field(default_factory=PathMap)
+    name: str = "dask"
+    dashboard: str | None = None
+    """Where the Dask dashboard is (when the cluster serves one)."""
+
+    def run(
+        self,
+        steps: Sequence[Step],
+        *,
+        on_start: Callable[[Step], None],
+        on_progress: Callable[[Step, int, int], None],
+        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+    ) -> None:
+        cluster: Any = None
+        if self.address is None:
+            cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+            self.name = f"dask LocalCluster ({self.workers} workers)"
+        else:
+            self.name = f"dask {self.address}"
+        try:
+            client = Client(cluster if cluster is not None else self.address, timeout="20s")
+        except OSError as exc:
+            if cluster is not None:
+                cluster.close()
+            raise ToolError(
+                f"cannot reach the Dask scheduler at {self.address}: {describe(exc)}"
+            ) from None
+        try:
+            if cluster is not None:
+                client.register_plugin(_DieWithClient(os.getpid()))
+            self._run(client, steps, on_start, on_progress, on_outcome)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def _run(
+        self,
+        client: Any,
+        steps: Sequence[Step],
+        on_start: Callable[[Step], None],
+        on_progress: Callable[[Step, int, int], None],
+        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+    ) -> None:
+        heard: queue.SimpleQueue[Mapping[str, Any]] = queue.SimpleQueue()
+        # Runs on the client's event-loop thread: only hand the event to this thread.
+        client.subscribe_topic(TOPIC, lambda event: heard.put(event[1]))
+        by_key: dict[str, Step] = {}
+        by_future: dict[Any, Step] = {}
+        pending = as_completed()
+
+        def submit(step: Step) -> None:
+            by_key[step.key] = step
+            future = client.submit(
+                _remote_step,
+                self.path_map.step(step),
+                key=f"handoff-{step.kind}-{uuid.uuid4().hex[:12]}",
+                pure=False,
+            )
+            by_future[future] = step
+            pending.add(future)
+
+        def relay() -> None:
+            while True:
+                try:
+                    event = heard.get_nowait()
+                except queue.Empty:
+                    return
+                step = by_key.get(str(event.get("key")))
+                if step is None:
+                    continue
+                if event.get("started"):
+                    on_start(step)
+                else:
+                    on_progress(step, int(event["done"]), int(event["total"]))
+
+        for step in steps:
+            submit(step)
+        while not pending.is_empty():
+            done = pending.next_batch(block=False)
+            relay()
+            if not done:
+                time.sleep(0.1)
+                continue
+            for future in done:
+                step = by_future.pop(future)
+                outcome = self._outcome(step, future)
+                relay()
+                for more in on_outcome(step, outcome):
+                    submit(more)
+
+    def _outcome(self, step: Step, future: Any) -> StepOutcome:
+        try:
+            outcome: StepOutcome = self.path_map.outcome(future.result())
+        except KilledWorker:
+            return worker_died(
+                step, "the Dask workers running this step died each time it was tried"
+            )
+        except Exception as exc:
+            return StepOutcome(step.key, "failed", f"the Dask task failed: {describe(exc)}")
+        finally:
+            future.release()
+        return outcome
