@@ -77,6 +77,7 @@ class _Terminal:
         self.overall = self.progress.add_task("all steps", total=len(plan.to_run), speed="")
         self.tasks: dict[str, Any] = {}
         self.kept = len(plan.kept)
+        self.counted = {sp.step.key for sp in plan.to_run}
         self.out = plan.options.out
 
     def __enter__(self) -> _Terminal:
@@ -117,9 +118,11 @@ class _Terminal:
                 self.say(f"done     {label}{made}{took}")
             else:
                 self.say(f"FAILED   {label}: {flags(event.reason or '')}")
-        elif event.kind == "blocked" and event.reason and "could not use" not in event.reason:
+        elif event.kind == "blocked" and event.key in self.counted:
+            # Blocked in this run by a step that failed in it (the plan's own blocked
+            # steps are in the summary table: a re-run does not repeat them line by line).
             self.progress.advance(self.overall)
-            self.say(f"not run  {label}: {flags(event.reason)}")
+            self.say(f"not run  {label}: {flags(event.reason or '')}")
 
     def _index(self, task: Any) -> int:
         return next(i for i, t in enumerate(self.progress.tasks) if t.id == task)

@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 from handoff.deliver.journal import Record, Stamp, outputs_intact, settings_digest
 from handoff.export.engines import Engine
 from handoff.export.plan import ExportOptions, destination, export_settings
+from handoff.files.fsutil import InputGuard
 from handoff.files.manifest import Manifest
 from handoff.sync.measure import SyncJob, plan_sync
 from handoff.validate.spec import load_spec
@@ -315,12 +316,19 @@ def plan_delivery(
     (a re-conditioned narration makes its sync steps run again).
     """
     planned: list[RenderPlan] = []
+    guard = InputGuard([r for r, _ in renders])
+    claimed: dict[Path, Path] = {}
     for render, stamp in renders:
         if isinstance(stamp, str):
             planned.append(RenderPlan(render, None, (), problem=stamp))
             continue
+        steps = _steps_for(render, options, manifest)
+        clash = _clash(render, steps, claimed, guard)
+        if clash is not None:
+            planned.append(RenderPlan(render, stamp, (), problem=clash))
+            continue
         decided: dict[str, StepPlan] = {}
-        for step in _steps_for(render, options, manifest):
+        for step in steps:
             record = journal.get(step.key)
             needed = decided.get(step.needs) if step.needs else None
             if needed is not None and needed.action == "blocked":
@@ -343,6 +351,25 @@ def plan_delivery(
             decided[step.key] = StepPlan(step, action, reason, record)
         planned.append(RenderPlan(render, stamp, tuple(decided.values())))
     return DeliveryPlan(options, tuple(planned), manifest)
+
+
+def _clash(
+    render: Path, steps: Sequence[Step], claimed: dict[Path, Path], guard: InputGuard
+) -> str | None:
+    """Why the render's outputs cannot be written: another render of the batch claimed
+    the same name (two folders each with a 001_take1.mp4), or one would be written
+    over an input. Claims the names when they are free."""
+    dests = [s.dest for s in steps if s.dest is not None]
+    for dest in dests:
+        key = dest.absolute()
+        if key in claimed:
+            return f"same output name as {claimed[key]} ({dest.name}): rename one of them"
+        hit = guard.input_at(dest)
+        if hit is not None:
+            return f"its output {dest} would write over the input {hit}"
+    for dest in dests:
+        claimed[dest.absolute()] = render
+    return None
 
 
 def _inputs_now(
