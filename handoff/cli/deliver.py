@@ -35,6 +35,7 @@ from handoff.files.find import AUDIO_SUFFIXES, is_folder
 from handoff.files.names import shown
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
 
+_JSON_PROGRESS_EVERY_S = 0.5
 _STEP_WORD = {"receive": "received", "master": "master", "review": "review", "sync": "sync"}
 
 
@@ -141,6 +142,7 @@ class _JsonLines:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.last: dict[str, float] = {}
 
     def emit(self, data: dict[str, Any]) -> None:
         line = json.dumps(data, ensure_ascii=False, allow_nan=False)
@@ -149,8 +151,15 @@ class _JsonLines:
             sys.stdout.flush()
 
     def __call__(self, event: DeliveryEvent) -> None:
-        if event.kind != "kept":  # a finished batch of 500 renders is not 2000 lines
-            self.emit({**event.to_json(), "t": round(time.time(), 3)})
+        if event.kind == "kept":  # a finished batch of 500 renders is not 2000 lines
+            return
+        now = time.monotonic()
+        if event.kind == "progress" and event.done != event.total:
+            # Workers report every frame; a dashboard needs a few lines a second.
+            if now - self.last.get(event.key, 0.0) < _JSON_PROGRESS_EVERY_S:
+                return
+            self.last[event.key] = now
+        self.emit({**event.to_json(), "t": round(time.time(), 3)})
 
 
 def _step_cell(row: RenderSummary, step: str) -> str:

@@ -41,7 +41,7 @@ from typing import Any, Final, Literal
 
 from handoff.deliver.journal import Record, Stamp, outputs_intact, settings_digest
 from handoff.export.engines import Engine
-from handoff.export.plan import ExportOptions, destination, export_settings
+from handoff.export.plan import ExportOptions, ExportSettings, destination, export_settings
 from handoff.files.fsutil import InputGuard
 from handoff.files.manifest import Manifest
 from handoff.sync.measure import SyncJob, plan_sync
@@ -217,18 +217,33 @@ def spec_identity(name_or_path: str) -> dict[str, str]:
     return {"name": spec.name}
 
 
-def _steps_for(render: Path, options: DeliverOptions, manifest: Manifest | None) -> list[Step]:
+@dataclass(frozen=True, slots=True)
+class _Preset:
+    identity: dict[str, str]
+    settings: ExportSettings
+
+
+def _presets(options: DeliverOptions) -> dict[str, _Preset]:
+    """Each preset read once for the whole batch (not once a render)."""
+    names = [options.preset, *([options.review] if options.review is not None else [])]
+    return {n: _Preset(spec_identity(n), export_settings(load_spec(n))) for n in names}
+
+
+def _steps_for(
+    render: Path, options: DeliverOptions, manifest: Manifest | None, presets: Mapping[str, _Preset]
+) -> list[Step]:
     """The steps of one render, in the order they depend on each other."""
     out = options.out
+    master_preset = presets[options.preset]
     receive = Step("receive", render, spec=options.preset,
-                   settings={"spec": spec_identity(options.preset)})  # fmt: skip
+                   settings={"spec": master_preset.identity})  # fmt: skip
     steps = [receive]
     shared = {
         "fps": None if options.fps is None else str(options.fps),
         "crop": options.to_json()["crop"],
         "add_silence": options.add_silence,
     }
-    master_dest = destination(render, export_settings(load_spec(options.preset)), out / MASTERS)
+    master_dest = destination(render, master_preset.settings, out / MASTERS)
     master = Step(
         "master",
         render,
@@ -237,11 +252,12 @@ def _steps_for(render: Path, options: DeliverOptions, manifest: Manifest | None)
         export=options.export_options(out / MASTERS),
         engine=options.engine,
         needs=receive.key,
-        settings={"spec": spec_identity(options.preset), **shared},
+        settings={"spec": master_preset.identity, **shared},
     )
     steps.append(master)
     if options.review is not None:
-        dest = destination(render, export_settings(load_spec(options.review)), out / REVIEW)
+        review = presets[options.review]
+        dest = destination(render, review.settings, out / REVIEW)
         steps.append(
             Step(
                 "review",
@@ -251,7 +267,7 @@ def _steps_for(render: Path, options: DeliverOptions, manifest: Manifest | None)
                 export=options.export_options(out / REVIEW),
                 engine=options.engine,
                 needs=receive.key,
-                settings={"spec": spec_identity(options.review), **shared},
+                settings={"spec": review.identity, **shared},
             )
         )
     if manifest is not None:
@@ -317,12 +333,13 @@ def plan_delivery(
     """
     planned: list[RenderPlan] = []
     guard = InputGuard([r for r, _ in renders])
+    presets = _presets(options)
     claimed: dict[Path, Path] = {}
     for render, stamp in renders:
         if isinstance(stamp, str):
             planned.append(RenderPlan(render, None, (), problem=stamp))
             continue
-        steps = _steps_for(render, options, manifest)
+        steps = _steps_for(render, options, manifest, presets)
         clash = _clash(render, steps, claimed, guard)
         if clash is not None:
             planned.append(RenderPlan(render, stamp, (), problem=clash))
