@@ -454,8 +454,21 @@ def _batch(
         result.batch["timeline"] = _run_batch_step(
             journal, "timeline", lambda: timeline_step(plan, masters), timeline_from, result, force
         )
-    summary = [r.to_json() for r in summarise(plan, journal.latest, blocked, this_run=False)]
-    picked = journal.latest.get(f"selects:{BATCH_KEY}")
+    selects = journal.latest.get(f"selects:{BATCH_KEY}")
+    picks: set[Path] = set()
+    if selects is not None and selects.status == "done" and selects.result:
+        doc = selects.result.get("selects", {})
+        result.regenerate = [s["segment"] for s in doc.get("segments", []) if s.get("regenerate")]
+        picks = {(out / s["pick"]).absolute() for s in doc.get("segments", [])}
+
+    def rows(this_run: bool) -> list[RenderSummary]:
+        made = summarise(plan, journal.latest, blocked, this_run=this_run)
+        for row in made:
+            master = journal.latest.get(f"master:{row.render}")
+            row.picked = master is not None and any(Path(o.path) in picks for o in master.outputs)
+        return made
+
+    summary = [r.to_json() for r in rows(this_run=False)]
     report_from = {
         "renders": summary,
         "records": sorted(
@@ -463,29 +476,12 @@ def _batch(
             for r in journal.latest.values()
             if r.key != f"report:{BATCH_KEY}"
         ),
-        "selects": None if picked is None else picked.result,
     }
     result.batch["report"] = _run_batch_step(
         journal, "report", lambda: report_step(plan, journal.latest, summary), report_from,
         result, force,
     )  # fmt: skip
-    if picked is not None and picked.result:
-        doc = picked.result.get("selects", {})
-        result.regenerate = [s["segment"] for s in doc.get("segments", []) if s.get("regenerate")]
-        chosen = {s["pick"] for s in doc.get("segments", [])}
-        for row in result.renders:
-            master = latest.get(f"master:{row.render}")
-            if master is not None and master.outputs:
-                made = Path(master.outputs[0].path)
-                row.picked = any(out.joinpath(p).resolve() == made.resolve() for p in chosen)
-    result.renders = _with_picks(summarise(plan, journal.latest, blocked), result.renders)
-
-
-def _with_picks(rows: list[RenderSummary], before: list[RenderSummary]) -> list[RenderSummary]:
-    picked = {r.render for r in before if r.picked}
-    for row in rows:
-        row.picked = row.render in picked
-    return rows
+    result.renders = rows(this_run=True)
 
 
 def _done_outputs(
