@@ -378,6 +378,7 @@ def deliver_cmd(
             force=force,
         )
         found = _renders(renders, out_dir)
+        _check_any(found)
         backend = _backend(cluster, jobs, path_map)
     if dry_run:
         _dry_run(found, options, loaded, as_json)
@@ -407,6 +408,15 @@ def _renders(paths: Sequence[Path], out_dir: Path) -> list[tuple[Path, str | Non
     if left:
         note(f"left out {left} audio file(s) found in the folders (renders are video)")
     return out
+
+
+def _check_any(found: Sequence[tuple[Path, str | None]]) -> None:
+    """Nothing at all to deliver is the command's error (exit 2), found before a
+    delivery folder is made; one missing render among others is that render's failure."""
+    if any(problem is None and path.is_file() for path, problem in found):
+        return
+    said = [problem or f"{path}: no such file" for path, problem in found[:3]]
+    raise InputError("no render to deliver: " + ("; ".join(said) or "no video among the inputs"))
 
 
 def _backend(cluster: str | None, jobs: int | None, path_map: Sequence[str]) -> Any:
