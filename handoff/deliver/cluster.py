@@ -13,8 +13,14 @@ raises ``KilledWorker``, which becomes that step's failure). Outputs appear by a
 rename, so no final-named file is partial whichever worker dies.
 
 Progress: a worker publishes each step's start and its frame counts as Dask events
-(``Worker.log_event`` on the topic :data:`TOPIC`); the client subscribes to the topic
-and passes them to the display.
+(``Worker.log_event`` on the topic :data:`TOPIC`), under the step's key as the *client*
+knows it (with a path map, the step the worker holds names other paths); the client
+subscribes to the topic and passes them to the display.
+
+A local cluster dies with the client: its nannies live in the client process and each
+worker is a child of it, which Dask already ends when its pipe to the parent closes
+(``distributed.process.AsyncProcess``); a worker plugin adds the kernel's word for it
+(PR_SET_PDEATHSIG), which holds even while the worker is deep in an encoder.
 
 ``distributed`` is an optional extra (``pip install 'handoff[cluster]'``): this module
 imports it, and the command imports this module only for ``--cluster`` (without the
@@ -35,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Client, KilledWorker, LocalCluster, as_completed, get_worker
-from distributed.diagnostics.plugin import NannyPlugin
+from distributed.comm.addressing import get_address_host_port, parse_address
+from distributed.comm.registry import get_backend
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from handoff.deliver.plan import Step
 from handoff.deliver.steps import StepOutcome, run_step, worker_died
@@ -45,6 +53,8 @@ __all__ = ["TOPIC", "DaskCluster", "PathMap", "parse_path_map"]
 
 TOPIC = "handoff-deliver"
 _PROGRESS_EVERY_S = 0.5
+_CONNECT_TIMEOUT = "15s"
+"""How long a scheduler that does not answer is waited for (Dask's default is 30 s)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,37 +135,45 @@ def parse_path_map(items: Sequence[str]) -> PathMap:
     return PathMap(tuple(pairs))
 
 
-def _remote_step(step: Step) -> StepOutcome:
-    """What a Dask worker runs: the step, with its start and progress published."""
+def _remote_step(step: Step, key: str | None = None) -> StepOutcome:
+    """What a Dask worker runs: the step, with its start and progress published under
+    ``key``, the step's key as the client knows it (default: the step's own)."""
     worker = get_worker()
-    worker.log_event(TOPIC, {"key": step.key, "started": True})
+    said = step.key if key is None else key
+    worker.log_event(TOPIC, {"key": said, "started": True})
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
         now = time.monotonic()
         if now - last[0] >= _PROGRESS_EVERY_S or done >= total:
             last[0] = now
-            worker.log_event(TOPIC, {"key": step.key, "done": done, "total": total})
+            worker.log_event(TOPIC, {"key": said, "done": done, "total": total})
 
     return run_step(step, progress)
 
 
-class _DieWithClient(NannyPlugin):
-    """A nanny plugin: the nanny (and with it its worker) goes when the client process
-    that started a local cluster dies, even by SIGKILL (prctl PR_SET_PDEATHSIG)."""
+class _DieWithClient(WorkerPlugin):
+    """A worker plugin: a worker of a local cluster goes when the client process that
+    started it dies, even by SIGKILL (prctl PR_SET_PDEATHSIG).
+
+    A worker plugin, not a nanny plugin: a ``LocalCluster``'s nannies are objects in the
+    client process itself, so a nanny plugin's ``setup`` runs there, where the parent
+    is the shell; the worker processes are the client's children. Set up again on each
+    worker a nanny restarts (the scheduler keeps the plugin).
+    """
 
     name = "handoff-die-with-client"
 
     def __init__(self, parent: int) -> None:
         self.parent = parent
 
-    def setup(self, nanny: Any) -> None:
+    def setup(self, worker: Any) -> None:
         from handoff.jobs.processes import die_with_parent
 
         if os.getppid() == self.parent:
             die_with_parent(signal.SIGTERM, self.parent)
 
-    def teardown(self, nanny: Any) -> None:
+    def teardown(self, worker: Any) -> None:
         return None
 
 
@@ -171,6 +189,25 @@ class DaskCluster:
     dashboard: str | None = None
     """Where the Dask dashboard is (when the cluster serves one)."""
 
+    def __post_init__(self) -> None:
+        # Named before it runs: the plan's first event (--json "backend") says it.
+        if self.address is None:
+            self.name = f"dask LocalCluster ({self.workers} workers)"
+            return
+        self.name = f"dask {self.address}"
+        # A malformed address is the command's usage error, said before a delivery
+        # folder is made (Dask would raise ValueError only when connecting).
+        try:
+            scheme, _ = parse_address(self.address)
+            get_backend(scheme)
+            if scheme != "inproc":
+                get_address_host_port(self.address)
+        except ValueError as exc:
+            raise UsageError(
+                f"--cluster {self.address!r}: {exc}; expected local or a scheduler's "
+                "address, as tcp://host:8786"
+            ) from None
+
     def run(
         self,
         steps: Sequence[Step],
@@ -185,19 +222,23 @@ class DaskCluster:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # The scheduler serves HTTP (health, metrics) even with no dashboard, on
+                # 8787 by default: a second local cluster on the machine warned on
+                # stderr that the port was taken. Any free port, on this machine only.
+                dashboard_address="127.0.0.1:0",
                 silence_logs=logging.ERROR,
             )
-            self.name = f"dask LocalCluster ({self.workers} workers)"
-        else:
-            self.name = f"dask {self.address}"
         try:
-            client = Client(cluster if cluster is not None else self.address, timeout="20s")
-        except OSError as exc:
+            client = Client(cluster if cluster is not None else self.address,
+                            timeout=_CONNECT_TIMEOUT)  # fmt: skip
+        except OSError as exc:  # distributed's connect timeout is an OSError too
             if cluster is not None:
                 cluster.close()
+            # Not describe(): a scheduler that does not answer is no bug in handoff.
+            reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
             raise ToolError(
-                f"cannot reach the Dask scheduler at {self.address}: {describe(exc)}"
+                f"cannot reach the Dask scheduler at {self.address}: {reason} "
+                "(is it running, and is the address right?)"
             ) from None
         try:
             if cluster is not None:
@@ -228,6 +269,7 @@ class DaskCluster:
             future = client.submit(
                 _remote_step,
                 self.path_map.step(step),
+                step.key,
                 key=f"handoff-{step.kind}-{uuid.uuid4().hex[:12]}",
                 pure=False,
             )
