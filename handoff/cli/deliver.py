@@ -383,13 +383,21 @@ def deliver_cmd(
     if dry_run:
         _dry_run(found, options, loaded, as_json)
         sys.exit(EXIT_OK)
-    with errors():
-        lock = FolderLock(options.out)
-        lock.__enter__()
+    connect = getattr(backend, "connect", None)
     try:
-        _deliver(found, options, loaded, backend, as_json)
+        with errors():
+            if connect is not None:
+                connect()  # a scheduler that does not answer: before the folder is made
+            lock = FolderLock(options.out)
+            lock.__enter__()
+        try:
+            _deliver(found, options, loaded, backend, as_json)
+        finally:
+            lock.__exit__(None, None, None)
     finally:
-        lock.__exit__(None, None, None)
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
 
 
 def _renders(paths: Sequence[Path], out_dir: Path) -> list[tuple[Path, str | None]]:

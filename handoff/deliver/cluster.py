@@ -186,8 +186,8 @@ class DaskCluster:
     workers: int = 2
     path_map: PathMap = field(default_factory=PathMap)
     name: str = "dask"
-    dashboard: str | None = None
-    """Where the Dask dashboard is (when the cluster serves one)."""
+    _client: Any = field(default=None, repr=False)
+    _cluster: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         # Named before it runs: the plan's first event (--json "backend") says it.
@@ -208,14 +208,12 @@ class DaskCluster:
                 "address, as tcp://host:8786"
             ) from None
 
-    def run(
-        self,
-        steps: Sequence[Step],
-        *,
-        on_start: Callable[[Step], None],
-        on_progress: Callable[[Step, int, int], None],
-        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
-    ) -> None:
+    def connect(self) -> None:
+        """Start the local cluster or reach the scheduler, once; raises ToolError in one
+        line when the scheduler does not answer. The command calls it before it makes
+        the delivery folder, so a wrong address leaves nothing behind."""
+        if self._client is not None:
+            return
         cluster: Any = None
         if self.address is None:
             cluster = LocalCluster(
@@ -240,14 +238,32 @@ class DaskCluster:
                 f"cannot reach the Dask scheduler at {self.address}: {reason} "
                 "(is it running, and is the address right?)"
             ) from None
-        try:
-            if cluster is not None:
-                client.register_plugin(_DieWithClient(os.getpid()))
-            self._run(client, steps, on_start, on_progress, on_outcome)
-        finally:
+        if cluster is not None:
+            client.register_plugin(_DieWithClient(os.getpid()))
+        self._client, self._cluster = client, cluster
+
+    def close(self) -> None:
+        """Disconnect (and stop the local cluster); safe to call twice."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        if client is not None:
             client.close()
-            if cluster is not None:
-                cluster.close()
+        if cluster is not None:
+            cluster.close()
+
+    def run(
+        self,
+        steps: Sequence[Step],
+        *,
+        on_start: Callable[[Step], None],
+        on_progress: Callable[[Step, int, int], None],
+        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+    ) -> None:
+        self.connect()
+        try:
+            self._run(self._client, steps, on_start, on_progress, on_outcome)
+        finally:
+            self.close()
 
     def _run(
         self,

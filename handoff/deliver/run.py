@@ -30,6 +30,7 @@ from handoff.deliver.journal import Journal, Record, Stamp, outputs_intact, sett
 from handoff.deliver.plan import BATCH_KEY, DeliveryPlan, Step
 from handoff.deliver.steps import StepOutcome, run_step, worker_died
 from handoff.errors import HandoffError, describe
+from handoff.files.fsutil import remove_stale_parts
 
 __all__ = [
     "Backend",
@@ -289,6 +290,10 @@ def run_delivery(
             seconds=outcome.seconds,
         )
         journal.append(record)
+        if step.dest is not None:
+            # A worker killed under an earlier try of this step (its task rescheduled
+            # elsewhere) left its hidden .part beside the output: gone now.
+            remove_stale_parts(step.dest)
         counts["ran"] += 1
         kind: EventKind = "done" if outcome.status == "done" else "failed"
         counts["failed"] += kind == "failed"
