@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import threading
@@ -37,6 +38,9 @@ from handoff.timeline import FORMATS as TIMELINE_FORMATS
 
 _JSON_PROGRESS_EVERY_S = 0.5
 _STEP_WORD = {"receive": "received", "master": "master", "review": "review", "sync": "sync"}
+# The batch file's keys are the options' names; click's default_map is keyed by the
+# parameters' names, which differ for these (a file's out = ... was otherwise ignored).
+_PARAM_OF_KEY = {"out": "out_dir", "format": "formats", "fps": "fps_text", "crop": "crop_text"}
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -45,6 +49,7 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
         return None
     with errors():
         loaded = load_batch_file(value)
+    loaded = {_PARAM_OF_KEY.get(k, k): v for k, v in loaded.items()}
     ctx.default_map = {**(ctx.default_map or {}), **loaded}
     return value
 
@@ -363,12 +368,13 @@ def deliver_cmd(
             check_rate_choice(rspec, export_settings(rspec), fps)
         if path_map and cluster is None:
             raise UsageError("--path-map is for --cluster: the workers' view of the files")
+        manifest = None if manifest is None else _absolute(manifest)
         loaded = None if manifest is None else load_manifest(manifest)
         options = DeliverOptions(
-            out=out_dir.absolute(),
+            out=_absolute(out_dir),
             preset=preset,
             review=review,
-            manifest=None if manifest is None else manifest.absolute(),
+            manifest=manifest,
             formats=tuple(formats) or ("all",),
             fps=fps,
             crop=parse_crop(crop_text),
@@ -400,6 +406,14 @@ def deliver_cmd(
             close()
 
 
+def _absolute(path: Path) -> Path:
+    """Absolute, with ``..`` taken out (os.path.abspath): the journal keys each step by
+    its render's path, so ``renders/a.mp4`` given from the batch's folder and
+    ``../b1/renders/a.mp4`` from another (or from a batch file's folder) must be the same
+    key, or a re-run redoes every step."""
+    return Path(os.path.abspath(path))  # noqa: PTH100 -- not resolve(): symlinks stay as given
+
+
 def _renders(paths: Sequence[Path], out_dir: Path) -> list[tuple[Path, str | None]]:
     """Each render with the reason it cannot be used (None: it can); audio files found
     inside folders (the narration beside the renders) are left out with a note."""
@@ -412,7 +426,7 @@ def _renders(paths: Sequence[Path], out_dir: Path) -> list[tuple[Path, str | Non
         elif item not in named and item.suffix.lower() in AUDIO_SUFFIXES:
             left += 1
         else:
-            out.append((item.absolute(), None))
+            out.append((_absolute(item), None))
     if left:
         note(f"left out {left} audio file(s) found in the folders (renders are video)")
     return out
