@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -159,6 +159,25 @@ def _worker_main(conn: Any, work: Callable[[Any, Progress], Any], parent: int) -
         return  # stopped (Ctrl-C, SIGTERM, parent gone): clean-up has run on the way out
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Start a worker with SIGINT ignored, which it inherits and keeps.
+
+    A Ctrl-C reaches every process of the terminal's group. A worker still starting
+    (Python's own start-up, importing handoff) met it outside any handler and printed a
+    KeyboardInterrupt traceback above the command's one-line message. The parent sees
+    the Ctrl-C anyway and stops its workers (:func:`_stop`: SIGTERM, which a worker turns
+    into a clean-up, :func:`raise_on_sigterm`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass(slots=True)
 class _Worker(Generic[J]):
     process: Any
@@ -209,7 +228,8 @@ def run_jobs(
         process = context.Process(
             target=_worker_main, args=(theirs, work, os.getpid()), daemon=True
         )
-        process.start()
+        with _sigint_ignored():
+            process.start()
         theirs.close()
         worker: _Worker[J] = _Worker(process, ours)
         live.append(worker)
