@@ -35,7 +35,7 @@ import queue
 import signal
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from distributed.comm.registry import get_backend
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from handoff.deliver.plan import Step
+from handoff.deliver.run import OnOutcome, OnProgress, OnStart
 from handoff.deliver.steps import StepOutcome, run_step, worker_died
 from handoff.errors import ToolError, UsageError, describe
 
@@ -255,9 +256,9 @@ class DaskCluster:
         self,
         steps: Sequence[Step],
         *,
-        on_start: Callable[[Step], None],
-        on_progress: Callable[[Step, int, int], None],
-        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+        on_start: OnStart,
+        on_progress: OnProgress,
+        on_outcome: OnOutcome,
     ) -> None:
         self.connect()
         try:
@@ -269,9 +270,9 @@ class DaskCluster:
         self,
         client: Any,
         steps: Sequence[Step],
-        on_start: Callable[[Step], None],
-        on_progress: Callable[[Step, int, int], None],
-        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+        on_start: OnStart,
+        on_progress: OnProgress,
+        on_outcome: OnOutcome,
     ) -> None:
         heard: queue.SimpleQueue[Mapping[str, Any]] = queue.SimpleQueue()
         # Runs on the client's event-loop thread: only hand the event to this thread.

@@ -243,35 +243,27 @@ def _steps_for(
         "crop": options.to_json()["crop"],
         "add_silence": options.add_silence,
     }
-    master_dest = destination(render, master_preset.settings, out / MASTERS)
-    master = Step(
-        "master",
-        render,
-        spec=options.preset,
-        dest=master_dest,
-        export=options.export_options(out / MASTERS),
-        engine=options.engine,
-        needs=receive.key,
-        settings={"spec": master_preset.identity, **shared},
-    )
+
+    def export(kind: StepKind, preset: str, folder: str) -> Step:
+        made = presets[preset]
+        return Step(
+            kind,
+            render,
+            spec=preset,
+            dest=destination(render, made.settings, out / folder),
+            export=options.export_options(out / folder),
+            engine=options.engine,
+            needs=receive.key,
+            settings={"spec": made.identity, **shared},
+        )
+
+    master = export("master", options.preset, MASTERS)
     steps.append(master)
     if options.review is not None:
-        review = presets[options.review]
-        dest = destination(render, review.settings, out / REVIEW)
-        steps.append(
-            Step(
-                "review",
-                render,
-                spec=options.review,
-                dest=dest,
-                export=options.export_options(out / REVIEW),
-                engine=options.engine,
-                needs=receive.key,
-                settings={"spec": review.identity, **shared},
-            )
-        )
+        steps.append(export("review", options.review, REVIEW))
     if manifest is not None:
-        job = plan_sync([master_dest], manifest=manifest, tolerance_ms=options.tolerance_ms).jobs[0]
+        assert master.dest is not None
+        job = plan_sync([master.dest], manifest=manifest, tolerance_ms=options.tolerance_ms).jobs[0]
         steps.append(
             Step(
                 "sync",

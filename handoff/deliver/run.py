@@ -37,6 +37,9 @@ __all__ = [
     "DeliveryEvent",
     "DeliveryResult",
     "InProcess",
+    "OnOutcome",
+    "OnProgress",
+    "OnStart",
     "ProcessPool",
     "RenderSummary",
     "run_delivery",
@@ -75,6 +78,11 @@ class DeliveryEvent:
 
 
 Listener = Callable[[DeliveryEvent], None]
+OnStart = Callable[[Step], None]
+OnProgress = Callable[[Step, int, int], None]
+OnOutcome = Callable[[Step, StepOutcome], Sequence[Step]]
+"""A backend's hooks: a step began; a step moved (units done, of total); a step ended
+(the hook returns the steps its outcome lets run, which the backend runs too)."""
 
 
 class Backend(Protocol):
@@ -86,9 +94,9 @@ class Backend(Protocol):
         self,
         steps: Sequence[Step],
         *,
-        on_start: Callable[[Step], None],
-        on_progress: Callable[[Step, int, int], None],
-        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+        on_start: OnStart,
+        on_progress: OnProgress,
+        on_outcome: OnOutcome,
     ) -> None:
         """``on_outcome`` returns the steps the outcome lets run; run them too."""
 
@@ -103,9 +111,9 @@ class InProcess:
         self,
         steps: Sequence[Step],
         *,
-        on_start: Callable[[Step], None],
-        on_progress: Callable[[Step, int, int], None],
-        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+        on_start: OnStart,
+        on_progress: OnProgress,
+        on_outcome: OnOutcome,
     ) -> None:
         queue = list(steps)
         while queue:
@@ -130,9 +138,9 @@ class ProcessPool:
         self,
         steps: Sequence[Step],
         *,
-        on_start: Callable[[Step], None],
-        on_progress: Callable[[Step, int, int], None],
-        on_outcome: Callable[[Step, StepOutcome], Sequence[Step]],
+        on_start: OnStart,
+        on_progress: OnProgress,
+        on_outcome: OnOutcome,
     ) -> None:
         from handoff.jobs.processes import run_jobs
 
