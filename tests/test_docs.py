@@ -160,6 +160,7 @@ def test_json_reference_names_every_key_deliver_writes(demo_tree: Path, tmp_path
     assert plan["schema"] == "handoff.deliver-plan/1"
     keys |= _schema_keys(plan)
     renders = tmp_path / "renders"
+    renders.mkdir()
     write_clip(renders / "001_a.mp4", ClipSpec(width=160, height=120, seconds=1.0))
     (renders / "002_b.mp4").write_bytes(b"\0" * 48)
     done = run_handoff("deliver", str(renders), "--out", str(tmp_path / "d"), "--json",
