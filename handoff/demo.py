@@ -5,8 +5,10 @@ audio, untagged colour), a phone clip with variable frame rate, a review copy an
 ProRes master made the way the specs want, a narration conditioned for LTX-2, and an
 MP4 whose write was interrupted; then stand-in renders for the conditioned narration
 put on a timeline, and takes of one segment -- in sync, picture late, picture drifting
--- measured, the best one picked and handed on with the others beside it. Each step
-prints what it found and whether that is the verdict the file should get.
+-- measured, the best one picked and handed on with the others beside it; last, the
+takes delivered in one resumable step (``handoff deliver``'s library) and delivered
+again, which redoes nothing. Each step prints what it found and whether that is the
+verdict the file should get.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +46,9 @@ from handoff.sync.selects import selects_from_sync, write_selects
 from handoff.timeline.model import TimelineBuild
 from handoff.validate.check import FileReport, validate_file
 from handoff.validate.spec import load_spec
+
+if TYPE_CHECKING:
+    from handoff.deliver import DeliveryPlan, DeliveryResult, Record
 
 __all__ = ["make_demo_media", "run_demo"]
 
@@ -456,9 +462,106 @@ def _demo_sync(outdir: Path, echo: Echo) -> bool:
     return ok & _write_timelines(build, outdir / "edit", outdir, names, echo, audition=True)
 
 
+def _deliver_once(
+    outdir: Path, takes: Sequence[Path], backend: Any
+) -> tuple[DeliveryPlan, DeliveryResult, dict[str, Record]]:
+    """One ``handoff deliver demo-out/takes --manifest ... --out demo-out/delivery``, as
+    the command runs it: the folder locked, every render and narration stamped (the
+    journal's fingerprints reused), planned, run, journaled."""
+    from handoff.deliver import (
+        DeliverOptions,
+        FolderLock,
+        Journal,
+        Stamper,
+        plan_delivery,
+        run_delivery,
+    )
+
+    # Absolute paths, as the journal keeps them: a run from another folder is the same run.
+    manifest = load_manifest((outdir / "conditioned" / "manifest.json").absolute())
+    folder = (outdir / "delivery").absolute()
+    options = DeliverOptions(out=folder, manifest=manifest.path.absolute())
+    with FolderLock(folder), Journal.open(folder) as journal:
+        stamper = Stamper(journal.known_stamps())
+        renders = [(take, stamper.stamp(take)) for take in takes]
+        references: dict[Path, Any] = {
+            ref: stamper.stamp(ref)
+            for ref in (manifest.path.parent / seg.file for seg in manifest.segments)
+        }
+        plan = plan_delivery(
+            renders, options, journal.latest, manifest=manifest, references=references
+        )
+        result = run_delivery(plan, journal, backend, references=references)
+        latest = dict(journal.latest)
+    return plan, result, latest
+
+
+def _demo_deliver(outdir: Path, echo: Echo) -> bool:
+    """The takes delivered in one resumable step -- received, mastered, measured, picked,
+    laid out, reported -- into ``delivery/``, then delivered again: nothing to redo."""
+    from handoff.deliver import InProcess, ProcessPool
+    from handoff.jobs.parallel import usable_cores
+
+    echo("\n7. deliver: the takes in one resumable command, into delivery/")
+    folder = outdir / "delivery"
+    takes = [(outdir / "takes" / name).absolute() for name, _, _, _ in _TAKES]
+    cores = min(2, usable_cores())
+    backend = ProcessPool(cores) if cores > 1 else InProcess()
+    plan, result, latest = _deliver_once(outdir, takes, backend)
+    echo(
+        f"  {len(plan.renders)} render(s) on the {backend.name}: {result.ran} step(s) run, "
+        f"{result.kept} kept from the journal ({folder.relative_to(outdir)}/journal.jsonl)"
+    )
+    ok = result.exit_code == 0
+    rows = {row.render.name: row for row in result.renders}
+    for name, _, expected, _ in _TAKES:
+        master = latest.get(f"master:{outdir.absolute() / 'takes' / name}")
+        sync = latest.get(f"sync:{outdir.absolute() / 'takes' / name}")
+        row = rows.get(name)
+        status = (master.result or {}).get("validation", {}).get("status") if master else None
+        verdict = (sync.result or {}).get("sync", {}).get("verdict") if sync else None
+        good = status == "pass" and verdict == expected and row is not None
+        picked = row is not None and row.picked
+        good &= picked == (expected == "in")
+        ok &= good
+        made = (
+            Path(master.outputs[0].path).relative_to(outdir.absolute())
+            if master and master.outputs
+            else "no master"
+        )
+        score = "-" if row is None or row.score is None else f"{row.score:.1f}"
+        echo(
+            f"  {_mark(good)}{made} [prores-master] {(status or 'none').upper()}, "
+            f"sync {(verdict or 'none').upper()} score {score}" + ("  PICK" if picked else "")
+        )
+    batch_ok = all(state in ("written", "kept") for state in result.batch.values())
+    ok &= batch_ok and set(result.batch) == {"selects", "timeline", "report"}
+    for name, state in result.batch.items():
+        made = ", ".join(
+            str(Path(p).relative_to(outdir.absolute())) for p in result.outputs.get(name, [])
+        )
+        echo(f"  {_mark(state in ('written', 'kept'))}{name}: {made}")
+    # Run it again: every step is in the journal and every output as it was made, so
+    # nothing is redone -- not a master, not the timeline, not the report.
+    again_plan, again, _ = _deliver_once(outdir, takes, InProcess())
+    nothing = (
+        not again_plan.to_run
+        and again.ran == 0
+        and all(state == "kept" for state in again.batch.values())
+        and again.exit_code == 0
+    )
+    ok &= nothing
+    echo(
+        f"  {_mark(nothing)}run again: {again.kept} step(s) kept, {again.ran} run; "
+        f"selects, timeline and report kept"
+    )
+    return ok
+
+
 _FOLDERS = (
     ".", "clips", "masters", "narration", "broken", "export/review", "export/masters",
     "conditioned", "renders/Épisode 1 & co", "timeline", "takes", "edit",
+    "delivery", "delivery/masters", "delivery/timeline",
 )  # fmt: skip
 """Every folder the demo writes into."""
 
@@ -519,6 +622,7 @@ def run_demo(outdir: Path, echo: Echo = print) -> bool:
     all_ok &= _demo_prep(outdir, echo)
     all_ok &= _demo_timeline(outdir, echo)
     all_ok &= _demo_sync(outdir, echo)
+    all_ok &= _demo_deliver(outdir, echo)
 
     phone = next(f for f in facts if f["path"].endswith("003_phone_vfr.mp4"))
     if phone["video"]["frame_rate_mode"] != "VFR":

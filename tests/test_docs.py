@@ -4,6 +4,7 @@ and the reference pages name every key, fact and file the code uses."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from handoff.validate.spec import FACTS, builtin_spec_names, builtin_spec_text
-from tests.conftest import REPO, copy_demo
+from tests.conftest import REPO, copy_demo, run_handoff
 from tests.docrun import DOCS, check_page, shell_env, steps
 
 TUTORIAL = DOCS / "tutorial.md"
@@ -107,3 +108,68 @@ def test_architecture_names_what_is_there_and_everything_that_is() -> None:
             assert (package / folder / name).exists(), f"{folder}/{name}"
     for where in re.findall(r"^- \*\*.*?\*\* `(\w+/\w+\.py)`", doc, re.MULTILINE):
         assert (package / where).exists(), where
+
+
+# Keys whose values are not the schema's: a preset's encoder and muxer options (inside
+# an export's plan). deliver's own ``options`` (which has ``out``) is the schema's.
+_NOT_KEYS = frozenset({"options", "format_options"})
+
+
+def _schema_keys(doc: object) -> set[str]:
+    """The keys of ``doc`` at any depth, but not those inside a preset's encoder
+    options (as tests/test_exact_time.py leaves them out of a plan's keys)."""
+    if isinstance(doc, dict):
+        out = set(doc)
+        for key, value in doc.items():
+            opaque = key in _NOT_KEYS and isinstance(value, dict) and "out" not in value
+            if not opaque:
+                out |= _schema_keys(value)
+        return out
+    if isinstance(doc, list):
+        return set().union(*(_schema_keys(v) for v in doc))
+    return set()
+
+
+def test_json_reference_names_every_key_deliver_writes(demo_tree: Path, tmp_path: Path) -> None:
+    """docs/reference/json.md names every key ``handoff deliver`` writes: its --json
+    events and the ``finished`` document, the dry-run plan, report.json and the
+    journal's records and events -- read from what the demo delivered and from a small
+    batch with a render that cannot be read (started, progress, done, failed, blocked)."""
+    from handoff.media.synth import ClipSpec, write_clip
+
+    doc = (DOCS / "reference" / "json.md").read_text(encoding="utf-8")
+    delivery = demo_tree / "delivery"
+    keys: set[str] = set()
+    lines = (delivery / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    journal = [json.loads(line) for line in lines]
+    assert {d.get("schema") for d in journal if "record" in d} == {"handoff.journal/1"}
+    assert {"run-started", "run-finished"} <= {d.get("event") for d in journal}
+    for line in journal:
+        keys |= _schema_keys(line)
+    report = json.loads((delivery / "report.json").read_text(encoding="utf-8"))
+    assert report["schema"] == "handoff.delivery-report/1"
+    keys |= _schema_keys(report)
+    # The plan: a dry run takes no lock and writes nothing, so the demo's folder serves.
+    dry = run_handoff(
+        "deliver", str(demo_tree / "takes"), "--manifest",
+        str(demo_tree / "conditioned" / "manifest.json"), "--out", str(delivery),
+        "--dry-run", "--json",
+    )  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["schema"] == "handoff.deliver-plan/1"
+    keys |= _schema_keys(plan)
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    write_clip(renders / "001_a.mp4", ClipSpec(width=160, height=120, seconds=1.0))
+    (renders / "002_b.mp4").write_bytes(b"\0" * 48)
+    done = run_handoff("deliver", str(renders), "--out", str(tmp_path / "d"), "--json",
+                       "--jobs", "1")  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    kinds = {e["event"] for e in events}
+    assert {"plan", "started", "progress", "done", "failed", "blocked", "finished"} <= kinds
+    for event in events:
+        keys |= _schema_keys(event)
+    missing = sorted(k for k in keys if not re.search(rf"\b{re.escape(k)}\b", doc))
+    assert not missing, f"keys deliver writes that json.md does not name: {missing}"
