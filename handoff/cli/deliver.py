@@ -32,7 +32,7 @@ from handoff.deliver import (
     run_delivery,
 )
 from handoff.errors import InputError, ToolError, UsageError
-from handoff.files.find import AUDIO_SUFFIXES, is_folder
+from handoff.files.find import AUDIO_SUFFIXES, is_folder, segment_number
 from handoff.files.names import shown
 from handoff.timeline import FORMATS as TIMELINE_FORMATS
 
@@ -397,7 +397,7 @@ def deliver_cmd(
             lock = FolderLock(options.out)
             lock.__enter__()
         try:
-            _deliver(found, options, loaded, backend, as_json)
+            _deliver(found, options, loaded, backend, as_json, out_dir)
         finally:
             lock.__exit__(None, None, None)
     finally:
@@ -476,7 +476,12 @@ def _stamp_all(
             renders.append((path, f"{path}: {os_reason(exc)}"))
     references: dict[Path, Any] = {}
     if loaded is not None:
+        # Only the narrations a render is measured against: a segment no take was
+        # made for yet is no input of this delivery (and would be read on every run).
+        wanted = {segment_number(path.name) for path, _ in found}
         for seg in loaded.segments:
+            if seg.index not in wanted:
+                continue
             ref = loaded.path.parent / seg.file
             try:
                 references[ref] = stamper.stamp(ref)
@@ -525,7 +530,10 @@ def _stopped(exc: KeyboardInterrupt, journal: Path) -> NoReturn:
     )
 
 
-def _deliver(found: Any, options: DeliverOptions, loaded: Any, backend: Any, as_json: bool) -> None:
+def _deliver(
+    found: Any, options: DeliverOptions, loaded: Any, backend: Any, as_json: bool, typed: Path
+) -> None:
+    """Run the delivery; ``typed``: the folder as the user gave it (for what is printed)."""
     started = time.monotonic()
     with errors():
         journal = Journal.open(options.out)
@@ -570,12 +578,14 @@ def _deliver(found: Any, options: DeliverOptions, loaded: Any, backend: Any, as_
         f"{result.ran} step(s) run, {result.kept} kept from the journal, "
         f"{result.blocked} not run ({took:.1f} s; {hashed} file(s) fingerprinted)"
     )
-    click.echo(f"delivery folder: {shown(str(options.out))}")
+    click.echo(f"delivery folder: {shown(str(typed))}")
     for name, state in result.batch.items():
         made = [shown(_within(p, options.out)) for p in result.outputs.get(name, [])]
         click.echo(f"  {name + ':':<10} {flags(state)}" + (f": {', '.join(made)}" if made else ""))
     if result.regenerate:
         click.echo("regenerate segment(s): " + ", ".join(f"{n:03d}" for n in result.regenerate))
     if result.ran == 0 and not any(v == "written" for v in result.batch.values()):
-        click.echo(f"Nothing to do: every step is in the journal ({journal.path}).")
+        click.echo(
+            f"Nothing to do: every step is in the journal ({shown(str(typed / JOURNAL_NAME))})."
+        )
     sys.exit(result.exit_code)
