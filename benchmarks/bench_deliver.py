@@ -496,10 +496,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             argv_d = deliver_argv(rdir, out, man, cluster=False)
             entry: dict[str, Any] = {"title": title, "renders": len(list(rdir.glob("*.mp4")))}
             if first:
-                f = jobs_dir / f"first-{out.name}.json"
-                f.write_text(json.dumps({"argv": argv_d, "clean": str(out)}))
+                job_file = jobs_dir / f"first-{out.name}.json"
+                job_file.write_text(json.dumps({"argv": argv_d, "clean": str(out)}))
                 benchlib.say(f"first delivery of {title}")
-                entry["first"] = benchlib.run_worker(__file__, [str(f)], f.name)
+                entry["first"] = benchlib.run_worker(__file__, [str(job_file)], job_file.name)
                 benchlib.say(f"  {_describe(entry['first'])}")
             tool = benchlib.Tool("noop", "no-op re-run", {"argv": argv_d})
             r = benchlib.run_case(
