@@ -82,7 +82,6 @@ class _Terminal:
         )
         self.overall = self.progress.add_task("all steps", total=len(plan.to_run), speed="")
         self.tasks: dict[str, Any] = {}
-        self.kept = len(plan.kept)
         self.counted = {sp.step.key for sp in plan.to_run}
         self.out = plan.options.out
 

@@ -467,7 +467,6 @@ def _batch(
         result.batch["timeline"] = _run_batch_step(
             journal, "timeline", lambda: timeline_step(plan, masters), timeline_from, result, force
         )
-    selects = journal.latest.get(f"selects:{BATCH_KEY}")
     picks: set[Path] = set()
     if selects is not None and selects.status == "done" and selects.result:
         doc = selects.result.get("selects", {})
