@@ -611,3 +611,38 @@ def test_bad_input_is_one_line_and_exit_2(batch: Batch, args: list[str], words: 
     proc = run_handoff("deliver", *args, cwd=batch.root)
     assert_one_line_error(proc, *words)
     assert not (batch.root / "d").exists()
+
+
+# --------------------------------------------------------------------- 11. a cut-short render
+
+
+def test_a_cut_render_is_refused_in_flags_and_delivered_when_allowed(batch: Batch) -> None:
+    """A render cut short (a queue killed mid-write) is refused the way `export` refuses
+    it, its advice named as deliver's own flag in the display and the journal; with that
+    flag the next run exports it (the settings changed) and keeps the rest."""
+    cut_dir = batch.root / "cut"
+    cut_dir.mkdir()
+    whole = (batch.renders / GOOD[0]).read_bytes()
+    (cut_dir / "003_cut.mp4").write_bytes(whole[: len(whole) // 2])
+    shutil.copy2(batch.renders / GOOD[1], cut_dir / GOOD[1])
+    args = ("deliver", "cut", "--out", "cutout", "--jobs", "2")
+
+    refused = run_handoff(*args, cwd=batch.root)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr
+    said = refused.stdout + refused.stderr
+    assert "incomplete source" in said and "--allow-truncated" in said
+    assert "allow_truncated=True" not in said
+    journal = read_journal(batch.root / "cutout" / "journal.jsonl")
+    [master] = [r for r in journal.records if r["key"] == f"master:{cut_dir / '003_cut.mp4'}"]
+    assert master["status"] == "error" and "--allow-truncated" in master["reason"]
+    assert final_names(batch.root / "cutout" / "masters") == [MASTERS[1]]
+
+    allowed = run_handoff(*args, "--allow-truncated", "--dry-run", cwd=batch.root)
+    assert allowed.returncode == 0 and "the settings changed" in allowed.stdout, allowed.stdout
+    allowed = run_handoff(*args, "--allow-truncated", cwd=batch.root)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert final_names(batch.root / "cutout" / "masters") == sorted(["003_cut.mov", MASTERS[1]])
+    assert_masters_pass(batch.root / "cutout" / "masters", ["003_cut.mov"])
+    with av.open(str(batch.root / "cutout" / "masters" / "003_cut.mov")) as made:
+        assert made.duration is not None and made.duration / av.time_base < 10.0 * 0.75

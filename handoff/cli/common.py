@@ -20,6 +20,10 @@ from handoff.jobs.processes import Terminated
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
+# Option values more than one command takes, so each command accepts the same ones.
+TOLERANCE_MS = click.FloatRange(min=0, min_open=True, max=10_000)
+"""``--tolerance-ms`` (sync, deliver): above nothing, at most ten seconds."""
+
 # The library's options whose flag is not the option's name with dashes.
 _FLAG_OF = {
     "out_dir": "--out",

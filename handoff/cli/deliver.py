@@ -14,7 +14,17 @@ from typing import Any, NoReturn
 
 import click
 
-from handoff.cli.common import EXIT_OK, clear_parts, die, errors, flags, media, note
+from handoff.cli.common import (
+    EXIT_OK,
+    TOLERANCE_MS,
+    clear_parts,
+    die,
+    errors,
+    flag,
+    flags,
+    media,
+    note,
+)
 from handoff.deliver import (
     JOURNAL_NAME,
     DeliverOptions,
@@ -256,6 +266,12 @@ def _summary_table(result: DeliveryResult, steps: Sequence[str]) -> None:
     help="Give a render without sound a silent track, as for 'handoff export'.",
 )
 @click.option(
+    "--allow-truncated",
+    is_flag=True,
+    help="Export what an incomplete (cut short) render holds, as for 'handoff export'; "
+    "without it such a render is reported and left out.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["pyav", "ffmpeg"]),
     default="pyav",
@@ -264,7 +280,7 @@ def _summary_table(result: DeliveryResult, steps: Sequence[str]) -> None:
 )
 @click.option(
     "--tolerance-ms",
-    type=click.FloatRange(min=0, min_open=True, max=10_000),
+    type=TOLERANCE_MS,
     help="Largest picture error allowed in sync, in ms. Default: one frame of each take.",
 )
 @click.option(
@@ -308,6 +324,7 @@ def deliver_cmd(
     fps_text: str | None,
     crop_text: str,
     add_silence: bool,
+    allow_truncated: bool,
     engine: str,
     tolerance_ms: float | None,
     jobs: int | None,
@@ -378,6 +395,7 @@ def deliver_cmd(
             fps=fps,
             crop=parse_crop(crop_text),
             add_silence=add_silence,
+            allow_truncated=allow_truncated,
             engine=engine,  # type: ignore[arg-type]
             tolerance_ms=tolerance_ms,
             force=force,
@@ -555,7 +573,7 @@ def _deliver(
             try:
                 with display:
                     result = run_delivery(plan, journal, backend, listener=jsonl or display,
-                                          references=references)  # fmt: skip
+                                          references=references, name=flag)  # fmt: skip
             except KeyboardInterrupt as exc:
                 _stopped(exc, journal.path)
     finally:

@@ -12,6 +12,7 @@ import click
 
 from handoff.cli.common import (
     EXIT_OK,
+    TOLERANCE_MS,
     clear_parts,
     errors,
     flags,
@@ -100,7 +101,7 @@ def render_sync(results: Sequence[Any]) -> str:
 )
 @click.option(
     "--tolerance-ms",
-    type=click.FloatRange(min=0, min_open=True, max=10_000),
+    type=TOLERANCE_MS,
     help="Largest picture error allowed, in ms. Default: one frame of each take.",
 )
 @click.option(

@@ -3,7 +3,7 @@ settled on is re-run unchanged (``handoff deliver --config batch.toml``).
 
 The keys are the command's options with dashes or underscores
 (``renders``, ``manifest``, ``out``, ``preset``, ``review``, ``format``, ``fps``,
-``crop``, ``add-silence``, ``engine``, ``tolerance-ms``, ``jobs``, ``cluster``,
+``crop``, ``add-silence``, ``allow-truncated``, ``engine``, ``tolerance-ms``, ``jobs``, ``cluster``,
 ``path-map``). Relative paths are taken from the batch file's folder, so the file
 works from wherever the command is run. A flag on the command line wins over the file.
 An unknown key is refused by name (a typo must not silently fall back to a default).
@@ -21,7 +21,7 @@ __all__ = ["KEYS", "load_batch_file"]
 
 KEYS: Final = (
     "renders", "manifest", "out", "preset", "review", "format", "fps", "crop",
-    "add_silence", "engine", "tolerance_ms", "jobs", "cluster", "path_map",
+    "add_silence", "allow_truncated", "engine", "tolerance_ms", "jobs", "cluster", "path_map",
 )  # fmt: skip
 _PATHS: Final = ("manifest", "out")
 _PRESETS: Final = ("preset", "review")
@@ -72,7 +72,7 @@ def _value(path: Path, key: str, value: Any, folder: Path) -> Any:
                 f'{_where(path, key)} must be a table of "local folder" = "folder on the workers"'
             )
         return tuple(f"{k}={v}" for k, v in value.items())
-    if key == "add_silence":
+    if key in ("add_silence", "allow_truncated"):
         if not isinstance(value, bool):
             raise UsageError(f"{_where(path, key)} must be true or false")
         return value

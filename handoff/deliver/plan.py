@@ -79,6 +79,7 @@ class DeliverOptions:
     fps: Fraction | Literal["source"] | None = None
     crop: tuple[int, int] | Literal["auto", "none"] = "auto"
     add_silence: bool = False
+    allow_truncated: bool = False
     engine: Engine = "pyav"
     tolerance_ms: float | None = None
     force: bool = False
@@ -90,6 +91,7 @@ class DeliverOptions:
             fps=self.fps,
             crop=self.crop,
             add_silence=self.add_silence,
+            allow_truncated=self.allow_truncated,
             out_dir=folder,
             overwrite=True,
         )
@@ -104,6 +106,7 @@ class DeliverOptions:
             "fps": None if self.fps is None else str(self.fps),
             "crop": self.crop if isinstance(self.crop, str) else "x".join(map(str, self.crop)),
             "add_silence": self.add_silence,
+            "allow_truncated": self.allow_truncated,
             "engine": self.engine,
             "tolerance_ms": self.tolerance_ms,
             "force": self.force,
@@ -238,11 +241,14 @@ def _steps_for(
     receive = Step("receive", render, spec=options.preset,
                    settings={"spec": master_preset.identity})  # fmt: skip
     steps = [receive]
-    shared = {
+    shared: dict[str, Any] = {
         "fps": None if options.fps is None else str(options.fps),
         "crop": options.to_json()["crop"],
         "add_silence": options.add_silence,
     }
+    if options.allow_truncated:
+        # Only when asked, so the digest of every delivery made without it stays as it was.
+        shared["allow_truncated"] = True
 
     def export(kind: StepKind, preset: str, folder: str) -> Step:
         made = presets[preset]

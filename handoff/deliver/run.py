@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 from handoff.deliver.journal import Journal, Record, Stamp, outputs_intact, settings_digest
 from handoff.deliver.plan import BATCH_KEY, DeliveryPlan, Step
 from handoff.deliver.steps import StepOutcome, run_step, worker_died
-from handoff.errors import HandoffError, describe
+from handoff.errors import HandoffError, Namer, describe, rendered
 from handoff.files.fsutil import remove_stale_parts
 
 __all__ = [
@@ -253,8 +253,13 @@ def run_delivery(
     *,
     listener: Listener | None = None,
     references: Mapping[Path, Stamp | str] | None = None,
+    name: Namer = str,
 ) -> DeliveryResult:
     """Run what the plan says must run, journal every outcome, then the batch steps.
+
+    ``name`` says how the reasons journaled and told name an option (the library's
+    keyword by default; the command line passes its flags): a reason is journaled as
+    the user of this interface reads it, since a later run shows it again.
 
     A ``KeyboardInterrupt`` (Ctrl-C, SIGTERM) stops the backend; every outcome that
     arrived before it is in the journal, so the same command resumes.
@@ -286,6 +291,7 @@ def run_delivery(
             block(after, why)
 
     def on_outcome(step: Step, outcome: StepOutcome) -> Sequence[Step]:
+        reason = None if outcome.reason is None else rendered(outcome.reason, name)
         record = Record(
             key=step.key,
             step=step.kind,
@@ -293,7 +299,7 @@ def run_delivery(
             settings=settings_digest(step.settings),
             inputs=tuple(_inputs_of(step, stamps, journal, references)),
             outputs=tuple(_stamp_outputs(outcome.outputs)),
-            reason=outcome.reason,
+            reason=reason,
             result=outcome.result,
             seconds=outcome.seconds,
         )
@@ -305,14 +311,14 @@ def run_delivery(
         counts["ran"] += 1
         kind: EventKind = "done" if outcome.status == "done" else "failed"
         counts["failed"] += kind == "failed"
-        tell(DeliveryEvent(kind, step.key, step.kind, _name(step), reason=outcome.reason,
+        tell(DeliveryEvent(kind, step.key, step.kind, _name(step), reason=reason,
                            seconds=outcome.seconds,
                            outputs=tuple(str(p) for p in outcome.outputs)))  # fmt: skip
         after = waiting.pop(step.key, [])
         if outcome.status == "done":
             return after
         for dependent in after:
-            block(dependent, f"{step.kind} did not finish: {outcome.reason}")
+            block(dependent, f"{step.kind} did not finish: {reason}")
         return []
 
     for sp in plan.steps:
@@ -338,7 +344,7 @@ def run_delivery(
         failed=counts["failed"],
         blocked=counts["blocked"],
     )
-    _batch(plan, journal, result, blocked)
+    _batch(plan, journal, result, blocked, name)
     journal.event("run-finished", **result.to_json()["summary"], exit_code=result.exit_code)
     return result
 
@@ -425,7 +431,11 @@ def summarise(
 
 
 def _batch(
-    plan: DeliveryPlan, journal: Journal, result: DeliveryResult, blocked: Collection[str]
+    plan: DeliveryPlan,
+    journal: Journal,
+    result: DeliveryResult,
+    blocked: Collection[str],
+    name: Namer,
 ) -> None:
     """selects, timeline, report -- each kept when what it is made from is unchanged."""
     from handoff.deliver.batch import report_step, selects_step, timeline_step
@@ -451,7 +461,7 @@ def _batch(
             "tolerance_ms": plan.options.tolerance_ms,
         }
         result.batch["selects"] = _run_batch_step(
-            journal, "selects", lambda: selects_step(plan, takes), settings, result, force
+            journal, "selects", lambda: selects_step(plan, takes), settings, result, force, name
         )
     selects = journal.latest.get(f"selects:{BATCH_KEY}")
     timeline_from: dict[str, Any] = {"formats": list(plan.options.formats)}
@@ -465,8 +475,9 @@ def _batch(
         result.batch["timeline"] = "not made: no master was made"
     else:
         result.batch["timeline"] = _run_batch_step(
-            journal, "timeline", lambda: timeline_step(plan, masters), timeline_from, result, force
-        )
+            journal, "timeline", lambda: timeline_step(plan, masters), timeline_from, result,
+            force, name,
+        )  # fmt: skip
     picks: set[Path] = set()
     if selects is not None and selects.status == "done" and selects.result:
         doc = selects.result.get("selects", {})
@@ -491,7 +502,7 @@ def _batch(
     }
     result.batch["report"] = _run_batch_step(
         journal, "report", lambda: report_step(plan, journal.latest, summary), report_from,
-        result, force,
+        result, force, name,
     )  # fmt: skip
     result.renders = rows(this_run=True)
 
@@ -517,6 +528,7 @@ def _run_batch_step(
     settings: dict[str, Any],
     result: DeliveryResult,
     force: bool,
+    named: Namer,
 ) -> str:
     key = f"{name}:{BATCH_KEY}"
     digest = settings_digest(settings)
@@ -533,8 +545,9 @@ def _run_batch_step(
     try:
         paths, produced = run()
     except HandoffError as exc:
-        journal.append(Record(key, name, "failed", digest, (), (), reason=exc.message))
-        return exc.message
+        said = rendered(exc.message, named)
+        journal.append(Record(key, name, "failed", digest, (), (), reason=said))
+        return said
     except OSError as exc:
         journal.append(Record(key, name, "failed", digest, (), (), reason=describe(exc)))
         return describe(exc)
