@@ -54,6 +54,23 @@ def test_a_crashed_worker_costs_only_its_own_job() -> None:
     assert sorted(seen) == sorted(zip(jobs, results, strict=True))
 
 
+def test_follow_ups_run_before_later_jobs_first_steps() -> None:
+    """Depth first: with one worker, a job's follow-ups (a render's master after its
+    receive) run before the next job, so a batch stopped half way holds whole renders."""
+    started: list[str] = []
+    results = run_jobs(
+        ["a", "b", "c"],
+        _crashing_work,
+        1,
+        failed=lambda job, why: f"failed {job}: {why}",
+        follow_up=lambda job, result: [f"{job}+1", f"{job}+2"] if len(job) == 1 else [],
+        on_start=lambda index, job: started.append(job),
+    )
+    assert started == ["a", "a+1", "a+2", "b", "b+1", "b+2", "c", "c+1", "c+2"]
+    assert results == ["ok a", "ok b", "ok c", "ok a+1", "ok a+2", "ok b+1", "ok b+2",
+                       "ok c+1", "ok c+2"]  # fmt: skip
+
+
 def _children(pid: int) -> set[int]:
     """Every live descendant of ``pid`` (from /proc), zombies excluded."""
     parents: dict[int, int] = {}

@@ -211,7 +211,9 @@ def run_jobs(
     ``failed(job, reason)``; the others are not affected. ``on_progress`` receives
     (job index, done, total) and ``on_result`` each result as it arrives, in the parent.
     ``follow_up`` returns the jobs a result makes possible (a step that needs the one
-    just done); they join the queue and their results follow the others' in the list.
+    just done); they go to the front of the queue (depth first: a batch stopped half
+    way holds whole renders, not every render's first step), and their results follow
+    the others' in the list.
     While any job may still bring more, an idle worker waits for work instead of
     leaving (a new worker costs a spawn and the imports). ``on_start`` receives (job
     index, job) as a job is handed to a worker.
@@ -255,9 +257,9 @@ def run_jobs(
         if on_result is not None:
             on_result(all_jobs[index], result)
         if follow_up is not None:
-            for more in follow_up(all_jobs[index], result):
-                pending.append(len(all_jobs))
-                all_jobs.append(more)
+            first = len(all_jobs)
+            all_jobs.extend(follow_up(all_jobs[index], result))
+            pending.extendleft(reversed(range(first, len(all_jobs))))
 
     def dispatch() -> None:
         while pending and idle:
