@@ -1,0 +1,113 @@
+"""The report's two plots as small PNGs, drawn by matplotlib's Agg renderer.
+
+Figures are made with :class:`matplotlib.figure.Figure` and drawn on an Agg canvas,
+never through ``pyplot``: no global figure state, nothing for a worker process to
+leak, and no display needed (matplotlib's "Embedding in a web application server"
+example). Every colour has words beside it (a legend, a text label), so a reader who
+cannot tell the colours apart reads the same plot.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from handoff.report.assets import Envelope
+    from handoff.report.model import SyncView
+
+__all__ = ["sync_png", "waveform_png"]
+
+_SIZE_IN = (4.8, 1.6)
+_DPI = 100
+TAKE_COLOUR = "#1f4e9c"  # dark blue
+NARRATION_COLOUR = "#e08a00"  # orange: apart from the blue for every common colour blindness
+BAND_COLOUR = "#3a9a3a"
+ERROR_COLOUR = "#c0392b"
+
+
+def _figure() -> tuple[Any, Any]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_SIZE_IN, dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return figure, ax
+
+
+def _png(figure: Any) -> bytes:
+    buffer = io.BytesIO()
+    # No "Software" text chunk: a few bytes less per plot, and the same bytes each run.
+    figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def waveform_png(take: Envelope | None, narration: Envelope | None) -> bytes:
+    """The take's sound over its segment's narration, on one time axis."""
+    import numpy as np
+
+    figure, ax = _figure()
+    # Two lanes on one time axis, the take above the narration, so a sound that starts
+    # late or runs long shows as an edge out of line with the one below it.
+    lanes = ((1.0, take, TAKE_COLOUR, "take's sound"), (-1.0, narration, NARRATION_COLOUR,
+             "narration"))  # fmt: skip
+    for centre, env, colour, label in lanes:
+        if env is None or not env.low.size:
+            ax.text(0.02, 0.5 + centre / 4, f"no {label}", transform=ax.transAxes, fontsize=7,
+                    va="center")  # fmt: skip
+            continue
+        t = np.linspace(0.0, env.duration_s, env.low.size)
+        ax.fill_between(t, centre + 0.95 * env.low, centre + 0.95 * env.high, color=colour,
+                        linewidth=0, label=label)  # fmt: skip
+    ax.set_ylim(-2.0, 2.0)
+    ax.set_yticks([1.0, -1.0], ["take", "narration"])
+    ax.set_xlabel("seconds", fontsize=7)
+    ax.set_xlim(left=0.0)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=6.5, frameon=False, ncols=2,
+                  bbox_to_anchor=(1.0, 1.12))  # fmt: skip
+    return _png(figure)
+
+
+def sync_png(sync: SyncView | None) -> bytes | None:
+    """The picture's error against the narration over the take's time, the tolerance
+    band shaded, and the re-cut (or out-of-tolerance) point marked and labelled.
+
+    A take too short for a series of measurements has one offset: drawn flat across
+    the take. None when nothing was measured.
+    """
+    if sync is None:
+        return None
+    if sync.series:
+        times = [t for t, _ in sync.series]
+        errors = [ms for _, ms in sync.series]
+    elif sync.picture_offset_ms is not None and sync.duration_s:
+        times, errors = [0.0, sync.duration_s], [sync.picture_offset_ms] * 2
+    else:
+        return None
+    figure, ax = _figure()
+    tolerance = sync.tolerance_ms
+    if tolerance is not None:
+        ax.axhspan(-tolerance, tolerance, color=BAND_COLOUR, alpha=0.18, linewidth=0,
+                   label=f"in sync: within ±{tolerance:.0f} ms")  # fmt: skip
+    ax.plot(times, errors, color=TAKE_COLOUR, linewidth=1.4, label="picture error")
+    ax.axhline(0.0, color="#888888", linewidth=0.6)
+    mark = sync.marked_at_s
+    if mark is not None:
+        said = "re-cut" if sync.recut_at_s is not None else "out of sync"
+        ax.axvline(mark, color=ERROR_COLOUR, linewidth=1.2, linestyle="--")
+        ax.annotate(f"{said} at {mark:.2f} s", (mark, 0.0), xycoords=("data", "axes fraction"),
+                    xytext=(3, 3), textcoords="offset points", fontsize=7,
+                    color=ERROR_COLOUR)  # fmt: skip
+    span = max(abs(e) for e in errors)
+    limit = max(span, tolerance or 0.0) * 1.25 or 1.0
+    ax.set_ylim(-limit, limit)
+    ax.set_xlim(0.0, max(times[-1], sync.duration_s or 0.0) or 1.0)
+    ax.set_xlabel("seconds into the take", fontsize=7)
+    ax.set_ylabel("ms late", fontsize=7)
+    ax.legend(loc="upper right", fontsize=6.5, frameon=False, ncols=2, bbox_to_anchor=(1.0, 1.12))
+    return _png(figure)
