@@ -1,9 +1,9 @@
 """The ``handoff`` command: thin over the library -- parse, call, render.
 
 One module per command (``probe``, ``validate``, ``export``, ``prep_audio``, ``specs``,
-``timeline``, ``sync``, ``demo``), each parsing its options, calling the library and
-rendering the result; what they share (errors to one line, notes, JSON) is in
-:mod:`handoff.cli.common`. This module holds the group and the console script.
+``timeline``, ``sync``, ``deliver``, ``report``, ``demo``), each parsing its options,
+calling the library and rendering the result; what they share (errors to one line,
+notes, JSON) is in :mod:`handoff.cli.common`. This module holds the group and the console script.
 
 Exit codes (stable, documented in docs/reference/cli.md):
   0  everything read and passed
@@ -28,6 +28,7 @@ from handoff.cli import (
     export,
     prep_audio,
     probe,
+    report,
     specs,
     sync,
     timeline,
@@ -110,6 +111,7 @@ def main() -> None:
     handoff timeline CLIPS --format  Premiere/Resolve timeline, master narration locked
     handoff sync TAKES --manifest    each take's sync; --selects picks the best
     handoff deliver RENDERS --out    the whole batch: masters, picks, timelines, report
+    handoff report DELIVERY          the batch's HTML page again (thumbnails, plots)
     handoff specs                    list the built-in delivery specs
     handoff demo OUTDIR              make sample media and run everything on it
 
@@ -128,6 +130,7 @@ for _command in (
     timeline.timeline_cmd,
     sync.sync_cmd,
     deliver.deliver_cmd,
+    report.report_cmd,
     demo.demo_cmd,
 ):
     main.add_command(_command)

@@ -4,7 +4,6 @@ JSON result for the journal; each writes atomically."""
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -74,10 +73,16 @@ def timeline_step(
 
 
 def report_step(
-    plan: DeliveryPlan, latest: Mapping[str, Record], summary: Sequence[Mapping[str, Any]]
+    plan: DeliveryPlan,
+    latest: Mapping[str, Record],
+    summary: Sequence[Mapping[str, Any]],
+    workers: int = 1,
 ) -> tuple[list[Path], dict[str, Any]]:
-    """``report.json`` (everything the journal knows of each render, for scripts) and a
-    plain ``report.html`` table (for people)."""
+    """``report.json`` (everything the journal knows of each render, for scripts) and
+    ``report.html``, the page for people (:mod:`handoff.report`: each take's thumbnails,
+    waveforms and sync plot, read from its master on ``workers`` processes)."""
+    from handoff.report import build_page
+
     out = plan.options.out
     renders = []
     for row in summary:
@@ -104,38 +109,7 @@ def report_step(
     body = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     atomic_write_bytes(out / REPORT_JSON, body.encode("utf-8", "surrogateescape"),
                        replace=True, guard=guard)  # fmt: skip
-    atomic_write_bytes(out / REPORT_HTML, _html(document).encode("utf-8", "surrogateescape"),
-                       replace=True, guard=guard)  # fmt: skip
+    # The page reads the document as written (through JSON), as `handoff report` does.
+    page, _, _ = build_page(json.loads(body), out, out / REPORT_HTML, workers)
+    atomic_write_bytes(out / REPORT_HTML, page, replace=True, guard=guard)
     return [out / REPORT_JSON, out / REPORT_HTML], {"renders": len(renders)}
-
-
-def _html(document: Mapping[str, Any]) -> str:
-    """A plain table: one row per render, its state in words and the reason it failed."""
-    e = html.escape
-    rows = []
-    for r in document["renders"]:
-        score = "" if r["score"] is None else f"{r['score']:.1f}"
-        pick = "PICK" if r["picked"] else ""
-        rows.append(
-            "<tr>"
-            f"<td>{e(Path(r['render']).name)}</td><td>{e(r['state'])}</td>"
-            f"<td>{e(r['received'] or '')}</td><td>{e(r['sync_verdict'] or '')}</td>"
-            f"<td>{score}</td><td>{pick}</td><td>{e(r['reason'] or '')}</td>"
-            "</tr>"
-        )
-    selects = document["selects"] or {}
-    regen = [s["segment"] for s in selects.get("segments", []) if s.get("regenerate")]
-    failed = sum(r["state"] == "failed" for r in document["renders"])
-    head = f"{len(document['renders'])} render(s), {failed} not delivered" + (
-        f"; segments to regenerate: {', '.join(f'{n:03d}' for n in regen)}" if regen else ""
-    )
-    return (
-        "<!doctype html>\n<html lang=en><meta charset=utf-8>"
-        "<title>handoff delivery report</title>"
-        "<style>body{font:14px system-ui,sans-serif;margin:1.5em}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-        "</style>\n"
-        f"<h1>Delivery report</h1><p>{e(head)}</p>\n"
-        "<table><tr><th>render</th><th>state</th><th>as received</th><th>sync</th>"
-        "<th>score</th><th>pick</th><th>reason</th></tr>\n" + "\n".join(rows) + "\n</table>\n"
-    )

@@ -344,7 +344,8 @@ def run_delivery(
         failed=counts["failed"],
         blocked=counts["blocked"],
     )
-    _batch(plan, journal, result, blocked, name)
+    workers = getattr(backend, "workers", 1)
+    _batch(plan, journal, result, blocked, name, workers if isinstance(workers, int) else 1)
     journal.event("run-finished", **result.to_json()["summary"], exit_code=result.exit_code)
     return result
 
@@ -436,8 +437,10 @@ def _batch(
     result: DeliveryResult,
     blocked: Collection[str],
     name: Namer,
+    workers: int = 1,
 ) -> None:
-    """selects, timeline, report -- each kept when what it is made from is unchanged."""
+    """selects, timeline, report -- each kept when what it is made from is unchanged.
+    The report reads each take's media (thumbnails, waveforms) on ``workers`` processes."""
     from handoff.deliver.batch import report_step, selects_step, timeline_step
 
     latest = journal.latest
@@ -501,7 +504,7 @@ def _batch(
         ),
     }
     result.batch["report"] = _run_batch_step(
-        journal, "report", lambda: report_step(plan, journal.latest, summary), report_from,
+        journal, "report", lambda: report_step(plan, journal.latest, summary, workers), report_from,
         result, force, name,
     )  # fmt: skip
     result.renders = rows(this_run=True)

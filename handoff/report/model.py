@@ -199,12 +199,13 @@ def collect(document: Mapping[str, Any], folder: Path) -> BatchReport:
         found = document.get("schema") if isinstance(document, Mapping) else None
         raise InputError(
             f"not a delivery report (schema {found!r}, expected {SCHEMA!r}): "
-            "give the folder handoff deliver wrote"
+            "give the folder handoff deliver wrote",
+            folder / "report.json",
         )
     options = _mapping(document.get("options"))
     renders = document.get("renders")
     if not isinstance(renders, list):
-        raise InputError("not a delivery report: it has no list of renders")
+        raise InputError("not a delivery report: it has no list of renders", folder / "report.json")
     was = options.get("out")
     local = _Rebase(PurePath(was) if isinstance(was, str) else None, folder)
     selects = _mapping(document.get("selects"))
