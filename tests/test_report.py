@@ -428,6 +428,12 @@ def test_report_command_writes_the_page_elsewhere_and_from_a_moved_folder(
     hrefs = [a.get("href") for a in page.xpath("//a[@class='file']")]
     assert f"masters/{Path(IN).stem}.mov" in hrefs
 
+    # Never over what it reports on.
+    before = (moved / "report.json").read_bytes()
+    proc = run_handoff("report", str(moved), "--out", str(moved / "report.json"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert (moved / "report.json").read_bytes() == before
+
 
 def test_collect_of_a_real_delivery(delivered: Path) -> None:
     delivery = delivered / "delivery"

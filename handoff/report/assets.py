@@ -80,11 +80,11 @@ def take_assets(job: AssetJob) -> TakeAssets:
     narration; its loudness and true peak; the sync plot; the media's probe facts."""
     from handoff.report.plots import sync_png, waveform_png
 
-    problem: str | None = None
     try:
         thumbs = thumbnails(job.media)
     except Exception as exc:  # any file, any failure: the reason, for the page
-        thumbs, problem = (), describe(exc)
+        # A take the page cannot show gets no pictures at all, only the reason.
+        return TakeAssets(key=job.key, problem=f"cannot read {job.media.name}: {describe(exc)}")
     sound: str | None = None
     take_env: Envelope | None = None
     lufs = peak = None
@@ -119,7 +119,6 @@ def take_assets(job: AssetJob) -> TakeAssets:
         true_peak_dbtp=peak,
         sound=sound,
         facts=facts,
-        problem=problem,
     )
 
 

@@ -113,11 +113,15 @@ def write_report(folder: Path, out: Path | None = None, jobs: int | None = None)
     folder = Path(folder)
     document = read_document(folder)
     dest = folder / REPORT_HTML if out is None else Path(out)
-    page, report, assets = build_page(document, folder, dest, jobs)
+    report = collect(document, folder)
     inputs = [folder / REPORT_JSON]
     for take in report.takes:
         inputs += [p for p in (take.render, take.master, take.review) if p is not None]
-    atomic_write_bytes(dest, page, replace=True, guard=InputGuard(inputs))
+    guard = InputGuard(inputs)
+    guard.check(dest)  # before the media is read, not only at the end
+    assets = compute_assets(asset_jobs(report), jobs)
+    page = render_page(report, assets, dest)
+    atomic_write_bytes(dest, page, replace=True, guard=guard)
     unreadable = tuple(
         (t.name, a.problem)
         for t in report.takes
