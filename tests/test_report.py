@@ -508,3 +508,23 @@ def test_cli_reference_names_every_option_of_report() -> None:
         for flag in param.opts:
             if flag.startswith("--"):
                 assert f"`{flag}" in section, flag
+
+
+def test_without_a_manifest_every_take_is_in_the_last_section(tmp_path: Path) -> None:
+    document = _document()
+    document["options"]["manifest"] = None
+    document["selects"] = None
+    document["renders"] = [
+        _row("b.mp4", segment=None, verdict=None),
+        _row("a.mp4", segment=None, verdict=None),
+    ]
+    report = collect(document, tmp_path)
+    [loose] = report.segments
+    assert loose.segment is None and [t.name for t in loose.takes] == ["a.mp4", "b.mp4"]
+    assert report.segment_count == 0 and report.passes == 2
+    [step] = report.next_steps()
+    assert "without a manifest" in step
+    page = _parse(render_page(report, {}, tmp_path / "report.html"))
+    sections = page.xpath("//section[@class='segment']")
+    assert [s.get("data-segment") for s in sections] == [""]
+    assert [a.get("data-sync") for a in sections[0].xpath(".//article")] == ["none", "none"]

@@ -182,7 +182,12 @@ class BatchReport:
                     f"Regenerate segment {s.segment:03d} from its start (0.00 s): "
                     "no take is in sync"
                 )
-        return tuple(lines) or ("Nothing needs regenerating: every segment has a take in sync.",)
+        if lines:
+            return tuple(lines)
+        if self.manifest is None:
+            return ("Nothing to regenerate: without a manifest no take was measured against "
+                    "its narration.",)  # fmt: skip
+        return ("Nothing needs regenerating: every segment has a take in sync.",)
 
 
 # ------------------------------------------------------------------------------- collect
