@@ -1,4 +1,4 @@
-"""Stage 7, the report: one self-contained HTML page per delivered batch, for people.
+"""The report: one self-contained HTML page per delivered batch, for people.
 
 :mod:`~handoff.report.model` collects what ``handoff deliver`` recorded
 (``report.json``) into frozen views by a pure function; :mod:`~handoff.report.assets`

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from handoff.errors import describe
+from handoff.errors import NoStreamsError, NotMediaError, describe
 from handoff.report.model import FileFacts, SyncView, probe_rows
 
 __all__ = ["AssetJob", "Envelope", "TakeAssets", "Thumbnail", "envelope", "take_assets"]
@@ -183,11 +183,11 @@ def thumbnails(path: Path, width: int = THUMB_WIDTH) -> tuple[Thumbnail, ...]:
 
     with open_media(path) as container:
         if not container.streams.video:
-            raise ValueError("no picture (no video stream)")
+            raise NoStreamsError("no picture (no video stream)", path)
         stream = container.streams.video[0]
         first = next(_frames(container, stream), None)
         if first is None:
-            raise ValueError("not one frame of the picture decodes")
+            raise NotMediaError("not one frame of the picture decodes", path)
         length = _length_s(container, stream)
         chosen = [first]
         for target in (length / 2, None):
