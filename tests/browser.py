@@ -147,7 +147,7 @@ class BrowserPage:
             }))"""
         )
         broken = [i for i in images if not (i["complete"] and i["width"] > 0)]
-        assert not broken, broken
+        assert not broken, f"images not loaded: {broken}"
         return len(images)
 
     def horizontal_overflow(self) -> int:

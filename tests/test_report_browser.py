@@ -262,10 +262,14 @@ def test_the_contract_page_passes_every_check(browser_page: BrowserPage) -> None
         (('<p class="problem">', '<img class="thumb" alt="x" src="data:image/png;base64,AA"'
           '><p class="problem">'), "unreadable, yet has images"),
         (("</body>", "<script>console.error('boom')</script></body>"), "console errors"),
+        (('2.mp4" data-pick="false"', '2.mp4" data-pick="true"'), "must come first"),
+        (('<span class="good">PICK</span> 001_take1', "001_take1"), "does not say PICK"),
+        (('src="data:image/jpeg;base64,', 'src="data:image/jpeg;base64,AAAA'), "images not loaded"),
         (("</body>", '<pre style="white-space: pre">' + "x" * 200 + "</pre></body>"), "scroll"),
     ],
     ids=["pick-count", "no-out-of-sync-word", "rules-folded", "probe-open", "external-url",
-         "broken-with-images", "console-error", "too-wide-for-a-phone"],
+         "broken-with-images", "console-error", "pick-not-first", "pick-not-in-words",
+         "undecodable-image", "too-wide-for-a-phone"],
 )  # fmt: skip
 def test_each_check_catches_a_page_that_breaks_the_contract(
     browser_page: BrowserPage, tmp_path: Path, change: tuple[str, str], complaint: str
