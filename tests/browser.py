@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARTIFACTS",
     "DESKTOP",
+    "ENV",
     "PHONE",
     "BrowserPage",
     "browser_page",
