@@ -339,3 +339,16 @@ def test_a_delivered_report_reads_right_in_chromium(
     assert "Regenerate" not in report.next_steps[0], report.next_steps
     for shot in browser_page.screenshots:
         assert shot.stat().st_size > 0, shot
+
+
+def test_a_report_written_elsewhere_links_to_the_files_from_there(
+    browser_page: BrowserPage, delivered: Path
+) -> None:
+    """``handoff report DELIVERY --out`` in another folder: the links are relative to
+    where the page is, so they still reach the delivery's files."""
+    delivery = delivered.parent
+    elsewhere = delivery.parent / "for the editor & co"
+    run = run_handoff("report", str(delivery), "--out", str(elsewhere / "report.html"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = read_report(browser_page, elsewhere / "report.html", files_exist=True)
+    assert sorted(t.name for t in report.takes) == sorted([*(n for n, _ in TAKES), BROKEN])
