@@ -348,6 +348,7 @@ def test_a_report_written_elsewhere_links_to_the_files_from_there(
     where the page is, so they still reach the delivery's files."""
     delivery = delivered.parent
     elsewhere = delivery.parent / "for the editor & co"
+    elsewhere.mkdir(exist_ok=True)
     run = run_handoff("report", str(delivery), "--out", str(elsewhere / "report.html"))
     assert run.returncode == 0, run.stdout + run.stderr
     report = read_report(browser_page, elsewhere / "report.html", files_exist=True)
