@@ -65,7 +65,7 @@ READ_PAGE = """() => {
         problems: Array.from(a.querySelectorAll("p.problem"), (p) => p.innerText),
         links: Array.from(a.querySelectorAll("a.file"), (l) => l.getAttribute("href")),
         rules: Array.from(a.querySelectorAll("ul.failed-rules > li"), (li) => ({
-          text: li.innerText, folded: li.closest("details") !== null,
+          text: li.textContent, folded: li.closest("details") !== null,
         })),
         probes: Array.from(a.querySelectorAll("details.probe"), (d) => ({
           open: d.open, summary: d.querySelector(":scope > summary") !== null,
@@ -179,8 +179,8 @@ def read_report(bp: BrowserPage, path: Path, *, files_exist: bool) -> Report:
                 rules = found["rules"]
                 assert rules, f"{where}: fails its spec but lists no rule"
                 for rule in rules:
-                    assert rule["text"].strip(), f"{where}: a failed rule with no words"
                     assert not rule["folded"], f"{where}: failed rules folded in a <details>"
+                    assert rule["text"].strip(), f"{where}: a failed rule with no words"
                 shown = article.locator("ul.failed-rules").first.is_visible()
                 assert shown, f"{where}: the failed rules are not visible"
 
