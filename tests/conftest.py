@@ -18,6 +18,7 @@ import pytest
 from handoff.media.synth import ClipSpec, write_clip, write_wav
 from handoff.probe.reader import probe
 from handoff.timeline import TimelineBuild, build_timeline, load_manifest, source_from_info
+from tests.browser import browser_page, chromium  # noqa: F401  (fixtures, for every test module)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "reference" / "media"
