@@ -436,7 +436,7 @@ def _batch(
     journal: Journal,
     result: DeliveryResult,
     blocked: Collection[str],
-    name: Namer,
+    namer: Namer,
     workers: int = 1,
 ) -> None:
     """selects, timeline, report -- each kept when what it is made from is unchanged.
@@ -464,7 +464,7 @@ def _batch(
             "tolerance_ms": plan.options.tolerance_ms,
         }
         result.batch["selects"] = _run_batch_step(
-            journal, "selects", lambda: selects_step(plan, takes), settings, result, force, name
+            journal, "selects", lambda: selects_step(plan, takes), settings, result, force, namer
         )
     selects = journal.latest.get(f"selects:{BATCH_KEY}")
     timeline_from: dict[str, Any] = {"formats": list(plan.options.formats)}
@@ -479,7 +479,7 @@ def _batch(
     else:
         result.batch["timeline"] = _run_batch_step(
             journal, "timeline", lambda: timeline_step(plan, masters), timeline_from, result,
-            force, name,
+            force, namer,
         )  # fmt: skip
     picks: set[Path] = set()
     if selects is not None and selects.status == "done" and selects.result:
@@ -505,7 +505,7 @@ def _batch(
     }
     result.batch["report"] = _run_batch_step(
         journal, "report", lambda: report_step(plan, journal.latest, summary, workers), report_from,
-        result, force, name,
+        result, force, namer,
     )  # fmt: skip
     result.renders = rows(this_run=True)
 
@@ -531,7 +531,7 @@ def _run_batch_step(
     settings: dict[str, Any],
     result: DeliveryResult,
     force: bool,
-    named: Namer,
+    namer: Namer,
 ) -> str:
     key = f"{name}:{BATCH_KEY}"
     digest = settings_digest(settings)
@@ -548,7 +548,7 @@ def _run_batch_step(
     try:
         paths, produced = run()
     except HandoffError as exc:
-        said = rendered(exc.message, named)
+        said = rendered(exc.message, namer)
         journal.append(Record(key, name, "failed", digest, (), (), reason=said))
         return said
     except OSError as exc:
