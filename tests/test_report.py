@@ -387,6 +387,10 @@ def test_deliver_writes_the_page(delivered: Path) -> None:
         assert "OUT OF SYNC" in late.text_content()
     assert _article(page, IN).get("data-sync") == "in"
     assert "OUT OF SYNC" not in _article(page, IN).text_content()
+    # 6-second takes are too short for a drift series: the page says so, rather than
+    # drawing a flat line a reader would take for "no drift".
+    for article in takes:
+        assert "drift not measured (take shorter than 12 s)" in article.text_content()
 
     broken = _article(page, BROKEN)
     assert broken.getparent().getparent().get("data-segment") == ""

@@ -3,8 +3,9 @@
 The page's contract (issue 15) is checked by :func:`read_report`, once against
 ``fixtures/report/contract.html`` -- a hand-written page that follows the contract, so the
 checks themselves are tried on a page known to be right -- and once against the report a
-real ``handoff deliver`` writes for a small batch: three takes of one segment (in sync,
-picture three frames late, picture stretched 2 %) and a 48-byte file that is no media.
+real ``handoff deliver`` writes for a small batch: three 24-second takes of one segment
+(in sync, picture three frames late, picture drifting 0.6 % slow: in sync at its start,
+out of tolerance from about 7 s) and a 48-byte file that is no media.
 
 In the browser: no console error, no request off the machine or failed, every image
 decoded; the pick marked in words and first in its segment; OUT OF SYNC and a failed
@@ -15,17 +16,23 @@ spec's rules visible without unfolding anything; the probe facts folded away; re
 
 from __future__ import annotations
 
-import importlib.util
+import base64
+import itertools
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import av
+import numpy as np
 import pytest
 
 from handoff.media.synth import TakeSpec
+from handoff.report import collect
+from handoff.report.plots import ERROR_COLOUR, TAKE_COLOUR, sync_figure
 from tests.browser import BrowserPage
 from tests.conftest import FIXTURES, run_handoff
 from tests.test_deliver import make_batch
@@ -287,10 +294,13 @@ def test_each_check_catches_a_page_that_breaks_the_contract(
 
 # --------------------------------------------------------------------- a real delivery
 
+DRIFT_STRETCH = 1.006
+SECONDS = 24.0
+"""Long enough for a series of drift measurements (takes under 12 s get one offset)."""
 TAKES = (
     ("001_take1.mp4", TakeSpec()),
     ("001_take2.mp4", TakeSpec(picture_delay_s=3 / 24)),
-    ('001_take3 & <"co">\'s.mp4', TakeSpec(picture_stretch=1.02)),
+    ('001_take3 & <"co">\'s.mp4', TakeSpec(picture_stretch=DRIFT_STRETCH)),
 )
 BROKEN = "002_broken.mp4"
 
@@ -298,13 +308,8 @@ BROKEN = "002_broken.mp4"
 @pytest.fixture(scope="module")
 def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``handoff deliver`` on the small batch; its ``report.html``."""
-    if importlib.util.find_spec("handoff.report") is None:
-        pytest.skip(
-            "handoff.report (issue 15's HTML page, branch report15) is not on this branch: "
-            "handoff deliver still writes the old table"
-        )
     root = tmp_path_factory.mktemp("report")
-    make_batch(root, TAKES, seconds=8.0, size=(320, 180))
+    make_batch(root, TAKES, seconds=SECONDS, size=(320, 180))
     (root / "renders" / BROKEN).write_bytes(b"\0" * 48)
     run = run_handoff(
         "deliver", "renders", "--manifest", "cond/manifest.json", "--out", "delivery",
@@ -353,3 +358,82 @@ def test_a_report_written_elsewhere_links_to_the_files_from_there(
     assert run.returncode == 0, run.stdout + run.stderr
     report = read_report(browser_page, elsewhere / "report.html", files_exist=True)
     assert sorted(t.name for t in report.takes) == sorted([*(n for n, _ in TAKES), BROKEN])
+
+
+# The plot of the drifting take, read in the browser and decoded as pixels.
+READ_TAKE = """(name) => {
+  const take = Array.from(document.querySelectorAll("article.take"))
+    .find((a) => a.getAttribute("data-take") === name);
+  const plot = take.querySelector("img.sync-plot");
+  return {text: take.innerText, alt: plot.getAttribute("alt"), src: plot.getAttribute("src"),
+          width: plot.naturalWidth, height: plot.naturalHeight};
+}"""
+
+
+def _crossing(series: Sequence[tuple[float, float]], tolerance: float) -> float:
+    """Where the measured series first leaves the band, by linear interpolation."""
+    for (t0, e0), (t1, e1) in itertools.pairwise(series):
+        if abs(e0) <= tolerance < abs(e1):
+            return t0 + (t1 - t0) * (tolerance - abs(e0)) / (abs(e1) - abs(e0))
+    raise AssertionError(f"the series never leaves the ±{tolerance} ms band: {series}")
+
+
+def test_the_drifting_takes_plot_marks_where_it_crosses_the_tolerance(
+    browser_page: BrowserPage, delivered: Path
+) -> None:
+    name = TAKES[2][0]
+    [view] = [
+        t.sync_detail
+        for s in collect(json.loads((delivered.parent / "report.json").read_text()),
+                         delivered.parent).segments
+        for t in s.takes
+        if t.name == name
+    ]  # fmt: skip
+    assert view is not None and view.tolerance_ms is not None and view.exceeds_at_s is not None
+    # What was measured: in sync at the start, out by the end, leaving the band where a
+    # 0.6 % slow picture is one tolerance late (tolerance / (1 - 1 / stretch)).
+    series, tolerance = view.series, view.tolerance_ms
+    assert len(series) >= 3, series
+    assert abs(series[0][1]) <= tolerance < abs(series[-1][1]), series
+    truth = tolerance / 1000.0 / (1.0 - 1.0 / DRIFT_STRETCH)
+    assert _crossing(series, tolerance) == pytest.approx(truth, abs=1.0)
+    assert view.exceeds_at_s == pytest.approx(truth, abs=1.0)
+
+    browser_page.open(delivered)
+    shown: dict[str, Any] = browser_page.page.evaluate(READ_TAKE, name)
+    assert re.search(r"\bout of tolerance from \d", shown["text"], re.IGNORECASE), shown["text"]
+    assert f"out of tolerance from {view.exceeds_at_s:.2f} s, marked" in shown["alt"]
+    assert shown["width"] > 0 and shown["height"] > 0
+
+    # The plot as the browser got it, decoded by PyAV: a red dashed line stands where the
+    # figure's own axes put the crossing.
+    png = base64.b64decode(shown["src"].split(",", 1)[1])
+    codec = av.CodecContext.create("png", "r")
+    [frame] = [*codec.decode(av.Packet(png)), *codec.decode(None)]
+    rgb = frame.to_ndarray(format="rgb24").astype(int)
+    assert rgb.shape[:2] == (shown["height"], shown["width"])
+    red = np.all(np.abs(rgb - np.array(_hex_rgb(ERROR_COLOUR))) <= 40, axis=2)
+    column = int(np.argmax(red.sum(axis=0)))
+    assert red[:, column].sum() >= rgb.shape[0] // 4, "no red line in the plot"
+    drawn = sync_figure(view)
+    assert drawn is not None
+    figure, ax = drawn
+    figure.canvas.draw()
+    expected = float(ax.transData.transform((view.exceeds_at_s, 0.0))[0])
+    assert column == pytest.approx(expected, abs=2.0), (column, expected)
+    # ... and the take's line leaves the shaded band there: inside the axes, blue pixels
+    # beyond the band only to the right of the red line (image rows count from the top).
+    height = rgb.shape[0]
+    box = ax.get_window_extent()
+    band_top = height - round(float(ax.transData.transform((0.0, tolerance))[1]))
+    band_bottom = height - round(float(ax.transData.transform((0.0, -tolerance))[1]))
+    left, right = round(box.x0) + 2, round(box.x1)
+    blue = np.all(np.abs(rgb - np.array(_hex_rgb(TAKE_COLOUR))) <= 40, axis=2)
+    beyond = blue[height - round(box.y1) : band_top - 2, left:right].any(axis=0)
+    beyond |= blue[band_bottom + 2 : height - round(box.y0), left:right].any(axis=0)
+    columns = np.nonzero(beyond)[0] + left
+    assert columns.size, "the take's line never leaves the band"
+    assert int(columns.min()) >= column - 3, (int(columns.min()), column)
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)

@@ -54,11 +54,6 @@ class SyncView:
     """The segment's narration WAV."""
     notes: tuple[str, ...]
 
-    @property
-    def marked_at_s(self) -> float | None:
-        """The point the plot marks: the re-cut point, else where tolerance is exceeded."""
-        return self.recut_at_s if self.recut_at_s is not None else self.exceeds_at_s
-
 
 @dataclass(frozen=True, slots=True)
 class FileFacts:

@@ -26,6 +26,7 @@ from lxml.html.builder import E
 from handoff.files.names import shown_lines
 from handoff.report.assets import TakeAssets
 from handoff.report.model import BatchReport, FileFacts, SegmentView, TakeView
+from handoff.sync.align import DRIFT_MIN_TAKE_S
 
 __all__ = ["CSS", "render_page"]
 
@@ -310,10 +311,20 @@ def _pictures(take: TakeView, found: TakeAssets) -> list[Any]:
 
 def _marked(take: TakeView) -> str:
     d = take.sync_detail
-    if d is None or d.marked_at_s is None:
+    if d is None:
         return ""
-    said = "re-cut point" if d.recut_at_s is not None else "out of tolerance from"
-    return f"; {said} {d.marked_at_s:.2f} s marked"
+    said = ""
+    if d.exceeds_at_s is not None:
+        said += f"; out of tolerance from {d.exceeds_at_s:.2f} s, marked"
+    if d.recut_at_s is not None:
+        said += f"; re-cut point {d.recut_at_s:.2f} s marked"
+    return said
+
+
+def _drift_unmeasured(duration_s: float | None) -> str:
+    if duration_s is not None and duration_s < DRIFT_MIN_TAKE_S:
+        return f"drift not measured (take shorter than {DRIFT_MIN_TAKE_S:g} s)"
+    return "drift not measured"
 
 
 def _sync_words(take: TakeView) -> str:
@@ -325,16 +336,26 @@ def _sync_words(take: TakeView) -> str:
         parts.append(f"picture {abs(d.picture_offset_ms):.1f} ms {late}")
     if d.drift_ms_per_min is not None:
         parts.append(f"drifting {d.drift_ms_per_min:+.1f} ms a minute")
+    elif d.picture_offset_ms is not None and not d.series:
+        parts.append(_drift_unmeasured(d.duration_s))
     if d.tolerance_ms is not None:
         parts.append(f"tolerance ±{d.tolerance_ms:.1f} ms")
-    if d.recut_at_s is not None:
-        parts.append(f"usable up to {d.recut_at_s:.2f} s (re-cut there)")
-    elif d.exceeds_at_s is not None:
+    # The sync measurement's own notes say where a take leaves the band and what to
+    # regenerate; the figures are added only when no note says it already.
+    said = any(note.startswith("out of tolerance") for note in d.notes)
+    if d.exceeds_at_s is not None and not said:
         parts.append(f"out of tolerance from {d.exceeds_at_s:.2f} s")
+    if d.recut_at_s is not None and not said:
+        parts.append(f"usable up to {d.recut_at_s:.2f} s (re-cut there)")
     text = "Sync: " + ", ".join(parts) if parts else "Sync: not measured"
-    if d.notes:
-        text += ". " + " ".join(d.notes)
-    return text
+    return " ".join([text + ".", *(_sentence(note) for note in d.notes)])
+
+
+def _sentence(note: str) -> str:
+    note = note.strip()
+    if not note:
+        return ""
+    return note[0].upper() + note[1:] + ("" if note.endswith((".", "!", "?")) else ".")
 
 
 def _img(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from handoff.report.assets import Envelope
     from handoff.report.model import SyncView
 
-__all__ = ["sync_png", "waveform_png"]
+__all__ = ["sync_figure", "sync_png", "waveform_png"]
 
 _SIZE_IN = (4.8, 1.6)
 _DPI = 100
@@ -24,6 +24,7 @@ TAKE_COLOUR = "#1f4e9c"  # dark blue
 NARRATION_COLOUR = "#e08a00"  # orange: apart from the blue for every common colour blindness
 BAND_COLOUR = "#3a9a3a"
 ERROR_COLOUR = "#c0392b"
+RECUT_COLOUR = "#555555"
 
 
 def _figure() -> tuple[Any, Any]:
@@ -74,19 +75,28 @@ def waveform_png(take: Envelope | None, narration: Envelope | None) -> bytes:
 
 
 def sync_png(sync: SyncView | None) -> bytes | None:
+    """:func:`sync_figure` as a PNG; None when nothing was measured."""
+    drawn = sync_figure(sync)
+    return None if drawn is None else _png(drawn[0])
+
+
+def sync_figure(sync: SyncView | None) -> tuple[Any, Any] | None:
     """The picture's error against the narration over the take's time, the tolerance
-    band shaded, and the re-cut (or out-of-tolerance) point marked and labelled.
+    band shaded, and the re-cut (or out-of-tolerance) point marked and labelled, as a
+    (figure, axes) pair. None when nothing was measured.
 
     A take too short for a series of measurements has one offset: drawn flat across
-    the take. None when nothing was measured.
+    the take and labelled so, that a flat line is not read as "no drift".
     """
     if sync is None:
         return None
     if sync.series:
         times = [t for t, _ in sync.series]
         errors = [ms for _, ms in sync.series]
+        label = "picture error"
     elif sync.picture_offset_ms is not None and sync.duration_s:
         times, errors = [0.0, sync.duration_s], [sync.picture_offset_ms] * 2
+        label = "one offset (drift not measured)"
     else:
         return None
     figure, ax = _figure()
@@ -94,15 +104,19 @@ def sync_png(sync: SyncView | None) -> bytes | None:
     if tolerance is not None:
         ax.axhspan(-tolerance, tolerance, color=BAND_COLOUR, alpha=0.18, linewidth=0,
                    label=f"in sync: within ±{tolerance:.0f} ms")  # fmt: skip
-    ax.plot(times, errors, color=TAKE_COLOUR, linewidth=1.4, label="picture error")
+    ax.plot(times, errors, color=TAKE_COLOUR, linewidth=1.4, label=label)
     ax.axhline(0.0, color="#888888", linewidth=0.6)
-    mark = sync.marked_at_s
-    if mark is not None:
-        said = "re-cut" if sync.recut_at_s is not None else "out of sync"
-        ax.axvline(mark, color=ERROR_COLOUR, linewidth=1.2, linestyle="--")
-        ax.annotate(f"{said} at {mark:.2f} s", (mark, 0.0), xycoords=("data", "axes fraction"),
-                    xytext=(3, 3), textcoords="offset points", fontsize=7,
-                    color=ERROR_COLOUR)  # fmt: skip
+    # Where the picture leaves the band (red, dashed) and, before it, the pause in the
+    # narration to regenerate from (grey, dotted); each labelled in words.
+    marks = ((sync.exceeds_at_s, "out of tolerance from", ERROR_COLOUR, "--", 0.02),
+             (sync.recut_at_s, "re-cut at", RECUT_COLOUR, ":", 0.14))  # fmt: skip
+    for at, said, colour, style, height in marks:
+        if at is None:
+            continue
+        ax.axvline(at, color=colour, linewidth=1.2, linestyle=style)
+        ax.annotate(f"{said} {at:.2f} s", (at, height), xycoords=("data", "axes fraction"),
+                    xytext=(3, 0), textcoords="offset points", fontsize=7,
+                    color=colour)  # fmt: skip
     span = max(abs(e) for e in errors)
     limit = max(span, tolerance or 0.0) * 1.25 or 1.0
     ax.set_ylim(-limit, limit)
@@ -110,4 +124,4 @@ def sync_png(sync: SyncView | None) -> bytes | None:
     ax.set_xlabel("seconds into the take", fontsize=7)
     ax.set_ylabel("ms late", fontsize=7)
     ax.legend(loc="upper right", fontsize=6.5, frameon=False, ncols=2, bbox_to_anchor=(1.0, 1.12))
-    return _png(figure)
+    return figure, ax

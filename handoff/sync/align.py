@@ -70,6 +70,9 @@ _ENVELOPE_HIGHPASS_MS = 250  # removed from the envelope: the syllable rhythm st
 _PICTURE_STEP_S = 0.001
 _PICTURE_WINDOW_S = 8.0  # drift windows: two hops
 _PICTURE_HOP_S = 4.0
+DRIFT_MIN_TAKE_S = 1.5 * _PICTURE_WINDOW_S
+"""A take shorter than this gets one picture offset and no drift: fewer than three
+overlapping windows cannot tell a drift from one window's error."""
 _PICTURE_MIN_CORR = 0.2  # a window whose best correlation is lower says nothing
 
 
@@ -400,7 +403,7 @@ def picture_lag(
         return None
     offset, confidence = _best(_total(blocks).pearson(), wide)
     line: Line | None = None
-    if float(times[-1]) >= 1.5 * _PICTURE_WINDOW_S:
+    if float(times[-1]) >= DRIFT_MIN_TAKE_S:
         # Each window on its own, over the whole lag range: a take that drifts far cannot
         # be found by the whole take's correlation, but its windows each can.
         line = _drift_line(_windows(blocks, times, hop, wide), max(frame_s / 2, 0.010))
