@@ -27,11 +27,27 @@ ERROR_COLOUR = "#c0392b"
 RECUT_COLOUR = "#555555"
 
 
+# Fixed margins, in inches, rather than matplotlib's constrained layout: the plots are
+# all alike, and the layout solver was half the time of drawing one (measured: 0.1 s of
+# 0.2 s a plot); the left margin holds the longest tick label ("narration").
+_MARGINS_IN = {"left": 0.66, "right": 0.12, "bottom": 0.36, "top": 0.24}
+_COLOURS = 64
+"""Palette size of the PNGs: the plots are a few flat colours and their anti-aliased edges;
+a palette PNG is a third of the size of the RGBA one (issue 15: a light page)."""
+
+
 def _figure() -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=_SIZE_IN, dpi=_DPI, layout="constrained")
+    width, height = _SIZE_IN
+    figure = Figure(figsize=_SIZE_IN, dpi=_DPI)
+    figure.subplots_adjust(
+        left=_MARGINS_IN["left"] / width,
+        right=1.0 - _MARGINS_IN["right"] / width,
+        bottom=_MARGINS_IN["bottom"] / height,
+        top=1.0 - _MARGINS_IN["top"] / height,
+    )
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     ax.tick_params(labelsize=7)
@@ -41,9 +57,18 @@ def _figure() -> tuple[Any, Any]:
 
 
 def _png(figure: Any) -> bytes:
+    """The figure drawn by Agg, as a palette PNG made by Pillow (no dithering: the plots'
+    flat colours stay flat)."""
+    import numpy as np
+    from PIL import Image
+
+    figure.canvas.draw()
+    rgb = np.asarray(figure.canvas.buffer_rgba())[..., :3]
+    image = Image.fromarray(np.ascontiguousarray(rgb)).quantize(
+        colors=_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+    )
     buffer = io.BytesIO()
-    # No "Software" text chunk: a few bytes less per plot, and the same bytes each run.
-    figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
+    image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
