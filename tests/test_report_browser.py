@@ -435,5 +435,6 @@ def test_the_drifting_takes_plot_marks_where_it_crosses_the_tolerance(
     assert columns.size, "the take's line never leaves the band"
     assert int(columns.min()) >= column - 3, (int(columns.min()), column)
 
+
 def _hex_rgb(colour: str) -> tuple[int, int, int]:
     return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
