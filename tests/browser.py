@@ -104,6 +104,17 @@ def _is_local(url: str) -> bool:
     return url.startswith(LOCAL_SCHEMES)
 
 
+SCROLL_THROUGH = """async () => {
+  const frame = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+  for (let y = 0; y < document.documentElement.scrollHeight; y += window.innerHeight / 2) {
+    window.scrollTo(0, y);
+    await frame();
+  }
+  window.scrollTo(0, 0);
+  await frame();
+}"""
+
+
 @dataclass
 class BrowserPage:
     """A page in its own browser context, and what it has done so far."""
@@ -120,9 +131,15 @@ class BrowserPage:
     screenshots: list[Path] = field(default_factory=list)
 
     def open(self, path: Path) -> None:
-        """Open a file and wait for its ``load`` event (every image fetched and decoded
-        or failed)."""
+        """Open a file, wait for its ``load`` event, then scroll through it as a reader
+        would and wait until every image has loaded or failed: the report's images are
+        ``loading="lazy"``, and Chromium fetches a lazy image only once it nears the
+        viewport, so below the fold ``load`` alone says nothing about them."""
         self.page.goto(path.resolve().as_uri(), wait_until="load")
+        self.page.evaluate(SCROLL_THROUGH)
+        self.page.wait_for_function(
+            "() => Array.from(document.images).every((img) => img.complete)", timeout=60_000
+        )
 
     def assert_clean(self) -> None:
         """No console error, no uncaught exception, no request off the machine, no failed
