@@ -277,14 +277,20 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         seconds=6.0,
         size=(160, 120),
     )
-    (root / "renders" / BROKEN).write_bytes(b"\0" * 48)
+    deliver_with_a_broken_render(root, BROKEN)
+    yield root
+
+
+def deliver_with_a_broken_render(root: Path, broken: str) -> None:
+    """Add a 48-byte file that is no media as ``renders/<broken>``, and ``handoff
+    deliver`` the batch into ``root/delivery``: exit 1 (that render failed), no traceback."""
+    (root / "renders" / broken).write_bytes(b"\0" * 48)
     done = run_handoff(
         "deliver", "renders", "--manifest", "cond/manifest.json", "--out", "delivery",
         "--jobs", "2", cwd=root,
     )  # fmt: skip
-    assert done.returncode == 1, done.stdout + done.stderr  # the broken render
+    assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    yield root
 
 
 def _parse(raw: bytes | str) -> Any:

@@ -36,6 +36,7 @@ from handoff.report.plots import ERROR_COLOUR, TAKE_COLOUR, sync_figure
 from tests.browser import BrowserPage
 from tests.conftest import FIXTURES, run_handoff
 from tests.test_deliver import make_batch
+from tests.test_report import deliver_with_a_broken_render
 
 CONTRACT_PAGE = FIXTURES / "report" / "contract.html"
 TAKE_BUDGET = 200_000
@@ -310,13 +311,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """``handoff deliver`` on the small batch; its ``report.html``."""
     root = tmp_path_factory.mktemp("report")
     make_batch(root, TAKES, seconds=SECONDS, size=(320, 180))
-    (root / "renders" / BROKEN).write_bytes(b"\0" * 48)
-    run = run_handoff(
-        "deliver", "renders", "--manifest", "cond/manifest.json", "--out", "delivery",
-        "--jobs", "2", cwd=root,
-    )  # fmt: skip
-    assert run.returncode == 1, run.stdout + run.stderr  # one render failed
-    assert "Traceback" not in run.stderr
+    deliver_with_a_broken_render(root, BROKEN)
     yield root / "delivery" / "report.html"
 
 
