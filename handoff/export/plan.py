@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from handoff.errors import InputError, Option, SpecError, Text, UnsupportedError, UsageError
+from handoff.export.decide import ENCODE, Decision, Retag, decide_audio, decide_video
 from handoff.probe.reader import (
     UNKNOWN_CODEC,
     AudioInfo,
@@ -99,6 +100,8 @@ class ExportOptions:
     """Export what an incomplete (cut short) source holds instead of refusing it."""
     audio_stream: int | None = None
     """Container index of the sound to carry; None: the first audio stream."""
+    reencode: bool = False
+    """Encode every stream, even one that could be copied as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,10 @@ class VideoPlan:
     color_transfer: str
     color_matrix: str
     color_range: str
+    decision: Decision = ENCODE
+    """Copy, retag or encode, and why (:mod:`handoff.export.decide`)."""
+    retag: Retag | None = None
+    """The metadata bitstream filter of a retag."""
 
     @property
     def display_aspect_ratio(self) -> Fraction:
@@ -171,6 +178,8 @@ class AudioPlan:
     """Source time of the first audio sample, seconds, exact."""
     offset_samples: int
     """Where that first sample lands in the output, in output samples (may be negative)."""
+    decision: Decision = ENCODE
+    """Copy or encode, and why (:mod:`handoff.export.decide`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +250,8 @@ class ExportPlan:
                     "matrix": v.color_matrix,
                     "range": v.color_range,
                 },
+                "decision": v.decision.to_json(),
+                "retag": None if v.retag is None else v.retag.to_json(),
             },
             "audio": None
             if a is None
@@ -255,6 +266,7 @@ class ExportPlan:
                 "source_rate": a.source_rate,
                 "source_start_s_exact": fraction_str(a.source_start),
                 "offset_samples": a.offset_samples,
+                "decision": a.decision.to_json(),
             },
             "timecode": None
             if self.timecode is None
@@ -683,6 +695,17 @@ def plan_export(
     width, height = (crop.width, crop.height) if crop else (upright_w, upright_h)
     sar = _pixel_shape(v, rotation, width, height, notes)
     primaries, transfer, matrix, rng = _colour(v, notes)
+    decision, retag = decide_video(
+        info,
+        spec,
+        encoder=settings.video_codec,
+        pix_fmt=settings.pix_fmt,
+        conversion=conversion,
+        rotation=rotation,
+        cropped=crop is not None,
+        tags=(primaries, transfer, matrix),
+        reencode=options.reencode,
+    )
 
     video = VideoPlan(
         source_index=v.index,
@@ -705,6 +728,8 @@ def plan_export(
         color_transfer=transfer,
         color_matrix=matrix,
         color_range=rng,
+        decision=decision,
+        retag=retag,
     )
 
     total = round(Fraction(frames) / fps * OUTPUT_SAMPLE_RATE)
@@ -739,6 +764,17 @@ def plan_export(
             source_rate=a.sample_rate,
             source_start=a.start,
             offset_samples=offset,
+            decision=decide_audio(
+                info,
+                a,
+                spec,
+                encoder=settings.audio_codec,
+                channels=channels,
+                offset_samples=offset,
+                source_samples=source_samples,
+                total_samples=total,
+                reencode=options.reencode,
+            ),
         )
     elif options.add_silence:
         notes.append(f"no audio in the source: {total} samples of stereo silence added")
@@ -753,7 +789,11 @@ def plan_export(
             source_rate=None,
             source_start=video.source_start,
             offset_samples=0,
-        )
+            decision=decide_audio(
+                info, None, spec, encoder=settings.audio_codec, channels=2, offset_samples=0,
+                source_samples=0, total_samples=total, reencode=options.reencode,
+            ),
+        )  # fmt: skip
     else:
         notes.append(f"no audio in the source, and none written ('{spec.name}' allows that)")
 

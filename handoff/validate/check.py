@@ -30,7 +30,7 @@ from handoff.probe.reader import (
 )
 from handoff.validate.spec import Rule, Spec, Value, streams_needed
 
-__all__ = ["FileReport", "Finding", "exit_code", "validate_file"]
+__all__ = ["FileReport", "Finding", "check_probe_facts", "exit_code", "validate_file"]
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +91,13 @@ class FileReport:
 class _Facts:
     """Facts of one file, with the audio measurements computed on first use."""
 
-    def __init__(self, info: MediaInfo) -> None:
+    def __init__(self, info: MediaInfo, *, measure: bool = True) -> None:
         self.info = info
         self.notes: list[str] = []
         self._audio: dict[str, Any] | None = None
+        if not measure:
+            # Facts only: every measured fact reads as missing, so no media is decoded.
+            self._audio = dict.fromkeys(_MEASURED - {"audio.mono_content"})
 
     def _measure_audio(self) -> dict[str, Any]:
         if self._audio is None:
@@ -391,6 +394,23 @@ def validate_info(
         checked=checked,
         measurements=facts.measurements(),
     )
+
+
+def check_probe_facts(
+    info: MediaInfo,
+    spec: Spec,
+    wanted: Callable[[Rule], bool],
+    options: Mapping[str, bool] | None = None,
+) -> tuple[Finding, ...]:
+    """The findings of the spec's rules that ``wanted`` picks, from the probe facts
+    alone: pure, no media read (a rule on a measured fact -- loudness, silence -- fails
+    as missing; a ``skip_if`` on one does not skip). For planners deciding what an
+    output can take from its source as it is."""
+    rules = [r for r in spec.active_rules(spec.resolve_options(options or {})) if wanted(r)]
+    facts = _Facts(info, measure=False)
+    present_rules = {r.fact for r in rules if r.fact.endswith(".present")}
+    found = (_check(rule, facts, present_rules) for rule in rules)
+    return tuple(f for f in found if isinstance(f, Finding))
 
 
 def validate_file(

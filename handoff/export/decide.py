@@ -1,0 +1,235 @@
+"""Per stream, what an export does with its source: copy, retag or encode.
+
+An encode of a master is a generation lost; copying a stream that already meets the
+preset keeps it bit for bit and takes a fraction of the time. The decision is a pure
+function of the probe facts, the preset and the plan's own choices (rate, crop,
+rotation, colour tags), and says in words which rule forced an encode:
+
+- **copy**: the packets go into the new container untouched, their timestamps moved by
+  one constant (the output starts at the source's first frame);
+- **retag**: as copy, through one of FFmpeg's metadata bitstream filters, which rewrite
+  the colour description in the headers and nothing else (``h264_metadata`` and
+  ``hevc_metadata`` the SPS VUI, H.273 code points; ``prores_metadata`` the frame
+  header);
+- **encode**: decoded and encoded again, as before.
+
+Sound is copied when its codec, rate, channels and the preset's rules on them pass and
+its length is the picture's; PCM of the right format is copied sample for sample and
+cut or padded to the picture's exact length (a cut of PCM loses nothing); AAC whose
+length differs is encoded, as an AAC frame cannot be cut to the sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from handoff.probe.reader import AudioInfo, MediaInfo, VideoInfo
+from handoff.validate.check import Finding, check_probe_facts
+from handoff.validate.spec import Spec
+
+__all__ = ["ENCODE", "Decision", "Retag", "StreamAction", "decide_audio", "decide_video"]
+
+StreamAction = Literal["copy", "retag", "encode"]
+
+# The codec each encoder of the presets writes (an encoder is not a codec: libx264
+# writes h264).
+_WRITES = {
+    "libx264": "h264",
+    "libx265": "hevc",
+    "prores_ks": "prores",
+    "prores_aw": "prores",
+    "prores": "prores",
+    "dnxhd": "dnxhd",
+    "aac": "aac",
+    "libfdk_aac": "aac",
+}
+
+# H.273 (ITU-T, "Coding-independent code points for video signal type identification")
+# code points of the names FFmpeg gives the tags, as h264_metadata/hevc_metadata take them.
+_PRIMARIES = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020": 9}
+_TRANSFER = {"bt709": 1, "bt470m": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7,
+             "linear": 8, "bt2020-10": 14, "bt2020-12": 15, "smpte2084": 16,
+             "arib-std-b67": 18}  # fmt: skip
+_MATRIX = {"bt709": 1, "fcc": 4, "bt470bg": 5, "smpte170m": 6, "smpte240m": 7, "bt2020nc": 9,
+           "bt2020c": 10}  # fmt: skip
+_METADATA_FILTER = {"h264": "h264_metadata", "hevc": "hevc_metadata", "prores": "prores_metadata"}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What is done with one stream, and why."""
+
+    action: StreamAction
+    why: str
+    """In words: what passed, or what forced the encode."""
+    rule: str | None = None
+    """What decided an encode: the preset rule's id, a planner condition (``frame-rate``,
+    ``crop``, ``rotation``, ``pixel-format``, ``length``, ``colour-tags``) or
+    ``--reencode``; None for a copy or retag."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "rule": self.rule, "why": self.why}
+
+
+ENCODE = Decision("encode", "")
+"""A plan made before the decision: encode."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retag:
+    """A metadata bitstream filter and its options, as FFmpeg's ``-bsf:v`` takes them."""
+
+    name: str
+    options: Mapping[str, str] = field(default_factory=dict)
+
+    def filter_string(self) -> str:
+        """``name=key=value:key=value`` (FFmpeg's filter-option syntax)."""
+        opts = ":".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.name}={opts}" if opts else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"filter": self.name, "options": dict(self.options)}
+
+
+def _failed(findings: tuple[Finding, ...]) -> list[Finding]:
+    return [f for f in findings if f.severity == "error"]
+
+
+def _said(failed: list[Finding]) -> str:
+    return "; ".join(f"{f.rule}: {f.fact} is {f.actual}, expected {f.expected}" for f in failed)
+
+
+def decide_video(
+    info: MediaInfo,
+    spec: Spec,
+    *,
+    encoder: str,
+    pix_fmt: str,
+    conversion: str,
+    rotation: int,
+    cropped: bool,
+    tags: tuple[str, str, str],
+    reencode: bool,
+    options: Mapping[str, bool] | None = None,
+) -> tuple[Decision, Retag | None]:
+    """Copy, retag or encode the picture. ``tags``: the (primaries, transfer, matrix) the
+    plan writes; ``conversion``, ``rotation``, ``cropped``: the plan's own choices."""
+    v = info.video
+    assert v is not None
+    if reencode:
+        return Decision("encode", "asked for (--reencode)", "--reencode"), None
+    writes = _WRITES.get(encoder)
+    if writes is None or v.codec != writes:
+        return Decision(
+            "encode", f"the source is {v.codec}; '{spec.name}' is {writes or encoder}", "codec"
+        ), None
+    if conversion != "keep":
+        what = "variable" if v.frame_rate_mode != "CFR" else f"{v.fps}"
+        return Decision(
+            "encode", f"the frame rate changes (source {what} fps): frames are chosen anew",
+            "frame-rate",
+        ), None  # fmt: skip
+    if rotation:
+        return Decision(
+            "encode", f"turned {rotation} degrees upright (display matrix)", "rotation"
+        ), None
+    if cropped:
+        return Decision(
+            "encode", "cropped (a centred crop is new pixels: it needs an encode)", "crop"
+        ), None
+    failed = _failed(check_probe_facts(info, spec, lambda r: r.fact.startswith("video."), options))
+    if failed:
+        return Decision("encode", _said(failed), failed[0].rule), None
+    if v.pix_fmt != pix_fmt:
+        return Decision(
+            "encode", f"pixel format {v.pix_fmt}; '{spec.name}' is {pix_fmt}", "pixel-format"
+        ), None
+    return _colour_decision(v, writes, tags)
+
+
+def _colour_decision(
+    v: VideoInfo, codec: str, tags: tuple[str, str, str]
+) -> tuple[Decision, Retag | None]:
+    have = (v.color_primaries, v.color_transfer, v.color_matrix)
+    if have == tags:
+        return Decision("copy", "every rule of the preset passes as it is"), None
+    name = _METADATA_FILTER.get(codec)
+    if name is None:
+        return Decision(
+            "encode", f"colour tags to write and no metadata filter for {codec}", "colour-tags"
+        ), None
+    if codec == "prores":
+        # prores_metadata takes FFmpeg's names (color_primaries=bt709, ...).
+        keys = ("color_primaries", "color_trc", "colorspace")
+        opts = {k: t for k, h, t in zip(keys, have, tags, strict=True) if h != t}
+    else:
+        keys = ("colour_primaries", "transfer_characteristics", "matrix_coefficients")
+        tables = (_PRIMARIES, _TRANSFER, _MATRIX)
+        opts = {}
+        for key, table, h, t in zip(keys, tables, have, tags, strict=True):
+            if h == t:
+                continue
+            if t not in table:
+                return Decision(
+                    "encode", f"colour tag {t} has no H.273 code point here", "colour-tags"
+                ), None
+            opts[key] = str(table[t])
+    wrote = ", ".join(f"{k}={v}" for k, v in opts.items())
+    return Decision("retag", f"only the colour tags are missing: {wrote}"), Retag(name, opts)
+
+
+def decide_audio(
+    info: MediaInfo,
+    a: AudioInfo | None,
+    spec: Spec,
+    *,
+    encoder: str,
+    channels: int,
+    offset_samples: int,
+    source_samples: int,
+    total_samples: int,
+    reencode: bool,
+    options: Mapping[str, bool] | None = None,
+) -> Decision:
+    """Copy or encode the sound. ``offset_samples``/``source_samples``: where the
+    source's sound lands in the output and how long it is, at 48 kHz; ``total_samples``:
+    the picture's exact length."""
+    if a is None:
+        return Decision("encode", "no sound in the source: silence is written", "audio-present")
+    if reencode:
+        return Decision("encode", "asked for (--reencode)", "--reencode")
+    writes = _WRITES.get(encoder, encoder)
+    if a.codec != writes:
+        return Decision("encode", f"the source is {a.codec}; '{spec.name}' is {writes}", "codec")
+    if a.sample_rate != 48000:
+        return Decision("encode", f"{a.sample_rate} Hz; 48000 Hz is written", "sample-rate")
+    if a.channels != channels:
+        return Decision("encode", f"{a.channels} channels; {channels} are written", "channels")
+    failed = _failed(
+        check_probe_facts(
+            info, spec, lambda r: r.fact.startswith("audio.") and r.fact != "audio.streams", options
+        )
+    )
+    if failed:
+        return Decision("encode", _said(failed), failed[0].rule)
+    end = offset_samples + source_samples
+    if offset_samples == 0 and end == total_samples:
+        return Decision("copy", "every rule of the preset passes and its length is the picture's")
+    if writes.startswith("pcm_"):
+        moved = []
+        if offset_samples:
+            where = "of silence before it" if offset_samples > 0 else "cut from its start"
+            moved.append(f"{abs(offset_samples)} sample(s) {where}")
+        if end != total_samples:
+            where = "of silence after it" if end < total_samples else "cut from its end"
+            moved.append(f"{abs(total_samples - end)} sample(s) {where}")
+        return Decision("copy", "PCM copied sample for sample; " + ", ".join(moved))
+    return Decision(
+        "encode",
+        f"its length is not the picture's ({end - total_samples:+d} samples at 48 kHz, "
+        f"starting at {offset_samples:+d}); {a.codec} cannot be cut to the sample without "
+        "an encode",
+        "length",
+    )
