@@ -139,6 +139,11 @@ def decide_video(
         return Decision(
             "encode", "cropped (a centred crop is new pixels: it needs an encode)", "crop"
         ), None
+    if v.field_order != "progressive":
+        said = "not known" if v.field_order is None else f"interlaced ({v.field_order})"
+        return Decision(
+            "encode", f"scan order {said}; copied pictures must be progressive", "scan-order"
+        ), None
     failed = _failed(check_probe_facts(info, spec, lambda r: r.fact.startswith("video."), options))
     if failed:
         return Decision("encode", _said(failed), failed[0].rule), None

@@ -165,6 +165,9 @@ class VideoInfo:
     all_keyframes_idr: bool | None
     """None when the codec has no IDR concept (anything but H.264)."""
     intra_only: bool
+    field_order: str | None
+    """``progressive``, or the interlaced field order as FFmpeg names it (``tt``, ``bb``,
+    ``tb``, ``bt``); None when the stream does not say."""
     bit_rate: int | None
     time_base: Fraction
 
@@ -681,9 +684,15 @@ def _video_info(stream: av.VideoStream, scan: _StreamScan) -> VideoInfo | None:
         mean_keyframe_interval=keys.mean_interval,
         all_keyframes_idr=idr,
         intra_only=intra,
+        field_order=_FIELD_ORDER.get(cc.field_order) if cc is not None else None,
         bit_rate=(cc.bit_rate or None) if cc is not None else None,
         time_base=tb,
     )
+
+
+# AVFieldOrder (libavcodec/defs.h): 0 unknown, 1 progressive, 2 tt, 3 bb, 4 tb, 5 bt; the
+# demuxer sets it from the container (MOV 'fiel') or the decoder from the bitstream.
+_FIELD_ORDER = {1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}
 
 
 def _stated_sar(stream: av.VideoStream) -> Fraction | None:
@@ -1168,6 +1177,7 @@ def _video_json(v: VideoInfo) -> dict[str, Any]:
         "mean_keyframe_interval_s": _r(v.mean_keyframe_interval_s),
         "all_keyframes_idr": v.all_keyframes_idr,
         "intra_only": v.intra_only,
+        "field_order": v.field_order,
         "bit_rate": v.bit_rate,
         "time_base": fraction_str(v.time_base),
     }

@@ -68,6 +68,7 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "video.max_keyframe_interval_s": ("float", "longest GOP, seconds (last GOP included)"),
     "video.all_keyframes_idr": ("bool", "H.264: every keyframe is an IDR picture"),
     "video.intra_only": ("bool", "every frame is a keyframe (ProRes, DNxHD, ...)"),
+    "video.field_order": ("str", "progressive, or tt/bb/tb/bt (interlaced; missing when unknown)"),
     "video.color_primaries": ("str", "bt709, bt2020, ... (missing when untagged)"),
     "video.color_transfer": ("str", "bt709, smpte2084, ... (missing when untagged)"),
     "video.color_matrix": ("str", "bt709, bt2020nc, ... (missing when untagged)"),
