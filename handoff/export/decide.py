@@ -191,15 +191,20 @@ def decide_audio(
     source_samples: int,
     total_samples: int,
     reencode: bool,
+    retimed: bool = False,
     options: Mapping[str, bool] | None = None,
 ) -> Decision:
     """Copy or encode the sound. ``offset_samples``/``source_samples``: where the
     source's sound lands in the output and how long it is, at 48 kHz; ``total_samples``:
-    the picture's exact length."""
+    the picture's exact length; ``retimed``: the picture is slowed or sped up (25 -> 24
+    keeps every frame), and the sound is stretched with it."""
     if a is None:
         return Decision("encode", "no sound in the source: silence is written", "audio-present")
     if reencode:
         return Decision("encode", "asked for (--reencode)", "--reencode")
+    if retimed:
+        # Every sample plays at another rate: a stretch is new samples, even in PCM.
+        return Decision("encode", "stretched with the retimed picture", "frame-rate")
     writes = _WRITES.get(encoder, encoder)
     if a.codec != writes:
         return Decision("encode", f"the source is {a.codec}; '{spec.name}' is {writes}", "codec")

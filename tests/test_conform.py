@@ -1,0 +1,297 @@
+"""Conform without re-encoding: both engines copy or retag what the plan decided to keep.
+
+Every source is made here, small, with flash frames and beeps at the same instants
+(:func:`handoff.media.synth.write_clip`), and each output is read back independently:
+its picture packets against the source's (a copy is the same bytes in the same order,
+timestamps moved by one constant -- an engine that re-encodes fails that), the flash
+against the beep, the exact sound length, and the output's own preset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+from pymediainfo import MediaInfo as MediaInfoReader
+
+from handoff.export.engines import ENGINES, Engine, execute
+from handoff.export.plan import ExportOptions, ExportPlan, plan_export
+from handoff.media.h264 import avcc_length_size
+from handoff.media.synth import ClipSpec, write_clip
+from handoff.probe.reader import probe
+from handoff.validate.spec import load_spec
+from tests.conftest import review_clip_kwargs, run_handoff
+from tests.test_engines import EXTENSION, check_deliverable, sync_errors
+
+FPS = Fraction(24)
+EVENTS = (Fraction(1, 2), Fraction(5, 4))
+"""Flash and beep instants, on 24 fps ticks: the flash frame is exactly on them."""
+MASTER = ClipSpec(
+    width=320,
+    height=180,
+    seconds=2.0,
+    video_codec="prores_ks",
+    pix_fmt="yuv422p10le",
+    video_options={"profile": "3", "vendor": "apl0"},  # ProRes 422 HQ
+    audio_codec="pcm_s24le",
+    audio_bit_rate=None,
+)
+REVIEW = replace(
+    ClipSpec(**review_clip_kwargs(FPS, 2.0)),  # type: ignore[arg-type]
+    width=320,
+    height=180,
+    audio_bit_rate=224000,
+)
+
+# ------------------------------------------------------------------ reading packets
+
+
+@dataclass(frozen=True, slots=True)
+class Packets:
+    """A stream's packets in file order: payloads and exact timestamps."""
+
+    data: list[bytes]
+    pts: list[Fraction]
+    dts: list[Fraction]
+    extradata: bytes
+
+
+def stream_packets(path: Path, kind: str = "video") -> Packets:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0] if kind == "video" else container.streams.audio[0]
+        tb = stream.time_base
+        assert tb is not None
+        packets = [p for p in container.demux(stream) if p.size]
+        extradata = stream.codec_context.extradata or b""
+    assert all(p.pts is not None and p.dts is not None for p in packets)
+    return Packets(
+        [bytes(p) for p in packets],
+        [p.pts * tb for p in packets],  # type: ignore[operator]
+        [p.dts * tb for p in packets],  # type: ignore[operator]
+        extradata,
+    )
+
+
+def assert_copied(source: Path, out: Path, plan: ExportPlan) -> Packets:
+    """The output's picture packets are the source's: the same bytes in the same order,
+    every pts and dts moved by the same constant, the source's first frame to 0."""
+    src, got = stream_packets(source), stream_packets(out)
+    assert len(got.data) == len(src.data) == plan.video.frames
+    assert got.data == src.data, "picture packets differ: not a copy"
+    shifts = {b - a for a, b in zip(src.pts, got.pts, strict=True)}
+    shifts |= {b - a for a, b in zip(src.dts, got.dts, strict=True)}
+    assert shifts == {-plan.video.source_start}
+    assert min(got.pts) == 0
+    return got
+
+
+def nal_units(data: bytes, length_size: int) -> list[bytes]:
+    """The NAL units of a length-prefixed (MP4) access unit."""
+    units, pos = [], 0
+    while pos + length_size <= len(data):
+        n = int.from_bytes(data[pos : pos + length_size], "big")
+        units.append(data[pos + length_size : pos + length_size + n])
+        pos += length_size + n
+    assert pos == len(data)
+    return units
+
+
+def colour_read_back(path: Path) -> dict[str, object]:
+    """The colour description as PyAV's decoder and MediaInfo each read it."""
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    (track,) = [t for t in MediaInfoReader.parse(path).tracks if t.track_type == "Video"]
+    return {
+        "decoded": (frame.color_primaries, frame.color_trc, frame.colorspace),
+        "mediainfo": (track.color_primaries, track.transfer_characteristics,
+                      track.matrix_coefficients),
+        "mediainfo_source": track.colour_description_present_source,
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------ sources
+
+
+def events_at(start: Fraction = Fraction(0)) -> tuple[float, ...]:
+    """The events in source time, for a source whose picture starts at ``start``."""
+    return tuple(float(start + e) for e in EVENTS)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("conform")
+    late = Fraction(1, 4)
+    ten_seconds = "keyint=240:min-keyint=240:scenecut=0:open-gop=0"
+    specs = {
+        # A conformant ProRes HQ master whose sound is 44.1 kHz.
+        "master-44k.mov": replace(MASTER, audio_rate=44100, events=events_at()),
+        # Its picture starts at 0.25 s and its 48 kHz sound at 0 and ends 0.5 s early:
+        # a copied picture moved to 0, the PCM's head cut and its tail padded.
+        "master-48k-offset.mov": replace(
+            MASTER,
+            frame_times=[late + Fraction(i) / FPS for i in range(48)],
+            audio_rate=48000,
+            audio_seconds=1.75,
+            events=events_at(late),
+        ),
+        "review.mp4": replace(REVIEW, events=events_at()),
+        "untagged.mp4": replace(REVIEW, colour_tags=False, events=events_at()),
+        "long-gop.mp4": replace(
+            REVIEW,
+            seconds=3.0,
+            gop=240,
+            video_options={"preset": "veryfast", "x264-params": ten_seconds},
+            events=events_at(),
+        ),
+    }
+    return {name: write_clip(folder / name, spec) for name, spec in specs.items()}
+
+
+def export(source: Path, preset: str, engine: Engine, out_dir: Path) -> tuple[ExportPlan, Path]:
+    dest = out_dir / f"{source.stem}-{engine}{EXTENSION[preset]}"
+    plan = plan_export(probe(source), load_spec(preset), ExportOptions(), dest=dest)
+    execute(plan, dest, engine)
+    return plan, dest
+
+
+# ------------------------------------------------------------------ ProRes masters
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_prores_master_picture_copied_sound_to_48k(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    source = sources["master-44k.mov"]
+    plan, out = export(source, "prores-master", engine, tmp_path)
+    assert plan.video.decision.action == "copy"
+    assert plan.audio is not None and plan.audio.decision.rule == "sample-rate"
+    assert_copied(source, out, plan)
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "prores-master")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_prores_master_pcm_copied_bit_exact_and_placed(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    """The picture starts at 0.25 s: every timestamp moves by 0.25 s. The 48 kHz PCM is
+    the right format: copied, its first 0.25 s cut (before the picture) and 0.5 s of
+    digital silence added, every other sample the source's bit for bit."""
+    source = sources["master-48k-offset.mov"]
+    plan, out = export(source, "prores-master", engine, tmp_path)
+    a = plan.audio
+    assert plan.video.decision.action == "copy" and plan.video.source_start == Fraction(1, 4)
+    assert a is not None and a.decision.action == "copy"
+    assert (a.offset_samples, a.samples) == (-12000, 96000)
+    assert_copied(source, out, plan)
+    width = 2 * 3  # stereo, 24-bit
+    pcm = b"".join(stream_packets(source, "audio").data)
+    assert len(pcm) == 84000 * width
+    want = pcm[12000 * width :] + bytes(24000 * width)
+    assert b"".join(stream_packets(out, "audio").data) == want
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "prores-master")
+
+
+# ------------------------------------------------------------------ H.264 review copies
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_review_copy_is_copied_whole(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    source = sources["review.mp4"]
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    assert plan.video.decision.action == "copy"
+    assert plan.audio is not None and plan.audio.decision.action == "copy"
+    assert_copied(source, out, plan)
+    # The AAC too: the same packets, the encoder delay still hidden by the edit list.
+    src_sound, out_sound = stream_packets(source, "audio"), stream_packets(out, "audio")
+    assert out_sound.data == src_sound.data and out_sound.pts == src_sound.pts
+    info = probe(out)
+    assert info.audio is not None and info.audio.priming_samples == 1024
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "h264-review")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_untagged_review_copy_is_retagged_bt709(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    """Only the colour tags are missing: h264_metadata writes them into the SPS VUI; the
+    slices are the source's, byte for byte."""
+    source = sources["untagged.mp4"]
+    before = probe(source).video
+    assert before is not None and before.color_primaries is None
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    assert plan.video.decision.action == "retag" and plan.video.retag is not None
+    assert plan.video.retag.filter_string() == (
+        "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1"
+    )
+    src, got = stream_packets(source), stream_packets(out)
+    size = avcc_length_size(got.extradata)
+    assert size is not None and size == avcc_length_size(src.extradata)
+    # The headers changed (SPS in the avcC record), the slices did not.
+    assert got.extradata != src.extradata
+    slices = [[u for u in nal_units(d, size) if u[0] & 0x1F in (1, 5)] for d in src.data]
+    got_slices = [[u for u in nal_units(d, size) if u[0] & 0x1F in (1, 5)] for d in got.data]
+    assert len(got.data) == plan.video.frames and got_slices == slices
+    assert {b - a for a, b in zip(src.pts, got.pts, strict=True)} == {Fraction(0)}
+    assert colour_read_back(source)["decoded"] == (2, 2, 2)  # unspecified
+    assert colour_read_back(out) == {
+        "decoded": (1, 1, 1),
+        "mediainfo": ("BT.709", "BT.709", "BT.709"),
+        "mediainfo_source": "Container / Stream",  # the colr box and the SPS VUI
+    }
+    after = probe(out).video
+    assert after is not None
+    assert (after.color_primaries, after.color_transfer, after.color_matrix) == ("bt709",) * 3
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "h264-review")
+    done = run_handoff("validate", "--spec", "h264-review", str(out))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ten_second_gop_is_encoded_and_says_why(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    source = sources["long-gop.mp4"]
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    decision = plan.video.decision
+    assert (decision.action, decision.rule) == ("encode", "keyframe-interval")
+    assert "keyframe" in decision.why
+    assert plan.to_json()["video"]["decision"]["rule"] == "keyframe-interval"
+    src, got = stream_packets(source), stream_packets(out)
+    assert len(got.data) == plan.video.frames and got.data != src.data
+    # The sound passes as it is: copied beside the new picture.
+    assert plan.audio is not None and plan.audio.decision.action == "copy"
+    assert stream_packets(out, "audio").data == stream_packets(source, "audio").data
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "h264-review")
+
+
+def test_reencode_forces_the_encode(sources: dict[str, Path], tmp_path: Path) -> None:
+    source = sources["review.mp4"]
+    dest = tmp_path / "forced.mp4"
+    plan = plan_export(probe(source), load_spec("h264-review"), ExportOptions(reencode=True),
+                       dest=dest)  # fmt: skip
+    assert plan.video.decision.rule == "--reencode"
+    execute(plan, dest, "pyav")
+    assert stream_packets(dest).data != stream_packets(source).data
+    check_deliverable(plan, dest, "h264-review")
+
+
+def test_retimed_sound_is_never_copied(tmp_path: Path) -> None:
+    """25 -> 24 by retiming plays every frame slower, and the sound is stretched with
+    it: the same length at 48 kHz as the picture, yet every sample new (the engines
+    copied it unstretched, 42 ms late at 1 s, before the decision knew of the retime)."""
+    source = write_clip(tmp_path / "s25.mp4", replace(REVIEW, fps=Fraction(25), seconds=1.0))
+    options = ExportOptions(fps=FPS, rate_conversion="retime")
+    plan = plan_export(probe(source), load_spec("h264-review"), options, dest=tmp_path / "o.mp4")
+    assert plan.video.scale == Fraction(25, 24)
+    assert plan.audio is not None
+    assert (plan.audio.decision.action, plan.audio.decision.rule) == ("encode", "frame-rate")
