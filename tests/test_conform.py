@@ -17,7 +17,7 @@ import av
 import pytest
 from pymediainfo import MediaInfo as MediaInfoReader
 
-from handoff.export.engines import ENGINES, Engine, execute
+from handoff.export.engines import ENGINES, Engine, execute, ffmpeg_engine
 from handoff.export.plan import ExportOptions, ExportPlan, plan_export
 from handoff.media.h264 import avcc_length_size
 from handoff.media.synth import ClipSpec, write_clip
@@ -139,6 +139,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         "review.mp4": replace(REVIEW, events=events_at()),
         "untagged.mp4": replace(REVIEW, colour_tags=False, events=events_at()),
+        "untagged.mov": replace(MASTER, audio_rate=48000, colour_tags=False, events=events_at()),
+        "timecode.mp4": replace(REVIEW, timecode="01:00:00:00"),
         "long-gop.mp4": replace(
             REVIEW,
             seconds=3.0,
@@ -253,6 +255,74 @@ def test_untagged_review_copy_is_retagged_bt709(
     check_deliverable(plan, out, "h264-review")
     done = run_handoff("validate", "--spec", "h264-review", str(out))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def prores_header_end(frame: bytes) -> int:
+    """Where a ProRes frame's header ends and its picture data begins: after the frame
+    size and 'icpf' (8 bytes), the frame header, whose size is its first 16 bits (SMPTE
+    RDD 36, 5.1)."""
+    assert frame[4:8] == b"icpf"
+    return 8 + int.from_bytes(frame[8:10], "big")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_untagged_prores_master_is_retagged_in_its_frame_headers(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    """prores_metadata writes the colour into each frame header; the picture data after
+    it is the source's, byte for byte."""
+    source = sources["untagged.mov"]
+    plan, out = export(source, "prores-master", engine, tmp_path)
+    assert plan.video.decision.action == "retag" and plan.video.retag is not None
+    assert plan.video.retag.name == "prores_metadata"
+    assert plan.audio is not None and plan.audio.decision.action == "copy"
+    src, got = stream_packets(source), stream_packets(out)
+    assert len(got.data) == len(src.data) == plan.video.frames
+    for before, after in zip(src.data, got.data, strict=True):
+        end = prores_header_end(before)
+        assert len(after) == len(before) and after[end:] == before[end:]
+        assert after[:end] != before[:end]
+    assert colour_read_back(out) == {
+        "decoded": (1, 1, 1),
+        "mediainfo": ("BT.709", "BT.709", "BT.709"),
+        "mediainfo_source": "Container / Stream",  # the colr atom and the frame header
+    }
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "prores-master")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_copy_keeps_its_timecode_once(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    source = sources["timecode.mp4"]
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    assert plan.video.decision.action == "copy" and plan.timecode is not None
+    assert_copied(source, out, plan)
+    info = probe(out)
+    assert info.timecode is not None and info.timecode.label == "01:00:00:00"
+    assert [o.codec for o in info.others] == ["tmcd"]
+
+
+def test_the_command_of_a_copy(sources: dict[str, Path]) -> None:
+    """The ffmpeg engine maps a copied stream as it is, its timestamps moved by v0 in its
+    own time base, and gives it none of an encoder's options."""
+    plan = plan_export(probe(sources["untagged.mp4"]), load_spec("h264-review"),
+                       ExportOptions(), dest=Path("/nonexistent/out.mp4"))  # fmt: skip
+    v0 = Fraction(1001, 24000)
+    plan = replace(plan, video=replace(plan.video, source_start=v0))
+    argv = ffmpeg_engine.command(plan, Path("/nonexistent/out.part.mp4"))
+    assert "-copyts" in argv and "-filter_complex" not in argv
+    assert argv.count("-map") == 2 and argv.count("copy") == 2
+    setts = "setts=pts=PTS-(1001/24000)/TB:dts=DTS-(1001/24000)/TB"
+    assert argv[argv.index("-bsf:v") + 1] == (
+        "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1," + setts
+    )
+    assert argv[argv.index("-bsf:a") + 1] == setts
+    assert argv[argv.index("-color_primaries:v") + 1] == "bt709"
+    for encoder_option in ("-pix_fmt", "-g:v", "-crf:v", "-x264-params:v", "-b:a", "-ar:a"):
+        assert encoder_option not in argv
+    assert argv[argv.index("-movflags") + 1] == "+faststart+negative_cts_offsets"
 
 
 @pytest.mark.parametrize("engine", ENGINES)
