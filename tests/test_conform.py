@@ -141,6 +141,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "untagged.mp4": replace(REVIEW, colour_tags=False, events=events_at()),
         "untagged.mov": replace(MASTER, audio_rate=48000, colour_tags=False, events=events_at()),
         "timecode.mp4": replace(REVIEW, timecode="01:00:00:00"),
+        # Matroska's millisecond clock: 24 fps steps 41 and 42 ms.
+        "review.mkv": replace(REVIEW, events=events_at()),
         "long-gop.mp4": replace(
             REVIEW,
             seconds=3.0,
@@ -340,6 +342,25 @@ def test_ten_second_gop_is_encoded_and_says_why(
     # The sound passes as it is: copied beside the new picture.
     assert plan.audio is not None and plan.audio.decision.action == "copy"
     assert stream_packets(out, "audio").data == stream_packets(source, "audio").data
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "h264-review")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_coarse_clock_is_encoded_not_copied(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    """A CFR picture on a 1 ms clock passes every rule, but copied into MP4 its 41/42 ms
+    steps keep and the clock becomes 1/16000 s: the copy read as VFR and failed the
+    preset (measured on both engines before this rule)."""
+    source = sources["review.mkv"]
+    info = probe(source)
+    assert info.video is not None and info.video.time_base == Fraction(1, 1000)
+    assert info.video.frame_rate_mode == "CFR"
+    assert info.video.min_frame_interval != info.video.max_frame_interval
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    decision = plan.video.decision
+    assert (decision.action, decision.rule) == ("encode", "timestamps")
     sync_errors(out, FPS, EVENTS)
     check_deliverable(plan, out, "h264-review")
 
