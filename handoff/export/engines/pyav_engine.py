@@ -644,15 +644,16 @@ def _sound_track(
     a = plan.audio
     if a is None:
         return None
-    if a.decision.action == "copy" and source is not None:
-        codec = source.codec_context.name
-        if pcm_bytes(codec) is not None:
-            stream = out.add_stream_from_template(source)
-            assert isinstance(stream, av.AudioStream)
-            return _CopyPcm(a, codec, stream, send)
+    codec = source.codec_context.name if source is not None else ""
+    if a.decision.action == "copy" and source is not None and not codec.startswith("pcm_"):
         stream = out.add_stream_from_template(source)
         assert isinstance(stream, av.AudioStream)
         return _CopyPackets(source, stream, plan.video.source_start, None, send)
+    if a.decision.action == "copy" and source is not None and pcm_bytes(codec) is not None:
+        stream = out.add_stream_from_template(source)
+        assert isinstance(stream, av.AudioStream)
+        return _CopyPcm(a, codec, stream, send)
+    # An encode; or PCM in another layout (planar, unsigned), placed through the decoder.
     sound = _Sound(a, _audio_stream(out, a), send)
     if a.source_rate:
         sound.set_retime(a.source_rate, plan.video.scale)
