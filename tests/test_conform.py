@@ -128,6 +128,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     specs = {
         # A conformant ProRes HQ master whose sound is 44.1 kHz.
         "master-44k.mov": replace(MASTER, audio_rate=44100, events=events_at()),
+        "master-48k.mov": replace(MASTER, audio_rate=48000),
         # Its picture starts at 0.25 s and its 48 kHz sound at 0 and ends 0.5 s early:
         # a copied picture moved to 0, the PCM's head cut and its tail padded.
         "master-48k-offset.mov": replace(
@@ -197,6 +198,43 @@ def test_prores_master_pcm_copied_bit_exact_and_placed(
     want = pcm[12000 * width :] + bytes(24000 * width)
     assert b"".join(stream_packets(out, "audio").data) == want
     sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "prores-master")
+
+
+def delay_sound(source: Path, dest: Path, by: int) -> Path:
+    """``source`` remuxed with its sound's packets ``by`` samples later (the MOV muxer
+    writes an empty edit before them): a sound that starts after its picture."""
+    with av.open(str(source)) as src, av.open(str(dest), "w") as out:
+        streams = [s for s in src.streams if s.type in ("video", "audio")]
+        outs = {s.index: out.add_stream_from_template(s) for s in streams}
+        for packet in src.demux(streams):
+            if not packet.size:
+                continue
+            if packet.stream.type == "audio":
+                assert packet.pts is not None and packet.time_base == Fraction(1, 48000)
+                packet.pts += by
+                packet.dts = packet.pts
+            packet.stream = outs[packet.stream.index]
+            out.mux(packet)
+    return dest
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pcm_that_starts_late_gets_silence_before_it(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    source = delay_sound(sources["master-48k.mov"], tmp_path / "late-sound.mov", 4800)
+    info = probe(source)
+    assert info.audio is not None and info.audio.start == Fraction(1, 10)
+    plan, out = export(source, "prores-master", engine, tmp_path)
+    a = plan.audio
+    assert plan.video.decision.action == "copy"
+    assert a is not None and a.decision.action == "copy"
+    assert (a.offset_samples, a.samples) == (4800, 96000)
+    width = 2 * 3
+    pcm = b"".join(stream_packets(source, "audio").data)
+    want = bytes(4800 * width) + pcm[: (96000 - 4800) * width]
+    assert b"".join(stream_packets(out, "audio").data) == want
     check_deliverable(plan, out, "prores-master")
 
 
