@@ -424,3 +424,19 @@ def test_retimed_sound_is_never_copied(tmp_path: Path) -> None:
     assert plan.video.scale == Fraction(25, 24)
     assert plan.audio is not None
     assert (plan.audio.decision.action, plan.audio.decision.rule) == ("encode", "frame-rate")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_progress_of_a_copy_reaches_the_end(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    source = sources["review.mp4"]
+    dest = tmp_path / "p.mp4"
+    plan = plan_export(probe(source), load_spec("h264-review"), ExportOptions(), dest=dest)
+    assert plan.video.decision.action == "copy"
+    calls: list[tuple[int, int]] = []
+    execute(plan, dest, engine, lambda done, total: calls.append((done, total)))
+    frames = plan.video.frames
+    assert calls and calls[-1] == (frames, frames)
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and all(d <= frames and t == frames for d, t in calls)
