@@ -88,8 +88,13 @@ def assert_copied(source: Path, out: Path, plan: ExportPlan) -> Packets:
     return got
 
 
-def nal_units(data: bytes, length_size: int) -> list[bytes]:
-    """The NAL units of a length-prefixed (MP4) access unit."""
+def nal_units(data: bytes, length_size: int | None) -> list[bytes]:
+    """The NAL units of an access unit: length-prefixed (MP4), or Annex B (start codes,
+    MPEG-TS) when ``length_size`` is None."""
+    if length_size is None:
+        # A unit never ends in a zero byte (its RBSP trailing bits, H.264 7.4.2): zeros
+        # before a start code belong to the next (4-byte) start code.
+        return [u.rstrip(b"\0") for u in data.split(b"\0\0\1")[1:]]
     units, pos = [], 0
     while pos + length_size <= len(data):
         n = int.from_bytes(data[pos : pos + length_size], "big")
@@ -142,6 +147,9 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "untagged.mp4": replace(REVIEW, colour_tags=False, events=events_at()),
         "untagged.mov": replace(MASTER, audio_rate=48000, colour_tags=False, events=events_at()),
         "timecode.mp4": replace(REVIEW, timecode="01:00:00:00"),
+        # MPEG-TS: the picture starts after 0 (its B-frame delay), its AAC priming is
+        # sound (no edit list to hide it).
+        "review.ts": replace(REVIEW, events=events_at()),
         # Matroska's millisecond clock: 24 fps steps 41 and 42 ms.
         "review.mkv": replace(REVIEW, events=events_at()),
         "long-gop.mp4": replace(
@@ -260,6 +268,30 @@ def test_review_copy_is_copied_whole(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_transport_stream_picture_copied_from_its_late_start(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    """An MPEG-TS review copy: its picture (B-frames) starts after 0 and is copied, moved
+    by that constant; its AAC does not start with the picture, so it is encoded (ffmpeg
+    cut it 2816 samples short while the copy carried -frames:v)."""
+    source = sources["review.ts"]
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    assert plan.video.decision.action == "copy" and plan.video.source_start > 0
+    assert plan.audio is not None and plan.audio.decision.rule == "length"
+    # MP4 stores the same NAL units with length prefixes instead of start codes.
+    src, got = stream_packets(source), stream_packets(out)
+    size = avcc_length_size(got.extradata)
+    assert avcc_length_size(src.extradata) is None and size is not None
+    assert len(got.data) == len(src.data) == plan.video.frames
+    assert [nal_units(d, size) for d in got.data] == [nal_units(d, None) for d in src.data]
+    shifts = {b - a for a, b in zip(src.pts, got.pts, strict=True)}
+    shifts |= {b - a for a, b in zip(src.dts, got.dts, strict=True)}
+    assert shifts == {-plan.video.source_start} and min(got.pts) == 0
+    sync_errors(out, FPS, EVENTS)
+    check_deliverable(plan, out, "h264-review")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_untagged_review_copy_is_retagged_bt709(
     sources: dict[str, Path], engine: Engine, tmp_path: Path
 ) -> None:
@@ -360,7 +392,15 @@ def test_the_command_of_a_copy(sources: dict[str, Path]) -> None:
     )
     assert argv[argv.index("-bsf:a") + 1] == setts
     assert argv[argv.index("-color_primaries:v") + 1] == "bt709"
-    for encoder_option in ("-pix_fmt", "-g:v", "-crf:v", "-x264-params:v", "-b:a", "-ar:a"):
+    for encoder_option in (
+        "-pix_fmt",
+        "-g:v",
+        "-crf:v",
+        "-x264-params:v",
+        "-b:a",
+        "-ar:a",
+        "-frames:v",
+    ):
         assert encoder_option not in argv
     assert argv[argv.index("-movflags") + 1] == "+faststart+negative_cts_offsets"
 

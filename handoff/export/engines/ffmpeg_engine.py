@@ -404,8 +404,11 @@ def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[st
             source, v.source_index, v.source_start, [v.retag.filter_string()] if v.retag else []
         )
         streams = [picture]
+        # Every packet (a copy keeps all the frames), and no -frames:v: ffmpeg 7+ then ends
+        # the other streams at the copied picture's last timestamp before the shift
+        # (its sync queue), which cut an encoded sound 2816 samples short (measured with
+        # ffmpeg 9.0 on an MPEG-TS source, whose picture starts at 1.48 s).
         kwargs["c:v"] = "copy"
-        kwargs["frames:v"] = v.frames
         if bsf:
             kwargs["bsf:v"] = bsf
         if v.retag is not None:
