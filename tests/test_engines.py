@@ -702,7 +702,12 @@ def test_h264_is_encoded_as_the_ffmpeg_cli_encodes_it(source_25: Path, tmp_path:
 
 @pytest.fixture(scope="module")
 def review_plan(source_25: Path) -> ExportPlan:
-    return plan_24(source_25, "h264-review", Path("/nonexistent/out.mp4"))
+    """Both streams encoded (its AAC would otherwise be copied as it is; the command of
+    a copy: tests/test_conform.py)."""
+    options = ExportOptions(fps=Fraction(24), rate_conversion="drop", reencode=True)
+    return plan_export(
+        probe(source_25), load_spec("h264-review"), options, dest=Path("/nonexistent/out.mp4")
+    )
 
 
 def option(argv: list[str], name: str) -> str:

@@ -66,8 +66,8 @@ class Decision:
     """In words: what passed, or what forced the encode."""
     rule: str | None = None
     """What decided an encode: the preset rule's id, a planner condition (``frame-rate``,
-    ``crop``, ``rotation``, ``pixel-format``, ``length``, ``colour-tags``) or
-    ``--reencode``; None for a copy or retag."""
+    ``crop``, ``rotation``, ``pixel-format``, ``timestamps``, ``length``,
+    ``colour-tags``) or ``--reencode``; None for a copy or retag."""
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "rule": self.rule, "why": self.why}
@@ -151,7 +151,34 @@ def decide_video(
         return Decision(
             "encode", f"pixel format {v.pix_fmt}; '{spec.name}' is {pix_fmt}", "pixel-format"
         ), None
+    if not _keeps_timestamps(v):
+        return Decision(
+            "encode",
+            f"its clock ({v.time_base} s) puts frames {v.min_frame_interval} to "
+            f"{v.max_frame_interval} s apart: copied, they would read as variable frame rate",
+            "timestamps",
+        ), None
     return _colour_decision(v, writes, tags)
+
+
+# The MOV/MP4 muxer writes a video track in the source's time base when its denominator
+# is at least 10000 and doubles a coarser one until it is (libavformat/movenc.c,
+# mov_init): a copy's timestamps are kept as they are, on a finer tick.
+_FINE_CLOCK = 10000
+
+
+def _keeps_timestamps(v: VideoInfo) -> bool:
+    """Whether the copied timestamps still read as constant frame rate in the output.
+
+    A CFR stream on a coarse clock steps by whole ticks around the frame duration (24
+    fps at 1/1000 s, as Matroska writes it: 41 and 42 ms), which a reader forgives as
+    one tick of its own clock. Copied into MP4 the steps stay and the tick becomes 1/16000
+    s (measured with FFmpeg 8/9: the output read as VFR and failed its preset's
+    frame-rate-mode rule). So either every step is the same, or the clock is already
+    one the output keeps."""
+    if v.min_frame_interval == v.max_frame_interval:
+        return True
+    return v.time_base.numerator == 1 and v.time_base.denominator >= _FINE_CLOCK
 
 
 def _colour_decision(
@@ -196,15 +223,20 @@ def decide_audio(
     source_samples: int,
     total_samples: int,
     reencode: bool,
+    retimed: bool = False,
     options: Mapping[str, bool] | None = None,
 ) -> Decision:
     """Copy or encode the sound. ``offset_samples``/``source_samples``: where the
     source's sound lands in the output and how long it is, at 48 kHz; ``total_samples``:
-    the picture's exact length."""
+    the picture's exact length; ``retimed``: the picture is slowed or sped up (25 -> 24
+    keeps every frame), and the sound is stretched with it."""
     if a is None:
         return Decision("encode", "no sound in the source: silence is written", "audio-present")
     if reencode:
         return Decision("encode", "asked for (--reencode)", "--reencode")
+    if retimed:
+        # Every sample plays at another rate: a stretch is new samples, even in PCM.
+        return Decision("encode", "stretched with the retimed picture", "frame-rate")
     writes = _WRITES.get(encoder, encoder)
     if a.codec != writes:
         return Decision("encode", f"the source is {a.codec}; '{spec.name}' is {writes}", "codec")

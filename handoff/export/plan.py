@@ -774,6 +774,7 @@ def plan_export(
                 source_samples=source_samples,
                 total_samples=total,
                 reencode=options.reencode,
+                retimed=scale != 1,
             ),
         )
     elif options.add_silence:

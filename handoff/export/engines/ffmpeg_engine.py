@@ -24,6 +24,21 @@ placement is by sample count, as in the PyAV engine, not by timestamps: ``aresam
 ``first_pts`` ignores offsets under its 1 ms ``min_comp`` and fills or drops at any
 later timestamp jump over 0.1 s, and ``asetpts=PTS-v0/TB`` rounds v0 to the audio time
 base.
+
+Copy and retag (the plan's decision, :mod:`handoff.export.decide`). A copied stream is
+mapped straight from the input with ``-c copy``; its packets keep their bytes and every
+pts and dts moves by the same constant, so the source's first frame is at 0: ``-copyts``
+keeps the source's timestamps as they are, and the ``setts`` bitstream filter subtracts
+v0 counted in the stream's own time base (``PTS-v0/TB``, rounded to the nearest tick:
+exact, as v0 is a timestamp of the picture). ``-ss``, ``-itsoffset`` and
+``-output_ts_offset`` would not do: they take microseconds, which are not whole in a
+time base of 1/48000 or 1/30000, and without ``-copyts`` ffmpeg moves every stream by the
+input's earliest start (the sound's, where it starts first). A retag puts the plan's
+metadata filter before ``setts``, and gives the colour tags as options too, which a copy
+writes to the container's colour box. AAC is copied with the same shift: its priming
+stays at a negative time, which the MP4/MOV muxer hides with an edit list again. PCM of
+the output's format is decoded and written again in the same format, with no
+resampling, and placed and cut exactly as an encode: every sample is the source's.
 """
 
 from __future__ import annotations
@@ -278,6 +293,19 @@ def _video(source: Any, v: VideoPlan) -> Any:
     )
 
 
+def _setts(start: Fraction) -> str:
+    """The ``setts`` bitstream filter that moves every pts and dts back by ``start``
+    seconds, in the time base of the stream it runs on (its ``TB``)."""
+    by = f"({start.numerator}/{start.denominator})/TB"
+    return f"setts=pts=PTS-{by}:dts=DTS-{by}"
+
+
+def _copied(source: Any, index: int, start: Fraction, bsf: list[str]) -> tuple[Any, str]:
+    """A stream mapped as it is, and the bitstream filters it goes through: ``bsf``,
+    then the shift that puts v0 at 0."""
+    return source[str(index)], ",".join([*bsf, _setts(start)] if start else bsf)
+
+
 def _audio(source: Any, plan: ExportPlan, a: AudioPlan) -> Any:
     if a.source_index is None:
         # --add-silence: a lavfi source; only its length matters.
@@ -286,7 +314,9 @@ def _audio(source: Any, plan: ExportPlan, a: AudioPlan) -> Any:
     else:
         stream = source[str(a.source_index)]
         scale = plan.video.scale
-        if scale == 1:
+        if a.decision.action == "copy":
+            pass  # PCM at 48 kHz in the output's format: nothing to convert
+        elif scale == 1:
             stream = stream.filter("aresample", osr=a.sample_rate, ochl=a.layout)
         else:
             # Retime: the sound is stretched with the picture by playing its samples
@@ -322,14 +352,18 @@ _SOURCE = "handoff:source"
 _OUTPUT = "handoff:output"
 
 
-def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[str]:
-    """The full ffmpeg argv that writes ``plan`` to ``out_path``. Pure: no I/O."""
-    v, a = plan.video, plan.audio
-    # -noautorotate: the plan's rotation is applied in the graph, once.
-    source = ffmpeg_lib.input(_SOURCE, noautorotate=None)
-    streams = [_video(source, v)]
+def _colour_options(v: VideoPlan) -> dict[str, object]:
+    return {
+        "color_primaries:v": v.color_primaries,
+        "color_trc:v": v.color_transfer,
+        "colorspace:v": v.color_matrix,
+        "color_range:v": v.color_range,
+    }
+
+
+def _encoded_video(v: VideoPlan) -> dict[str, object]:
+    """The output options of an encoded picture."""
     kwargs: dict[str, object] = {
-        "format": plan.format,
         "c:v": v.codec,
         "pix_fmt": v.pix_fmt,
         "frames:v": v.frames,
@@ -340,31 +374,66 @@ def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[st
         "enc_time_base:v": _ratio(1 / v.fps),
         # The graph tags the frames (setparams); the same tags as encoder options, for
         # an ffmpeg that takes them from there.
-        "color_primaries:v": v.color_primaries,
-        "color_trc:v": v.color_transfer,
-        "colorspace:v": v.color_matrix,
-        "color_range:v": v.color_range,
+        **_colour_options(v),
+    }
+    for key, value in v.options.items():
+        kwargs[f"{key}:v"] = value
+    if v.gop is not None:
+        kwargs["g:v"] = v.gop
+    return kwargs
+
+
+def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The full ffmpeg argv that writes ``plan`` to ``out_path``. Pure: no I/O."""
+    v, a = plan.video, plan.audio
+    # -noautorotate: the plan's rotation is applied in the graph, once.
+    source = ffmpeg_lib.input(_SOURCE, noautorotate=None)
+    kwargs: dict[str, object] = {
+        "format": plan.format,
         # No source metadata: an embedded timecode would become a second tmcd track
         # (users of Premiere and Resolve report imports that add source timecode twice).
         # The plan's own timecode is given once, below.
         "map_metadata": -1,
         "map_chapters": -1,
     }
+    if v.decision.action == "encode":
+        streams = [_video(source, v)]
+        kwargs.update(_encoded_video(v))
+    else:
+        picture, bsf = _copied(
+            source, v.source_index, v.source_start, [v.retag.filter_string()] if v.retag else []
+        )
+        streams = [picture]
+        # Every packet (a copy keeps all the frames), and no -frames:v: ffmpeg 7+ then ends
+        # the other streams at the copied picture's last timestamp before the shift
+        # (its sync queue), which cut an encoded sound 2816 samples short (measured with
+        # ffmpeg 9.0 on an MPEG-TS source, whose picture starts at 1.48 s).
+        kwargs["c:v"] = "copy"
+        if bsf:
+            kwargs["bsf:v"] = bsf
+        if v.retag is not None:
+            # A copy's codec options set its container tags: the colour box ('colr'),
+            # which the bitstream filter does not touch, says what the SPS now says.
+            kwargs.update(_colour_options(v))
     if plan.timecode is not None:
         # FFmpeg's -timecode sets the output's timecode tag, from which its mov/mp4
         # muxer writes one tmcd track (';' before the frames: drop-frame).
         kwargs["timecode"] = plan.timecode.label
-    for key, value in v.options.items():
-        kwargs[f"{key}:v"] = value
-    if v.gop is not None:
-        kwargs["g:v"] = v.gop
     if a is not None:
-        streams.append(_audio(source, plan, a))
-        kwargs["c:a"] = a.codec
-        kwargs["ar:a"] = a.sample_rate
-        kwargs["ac:a"] = a.channels
-        if a.bit_rate is not None:
-            kwargs["b:a"] = a.bit_rate
+        if a.decision.action == "copy" and not a.codec.startswith("pcm_"):
+            assert a.source_index is not None
+            sound, bsf = _copied(source, a.source_index, v.source_start, [])
+            streams.append(sound)
+            kwargs["c:a"] = "copy"
+            if bsf:
+                kwargs["bsf:a"] = bsf
+        else:
+            streams.append(_audio(source, plan, a))
+            kwargs["c:a"] = a.codec
+            kwargs["ar:a"] = a.sample_rate
+            kwargs["ac:a"] = a.channels
+            if a.bit_rate is not None and a.decision.action == "encode":
+                kwargs["b:a"] = a.bit_rate
     for key, value in plan.format_options.items():
         kwargs[key] = value
     out = ffmpeg_lib.output(*streams, _OUTPUT, **kwargs)

@@ -14,6 +14,17 @@ Sound: decoded, resampled once to 48 kHz, then placed at the plan's sample offse
 cut or padded to exactly the plan's sample count, in fixed-size encoder frames whose
 pts is their sample position.
 
+Copy and retag (the plan's decision, :mod:`handoff.export.decide`): a stream that already
+meets the preset is not decoded. Its packets go into the output in file order, untouched,
+every pts and dts moved by one constant so the source's first frame (``v0``) is at 0,
+in the source's own time base; for a retag each goes through the plan's metadata
+bitstream filter first, which rewrites the headers that carry the colour tags and
+leaves the slice data alone. AAC is copied packet for packet: its encoder delay rides
+on the first packet's negative pts, from which the MP4/MOV muxer writes the edit list
+that hides it again (libavformat/movenc.c), so the output presents the source's exact
+sample count. PCM of the right format is copied as bytes, cut or padded with digital
+silence to the plan's offset and length, so every sample is the source's bit for bit.
+
 Two threads, as the ffmpeg CLI overlaps its stages: a reading thread demuxes, decodes,
 chooses, filters and resamples, and hands each frame ready for an encoder through a
 small bounded queue to the calling thread, which encodes and muxes in the order the
@@ -31,18 +42,20 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 import av.error
 import numpy as np
 import numpy.typing as npt
 from av.audio.resampler import AudioResampler
+from av.bitstream import BitStreamFilterContext
 from av.filter import Graph
 from av.video.frame import PictureType
 
@@ -132,6 +145,10 @@ class _Encode:
     pts: int
     time_base: Fraction
 
+    @property
+    def last(self) -> bool:
+        return self.frame is None
+
     def encode(self) -> list[av.Packet[Any]]:
         """Stamp the frame and give it to its encoder (on the encoding thread)."""
         frame = self.frame
@@ -145,7 +162,40 @@ class _Encode:
         return self.stream.encode(frame)
 
 
-_Send = Callable[[_Encode], None]
+@dataclass(frozen=True, slots=True)
+class _Mux:
+    """A packet ready for the muxer, as it is (``packet`` None: the stream's end)."""
+
+    stream: av.VideoStream | av.AudioStream
+    packet: av.Packet[Any] | None
+
+    @property
+    def last(self) -> bool:
+        return self.packet is None
+
+    def encode(self) -> list[av.Packet[Any]]:
+        return [] if self.packet is None else [self.packet]
+
+
+_Item = _Encode | _Mux
+_Send = Callable[[_Item], None]
+
+
+class _Track(Protocol):
+    """What the reading thread feeds one source stream's packets to."""
+
+    def take(self, packet: av.Packet[Any]) -> None: ...
+
+    def done(self) -> bool: ...
+
+    def finish(self) -> None: ...
+
+
+def _decoded(packet: av.Packet[Any]) -> list[Any]:
+    try:
+        return packet.decode()
+    except av.error.InvalidDataError:
+        return []  # a damaged packet: skip it, as a player would
 
 
 class _Picture:
@@ -207,6 +257,13 @@ class _Picture:
             self.nominal = t - self.prev[0]
         self.prev = (t, frame)
 
+    def take(self, packet: av.Packet[Any]) -> None:
+        for frame in _decoded(packet):
+            self.add(frame)
+
+    def done(self) -> bool:
+        return self.k >= self.plan.frames
+
     def finish(self) -> None:
         # Ticks past the last source frame hold it (the last frame's own duration).
         if self.prev is None:
@@ -244,6 +301,13 @@ class _Sound:
         # Stretching the sound with the picture: play the same samples at a lower rate.
         if scale != 1:
             self.retime_rate = round(source_rate / scale)
+
+    def take(self, packet: av.Packet[Any]) -> None:
+        for frame in _decoded(packet):
+            self.add_frame(frame)
+
+    def done(self) -> bool:
+        return self.written + self.pending_n >= self.plan.samples
 
     def add_frame(self, frame: av.AudioFrame) -> None:
         frame.pts = None  # placement is by sample count, not by the decoder's pts
@@ -313,6 +377,144 @@ class _Sound:
         self.send(_Encode(self.stream, None, self.encoded, self.time_base))
 
 
+def _shift(start: Fraction, time_base: Fraction | None) -> int:
+    """``start`` in ``time_base`` ticks: the constant every copied timestamp is moved by.
+    Exact when ``start`` is a timestamp of that stream (the plan's v0 is pts x time base)."""
+    return round(start / (time_base or Fraction(1, 90000)))
+
+
+class _CopyPackets:
+    """A stream's packets, untouched, every pts and dts moved by one constant (the
+    output starts at the source's first frame), each through ``bsf`` when there is one.
+
+    Packets the container marks discarded (before an edit list's start) are kept: later
+    frames may refer to them, and at a negative time the muxer hides them again with
+    its own edit list. ``count`` of the others are copied; the rest are left out.
+    """
+
+    def __init__(
+        self,
+        source: av.VideoStream | av.AudioStream,
+        stream: av.VideoStream | av.AudioStream,
+        start: Fraction,
+        count: int | None,
+        send: _Send,
+        bsf: BitStreamFilterContext | None = None,
+    ) -> None:
+        self.stream = stream
+        self.time_base = source.time_base or Fraction(1, 90000)
+        self.shift = _shift(start, source.time_base)
+        self.count = count
+        self.copied = 0
+        self.send = send
+        self.bsf = bsf
+
+    def take(self, packet: av.Packet[Any]) -> None:
+        if packet.size == 0 or self.done():
+            return  # the demuxer's end-of-stream packet, or past the plan's frames
+        if not packet.is_discard:
+            self.copied += 1
+        self._out([packet] if self.bsf is None else self.bsf.filter(packet))
+
+    def _out(self, packets: list[av.Packet[Any]]) -> None:
+        for packet in packets:
+            if packet.pts is not None:
+                packet.pts -= self.shift
+            if packet.dts is not None:
+                packet.dts -= self.shift
+            packet.time_base = self.time_base
+            packet.stream = self.stream
+            self.send(_Mux(self.stream, packet))
+
+    def done(self) -> bool:
+        return self.count is not None and self.copied >= self.count
+
+    def finish(self) -> None:
+        if self.bsf is not None:
+            self._out(self.bsf.filter(None))  # what the filter still holds
+        if self.copied == 0:
+            raise ToolError("no packet of the stream to copy")
+        self.send(_Mux(self.stream, None))
+
+
+_PCM = re.compile(r"pcm_[su](8|16|24|32|64)(?:le|be)?|pcm_f(32|64)(?:le|be)")
+
+
+def pcm_bytes(codec: str) -> int | None:
+    """Bytes per sample of a linear PCM codec whose silence is all zero bytes (signed
+    integer or float), by FFmpeg's codec name; None for anything else."""
+    m = _PCM.fullmatch(codec)
+    if m is None or codec.startswith("pcm_u"):
+        return None
+    return int(m.group(1) or m.group(2)) // 8
+
+
+class _CopyPcm:
+    """PCM of the output's own format, copied as bytes: placed at the plan's offset
+    (digital silence before it, or its head cut) and cut or padded to exactly the plan's
+    sample count, by sample count as :class:`_Sound` places decoded sound."""
+
+    def __init__(self, plan: AudioPlan, codec: str, stream: av.AudioStream, send: _Send) -> None:
+        width = pcm_bytes(codec)
+        if width is None:
+            raise ToolError(f"{codec} is not PCM that can be copied as bytes")
+        self.plan = plan
+        self.stream = stream
+        self.send = send
+        self.frame_bytes = width * plan.channels
+        self.chunk = 1024  # samples a packet, as FFmpeg's PCM encoders write them
+        self.next_pos = plan.offset_samples
+        self.have = 0  # output samples placed (sent or pending)
+        self.sent = 0
+        self.pending = bytearray()
+
+    def take(self, packet: av.Packet[Any]) -> None:
+        if packet.size == 0:
+            return
+        data = bytes(packet)
+        n = len(data) // self.frame_bytes
+        start = self.next_pos
+        self.next_pos += n
+        if self.done():
+            return
+        if start > self.have:  # the sound starts after the picture: silence first
+            gap = min(start, self.plan.samples) - self.have
+            self._append(bytes(gap * self.frame_bytes))
+        if start < self.have:  # before the picture: its head is cut
+            data = data[(self.have - start) * self.frame_bytes :]
+        room = self.plan.samples - self.have
+        self._append(data[: max(room, 0) * self.frame_bytes])
+
+    def _append(self, data: bytes) -> None:
+        self.pending += data
+        self.have += len(data) // self.frame_bytes
+        size = self.chunk * self.frame_bytes
+        while len(self.pending) >= size:
+            self._send(bytes(self.pending[:size]))
+            del self.pending[:size]
+
+    def _send(self, data: bytes) -> None:
+        packet = av.Packet(data)
+        n = len(data) // self.frame_bytes
+        packet.pts = packet.dts = self.sent
+        packet.duration = n
+        packet.time_base = Fraction(1, self.plan.sample_rate)
+        packet.stream = self.stream
+        self.sent += n
+        self.send(_Mux(self.stream, packet))
+
+    def done(self) -> bool:
+        return self.have >= self.plan.samples
+
+    def finish(self) -> None:
+        if self.have < self.plan.samples:
+            self._append(bytes((self.plan.samples - self.have) * self.frame_bytes))
+        if self.pending:
+            self._send(bytes(self.pending))
+            self.pending.clear()
+        self.send(_Mux(self.stream, None))
+
+
 def _video_stream(out: av.container.OutputContainer, plan: VideoPlan) -> av.VideoStream:
     stream = out.add_stream(plan.codec, rate=plan.fps)
     assert isinstance(stream, av.VideoStream)
@@ -361,6 +563,30 @@ def run(plan: ExportPlan, out_path: Path, progress: Progress | None = None) -> N
         raise ToolError(f"export failed: {reason}{where}", plan.source) from exc
 
 
+def _copied_video_stream(
+    out: av.container.OutputContainer, plan: VideoPlan, source: av.VideoStream
+) -> tuple[av.VideoStream, BitStreamFilterContext | None]:
+    """The output stream of a copied picture: the source's codec parameters (extradata
+    included) and time base; for a retag, the metadata filter's output parameters, whose
+    extradata carries the rewritten headers."""
+    stream = out.add_stream_from_template(source)
+    assert isinstance(stream, av.VideoStream)
+    bsf = None
+    if plan.retag is not None:
+        bsf = BitStreamFilterContext(plan.retag.filter_string(), source, stream)
+        # The container's colour box (MOV/MP4 'colr') is written from the stream's
+        # parameters, which the filter leaves as the source's: the plan's tags there too.
+        cc = stream.codec_context
+        codes = color_codes(
+            plan.color_primaries, plan.color_transfer, plan.color_matrix, plan.color_range
+        )
+        cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = codes
+    # The stream's frame rate: the mov/mp4 muxer counts a timecode track's frames by it
+    # (libavformat/movenc.c refuses the header's 90000 "fps" of a bare time base).
+    stream.codec_context.framerate = plan.fps
+    return stream, bsf
+
+
 def _run(plan: ExportPlan, out_path: Path, progress: Progress | None) -> None:
     with open_input(plan.source) as src:
         vin = src.streams[plan.video.source_index]
@@ -375,21 +601,26 @@ def _run(plan: ExportPlan, out_path: Path, progress: Progress | None) -> None:
             str(out_path), "w", format=plan.format, options=dict(plan.format_options)
         ) as out:
             handover = _Handover()
-            vout = _video_stream(out, plan.video)
+            tracks: dict[int, _Track] = {}
+            picture: _Track
+            if plan.video.decision.action == "encode":
+                vout = _video_stream(out, plan.video)
+                picture = _Picture(plan.video, vin, vout, handover.put)
+            else:
+                vout, bsf = _copied_video_stream(out, plan.video, vin)
+                start = plan.video.source_start
+                picture = _CopyPackets(vin, vout, start, plan.video.frames, handover.put, bsf)
+            tracks[vin.index] = picture
             if plan.timecode is not None:
                 # FFmpeg's mov/mp4 muxer writes a tmcd track from the video stream's
                 # timecode tag (libavformat/movenc.c), counting at the stream's rate.
                 vout.metadata["timecode"] = plan.timecode.label
-            picture = _Picture(plan.video, vin, vout, handover.put)
-            sound: _Sound | None = None
-            if plan.audio is not None:
-                sound = _Sound(plan.audio, _audio_stream(out, plan.audio), handover.put)
-                if plan.audio.source_rate:
-                    sound.set_retime(plan.audio.source_rate, plan.video.scale)
-            streams = [s for s in (vin, ain) if s is not None]
+            sound = _sound_track(out, plan, ain, handover.put)
+            if sound is not None and ain is not None:
+                tracks[ain.index] = sound
             reader = threading.Thread(
                 target=handover.produce,
-                args=(lambda: _read(src, streams, picture, sound),),
+                args=(lambda: _read(src, tracks, picture, sound),),
                 name="handoff-pyav-read",
                 daemon=True,  # never keeps the interpreter alive, should a join be cut short
             )
@@ -402,24 +633,45 @@ def _run(plan: ExportPlan, out_path: Path, progress: Progress | None) -> None:
                 handover.stop(reader)
 
 
+def _sound_track(
+    out: av.container.OutputContainer,
+    plan: ExportPlan,
+    source: av.AudioStream | None,
+    send: _Send,
+) -> _Track | None:
+    """What writes the output's sound, as the plan decided: a copy (AAC packets as
+    they are, PCM as bytes placed and cut) or an encode (silence without a source)."""
+    a = plan.audio
+    if a is None:
+        return None
+    codec = source.codec_context.name if source is not None else ""
+    if a.decision.action == "copy" and source is not None and not codec.startswith("pcm_"):
+        stream = out.add_stream_from_template(source)
+        assert isinstance(stream, av.AudioStream)
+        return _CopyPackets(source, stream, plan.video.source_start, None, send)
+    if a.decision.action == "copy" and source is not None and pcm_bytes(codec) is not None:
+        stream = out.add_stream_from_template(source)
+        assert isinstance(stream, av.AudioStream)
+        return _CopyPcm(a, codec, stream, send)
+    # An encode; or PCM in another layout (planar, unsigned), placed through the decoder.
+    sound = _Sound(a, _audio_stream(out, a), send)
+    if a.source_rate:
+        sound.set_retime(a.source_rate, plan.video.scale)
+    return sound
+
+
 def _read(
     src: av.container.InputContainer,
-    streams: list[av.VideoStream | av.AudioStream],
-    picture: _Picture,
-    sound: _Sound | None,
+    tracks: dict[int, _Track],
+    picture: _Track,
+    sound: _Track | None,
 ) -> None:
-    """The reading thread: demux, decode, choose, filter, resample; hand frames over."""
+    """The reading thread: demux and hand each packet to its stream's track (which
+    decodes, chooses, filters and resamples, or copies); they hand frames over."""
+    streams = [src.streams[i] for i in tracks]
     for packet in src.demux(streams):
-        try:
-            frames = packet.decode()
-        except av.error.InvalidDataError:
-            continue  # a damaged packet: skip it, as a player would
-        for frame in frames:
-            if isinstance(frame, av.VideoFrame):
-                picture.add(frame)
-            elif sound is not None and isinstance(frame, av.AudioFrame):
-                sound.add_frame(frame)
-        if picture.k >= picture.plan.frames and (sound is None or _sound_done(sound)):
+        tracks[packet.stream.index].take(packet)
+        if picture.done() and (sound is None or sound.done()):
             break
     picture.finish()
     if sound is not None:
@@ -433,18 +685,18 @@ def _encode(
     frames: int,
     progress: Progress | None,
 ) -> None:
-    """The calling thread: encode and mux each frame in the order it was handed over."""
+    """The calling thread: encode and mux each item in the order it was handed over."""
     done = 0
     while (item := handover.get()) is not None:
         for packet in item.encode():
             out.mux(packet)
         if item.stream is vout and progress is not None:
-            if item.frame is None:
+            if item.last:
                 progress(done, frames)
             else:
                 done += 1
                 if done % _PROGRESS_EVERY == 0:
-                    progress(done, frames)
+                    progress(min(done, frames), frames)
 
 
 class _StoppedError(Exception):
@@ -459,10 +711,10 @@ class _Handover:
     """
 
     def __init__(self) -> None:
-        self.items: queue.Queue[_Encode | BaseException | None] = queue.Queue(_QUEUE_FRAMES)
+        self.items: queue.Queue[_Item | BaseException | None] = queue.Queue(_QUEUE_FRAMES)
         self.stopped = threading.Event()
 
-    def put(self, item: _Encode | BaseException | None) -> None:
+    def put(self, item: _Item | BaseException | None) -> None:
         if self.stopped.is_set():
             raise _StoppedError
         self.items.put(item)
@@ -477,7 +729,7 @@ class _Handover:
             with contextlib.suppress(_StoppedError):
                 self.put(exc)
 
-    def get(self) -> _Encode | None:
+    def get(self) -> _Item | None:
         item = self.items.get()
         if isinstance(item, BaseException):
             raise item
@@ -490,7 +742,3 @@ class _Handover:
             with contextlib.suppress(queue.Empty):
                 self.items.get(timeout=0.05)
         reader.join()
-
-
-def _sound_done(sound: _Sound) -> bool:
-    return sound.written + sound.pending_n >= sound.plan.samples
