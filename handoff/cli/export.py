@@ -152,6 +152,13 @@ def render_export_result(r: ExportResult) -> str:
     help="Export what an incomplete (cut short) source holds; without it such a source is refused.",
 )
 @click.option(
+    "--reencode",
+    is_flag=True,
+    help="Encode every stream, even one that already meets the preset and would otherwise "
+    "be copied as it is (or only have its colour tags rewritten). --dry-run shows, per "
+    "stream, which it would be and why.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -190,6 +197,7 @@ def export_cmd(
     add_silence: bool,
     audio_stream: int | None,
     allow_truncated: bool,
+    reencode: bool,
     out_dir: Path,
     jobs: int | None,
     engine: str,
@@ -231,6 +239,7 @@ def export_cmd(
             out_dir=out_dir,
             overwrite=overwrite,
             allow_truncated=allow_truncated,
+            reencode=reencode,
         )
         check_rate_choice(spec, settings, options.fps)
         sources = media(inputs, outputs=[out_dir])
