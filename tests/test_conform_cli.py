@@ -240,3 +240,27 @@ def test_a_batch_file_reencode_must_be_true_or_false(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "handoff: error: batch.toml: reencode must be true or false"
     ]
+
+
+def test_reencode_reaches_both_exports_and_only_their_settings(tmp_path: Path) -> None:
+    """The planner gives --reencode to the master and the review export alike and puts it
+    in their settings (so either re-runs), not in the receive step's (the render is
+    read the same way)."""
+    from handoff.deliver.journal import Stamper
+    from handoff.deliver.plan import DeliverOptions, Step, plan_delivery
+
+    render = tmp_path / "001_a.mp4"
+    render.write_bytes(b"a render")
+
+    def steps(reencode: bool) -> dict[str, Step]:
+        options = DeliverOptions(out=tmp_path / "d", review="h264-review", reencode=reencode)
+        plan = plan_delivery([(render, Stamper().stamp(render))], options, {})
+        return {sp.step.kind: sp.step for sp in plan.steps}
+
+    plain, asked = steps(False), steps(True)
+    for kind in ("master", "review"):
+        on, off = asked[kind].export, plain[kind].export
+        assert on is not None and off is not None
+        assert on.reencode and not off.reencode
+        assert asked[kind].settings == {**plain[kind].settings, "reencode": True}
+    assert asked["receive"].settings == plain["receive"].settings
