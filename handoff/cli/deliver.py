@@ -272,6 +272,12 @@ def _summary_table(result: DeliveryResult, steps: Sequence[str]) -> None:
     "without it such a render is reported and left out.",
 )
 @click.option(
+    "--reencode",
+    is_flag=True,
+    help="Encode every stream of the masters and review copies, even one that already "
+    "meets the preset and would be copied, as for 'handoff export --reencode'.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["pyav", "ffmpeg"]),
     default="pyav",
@@ -325,6 +331,7 @@ def deliver_cmd(
     crop_text: str,
     add_silence: bool,
     allow_truncated: bool,
+    reencode: bool,
     engine: str,
     tolerance_ms: float | None,
     jobs: int | None,
@@ -396,6 +403,7 @@ def deliver_cmd(
             crop=parse_crop(crop_text),
             add_silence=add_silence,
             allow_truncated=allow_truncated,
+            reencode=reencode,
             engine=engine,  # type: ignore[arg-type]
             tolerance_ms=tolerance_ms,
             force=force,

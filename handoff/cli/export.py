@@ -5,8 +5,9 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -90,11 +91,36 @@ def render_export_result(r: ExportResult) -> str:
     ]
     if r.error:
         lines.append(f"        {flags(r.error)}")
+    if r.plan is not None:
+        lines += [f"        {line}" for line in stream_decisions(r.plan)]
     lines += [f"        - {flags(n)}" for n in r.notes]
     if r.command:
         lines.append("        equivalent ffmpeg command:")
         lines.append("        " + " ".join(shlex.quote(a) for a in r.command))
     return "\n".join(lines)
+
+
+def stream_decisions(plan: Mapping[str, Any]) -> list[str]:
+    """What a plan (as ``ExportPlan.to_json`` has it) does with each stream, and why:
+    ``picture: copy (...)``, ``picture: retag with h264_metadata (...)``, ``sound:
+    encode -- sample-rate: 44100 Hz; 48000 Hz is written``."""
+    out = []
+    for word, key in (("picture", "video"), ("sound", "audio")):
+        stream = plan.get(key)
+        if not stream:
+            continue
+        decision = stream["decision"]
+        action, rule, why = decision["action"], decision["rule"], flags(decision["why"])
+        if action == "encode":
+            # The why of a failed preset rule already starts with the rule's id; --reencode
+            # names itself.
+            named = rule is None or why.startswith(f"{rule}:") or f"({rule})" in why
+            out.append(f"{word}: encode -- {why if named else f'{rule}: {why}'}")
+        elif action == "retag":
+            out.append(f"{word}: retag with {stream['retag']['filter']} ({why})")
+        else:
+            out.append(f"{word}: {action} ({why})")
+    return out
 
 
 @click.command("export")
@@ -152,6 +178,13 @@ def render_export_result(r: ExportResult) -> str:
     help="Export what an incomplete (cut short) source holds; without it such a source is refused.",
 )
 @click.option(
+    "--reencode",
+    is_flag=True,
+    help="Encode every stream, even one that already meets the preset and would otherwise "
+    "be copied as it is (or only have its colour tags rewritten). --dry-run shows, per "
+    "stream, which it would be and why.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -175,7 +208,10 @@ def render_export_result(r: ExportResult) -> str:
     "are refused, naming their version). The report says which binary ran.",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="Print each plan and its ffmpeg command; write nothing."
+    "--dry-run",
+    is_flag=True,
+    help="Print each plan -- for picture and sound, copy, retag or encode and why -- and "
+    "its ffmpeg command; write nothing.",
 )
 @click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
 @click.option(
@@ -190,6 +226,7 @@ def export_cmd(
     add_silence: bool,
     audio_stream: int | None,
     allow_truncated: bool,
+    reencode: bool,
     out_dir: Path,
     jobs: int | None,
     engine: str,
@@ -231,6 +268,7 @@ def export_cmd(
             out_dir=out_dir,
             overwrite=overwrite,
             allow_truncated=allow_truncated,
+            reencode=reencode,
         )
         check_rate_choice(spec, settings, options.fps)
         sources = media(inputs, outputs=[out_dir])

@@ -3,10 +3,11 @@ settled on is re-run unchanged (``handoff deliver --config batch.toml``).
 
 The keys are the command's options with dashes or underscores
 (``renders``, ``manifest``, ``out``, ``preset``, ``review``, ``format``, ``fps``,
-``crop``, ``add-silence``, ``allow-truncated``, ``engine``, ``tolerance-ms``, ``jobs``, ``cluster``,
-``path-map``). Relative paths are taken from the batch file's folder, so the file
-works from wherever the command is run. A flag on the command line wins over the file.
-An unknown key is refused by name (a typo must not silently fall back to a default).
+``crop``, ``add-silence``, ``allow-truncated``, ``reencode``, ``engine``,
+``tolerance-ms``, ``jobs``, ``cluster``, ``path-map``). Relative paths are taken from the
+batch file's folder, so the file works from wherever the command is run. A flag on the
+command line wins over the file. An unknown key is refused by name (a typo must not
+silently fall back to a default).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ __all__ = ["KEYS", "load_batch_file"]
 
 KEYS: Final = (
     "renders", "manifest", "out", "preset", "review", "format", "fps", "crop",
-    "add_silence", "allow_truncated", "engine", "tolerance_ms", "jobs", "cluster", "path_map",
+    "add_silence", "allow_truncated", "reencode", "engine", "tolerance_ms", "jobs", "cluster",
+    "path_map",
 )  # fmt: skip
 _PATHS: Final = ("manifest", "out")
 _PRESETS: Final = ("preset", "review")
@@ -72,7 +74,7 @@ def _value(path: Path, key: str, value: Any, folder: Path) -> Any:
                 f'{_where(path, key)} must be a table of "local folder" = "folder on the workers"'
             )
         return tuple(f"{k}={v}" for k, v in value.items())
-    if key in ("add_silence", "allow_truncated"):
+    if key in ("add_silence", "allow_truncated", "reencode"):
         if not isinstance(value, bool):
             raise UsageError(f"{_where(path, key)} must be true or false")
         return value

@@ -80,6 +80,8 @@ class DeliverOptions:
     crop: tuple[int, int] | Literal["auto", "none"] = "auto"
     add_silence: bool = False
     allow_truncated: bool = False
+    reencode: bool = False
+    """Encode every stream, even one the export would copy (``ExportOptions.reencode``)."""
     engine: Engine = "pyav"
     tolerance_ms: float | None = None
     force: bool = False
@@ -92,6 +94,7 @@ class DeliverOptions:
             crop=self.crop,
             add_silence=self.add_silence,
             allow_truncated=self.allow_truncated,
+            reencode=self.reencode,
             out_dir=folder,
             overwrite=True,
         )
@@ -107,6 +110,7 @@ class DeliverOptions:
             "crop": self.crop if isinstance(self.crop, str) else "x".join(map(str, self.crop)),
             "add_silence": self.add_silence,
             "allow_truncated": self.allow_truncated,
+            "reencode": self.reencode,
             "engine": self.engine,
             "tolerance_ms": self.tolerance_ms,
             "force": self.force,
@@ -249,6 +253,9 @@ def _steps_for(
     if options.allow_truncated:
         # Only when asked, so the digest of every delivery made without it stays as it was.
         shared["allow_truncated"] = True
+    if options.reencode:
+        # The same: a copied master and an encoded one are different files.
+        shared["reencode"] = True
 
     def export(kind: StepKind, preset: str, folder: str) -> Step:
         made = presets[preset]

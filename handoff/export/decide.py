@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from handoff.errors import Option, Text
 from handoff.probe.reader import AudioInfo, MediaInfo, VideoInfo
 from handoff.validate.check import Finding, check_probe_facts
 from handoff.validate.spec import Spec
@@ -76,6 +77,9 @@ class Decision:
 ENCODE = Decision("encode", "")
 """A plan made before the decision: encode."""
 
+# The option named as each interface names it (``--reencode`` on the command line).
+_ASKED = Text("asked for (", Option("reencode", True), ")")
+
 
 @dataclass(frozen=True, slots=True)
 class Retag:
@@ -119,7 +123,7 @@ def decide_video(
     v = info.video
     assert v is not None
     if reencode:
-        return Decision("encode", "asked for (--reencode)", "--reencode"), None
+        return Decision("encode", _ASKED, "--reencode"), None
     writes = _WRITES.get(encoder)
     if writes is None or v.codec != writes:
         return Decision(
@@ -233,7 +237,7 @@ def decide_audio(
     if a is None:
         return Decision("encode", "no sound in the source: silence is written", "audio-present")
     if reencode:
-        return Decision("encode", "asked for (--reencode)", "--reencode")
+        return Decision("encode", _ASKED, "--reencode")
     if retimed:
         # Every sample plays at another rate: a stretch is new samples, even in PCM.
         return Decision("encode", "stretched with the retimed picture", "frame-rate")
