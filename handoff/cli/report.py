@@ -38,7 +38,7 @@ def report_cmd(delivery: Path, out: Path | None, jobs: int | None) -> None:
     report = result.report
     say(
         f"wrote {result.path} ({len(report.takes)} take(s) in {report.segment_count} "
-        f"segment(s); {result.size_bytes / 1000:,.0f} kB)"
+        f"segment(s); {result.size_bytes / 1e6:.2f} MB)"
     )
     for line in report.next_steps():
         say(f"  {line}")
