@@ -81,7 +81,7 @@ def report_step(
     """``report.json`` (everything the journal knows of each render, for scripts) and
     ``report.html``, the page for people (:mod:`handoff.report`: each take's thumbnails,
     waveforms and sync plot, read from its master on ``workers`` processes)."""
-    from handoff.report import build_page
+    from handoff.report import build_page, collect
 
     out = plan.options.out
     renders = []
@@ -110,6 +110,6 @@ def report_step(
     atomic_write_bytes(out / REPORT_JSON, body.encode("utf-8", "surrogateescape"),
                        replace=True, guard=guard)  # fmt: skip
     # The page reads the document as written (through JSON), as `handoff report` does.
-    page, _, _ = build_page(json.loads(body), out, out / REPORT_HTML, workers)
+    page, _ = build_page(collect(json.loads(body), out), out / REPORT_HTML, workers)
     atomic_write_bytes(out / REPORT_HTML, page, replace=True, guard=guard)
     return [out / REPORT_JSON, out / REPORT_HTML], {"renders": len(renders)}

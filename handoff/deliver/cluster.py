@@ -190,6 +190,11 @@ class DaskCluster:
     _client: Any = field(default=None, repr=False)
     _cluster: Any = field(default=None, repr=False)
 
+    @property
+    def local_workers(self) -> int:
+        # As many as the cluster was asked for (--jobs): the batch steps run here.
+        return self.workers
+
     def __post_init__(self) -> None:
         # Named before it runs: the plan's first event (--json "backend") says it.
         if self.address is None:

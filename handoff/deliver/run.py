@@ -90,6 +90,11 @@ class Backend(Protocol):
 
     name: str
 
+    @property
+    def local_workers(self) -> int:
+        """Processes this machine may use for the batch steps after the renders' (the
+        report reads every take's media)."""
+
     def run(
         self,
         steps: Sequence[Step],
@@ -106,6 +111,10 @@ class InProcess:
     """One step at a time in this process (``--jobs 1``)."""
 
     name: str = "in-process"
+
+    @property
+    def local_workers(self) -> int:
+        return 1
 
     def run(
         self,
@@ -133,6 +142,10 @@ class ProcessPool:
 
     workers: int
     name: str = "process pool"
+
+    @property
+    def local_workers(self) -> int:
+        return self.workers
 
     def run(
         self,
@@ -344,8 +357,7 @@ def run_delivery(
         failed=counts["failed"],
         blocked=counts["blocked"],
     )
-    workers = getattr(backend, "workers", 1)
-    _batch(plan, journal, result, blocked, name, workers if isinstance(workers, int) else 1)
+    _batch(plan, journal, result, blocked, name, backend.local_workers)
     journal.event("run-finished", **result.to_json()["summary"], exit_code=result.exit_code)
     return result
 

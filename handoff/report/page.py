@@ -14,11 +14,9 @@ relative to the page, ``details.probe`` tables.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from lxml import etree
 from lxml.html.builder import E
@@ -27,6 +25,7 @@ from handoff.files.names import shown_lines
 from handoff.report.assets import TakeAssets
 from handoff.report.model import BatchReport, FileFacts, SegmentView, TakeView
 from handoff.sync.align import DRIFT_MIN_TAKE_S
+from handoff.timeline.paths import relative_url
 
 __all__ = ["CSS", "render_page"]
 
@@ -378,13 +377,6 @@ def _img(
     return E.img(attrs)
 
 
-def href(path: Path, base: Path) -> str:
-    """``path`` as a link relative to the page's folder, percent-encoded (RFC 3986) so
-    a name with ``#``, ``?``, ``%`` or a space still names the file."""
-    relative = os.path.relpath(Path(path).absolute(), Path(base).absolute())
-    return quote(Path(relative).as_posix(), safe="/", errors="surrogateescape")
-
-
 def _links(take: TakeView, base: Path) -> Any:
     links: list[Any] = []
     for label, path in (
@@ -396,7 +388,10 @@ def _links(take: TakeView, base: Path) -> Any:
             continue
         if links:
             links.append(" ")
-        links.append(E.a({"class": "file", "href": href(path, base)}, f"{label}: {_t(path.name)}"))
+        # Relative to the page's folder and percent-encoded, so a name with #, ?, % or a
+        # space still names the file.
+        link = E.a({"class": "file", "href": relative_url(path, base)}, f"{label}: {_t(path.name)}")
+        links.append(link)
     return E.p({"class": "links"}, *links)
 
 

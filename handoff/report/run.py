@@ -4,7 +4,7 @@ worker processes, write the page atomically."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,12 @@ def compute_assets(jobs: Sequence[AssetJob], workers: int | None = None) -> dict
 
 
 def build_page(
-    document: Mapping[str, Any], folder: Path, out: Path, jobs: int | None = None
-) -> tuple[bytes, BatchReport, dict[str, TakeAssets]]:
-    """The page for a report.json document of ``folder``, to be written at ``out``."""
-    report = collect(document, folder)
+    report: BatchReport, out: Path, jobs: int | None = None
+) -> tuple[bytes, dict[str, TakeAssets]]:
+    """The page of a collected report, to be written at ``out``, and each take's assets
+    (read from its media on ``jobs`` processes)."""
     assets = compute_assets(asset_jobs(report), jobs)
-    return render_page(report, assets, out), report, assets
+    return render_page(report, assets, out), assets
 
 
 def write_report(folder: Path, out: Path | None = None, jobs: int | None = None) -> ReportResult:
@@ -119,8 +119,7 @@ def write_report(folder: Path, out: Path | None = None, jobs: int | None = None)
         inputs += [p for p in (take.render, take.master, take.review) if p is not None]
     guard = InputGuard(inputs)
     guard.check(dest)  # before the media is read, not only at the end
-    assets = compute_assets(asset_jobs(report), jobs)
-    page = render_page(report, assets, dest)
+    page, assets = build_page(report, dest, jobs)
     atomic_write_bytes(dest, page, replace=True, guard=guard)
     unreadable = tuple(
         (t.name, a.problem)
