@@ -264,3 +264,27 @@ def test_reencode_reaches_both_exports_and_only_their_settings(tmp_path: Path) -
         assert on.reencode and not off.reencode
         assert asked[kind].settings == {**plain[kind].settings, "reencode": True}
     assert asked["receive"].settings == plain["receive"].settings
+
+
+def test_a_real_export_says_what_it_copied(media: dict[str, Path], tmp_path: Path) -> None:
+    """The ``done`` line names each stream's action, as the dry run does, and ``--json``
+    carries the plan that ran; an independent read of the output agrees with the words."""
+    out = tmp_path / "out"
+    code, text, err = run("export", str(media["untagged"]), "--preset", "h264-review",
+                          "--out", str(out), "--jobs", "1")  # fmt: skip
+    assert code == 0, text + err
+    assert text.startswith("done ")
+    assert "picture: retag with h264_metadata (only the colour tags are missing" in text
+    assert "sound: copy (" in text
+    code, raw, err = run("export", str(media["untagged"]), "--preset", "h264-review",
+                         "--out", str(out), "--jobs", "1", "--overwrite", "--json")  # fmt: skip
+    assert code == 0, raw + err
+    [item] = json.loads(raw)["files"]
+    assert item["status"] == "done"
+    assert item["plan"]["video"]["decision"]["action"] == "retag"
+    assert item["plan"]["audio"]["decision"]["action"] == "copy"
+    written = out / media["untagged"].name
+    with av.open(str(media["untagged"])) as src, av.open(str(written)) as dst:
+        a = [bytes(p) for p in src.demux(audio=0) if p.size]
+        b = [bytes(p) for p in dst.demux(audio=0) if p.size]
+    assert a == b

@@ -387,6 +387,9 @@ def test_deliver_writes_the_page(delivered: Path) -> None:
         probes = article.xpath(".//details[@class='probe']")
         assert probes and all(p.xpath("./summary") and p.xpath(".//table//td") for p in probes)
         assert article.get("data-spec") == "pass"
+        made = [li.text_content() for li in article.xpath(".//div[@class='made']//li")]
+        assert [line.split(":")[0] for line in made] == ["picture", "sound"], made
+        assert made[0].startswith("picture: encode -- codec: "), made
     for name in (LATE, DRIFT):
         late = _article(page, name)
         assert late.get("data-sync") == "out"
@@ -464,6 +467,21 @@ def test_collect_of_a_real_delivery(delivered: Path) -> None:
         assert take.sync_detail.reference.is_file()
     assert [t.name for t in loose.takes] == [BROKEN]
     assert report.failures == 1 and report.picks == 1
+    for take in segment.takes:
+        # What the export did with each stream, read against the files themselves: the
+        # renders are H.264 and the masters ProRes, so the picture was encoded; a copied
+        # sound is the render's codec and rate.
+        assert take.master is not None
+        picture, sound = take.made
+        with av.open(str(take.render)) as src, av.open(str(take.master)) as out:
+            assert src.streams.video[0].codec_context.name == "h264"
+            assert out.streams.video[0].codec_context.name == "prores"
+            assert picture.startswith("picture: encode -- codec: "), picture
+            same = (src.streams.audio[0].codec_context.name, src.streams.audio[0].rate) == (
+                out.streams.audio[0].codec_context.name,
+                out.streams.audio[0].rate,
+            )
+            assert sound.startswith("sound: copy (" if same else "sound: encode -- "), sound
 
 
 @pytest.mark.parametrize(

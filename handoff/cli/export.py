@@ -5,9 +5,8 @@ from __future__ import annotations
 import shlex
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -15,12 +14,14 @@ from handoff.cli.common import (
     OVERWRITE_HELP,
     clear_parts,
     errors,
+    flagged,
     flags,
     interrupted,
     media,
     say,
     write_json,
 )
+from handoff.export.decide import stream_decisions
 from handoff.export.plan import (
     ExportOptions,
     check_rate_choice,
@@ -92,35 +93,12 @@ def render_export_result(r: ExportResult) -> str:
     if r.error:
         lines.append(f"        {flags(r.error)}")
     if r.plan is not None:
-        lines += [f"        {line}" for line in stream_decisions(r.plan)]
+        lines += [f"        {line}" for line in stream_decisions(flagged(r.plan))]
     lines += [f"        - {flags(n)}" for n in r.notes]
     if r.command:
         lines.append("        equivalent ffmpeg command:")
         lines.append("        " + " ".join(shlex.quote(a) for a in r.command))
     return "\n".join(lines)
-
-
-def stream_decisions(plan: Mapping[str, Any]) -> list[str]:
-    """What a plan (as ``ExportPlan.to_json`` has it) does with each stream, and why:
-    ``picture: copy (...)``, ``picture: retag with h264_metadata (...)``, ``sound:
-    encode -- sample-rate: 44100 Hz; 48000 Hz is written``."""
-    out = []
-    for word, key in (("picture", "video"), ("sound", "audio")):
-        stream = plan.get(key)
-        if not stream:
-            continue
-        decision = stream["decision"]
-        action, rule, why = decision["action"], decision["rule"], flags(decision["why"])
-        if action == "encode":
-            # The why of a failed preset rule already starts with the rule's id; --reencode
-            # names itself.
-            named = rule is None or why.startswith(f"{rule}:") or f"({rule})" in why
-            out.append(f"{word}: encode -- {why if named else f'{rule}: {why}'}")
-        elif action == "retag":
-            out.append(f"{word}: retag with {stream['retag']['filter']} ({why})")
-        else:
-            out.append(f"{word}: {action} ({why})")
-    return out
 
 
 @click.command("export")

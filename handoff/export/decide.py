@@ -140,6 +140,11 @@ def decide_video(
             "encode", f"turned {rotation} degrees upright (display matrix)", "rotation"
         ), None
     if cropped:
+        # The H.264/HEVC sequence header could crop at display time (H.264 7.4.2.1.1,
+        # FFmpeg's h264_metadata crop_*), but the crop here is centred: 1088 -> 1080 takes
+        # 4 rows from the top, and decoders that apply a crop's size but not its offset
+        # exist (Windows Media Foundation's H.264 decoder: TigerVNC pull request 1480);
+        # how Premiere and Resolve read a top offset is not documented, so it is encoded.
         return Decision(
             "encode", "cropped (a centred crop is new pixels: it needs an encode)", "crop"
         ), None
@@ -274,3 +279,34 @@ def decide_audio(
         "an encode",
         "length",
     )
+
+
+def stream_decisions(plan: Mapping[str, Any]) -> list[str]:
+    """What a plan (as ``ExportPlan.to_json`` has it, its options named as the caller
+    names them: :func:`handoff.cli.common.flagged`) does with each stream, and why:
+    ``picture: copy (...)``, ``picture: retag with h264_metadata (...)``, ``sound:
+    encode -- sample-rate: 44100 Hz; 48000 Hz is written``."""
+    out = []
+    for word, key in (("picture", "video"), ("sound", "audio")):
+        stream: Any = plan.get(key)
+        if not isinstance(stream, Mapping):
+            continue
+        # A plan read back from a file someone kept (a delivery's report.json) may lack
+        # what this one writes: a stream without a decision says nothing.
+        decision = stream.get("decision")
+        if not isinstance(decision, Mapping):
+            continue
+        action, rule, why = decision.get("action"), decision.get("rule"), str(decision.get("why"))
+        rule = rule if isinstance(rule, str) else None
+        if action == "encode":
+            # The why of a failed preset rule already starts with the rule's id; --reencode
+            # names itself.
+            named = rule is None or rule.startswith("--") or why.startswith(f"{rule}:")
+            out.append(f"{word}: encode -- {why if named else f'{rule}: {why}'}")
+        elif action == "retag":
+            retag = stream.get("retag")
+            bsf = retag.get("filter") if isinstance(retag, Mapping) else None
+            out.append(f"{word}: retag with {bsf or 'a bitstream filter'} ({why})")
+        else:
+            out.append(f"{word}: {action} ({why})")
+    return out

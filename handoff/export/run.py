@@ -235,7 +235,9 @@ def export_one(job: ExportJob, progress: Callable[[int, int], None] | None = Non
         return result("error", exc.message)
     except Exception as exc:
         return result("failed", describe(exc))
-    return result("done", notes=notes, ffmpeg=binary)
+    # The plan that ran travels with the result: it says, per stream, whether the picture
+    # and the sound were copied, re-tagged or encoded, and why.
+    return result("done", notes=notes, ffmpeg=binary, plan=plan.to_json())
 
 
 def _write(

@@ -92,6 +92,9 @@ class TakeView:
     facts: tuple[FileFacts, ...]
     """The render's probe as received (from the journal); the master's is read with the
     media (:mod:`handoff.report.assets`)."""
+    made: tuple[str, ...] = ()
+    """How the master was made, per stream, in words: ``picture: copy (...)``, ``sound:
+    encode -- sample-rate: ...`` (from the export's plan)."""
 
     @property
     def media(self) -> Path:
@@ -315,7 +318,16 @@ def _take(row: Mapping[str, Any], local: _Rebase, preset: str | None) -> TakeVie
         problem=None if delivered and spec != "error" else (reason or "not delivered"),
         sync_detail=sync.view if sync is not None else None,
         facts=facts,
+        made=made_words(_mapping(_mapping(master.get("result")).get("export")).get("plan")),
     )
+
+
+def made_words(plan: Any) -> tuple[str, ...]:
+    """What an export's plan (``ExportPlan.to_json``, kept in the journal) did with each
+    stream, and why, as ``handoff export`` says it."""
+    from handoff.export.decide import stream_decisions
+
+    return tuple(stream_decisions(plan)) if isinstance(plan, Mapping) else ()
 
 
 @dataclass(frozen=True, slots=True)

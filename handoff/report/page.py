@@ -221,6 +221,14 @@ def _take(take: TakeView, found: TakeAssets | None, base: Path) -> Any:
     if detail is not None:
         children.append(E.p({"class": "sync-words"}, _t(_sync_words(take))))
     children.append(_links(take, base))
+    if take.made:
+        children.append(
+            E.div(
+                {"class": "made"},
+                E.p("How the master was made:"),
+                E.ul(*(E.li(_t(line)) for line in take.made)),
+            )
+        )
     if take.received == "fail" and take.received_rules:
         children.append(
             E.details(
