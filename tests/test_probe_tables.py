@@ -174,3 +174,21 @@ def test_an_index_pointing_outside_the_media_data_is_not_trusted(tmp_path: Path)
     tables, packets = _both_ways(path)
     assert tables.read_from == "packets"
     _same_facts(tables, packets)
+
+
+@pytest.mark.parametrize("name", ["h264_aac.mov", "open_gop.mp4"])
+def test_sample_offsets_are_where_ffmpeg_reads_each_packet(tmp_path: Path, name: str) -> None:
+    """Each sample's file offset, from the tables, is the position FFmpeg's demuxer gives
+    the packet (one sample a packet for H.264 and AAC), in decode order."""
+    from handoff.media.isobmff import read_sample_tables
+
+    path = write_clip(tmp_path / name, _SYNTHETIC[name])
+    tables = read_sample_tables(path)
+    assert not isinstance(tables, str), tables
+    with av.open(str(path)) as container:
+        for stream in container.streams:
+            track = tables.tracks[stream.id]
+            read = [(p.pos, p.size) for p in container.demux(stream) if p.size]
+            container.seek(0)
+            assert read == list(zip(track.offsets.tolist(), track.sizes.tolist(), strict=True))
+            assert track.decode_times[0] == 0 and (track.decode_times[1:] > 0).all()
