@@ -145,6 +145,8 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ),
         "review.mp4": replace(REVIEW, events=events_at()),
         "untagged.mp4": replace(REVIEW, colour_tags=False, events=events_at()),
+        # One channel at 224 kb/s: FFmpeg's AAC spends far less than its target on it.
+        "review-mono.mp4": replace(REVIEW, audio_channels=1, events=events_at()),
         "untagged.mov": replace(MASTER, audio_rate=48000, colour_tags=False, events=events_at()),
         "timecode.mp4": replace(REVIEW, timecode="01:00:00:00"),
         # MPEG-TS: the picture starts after 0 (its B-frame delay), its AAC priming is
@@ -361,6 +363,25 @@ def test_untagged_prores_master_is_retagged_in_its_frame_headers(
     }
     sync_errors(out, FPS, EVENTS)
     check_deliverable(plan, out, "prores-master")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_copied_aac_declares_the_rate_its_source_declares(
+    sources: dict[str, Path], engine: Engine, tmp_path: Path
+) -> None:
+    """A copied AAC stream that averages under the preset's bit rate keeps the rate its
+    encode was set to (the esds maxBitrate), as h264-review reads it: the muxer would
+    otherwise declare the average and the copy fail the rule its source passes."""
+    source = sources["review-mono.mp4"]
+    before = probe(source).audio
+    assert before is not None and before.declared_max_bit_rate == 224000
+    assert before.bit_rate is not None and before.bit_rate < 192000  # the average
+    plan, out = export(source, "h264-review", engine, tmp_path)
+    assert plan.audio is not None and plan.audio.decision.action == "copy"
+    assert stream_packets(out, "audio").data == stream_packets(source, "audio").data
+    after = probe(out).audio
+    assert after is not None and after.declared_max_bit_rate == 224000
+    check_deliverable(plan, out, "h264-review")
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -169,6 +169,8 @@ class AudioPlan:
     channels: int
     layout: str
     bit_rate: int | None
+    """The encoder's target; for a copied AAC stream, the rate its source declares (its
+    esds maxBitrate), which the output declares again; None: the muxer's average."""
     samples: int
     """Exact length of the output audio: round(frames / fps * 48000)."""
     source_index: int | None
@@ -753,29 +755,38 @@ def plan_export(
                 f"audio {verb} by {abs(total - end) / 48:.1f} ms to exactly {total} samples "
                 f"({frames} frames at {_rate_name(fps)} fps)"
             )
+        decision = decide_audio(
+            info,
+            a,
+            spec,
+            encoder=settings.audio_codec,
+            channels=channels,
+            offset_samples=offset,
+            source_samples=source_samples,
+            total_samples=total,
+            reencode=options.reencode,
+            retimed=scale != 1,
+        )
+        bit_rate = settings.audio_bit_rate
+        if decision.action == "copy" and not settings.audio_codec.startswith("pcm_"):
+            # A copy is the source's encode: it keeps the rate that encode was set to.
+            # FFmpeg's MP4 muxer declares max(the stream's bit rate, its average) as the
+            # esds maxBitrate (libavformat/movenc.c, calculate_mpeg4_bit_rates), and a
+            # copied stream's bit rate is the average the demuxer read: without this the
+            # copy of a 192 kb/s AAC that averages 108 kb/s would declare 108 kb/s.
+            bit_rate = a.declared_max_bit_rate
         audio = AudioPlan(
             codec=settings.audio_codec,
             sample_rate=OUTPUT_SAMPLE_RATE,
             channels=channels,
             layout="mono" if channels == 1 else "stereo",
-            bit_rate=settings.audio_bit_rate,
+            bit_rate=bit_rate,
             samples=total,
             source_index=a.index,
             source_rate=a.sample_rate,
             source_start=a.start,
             offset_samples=offset,
-            decision=decide_audio(
-                info,
-                a,
-                spec,
-                encoder=settings.audio_codec,
-                channels=channels,
-                offset_samples=offset,
-                source_samples=source_samples,
-                total_samples=total,
-                reencode=options.reencode,
-                retimed=scale != 1,
-            ),
+            decision=decision,
         )
     elif options.add_silence:
         notes.append(f"no audio in the source: {total} samples of stereo silence added")

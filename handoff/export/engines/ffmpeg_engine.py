@@ -425,6 +425,9 @@ def command(plan: ExportPlan, out_path: Path, ffmpeg: str = "ffmpeg") -> list[st
             sound, bsf = _copied(source, a.source_index, v.source_start, [])
             streams.append(sound)
             kwargs["c:a"] = "copy"
+            if a.bit_rate:
+                # With a copy, -b sets the stream's declared rate only (AudioPlan).
+                kwargs["b:a"] = a.bit_rate
             if bsf:
                 kwargs["bsf:a"] = bsf
         else:

@@ -648,6 +648,8 @@ def _sound_track(
     if a.decision.action == "copy" and source is not None and not codec.startswith("pcm_"):
         stream = out.add_stream_from_template(source)
         assert isinstance(stream, av.AudioStream)
+        if a.bit_rate:
+            stream.codec_context.bit_rate = a.bit_rate  # the rate declared (AudioPlan)
         return _CopyPackets(source, stream, plan.video.source_start, None, send)
     if a.decision.action == "copy" and source is not None and pcm_bytes(codec) is not None:
         stream = out.add_stream_from_template(source)
