@@ -399,7 +399,8 @@ def test_a_copy_keeps_its_timecode_once(
 
 def test_the_command_of_a_copy(sources: dict[str, Path]) -> None:
     """The ffmpeg engine maps a copied stream as it is, its timestamps moved by v0 in its
-    own time base, and gives it none of an encoder's options."""
+    own time base, and gives it none of an encoder's options -- bar ``-b:a``, which on a
+    copy sets only the rate the stream declares: its source's."""
     plan = plan_export(probe(sources["untagged.mp4"]), load_spec("h264-review"),
                        ExportOptions(), dest=Path("/nonexistent/out.mp4"))  # fmt: skip
     v0 = Fraction(1001, 24000)
@@ -413,12 +414,14 @@ def test_the_command_of_a_copy(sources: dict[str, Path]) -> None:
     )
     assert argv[argv.index("-bsf:a") + 1] == setts
     assert argv[argv.index("-color_primaries:v") + 1] == "bt709"
+    declared = probe(sources["untagged.mp4"]).audio
+    assert declared is not None and declared.declared_max_bit_rate == 224000
+    assert argv[argv.index("-b:a") + 1] == "224000"
     for encoder_option in (
         "-pix_fmt",
         "-g:v",
         "-crf:v",
         "-x264-params:v",
-        "-b:a",
         "-ar:a",
         "-frames:v",
     ):
