@@ -52,6 +52,7 @@ from handoff.media.arrays import Float32Array, FloatArray
 
 __all__ = [
     "BIN_S",
+    "LEVEL_MARGIN_DB",
     "MAX_CHANNELS",
     "TP_HALF_TAPS",
     "TP_KAISER_BETA",
@@ -93,6 +94,8 @@ MAX_CHANNELS = 64
 _FLOOR_DB = -70.0
 _GATE_DB = -10.0
 _MARGIN_DB = 35.0
+LEVEL_MARGIN_DB = _MARGIN_DB
+"""The threshold sits this far under the programme's gated level."""
 
 # Interpolation between samples, shared by the true-peak meter (handoff.analysis.loudness) and the
 # limiter's peak envelope (handoff.analysis.limiter), so the limiter sees the peaks the meter reads:

@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from handoff.analysis import dsp
 from handoff.analysis.dsp import TP_HALF_TAPS, as_channels, full_scale, to_float
+from handoff.analysis.narration import NarrationFacts, narration_facts
 from handoff.errors import UnmeasurableError
 from handoff.files.find import check_readable
 from handoff.jobs.parallel import run_threads, usable_cores
@@ -715,6 +716,8 @@ class ProgrammeLoudness:
     """:func:`leading_silence_s` of the programme."""
     trailing_silence_s: float
     """:func:`trailing_silence_s` of the programme."""
+    narration: NarrationFacts | None = None
+    """Its silences and the floor in them (:mod:`handoff.analysis.narration`)."""
 
     def report(self, *, dual_mono_as_mono: bool = True) -> LoudnessReport:
         """:func:`measure`'s report: the mono content of dual-mono, or as is."""
@@ -885,6 +888,9 @@ class LoudnessMeter:
             as_mono=report((1.0,), MEASURED_AS_MONO) if self._dual else None,
             leading_silence_s=leading / rate,
             trailing_silence_s=trailing / rate,
+            narration=narration_facts(
+                self._bins.finish(), n, rate, threshold_db=self._bins.threshold_db()
+            ),
         )
 
 

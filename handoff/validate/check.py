@@ -19,6 +19,7 @@ from typing import Any, Literal
 import av.error
 
 from handoff.analysis import loudness
+from handoff.analysis.narration import NarrationFacts
 from handoff.errors import UnmeasurableError, describe
 from handoff.probe.reader import (
     UNKNOWN_CODEC,
@@ -120,6 +121,7 @@ class _Facts:
                 "audio.true_peak_dbtp": report.true_peak_dbtp,
                 "audio.leading_silence_s": measured.leading_silence_s,
                 "audio.trailing_silence_s": measured.trailing_silence_s,
+                **_narration_facts(measured.narration),
             }
         return self._audio
 
@@ -188,8 +190,31 @@ class _Facts:
 
 
 # Facts measured by decoding the audio (once, on first use).
+def _narration_facts(n: NarrationFacts | None) -> dict[str, Any]:
+    """The facts of :mod:`handoff.analysis.narration`, and where each happens."""
+    if n is None:
+        return {}
+    longest = n.longest
+    return {
+        "audio.longest_silence_s": 0.0 if longest is None else n.seconds(longest.length),
+        "audio.longest_silence_at_s": None if longest is None else n.seconds(longest.start),
+        "audio.floor_switches": n.floor_switches,
+        "audio.floor_switch_at_s": None if n.first_switch is None else n.seconds(n.first_switch),
+    }
+
+
+# A measured fact's place in the programme, said with its value in a finding.
+_LOCATED = {
+    "audio.longest_silence_s": ("audio.longest_silence_at_s", "{shown} from {at:.3f} s"),
+    "audio.floor_switches": ("audio.floor_switch_at_s", "{shown}, the first at {at:.3f} s"),
+}
+
 _MEASURED = frozenset(
     {
+        "audio.longest_silence_s",
+        "audio.longest_silence_at_s",
+        "audio.floor_switches",
+        "audio.floor_switch_at_s",
         "audio.silent",
         "audio.dual_mono",
         "audio.mono_content",
@@ -357,6 +382,11 @@ def _check(rule: Rule, facts: _Facts, spec_rule_facts: set[str]) -> Finding | bo
         shown = facts.info.truncated  # what is missing, not just "true"
     elif rule.unit == "frames" and isinstance(actual, float) and scale:
         shown = f"{actual:.4f} s ({actual / scale:.2f} frames)"
+    if rule.fact in _LOCATED:
+        where, said = _LOCATED[rule.fact]
+        at = facts.get(where)
+        if isinstance(at, float):
+            shown = said.format(shown=shown, at=at)
     return Finding(
         rule.id,
         rule.severity,

@@ -98,6 +98,18 @@ FACTS: dict[str, tuple[FactType, str]] = {
     "audio.true_peak_dbtp": ("float", "true peak, oversampled, dBTP"),
     "audio.leading_silence_s": ("float", "silence before the programme starts, seconds"),
     "audio.trailing_silence_s": ("float", "silence after the programme ends, seconds"),
+    "audio.longest_silence_s": (
+        "float",
+        "the longest silence inside the programme (between its first and last sound), "
+        "seconds; a finding says where it starts",
+    ),
+    "audio.longest_silence_at_s": ("float", "where the longest silence starts, seconds"),
+    "audio.floor_switches": (
+        "int",
+        "how often the floor between words changes between digital silence and room tone "
+        "(a gate, or silence pasted in); a finding says where it first does",
+    ),
+    "audio.floor_switch_at_s": ("float", "where the floor first changes, seconds"),
 }
 
 OPERATORS = (

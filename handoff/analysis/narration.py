@@ -1,0 +1,248 @@
+"""What a narration does between its words: the silences inside it and the noise floor
+in them, from the 1 ms bins of :mod:`handoff.analysis.dsp` (numpy only).
+
+LTX-2 follows the transients of its conditioning audio. The people who condition it on
+narration report that long silences inside a segment invite drift, and that a floor
+which "dances" -- a gate or heavy noise reduction switching between digital silence and
+room tone -- blurs the onsets the model locks onto. These are measured here, once, for
+the validator (``ltx2-audio``) and for prep-audio.
+
+The rules
+    *Silences* are :meth:`handoff.analysis.dsp.SoundMap.pause_list` pauses: runs where the
+    centred 20 ms level is at or under the programme's one threshold, inside the
+    programme (after its first sound, before its last), their edges set by the onset
+    rule. Positions are exact sample counts of the analysed signal.
+
+    *Floor.* A pause's floor is the median power of its 1 ms bins, leaving out
+    :data:`EDGE_S` at either end (the tail of the word before, the breath of the one
+    after), in dB re full-scale mean square, never under :data:`DIGITAL_SILENCE_DB`
+    (digital silence and dither both read as that). Only pauses of at least
+    :data:`FLOOR_PAUSE_S` have a floor. The floor's *range* is the highest pause floor
+    minus the lowest: a steady floor (room tone throughout, or digital silence
+    throughout) keeps it within a few dB; a gate opening and closing puts digital silence
+    in some pauses and room tone in others, tens of dB apart.
+
+    *Switches.* Along the silent 1 ms bins inside the programme (short gaps between
+    syllables included), each bin is digital silence (at or under :data:`TONE_DB`) or
+    tone; runs of at least :data:`SWITCH_RUN_BINS` in one state count, and a switch is a
+    counted run in the other state than the one before. A gate with any hold time
+    switches: it stays open through the short gaps (tone) and closes in the long pauses
+    (digital silence); so does a stretch of digital silence pasted into a recording.
+
+    *Clock.* The model takes its clock from the first sharp onset -- a consonant's burst,
+    a click. A sharp onset is the first 1 ms bin where the 5 ms level rises at least
+    :data:`RISE_DB` over the 5 ms level 10 ms before and reaches within :data:`REACH_DB` of
+    the programme's level. A word that starts the programme has one at its first sound;
+    1.2 s of breath before the first word puts it 1.2 s later; a vowel swelling over 100 ms
+    has none until its next consonant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from handoff.analysis.dsp import LEVEL_MARGIN_DB, SoundMap
+from handoff.media.arrays import FloatArray
+
+__all__ = [
+    "CLOCK_WINDOW_BINS",
+    "DIGITAL_SILENCE_DB",
+    "EDGE_S",
+    "FLOOR_PAUSE_S",
+    "MIN_SILENCE_S",
+    "REACH_DB",
+    "RISE_BINS",
+    "RISE_DB",
+    "SWITCH_RUN_BINS",
+    "TONE_DB",
+    "NarrationFacts",
+    "Silence",
+    "narration_facts",
+]
+
+MIN_SILENCE_S = 0.3
+"""The shortest pause counted as a silence (prep's real pause: :mod:`handoff.prep`)."""
+FLOOR_PAUSE_S = 0.3
+"""The shortest pause whose floor is read."""
+EDGE_S = 0.05
+"""Left out of a pause's floor at either end."""
+TONE_DB = -100.0
+"""Silent bins above this carry room tone (or noise); at or under it, digital silence."""
+SWITCH_RUN_BINS = 20
+"""The shortest run of silent bins in one state that counts (20 ms: a word's decaying
+tail passes through the tone band faster)."""
+CLOCK_WINDOW_BINS = 5
+"""The clock's level is the mean of 5 ms."""
+RISE_BINS = 10
+"""A sharp onset's rise is measured against the level 10 ms before."""
+RISE_DB = 20.0
+"""... and is at least 20 dB."""
+REACH_DB = 20.0
+"""... to within 20 dB of the programme's level (its gated 20 ms level:
+:func:`~handoff.analysis.dsp.silence_threshold_db` + :data:`LEVEL_MARGIN_DB`)."""
+DIGITAL_SILENCE_DB = -120.0
+"""The floor of digital silence (and of anything under it: 16-bit dither is about -101 dB
+re full-scale mean square, 24-bit about -149)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """A pause inside the programme, in samples of the analysed signal, and its floor."""
+
+    start: int
+    """First silent sample."""
+    end: int
+    """One past the last (the onset of the sound after)."""
+    floor_db: float | None
+    """The pause's floor (module docstring); None for a pause shorter than
+    :data:`FLOOR_PAUSE_S` plus its edges."""
+    spread_db: float | None = None
+    """The 90th percentile of the pause's bin levels minus the 10th: a few dB for a
+    steady floor, tens of dB where a gate closes inside the pause."""
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class NarrationFacts:
+    """The silences of a programme and the floor in them."""
+
+    sample_rate: int
+    silences: tuple[Silence, ...]
+    """Every pause of at least :data:`MIN_SILENCE_S`, in order."""
+
+    floor_switches: int = 0
+    """How often the floor between words changes between digital silence and room tone
+    (module docstring: *Switches*); 0 for a steady floor."""
+    first_switch: int | None = None
+    """Sample where the floor first changes; None without a switch."""
+    first_sound: int | None = None
+    """Sample of the programme's first sound (the onset rule); None when silent."""
+    clock: int | None = None
+    """Sample of the first sharp onset (module docstring: *Clock*); None without one."""
+
+    @property
+    def clock_after_s(self) -> float | None:
+        """Seconds from the first sound to the first sharp onset; None without one."""
+        if self.clock is None or self.first_sound is None:
+            return None
+        return (self.clock - self.first_sound) / self.sample_rate
+
+    @property
+    def longest(self) -> Silence | None:
+        """The longest silence (the first of equals); None without one."""
+        return max(self.silences, key=lambda s: s.length, default=None)
+
+    def seconds(self, samples: int) -> float:
+        return samples / self.sample_rate
+
+    @property
+    def floors(self) -> tuple[Silence, ...]:
+        """The silences whose floor was read."""
+        return tuple(s for s in self.silences if s.floor_db is not None)
+
+    @property
+    def floor_range_db(self) -> float | None:
+        """Highest pause floor minus the lowest; None with fewer than two floors."""
+        values = [s.floor_db for s in self.floors if s.floor_db is not None]
+        if len(values) < 2:
+            return None
+        return max(values) - min(values)
+
+    def floor_jump(self, range_db: float) -> Silence | None:
+        """The first silence whose floor is more than ``range_db`` from the first pause's
+        floor (where the floor jumps); None when every floor is within it."""
+        floors = self.floors
+        if not floors:
+            return None
+        first = floors[0].floor_db
+        assert first is not None
+        for s in floors[1:]:
+            assert s.floor_db is not None
+            if abs(s.floor_db - first) > range_db:
+                return s
+        return None
+
+
+def _db(power: FloatArray) -> FloatArray:
+    """Bin powers in dB re full-scale mean square, never under DIGITAL_SILENCE_DB."""
+    floor = 10.0 ** (DIGITAL_SILENCE_DB / 10.0)
+    return np.asarray(10.0 * np.log10(np.maximum(power, floor)), dtype=np.float64)
+
+
+def narration_facts(
+    bins: FloatArray, samples: int, sample_rate: int, *, threshold_db: float | None = None
+) -> NarrationFacts:
+    """The silences and floors of a signal of ``samples`` samples whose
+    :func:`~handoff.analysis.dsp.bin_power` bins are ``bins`` (from
+    :class:`~handoff.analysis.dsp.BinPowers` of a streamed programme, say)."""
+    sound = SoundMap.from_bins(bins, samples, sample_rate, threshold_db=threshold_db)
+    size = sound.size
+    edge = round(EDGE_S * sample_rate)
+    least = round(FLOOR_PAUSE_S * sample_rate)
+    silences = []
+    for pause in sound.pause_list(MIN_SILENCE_S):
+        floor: float | None = None
+        spread: float | None = None
+        if pause.length >= least + 2 * edge:
+            # Bins wholly inside the pause, its edges left out.
+            lo = -(-(pause.start + edge) // size)
+            hi = (pause.end - edge) // size
+            if hi > lo:
+                levels = _db(sound.bins[lo:hi])
+                low, floor, high = (float(v) for v in np.percentile(levels, (10, 50, 90)))
+                spread = high - low
+        silences.append(Silence(pause.start, pause.end, floor, spread))
+    switches, first = _floor_switches(sound)
+    span = sound.programme()
+    start = None if span is None else span[0] * size
+    clock = None if span is None else _first_sharp_rise(sound, span[0], span[1])
+    return NarrationFacts(sample_rate, tuple(silences), switches, first, start, clock)
+
+
+def _first_sharp_rise(sound: SoundMap, lo: int, hi: int) -> int | None:
+    """The first bin in ``[lo, hi)`` where the level rises by :data:`RISE_DB` within
+    :data:`RISE_BINS` and reaches within :data:`REACH_DB` of the programme's level, as a
+    sample position; None without one."""
+    bins = sound.bins
+    level = sound.threshold_db + LEVEL_MARGIN_DB
+    w = CLOCK_WINDOW_BINS
+    csum = np.concatenate(([0.0], np.cumsum(bins, dtype=np.float64)))
+    k = np.arange(lo, max(lo, hi - w))
+    after = (csum[k + w] - csum[k]) / w  # mean power of bins k .. k + w - 1
+    before_at = np.maximum(k - RISE_BINS, 0)
+    before = (csum[before_at + w] - csum[before_at]) / w
+    floor = 10.0 ** (DIGITAL_SILENCE_DB / 10.0)
+    rises = (after >= np.maximum(before, floor) * 10.0 ** (RISE_DB / 10.0)) & (
+        after >= 10.0 ** ((level - REACH_DB) / 10.0)
+    )
+    found = np.flatnonzero(rises)
+    return None if not found.shape[0] else int(k[found[0]]) * sound.size
+
+
+def _floor_switches(sound: SoundMap) -> tuple[int, int | None]:
+    span = sound.programme()
+    if span is None:
+        return 0, None
+    lo, hi = span
+    silent = sound.silent[lo:hi]
+    digital = sound.bins[lo:hi] <= 10.0 ** (TONE_DB / 10.0)
+    # Runs of silent bins in one state (digital or tone), sound breaking them too.
+    state = np.where(silent, np.where(digital, 0, 1), -1)
+    edges = np.flatnonzero(np.diff(state)) + 1
+    starts = np.concatenate(([0], edges))
+    ends = np.concatenate((edges, [state.shape[0]]))
+    kept = [(int(a), int(state[a])) for a, b in zip(starts, ends, strict=True)
+            if state[a] >= 0 and b - a >= SWITCH_RUN_BINS]  # fmt: skip
+    switches, first, last = 0, None, None
+    for start, st in kept:
+        if last is not None and st != last:
+            switches += 1
+            if first is None:
+                first = (lo + start) * sound.size
+        last = st
+    return switches, first
