@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from handoff.analysis.dsp import bin_power
+from handoff.analysis.dsp import SoundMap, bin_power
 from handoff.analysis.narration import NarrationFacts, narration_facts
 from handoff.media.synth import babble, write_wav
 from handoff.validate.check import validate_file
@@ -116,3 +116,38 @@ def test_validate_names_each_problem_with_its_time(tmp_path: Path) -> None:
     assert float(found.actual.split(" s from")[0]) > 4.0
     switch = rules["gated.wav"]["steady-floor"]
     assert switch.severity == "warning" and ", the first at " in switch.actual
+
+
+def reverb(x: npt.NDArray[np.float64], rt60_s: float = 0.6) -> npt.NDArray[np.float64]:
+    """``x`` in a room: convolved with decaying noise (60 dB down after ``rt60_s``)."""
+    n = round(0.8 * RATE)
+    ir = np.random.default_rng(3).normal(0.0, 1.0, n) * np.exp(
+        -6.9 * np.arange(n) / (rt60_s * RATE)
+    )
+    ir[0] = 20.0
+    ir /= float(np.sqrt(np.sum(ir * ir)))
+    return np.convolve(x, ir)
+
+
+def test_a_tail_cut_off_is_found_and_a_faded_end_is_not(tmp_path: Path) -> None:
+    dry = voice(12.0)
+    wet = reverb(dry)
+    last_sound = last_sound_end(dry)
+    cut = wet[: last_sound + RATE // 20]  # 50 ms after the dry voice's last sound
+    whole = np.concatenate([wet, np.zeros(RATE)])
+    cut_level, whole_level = facts(cut).end_level_db, facts(whole).end_level_db
+    assert cut_level is not None and cut_level > 10.0
+    assert whole_level is not None and whole_level < 0.0
+    for name, sig in (("cut.wav", cut), ("whole.wav", whole)):
+        write_wav(tmp_path / name, np.stack([sig, sig]), RATE)
+    spec = load_spec("ltx2-audio")
+    found = {f.rule: f for f in validate_file(tmp_path / "cut.wav", spec).findings}
+    assert found["tail"].severity == "warning"
+    assert "tail" not in {f.rule for f in validate_file(tmp_path / "whole.wav", spec).findings}
+
+
+def last_sound_end(x: npt.NDArray[np.float64]) -> int:
+    """One past the last sound sample of ``x`` (the onset rule read backwards)."""
+    span = SoundMap(x, RATE).programme()
+    assert span is not None
+    return span[1] * (RATE // 1000)

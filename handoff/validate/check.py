@@ -200,6 +200,7 @@ def _narration_facts(n: NarrationFacts | None) -> dict[str, Any]:
         "audio.longest_silence_at_s": None if longest is None else n.seconds(longest.start),
         "audio.floor_switches": n.floor_switches,
         "audio.floor_switch_at_s": None if n.first_switch is None else n.seconds(n.first_switch),
+        "audio.end_level_db": n.end_level_db,
     }
 
 
@@ -215,6 +216,7 @@ _MEASURED = frozenset(
         "audio.longest_silence_at_s",
         "audio.floor_switches",
         "audio.floor_switch_at_s",
+        "audio.end_level_db",
         "audio.silent",
         "audio.dual_mono",
         "audio.mono_content",

@@ -110,6 +110,11 @@ FACTS: dict[str, tuple[FactType, str]] = {
         "(a gate, or silence pasted in); a finding says where it first does",
     ),
     "audio.floor_switch_at_s": ("float", "where the floor first changes, seconds"),
+    "audio.end_level_db": (
+        "float",
+        "the level of the last 20 ms over the programme's silence threshold, dB: under 0, "
+        "the file ends in silence; over it, sound (a reverb tail) is cut off",
+    ),
 }
 
 OPERATORS = (
