@@ -151,3 +151,86 @@ def last_sound_end(x: npt.NDArray[np.float64]) -> int:
     span = SoundMap(x, RATE).programme()
     assert span is not None
     return span[1] * (RATE // 1000)
+
+
+def burst(n: int = RATE // 100, level: float = 0.4, seed: int = 5) -> npt.NDArray[np.float64]:
+    """A consonant's burst: noise at full level from its first sample, decaying over 10 ms."""
+    noise = np.random.default_rng(seed).normal(0.0, level, n)
+    return noise * np.exp(-np.arange(n) / (0.004 * RATE))
+
+
+def breath(seconds: float, level_db: float = -28.0) -> npt.NDArray[np.float64]:
+    """A breath: noise swelling in and out over ``seconds`` (no sharp onset anywhere)."""
+    n = round(seconds * RATE)
+    hiss = np.random.default_rng(9).normal(0.0, 10.0 ** (level_db / 20.0), n)
+    return hiss * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+
+
+@pytest.mark.parametrize("breath_s", [0.0, 1.2])
+def test_breath_before_the_first_word_delays_the_clock(tmp_path: Path, breath_s: float) -> None:
+    word = np.concatenate([burst(), voice(12.0)[round(0.3 * RATE) :]])
+    lead = np.zeros(RATE // 10)
+    x = np.concatenate([lead, breath(breath_s), word])
+    n = facts(x)
+    assert n.first_sound is not None and n.clock is not None
+    # The breath is sound (over the threshold): the first sound is where it starts, the
+    # clock the burst's first sample, to the 1 ms bin.
+    assert abs(n.first_sound - lead.shape[0]) <= 0.3 * RATE
+    burst_at = lead.shape[0] + round(breath_s * RATE)
+    assert abs(n.clock - burst_at) <= RATE // 1000
+    write_wav(tmp_path / "x.wav", np.stack([x, x]), RATE)
+    found = {f.rule: f for f in validate_file(tmp_path / "x.wav", load_spec("ltx2-audio")).findings}
+    if breath_s < 1.0:
+        assert "clock" not in found
+    else:
+        clock = found["clock"]
+        assert clock.severity == "warning" and "after the first sound at 0." in clock.actual
+        assert float(clock.actual.split(" s after")[0]) > 0.9
+
+
+def test_a_voice_without_a_sharp_onset_has_no_clock(tmp_path: Path) -> None:
+    x = np.concatenate([np.zeros(RATE // 10), breath(3.0, -10.0)])
+    assert facts(x).clock is None
+    write_wav(tmp_path / "x.wav", np.stack([x, x]), RATE)
+    found = {f.rule: f for f in validate_file(tmp_path / "x.wav", load_spec("ltx2-audio")).findings}
+    assert found["clock"].actual.startswith("no sharp onset after the first sound at 0.")
+
+
+def faster(x: npt.NDArray[np.float64], factor: float) -> npt.NDArray[np.float64]:
+    """``x`` played ``factor`` times faster (linear interpolation; the pitch rises too)."""
+    out: npt.NDArray[np.float64] = np.interp(
+        np.arange(0.0, x.shape[0] - 1, factor), np.arange(x.shape[0]), x
+    )
+    return out
+
+
+@pytest.mark.parametrize("seed", [4, 5, 7])
+def test_a_second_half_read_a_third_faster_is_a_pace_change(tmp_path: Path, seed: int) -> None:
+    x = voice(60.0, seed)
+    even = facts(x)
+    half = 30 * RATE
+    y = np.concatenate([x[:half], faster(x[half:], 4.0 / 3.0)])
+    sped = facts(y)
+    assert even.pace is not None and sped.pace is not None
+    assert abs(even.pace.change) < 0.25, even.pace
+    # The change is found where it happens, within a window's resolution, and about the
+    # third it is (the syllable count per second of sound rises by 4/3).
+    assert sped.pace.change > 0.25, sped.pace
+    assert abs(sped.pace.at - half) < 5 * RATE, sped.pace.at / RATE
+    assert even.speech_rate is not None and sped.speech_rate is not None
+    assert 1.05 < sped.speech_rate / even.speech_rate < 4.0 / 3.0
+    for name, sig in (("even.wav", x), ("faster.wav", y)):
+        write_wav(tmp_path / name, np.stack([sig, sig]), RATE)
+    spec = load_spec("ltx2-audio")
+    pacing = [
+        [f for f in validate_file(tmp_path / name, spec).findings if f.rule == "pacing"]
+        for name in ("even.wav", "faster.wav")
+    ]
+    assert pacing[0] == []
+    found = pacing[1][0]
+    assert found.severity == "warning" and found.actual.startswith("+"), found.actual
+    assert " % at " in found.actual and "syllables/s" in found.actual
+
+
+def test_pacing_needs_speech_on_both_sides() -> None:
+    assert facts(voice(10.0)).pace is None

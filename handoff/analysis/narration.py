@@ -36,6 +36,20 @@ The rules
     1.2 s of breath before the first word puts it 1.2 s later; a vowel swelling over 100 ms
     has none until its next consonant.
 
+    *Pacing.* Speech rate is counted in syllable nuclei: peaks of the 25 ms level that
+    stand :data:`NUCLEUS_PROMINENCE_DB` over the lowest level within 150 ms on both
+    sides, reach :data:`NUCLEUS_OVER_DB` over the threshold, and are at least
+    :data:`NUCLEUS_GAP_BINS` ms apart (the syllable-nucleus counting of de Jong &
+    Wempe, "Praat script to detect syllable nuclei and measure speech rate
+    automatically", Behavior Research Methods 41(2), 2009, on intensity instead of
+    intensity and voicing). The rate is nuclei per second of sound (silences left out,
+    so a longer breath does not read as slower speech). At every gap between words (at
+    least :data:`PACE_GAP_S`) the rate over :data:`PACE_WINDOW_S` before it is compared
+    with the rate over as long after it; the pace change is the largest such
+    difference, as a fraction of the rate before. Measured on synthetic narrations with
+    random syllable lengths (80-300 ms) and gaps: an even reading's largest change over
+    110 s is 8-21 %; a second half read a third faster reads +30 to +52 %, at the change.
+
     *End.* A segment should end in silence: reverb or room sound still decaying when the
     file stops is cut off mid-tail. The end's level is the mean power of the last 20 ms
     over the programme's threshold, in dB: under 0 the file ends in silence; a tail cut
@@ -48,8 +62,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from handoff.analysis.dsp import LEVEL_MARGIN_DB, SoundMap
+from handoff.analysis.dsp import BIN_S, LEVEL_MARGIN_DB, SoundMap
 from handoff.media.arrays import FloatArray
 
 __all__ = [
@@ -59,14 +74,26 @@ __all__ = [
     "END_BINS",
     "FLOOR_PAUSE_S",
     "MIN_SILENCE_S",
+    "NUCLEUS_GAP_BINS",
+    "NUCLEUS_OVER_DB",
+    "NUCLEUS_PROMINENCE_DB",
+    "NUCLEUS_REACH_BINS",
+    "NUCLEUS_SMOOTH_BINS",
+    "PACE_MIN_SPEECH_S",
+    "PACE_WINDOW_S",
     "REACH_DB",
     "RISE_BINS",
     "RISE_DB",
     "SWITCH_RUN_BINS",
     "TONE_DB",
     "NarrationFacts",
+    "PaceChange",
     "Silence",
+    "heard_bins",
     "narration_facts",
+    "pace_around",
+    "pace_changes",
+    "syllable_nuclei",
 ]
 
 MIN_SILENCE_S = 0.3
@@ -91,6 +118,22 @@ RISE_DB = 20.0
 REACH_DB = 20.0
 """... to within 20 dB of the programme's level (its gated 20 ms level:
 :func:`~handoff.analysis.dsp.silence_threshold_db` + :data:`LEVEL_MARGIN_DB`)."""
+NUCLEUS_SMOOTH_BINS = 25
+"""Syllable nuclei are peaks of the 25 ms moving mean of the bins' power."""
+NUCLEUS_PROMINENCE_DB = 6.0
+"""... standing at least 6 dB over the lowest level within :data:`NUCLEUS_REACH_BINS`
+on both sides ..."""
+NUCLEUS_REACH_BINS = 150
+NUCLEUS_OVER_DB = 10.0
+"""... reaching 10 dB over the silence threshold ..."""
+NUCLEUS_GAP_BINS = 80
+"""... and 80 ms apart at least (the louder of two closer peaks is kept)."""
+PACE_GAP_S = 0.1
+"""The rate can change at any gap between words at least this long."""
+PACE_WINDOW_S = 20.0
+"""The rate before and after a gap is read over this many seconds of programme."""
+PACE_MIN_SPEECH_S = 6.0
+"""... holding at least this much sound, on both sides, for a silence to be compared."""
 DIGITAL_SILENCE_DB = -120.0
 """The floor of digital silence (and of anything under it: 16-bit dither is about -101 dB
 re full-scale mean square, 24-bit about -149)."""
@@ -117,6 +160,25 @@ class Silence:
 
 
 @dataclass(frozen=True, slots=True)
+class PaceChange:
+    """The speech rate either side of a gap between words (module docstring: *Pacing*)."""
+
+    at: int
+    """The gap's first sample."""
+    end: int
+    """One past its last."""
+    before: float
+    """Syllable nuclei per second of sound over the window before it."""
+    after: float
+    """... and after it."""
+
+    @property
+    def change(self) -> float:
+        """``after / before - 1``: +0.33 where the reading speeds up by a third."""
+        return self.after / self.before - 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class NarrationFacts:
     """The silences of a programme and the floor in them."""
 
@@ -136,6 +198,11 @@ class NarrationFacts:
     end_level_db: float | None = None
     """The level of the last :data:`END_BINS` ms over the programme's threshold, dB
     (module docstring: *End*); None for a signal shorter than that."""
+    speech_rate: float | None = None
+    """Syllable nuclei per second of sound over the whole programme; None without sound."""
+    pace: PaceChange | None = None
+    """The gap where the rate changes most (module docstring: *Pacing*); None when no
+    gap has enough speech on both sides."""
 
     @property
     def clock_after_s(self) -> float | None:
@@ -213,8 +280,96 @@ def narration_facts(
     span = sound.programme()
     start = None if span is None else span[0] * size
     clock = None if span is None else _first_sharp_rise(sound, span[0], span[1])
+    nuclei = syllable_nuclei(sound)
+    heard = int(np.count_nonzero(~sound.silent))
+    rate = None if heard == 0 else nuclei.shape[0] * 1000.0 / heard
+    changes = pace_changes(sound, nuclei)
+    pace = max(changes, key=lambda c: abs(math.log(c.after / c.before)), default=None)
     return NarrationFacts(
-        sample_rate, tuple(silences), switches, first, start, clock, _end_level(sound)
+        sample_rate,
+        tuple(silences),
+        switches,
+        first,
+        start,
+        clock,
+        _end_level(sound),
+        rate,
+        pace,
+    )
+
+
+def syllable_nuclei(sound: SoundMap) -> npt.NDArray[np.int64]:
+    """The bins of the programme's syllable nuclei (module docstring: *Pacing*), in order."""
+    bins = sound.bins
+    n = bins.shape[0]
+    w = NUCLEUS_SMOOTH_BINS
+    if n < 3:
+        return np.zeros(0, dtype=np.int64)
+    csum = np.concatenate(([0.0], np.cumsum(bins, dtype=np.float64)))
+    lo = np.clip(np.arange(n) - w // 2, 0, n)
+    hi = np.clip(np.arange(n) + w - w // 2, 0, n)
+    env = _db((csum[hi] - csum[lo]) / np.maximum(hi - lo, 1))
+    peaks = np.flatnonzero((env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:])) + 1
+    peaks = peaks[env[peaks] >= sound.threshold_db + NUCLEUS_OVER_DB]
+    if not peaks.shape[0]:
+        return np.zeros(0, dtype=np.int64)
+    reach = NUCLEUS_REACH_BINS
+    padded = np.concatenate((np.full(reach, np.inf), env, np.full(reach, np.inf)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, reach + 1)
+    left = windows[peaks].min(axis=1)  # env[p - reach .. p]
+    right = windows[peaks + reach].min(axis=1)  # env[p .. p + reach]
+    prominent = peaks[env[peaks] - np.maximum(left, right) >= NUCLEUS_PROMINENCE_DB]
+    kept: list[int] = []
+    for p in prominent.tolist():
+        if kept and p - kept[-1] < NUCLEUS_GAP_BINS:
+            if env[p] > env[kept[-1]]:
+                kept[-1] = p
+            continue
+        kept.append(p)
+    return np.asarray(kept, dtype=np.int64)
+
+
+def pace_changes(sound: SoundMap, nuclei: npt.NDArray[np.int64]) -> list[PaceChange]:
+    """The speech rate before and after each gap between words (at least
+    :data:`PACE_GAP_S`) that has :data:`PACE_MIN_SPEECH_S` of sound within
+    :data:`PACE_WINDOW_S` on both sides."""
+    heard = heard_bins(sound)
+    found = (
+        pace_around(sound, nuclei, heard, g.start, g.end) for g in sound.pause_list(PACE_GAP_S)
+    )
+    return [c for c in found if c is not None]
+
+
+def heard_bins(sound: SoundMap) -> npt.NDArray[np.int64]:
+    """How many of the first ``k`` bins hold sound, for every ``k`` (for :func:`pace_around`)."""
+    return np.concatenate(([0], np.cumsum(~sound.silent, dtype=np.int64)))
+
+
+def pace_around(
+    sound: SoundMap,
+    nuclei: npt.NDArray[np.int64],
+    heard: npt.NDArray[np.int64],
+    start: int,
+    end: int,
+) -> PaceChange | None:
+    """The speech rate before and after the gap ``[start, end)`` (samples); None without
+    :data:`PACE_MIN_SPEECH_S` of sound on either side."""
+    size = sound.size
+    per_s = round(1.0 / BIN_S)  # bins per second
+    window = round(PACE_WINDOW_S * per_s)
+    n = sound.bins.shape[0]
+    a, b = start // size, min(n, -(-end // size))
+    lo, hi = max(0, a - window), min(n, b + window)
+    speech_before = int(heard[a] - heard[lo])
+    speech_after = int(heard[hi] - heard[b])
+    if min(speech_before, speech_after) < PACE_MIN_SPEECH_S * per_s:
+        return None
+    at = np.searchsorted(nuclei, (lo, a, b, hi))
+    count_before, count_after = int(at[1] - at[0]), int(at[3] - at[2])
+    if count_before == 0 or count_after == 0:
+        return None
+    return PaceChange(
+        start, end, count_before * per_s / speech_before, count_after * per_s / speech_after
     )
 
 
@@ -244,7 +399,14 @@ def _first_sharp_rise(sound: SoundMap, lo: int, hi: int) -> int | None:
         after >= 10.0 ** ((level - REACH_DB) / 10.0)
     )
     found = np.flatnonzero(rises)
-    return None if not found.shape[0] else int(k[found[0]]) * sound.size
+    if not found.shape[0]:
+        return None
+    # The window that rises starts up to w - 1 bins early: the onset is its first bin
+    # that rises on its own (the window's mean rose, so one of them did).
+    i = int(found[0])
+    start = int(k[i])
+    risen = bins[start : start + w] >= max(float(before[i]), floor) * 10.0 ** (RISE_DB / 10.0)
+    return (start + int(np.argmax(risen))) * sound.size
 
 
 def _floor_switches(sound: SoundMap) -> tuple[int, int | None]:

@@ -201,13 +201,47 @@ def _narration_facts(n: NarrationFacts | None) -> dict[str, Any]:
         "audio.floor_switches": n.floor_switches,
         "audio.floor_switch_at_s": None if n.first_switch is None else n.seconds(n.first_switch),
         "audio.end_level_db": n.end_level_db,
+        "audio.first_sound_s": None if n.first_sound is None else n.seconds(n.first_sound),
+        "audio.clock_after_s": n.clock_after_s,
+        "audio.speech_rate": n.speech_rate,
+        "audio.pace_change_pct": None if n.pace is None else 100.0 * n.pace.change,
+        "audio.pace_change_at_s": None if n.pace is None else n.seconds(n.pace.at),
+        "audio.pace_before": None if n.pace is None else n.pace.before,
+        "audio.pace_after": None if n.pace is None else n.pace.after,
     }
 
 
+def _clock_shown(shown: str, facts: _Facts) -> str | None:
+    first = facts.get("audio.first_sound_s")
+    if not isinstance(first, float):
+        return None
+    if facts.get("audio.clock_after_s") is None:
+        return f"no sharp onset after the first sound at {first:.3f} s"
+    return f"{shown} after the first sound at {first:.3f} s"
+
+
+def _pace_shown(shown: str, facts: _Facts) -> str | None:
+    at, before, after = (facts.get(f"audio.pace_{k}") for k in ("change_at_s", "before", "after"))
+    change = facts.get("audio.pace_change_pct")
+    if not all(isinstance(v, float) for v in (at, before, after, change)):
+        return None
+    return f"{change:+.1f} % at {at:.3f} s ({before:.2f} -> {after:.2f} syllables/s)"
+
+
+def _at(key: str, said: str) -> Callable[[str, _Facts], str | None]:
+    def located(shown: str, facts: _Facts) -> str | None:
+        at = facts.get(key)
+        return said.format(shown=shown, at=at) if isinstance(at, float) else None
+
+    return located
+
+
 # A measured fact's place in the programme, said with its value in a finding.
-_LOCATED = {
-    "audio.longest_silence_s": ("audio.longest_silence_at_s", "{shown} from {at:.3f} s"),
-    "audio.floor_switches": ("audio.floor_switch_at_s", "{shown}, the first at {at:.3f} s"),
+_LOCATED: dict[str, Callable[[str, _Facts], str | None]] = {
+    "audio.longest_silence_s": _at("audio.longest_silence_at_s", "{shown} from {at:.3f} s"),
+    "audio.floor_switches": _at("audio.floor_switch_at_s", "{shown}, the first at {at:.3f} s"),
+    "audio.clock_after_s": _clock_shown,
+    "audio.pace_change_pct": _pace_shown,
 }
 
 _MEASURED = frozenset(
@@ -217,6 +251,13 @@ _MEASURED = frozenset(
         "audio.floor_switches",
         "audio.floor_switch_at_s",
         "audio.end_level_db",
+        "audio.first_sound_s",
+        "audio.clock_after_s",
+        "audio.speech_rate",
+        "audio.pace_change_pct",
+        "audio.pace_change_at_s",
+        "audio.pace_before",
+        "audio.pace_after",
         "audio.silent",
         "audio.dual_mono",
         "audio.mono_content",
@@ -237,6 +278,8 @@ def _unit_of(fact: str) -> str:
         ("sample_rate", " Hz"),
         ("bit_rate", " b/s"),
         ("fps", " fps"),
+        ("_pct", " %"),
+        ("_db", " dB"),
     ):
         if fact.endswith(suffix):
             return unit
@@ -385,10 +428,7 @@ def _check(rule: Rule, facts: _Facts, spec_rule_facts: set[str]) -> Finding | bo
     elif rule.unit == "frames" and isinstance(actual, float) and scale:
         shown = f"{actual:.4f} s ({actual / scale:.2f} frames)"
     if rule.fact in _LOCATED:
-        where, said = _LOCATED[rule.fact]
-        at = facts.get(where)
-        if isinstance(at, float):
-            shown = said.format(shown=shown, at=at)
+        shown = _LOCATED[rule.fact](shown, facts) or shown
     return Finding(
         rule.id,
         rule.severity,

@@ -115,6 +115,26 @@ FACTS: dict[str, tuple[FactType, str]] = {
         "the level of the last 20 ms over the programme's silence threshold, dB: under 0, "
         "the file ends in silence; over it, sound (a reverb tail) is cut off",
     ),
+    "audio.first_sound_s": ("float", "where the programme's first sound starts, seconds"),
+    "audio.clock_after_s": (
+        "float",
+        "seconds from the first sound to the first sharp onset (a consonant's burst, a "
+        "click: the level rises 20 dB within 10 ms to near the programme's level); missing "
+        "when there is none",
+    ),
+    "audio.speech_rate": (
+        "float",
+        "syllable nuclei per second of sound (silences left out), over the programme",
+    ),
+    "audio.pace_change_pct": (
+        "float",
+        "the largest change of speech rate at a gap between words, 20 s after against 20 s "
+        "before, percent of the rate before (+33 where the reading speeds up by a third); "
+        "a finding says where",
+    ),
+    "audio.pace_change_at_s": ("float", "where the speech rate changes most, seconds"),
+    "audio.pace_before": ("float", "the speech rate before that point, syllables per second"),
+    "audio.pace_after": ("float", "the speech rate after that point, syllables per second"),
 }
 
 OPERATORS = (
