@@ -163,7 +163,8 @@ def breath(seconds: float, level_db: float = -28.0) -> npt.NDArray[np.float64]:
     """A breath: noise swelling in and out over ``seconds`` (no sharp onset anywhere)."""
     n = round(seconds * RATE)
     hiss = np.random.default_rng(9).normal(0.0, 10.0 ** (level_db / 20.0), n)
-    return hiss * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+    shaped: npt.NDArray[np.float64] = hiss * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2
+    return shaped
 
 
 @pytest.mark.parametrize("breath_s", [0.0, 1.2])
