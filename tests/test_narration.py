@@ -185,7 +185,7 @@ def test_breath_before_the_first_word_delays_the_clock(tmp_path: Path, breath_s:
         assert "clock" not in found
     else:
         clock = found["clock"]
-        assert clock.severity == "warning" and "after the first sound at 0." in clock.actual
+        assert clock.severity == "warning" and "after the first sound heard at 0." in clock.actual
         assert float(clock.actual.split(" s after")[0]) > 0.9
 
 
@@ -194,7 +194,7 @@ def test_a_voice_without_a_sharp_onset_has_no_clock(tmp_path: Path) -> None:
     assert facts(x).clock is None
     write_wav(tmp_path / "x.wav", np.stack([x, x]), RATE)
     found = {f.rule: f for f in validate_file(tmp_path / "x.wav", load_spec("ltx2-audio")).findings}
-    assert found["clock"].actual.startswith("no sharp onset after the first sound at 0.")
+    assert found["clock"].actual.startswith("no sharp onset after the first sound heard at 0.")
 
 
 def faster(x: npt.NDArray[np.float64], factor: float) -> npt.NDArray[np.float64]:

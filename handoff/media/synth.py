@@ -173,7 +173,8 @@ def speech_like(
     """A voiced, syllabic test signal: harmonics of a gliding 110-220 Hz pitch.
 
     Not speech, but shaped like it where meters and silence detectors care: energy in
-    4-6 Hz syllables, formant-ish harmonics, real pauses (``pauses``: start, length),
+    4-6 Hz syllables, formant-ish harmonics, real pauses (``pauses``: start, length;
+    the voice ramps out of and into each over 30 ms),
     and digital silence of ``lead`` and ``tail`` seconds at either end.
     """
     rng = np.random.default_rng(seed)
@@ -187,9 +188,18 @@ def speech_like(
     syllables = 0.5 * (1 + np.sin(2 * math.pi * 4.5 * t + rng.uniform(0, 6)))
     envelope = syllables**1.5
     signal = level * voice * envelope / 2.8
+    ramp = max(1, round(0.03 * rate))
+    fade = np.sin(0.5 * np.pi * (np.arange(ramp) + 0.5) / ramp) ** 2
     for start, length in pauses:
         a, b = round(start * rate), round((start + length) * rate)
         signal[a:b] = 0.0
+        # A voice dies away into a pause and starts again out of it: 30 ms ramps, so the
+        # sound never stops dead (which is what a gate does).
+        a, b = min(a, n), min(b, n)
+        out_of = signal[max(0, a - ramp) : a]
+        out_of *= fade[::-1][ramp - out_of.shape[0] :]
+        into = signal[b : b + ramp]
+        into *= fade[: into.shape[0]]
     lead_n, tail_n = round(lead * rate), round(tail * rate)
     out = np.concatenate([np.zeros(lead_n), signal, np.zeros(tail_n)])
     return out.astype(np.float32)

@@ -201,7 +201,7 @@ def _narration_facts(n: NarrationFacts | None) -> dict[str, Any]:
         "audio.floor_switches": n.floor_switches,
         "audio.floor_switch_at_s": None if n.first_switch is None else n.seconds(n.first_switch),
         "audio.end_level_db": n.end_level_db,
-        "audio.first_sound_s": None if n.first_sound is None else n.seconds(n.first_sound),
+        "audio.first_heard_s": None if n.first_heard is None else n.seconds(n.first_heard),
         "audio.clock_after_s": n.clock_after_s,
         "audio.speech_rate": n.speech_rate,
         "audio.pace_change_pct": None if n.pace is None else 100.0 * n.pace.change,
@@ -212,12 +212,12 @@ def _narration_facts(n: NarrationFacts | None) -> dict[str, Any]:
 
 
 def _clock_shown(shown: str, facts: _Facts) -> str | None:
-    first = facts.get("audio.first_sound_s")
+    first = facts.get("audio.first_heard_s")
     if not isinstance(first, float):
         return None
     if facts.get("audio.clock_after_s") is None:
-        return f"no sharp onset after the first sound at {first:.3f} s"
-    return f"{shown} after the first sound at {first:.3f} s"
+        return f"no sharp onset after the first sound heard at {first:.3f} s"
+    return f"{shown} after the first sound heard at {first:.3f} s"
 
 
 def _pace_shown(shown: str, facts: _Facts) -> str | None:
@@ -251,7 +251,7 @@ _MEASURED = frozenset(
         "audio.floor_switches",
         "audio.floor_switch_at_s",
         "audio.end_level_db",
-        "audio.first_sound_s",
+        "audio.first_heard_s",
         "audio.clock_after_s",
         "audio.speech_rate",
         "audio.pace_change_pct",

@@ -115,10 +115,14 @@ FACTS: dict[str, tuple[FactType, str]] = {
         "the level of the last 20 ms over the programme's silence threshold, dB: under 0, "
         "the file ends in silence; over it, sound (a reverb tail) is cut off",
     ),
-    "audio.first_sound_s": ("float", "where the programme's first sound starts, seconds"),
+    "audio.first_heard_s": (
+        "float",
+        "where anything is first heard (10 dB under the silence threshold or louder: a "
+        "breath swelling in), seconds",
+    ),
     "audio.clock_after_s": (
         "float",
-        "seconds from the first sound to the first sharp onset (a consonant's burst, a "
+        "seconds from the first sound heard to the first sharp onset (a consonant's burst, a "
         "click: the level rises 20 dB within 10 ms to near the programme's level); missing "
         "when there is none",
     ),
@@ -128,7 +132,7 @@ FACTS: dict[str, tuple[FactType, str]] = {
     ),
     "audio.pace_change_pct": (
         "float",
-        "the largest change of speech rate at a gap between words, 20 s after against 20 s "
+        "the largest change of speech rate at a gap between words, 30 s after against 30 s "
         "before, percent of the rate before (+33 where the reading speeds up by a third); "
         "a finding says where",
     ),
