@@ -235,3 +235,17 @@ def test_a_second_half_read_a_third_faster_is_a_pace_change(tmp_path: Path, seed
 
 def test_pacing_needs_speech_on_both_sides() -> None:
     assert facts(voice(10.0)).pace is None
+
+
+def test_a_sync_click_at_the_head_is_the_clock_and_not_a_floor_switch() -> None:
+    """prep-audio --click's layout: a 4 ms burst at sample 0, digital silence for the
+    pre-roll, then a recording with room tone between its words."""
+    n = 192
+    click = 0.5 * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2 * np.sin(np.arange(n) * 0.26)
+    body = voice() + room_tone(20 * RATE)
+    x = np.concatenate([click, np.zeros(RATE * 15 // 100), body])
+    n_facts = facts(x)
+    assert n_facts.clock == 0 and n_facts.clock_after_s == 0.0
+    assert n_facts.floor_switches == 0
+    # Without the click the pre-roll is leading silence, as it was.
+    assert facts(x[n:]).floor_switches == 0

@@ -80,6 +80,7 @@ from handoff.analysis.dsp import BIN_S, LEVEL_MARGIN_DB, SoundMap
 from handoff.media.arrays import FloatArray
 
 __all__ = [
+    "CLICK_BINS",
     "CLIFF_BINS",
     "CLIFF_DB",
     "CLOCK_WINDOW_BINS",
@@ -94,6 +95,7 @@ __all__ = [
     "NUCLEUS_PROMINENCE_DB",
     "NUCLEUS_REACH_BINS",
     "NUCLEUS_SMOOTH_BINS",
+    "PACE_CHANGE",
     "PACE_MIN_SPEECH_S",
     "PACE_WINDOW_S",
     "REACH_DB",
@@ -108,6 +110,7 @@ __all__ = [
     "narration_facts",
     "pace_around",
     "pace_changes",
+    "pace_cuts",
     "syllable_nuclei",
 ]
 
@@ -147,8 +150,14 @@ PACE_GAP_S = 0.1
 """The rate can change at any gap between words at least this long."""
 PACE_WINDOW_S = 30.0
 """The rate before and after a gap is read over this many seconds of programme."""
+PACE_CHANGE = 0.25
+"""A change of speech rate larger than this (either way, as a fraction of the rate
+before) is a change of pace: ``ltx2-audio``'s ``pacing`` rule warns over 25 %, and
+``prep-audio --cut-at-pace-change`` cuts there."""
 PACE_MIN_SPEECH_S = 6.0
 """... holding at least this much sound, on both sides, for a silence to be compared."""
+CLICK_BINS = 30
+"""A sound this short (ms) at the programme's head, then silence, is a sync click."""
 HEARD_UNDER_DB = 10.0
 """A bin this far under the silence threshold is heard (the clock counts from it)."""
 CLIFF_BINS = 3
@@ -370,6 +379,25 @@ def pace_changes(sound: SoundMap, nuclei: npt.NDArray[np.int64]) -> list[PaceCha
     return [c for c in found if c is not None]
 
 
+def pace_cuts(sound: SoundMap) -> list[PaceChange]:
+    """Where the pace changes: the gaps whose rate changes by more than
+    :data:`PACE_CHANGE`, each the largest change within half a window either side (one
+    change of pace reads over several neighbouring gaps), in order."""
+    changes = pace_changes(sound, syllable_nuclei(sound))
+    strong = [c for c in changes if abs(c.change) > PACE_CHANGE]
+    half = round(PACE_WINDOW_S / 2 * sound.rate)
+    size = [abs(math.log(c.after / c.before)) for c in strong]
+    return [
+        c
+        for i, c in enumerate(strong)
+        if all(
+            size[i] > size[j] or (size[i] == size[j] and i <= j)
+            for j, d in enumerate(strong)
+            if abs(d.at - c.at) <= half
+        )
+    ]
+
+
 def heard_bins(sound: SoundMap) -> npt.NDArray[np.int64]:
     """How many of the first ``k`` bins hold sound, for every ``k`` (for :func:`pace_around`)."""
     return np.concatenate(([0], np.cumsum(~sound.silent, dtype=np.int64)))
@@ -419,12 +447,15 @@ def _first_sharp_rise(sound: SoundMap, lo: int, hi: int) -> int | None:
     bins = sound.bins
     level = sound.threshold_db + LEVEL_MARGIN_DB
     w = CLOCK_WINDOW_BINS
-    csum = np.concatenate(([0.0], np.cumsum(bins, dtype=np.float64)))
-    k = np.arange(lo, max(lo, hi - w))
-    after = (csum[k + w] - csum[k]) / w  # mean power of bins k .. k + w - 1
-    before_at = np.maximum(k - RISE_BINS, 0)
-    before = (csum[before_at + w] - csum[before_at]) / w
     floor = 10.0 ** (DIGITAL_SILENCE_DB / 10.0)
+    # Before the file starts there is silence (a click in its first 10 ms rises from it):
+    # RISE_BINS bins of it lead the sums, so bin j is at j + RISE_BINS.
+    lead = np.full(RISE_BINS, floor)
+    csum = np.concatenate(([0.0], np.cumsum(np.concatenate((lead, bins)), dtype=np.float64)))
+    k = np.arange(lo, max(lo, hi - w))
+    at = k + RISE_BINS
+    after = (csum[at + w] - csum[at]) / w  # mean power of bins k .. k + w - 1
+    before = (csum[at - RISE_BINS + w] - csum[at - RISE_BINS]) / w  # ... 10 bins earlier
     rises = (after >= np.maximum(before, floor) * 10.0 ** (RISE_DB / 10.0)) & (
         after >= 10.0 ** ((level - REACH_DB) / 10.0)
     )
@@ -439,11 +470,23 @@ def _first_sharp_rise(sound: SoundMap, lo: int, hi: int) -> int | None:
     return (start + int(np.argmax(risen))) * sound.size
 
 
+def _after_click(sound: SoundMap, lo: int, hi: int) -> tuple[int, int]:
+    """``[lo, hi)`` from the sound after a sync click, when the programme starts with one
+    (a sound of at most :data:`CLICK_BINS` followed by silence): the click and the
+    pre-roll after it are not the floor between words."""
+    silent = sound.silent[lo:hi]
+    quiet = int(np.argmax(silent))
+    if not silent[quiet] or quiet > CLICK_BINS:
+        return lo, hi
+    again = np.flatnonzero(~silent[quiet:])
+    return (lo + quiet + int(again[0]), hi) if again.shape[0] else (lo, hi)
+
+
 def _floor_switches(sound: SoundMap) -> tuple[int, int | None]:
     span = sound.programme()
     if span is None:
         return 0, None
-    lo, hi = span
+    lo, hi = _after_click(sound, *span)
     silent = sound.silent[lo:hi]
     digital = sound.bins[lo:hi] <= 10.0 ** (TONE_DB / 10.0)
     # Runs of silent bins in one state (digital or tone), sound breaking them too.
