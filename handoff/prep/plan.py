@@ -20,7 +20,14 @@ import numpy.typing as npt
 from handoff.analysis import loudness
 from handoff.errors import Option, Text, UsageError
 from handoff.prep.analyse import PrepFacts
-from handoff.prep.cuts import BIN, LEAD_IN, REAL_PAUSE_BINS, SHORT_PAUSE_BINS, TAIL, search_cuts
+from handoff.prep.cuts import (
+    BIN,
+    LEAD_IN,
+    REAL_PAUSE_BINS,
+    SHORT_PAUSE_BINS,
+    search_cuts,
+    tail_samples,
+)
 from handoff.prep.level import LIMITED_DB, loudest_passage
 from handoff.prep.options import (
     MANIFEST_NAME,
@@ -40,6 +47,7 @@ from handoff.prep.results import (
     Passage,
     SourceInfo,
 )
+from handoff.prep.shape import CROSSFADE_MS, Gap
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -64,6 +72,10 @@ _ANALYSED: Final = (
     "max_seconds",
     "segment_min",
     "segment_max",
+    "compress",
+    "fill_gaps",
+    "max_gap_s",
+    "fade_tails_ms",
 )
 
 _LOUDNESS_WARN_LU = 0.5  # warn when a file ends further than this from the target
@@ -151,6 +163,8 @@ class PrepPlan:
     """Said before the segments are written (options, input, cuts, level)."""
     closing_warnings: tuple[str, ...] = ()
     """Said after them (heavy limiting)."""
+    gaps: tuple[Gap, ...] = ()
+    """``--fill-gaps``: the spans removed from long silences (the manifest's time map)."""
 
     @property
     def preroll(self) -> int:
@@ -174,6 +188,7 @@ class PrepPlan:
             "settings": self.settings,
             "master": self.master.to_json(),
             "segments": [s.to_json() for s in self.segments],
+            "gaps": [g.to_json() for g in self.gaps],
             "manifest": self.manifest_file,
             "warnings": list(self.all_warnings()),
         }
@@ -305,8 +320,13 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
             "real_pause_s": REAL_PAUSE_BINS / 1000.0,
             "short_pause_s": SHORT_PAUSE_BINS / 1000.0,
             "lead_in_s": LEAD_IN / RATE,
-            "tail_s": TAIL / RATE,
+            "tail_s": tail_samples(opts) / RATE,
         },
+        "compress": facts.compression.to_json() if facts.compression is not None else None,
+        "fill_gaps": {"max_gap_s": opts.max_gap_s, "crossfade_ms": CROSSFADE_MS}
+        if opts.fill_gaps
+        else None,
+        "fade_tails_ms": opts.fade_tails_ms or None,
     }
     source = SourceInfo(
         path=facts.resolved,
@@ -328,4 +348,5 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
         segments=tuple(segments),
         warnings=tuple(warnings),
         closing_warnings=closing,
+        gaps=facts.gaps,
     )
