@@ -11,23 +11,32 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import opentimelineio as otio
 import pytest
 from click.testing import CliRunner
 
 from handoff.analysis import dsp, loudness
 from handoff.analysis.narration import narration_facts
 from handoff.cli import main
-from handoff.errors import UsageError
-from handoff.files.manifest import load_manifest, master_to_source, source_to_master
+from handoff.errors import ManifestError, UsageError
+from handoff.files.manifest import (
+    load_manifest,
+    master_to_source,
+    parse_manifest,
+    source_to_master,
+)
 from handoff.media.audio import decode_audio
-from handoff.media.synth import speech_like, write_wav
+from handoff.media.synth import ClipSpec, speech_like, write_clip, write_wav
 from handoff.prep import PrepOptions, PrepResult, parse_ratio, prep_audio, prepare
 from handoff.prep.samples import ArraySamples
 from handoff.prep.shape import compression, content_bins
+from handoff.probe.reader import probe
+from handoff.timeline import build_timeline, source_from_info
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
 
@@ -241,60 +250,117 @@ def test_fill_gaps_shortens_long_silences_only(made: Made, tmp_path: Path) -> No
 
 
 def test_fill_gaps_timeline_places_clips_at_their_sound(tmp_path: Path) -> None:
-    # Long enough to be cut into segments: the timeline puts each clip at its source_in.
-    words = [8.0] * 14
-    gaps = [3.0, 0.5] * 6 + [3.0]
+    """A narration cut into segments, long silences shortened: a timeline built from the
+    manifest puts each clip where its segment's first word -- found in the master by its
+    marker, not by the manifest -- is in the master."""
+    words = [3.0] * 8
+    gaps = [3.0, 0.5] * 3 + [3.0]
     made = make(tmp_path / "long.wav", words, gaps)
-    options = PrepOptions(fill_gaps=True, max_seconds=40.0, segment_min=20.0, segment_max=35.0)
+    options = PrepOptions(fill_gaps=True, max_seconds=9.0, segment_min=4.0, segment_max=8.0)
     result = run(made, tmp_path / "out", options)
     manifest = load_manifest(result.manifest_path)
-    assert len(manifest.segments) > 1
-    assert manifest.gaps
+    assert len(manifest.segments) >= 3
+    assert len(manifest.gaps) == 4
     master = read_wav(result.master.path)
+    found = [find(master, made.samples, at) for at in made.markers]
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    clips = []
     for seg in manifest.segments:
-        segment = read_wav(manifest.segment_path(seg))
-        # Where the segment's first sound is in the master: the master at source_in on.
-        lead = segment[seg.preroll_end : seg.preroll_end + RATE]
-        ref = master[seg.source_in : seg.source_in + RATE]
-        assert np.max(np.abs(lead[RATE // 10 :] - ref[RATE // 10 :])) < 1e-5
-        src = master_to_source(manifest.gaps, seg.source_in)
+        spec = ClipSpec(fps=Fraction(24), seconds=seg.samples / RATE, width=64, height=64,
+                        video_options={"preset": "ultrafast"})  # fmt: skip
+        clips.append(write_clip(renders / f"{seg.index:03d}_render.mp4", spec))
+    build = build_timeline(
+        [source_from_info(probe(c)) for c in clips],
+        master=source_from_info(probe(result.master.path), audio_only=True),
+        manifest=manifest,
+    )
+    m0 = build.master_start
+    track = build.timeline.tracks[0]
+    placed = [
+        (round(track.range_of_child_at_index(i).start_time.value), item)
+        for i, item in enumerate(track)
+        if isinstance(item, otio.schema.Clip)
+    ]
+    assert len(placed) == len(manifest.segments)
+    for (start, clip), seg in zip(placed, manifest.segments, strict=True):
+        first_word = min(f for f in found if f >= seg.source_in)
+        assert first_word - seg.source_in <= RATE * 6 // 1000  # the 5 ms lead-in
+        speech_starts = (
+            start + Fraction(seg.preroll_end, RATE) * 24 - round(clip.source_range.start_time.value)
+        )
+        assert abs(speech_starts - (m0 + Fraction(first_word, RATE) * 24)) <= Fraction(1, 2)
+        src = manifest.source_position(seg.source_in)
         assert manifest.master_position(src) == seg.source_in
 
 
 # --- fade-tails -------------------------------------------------------------------------------
 
 
-def test_fade_tails_fade_the_reverb_not_the_word(tmp_path: Path) -> None:
+def reverberant(path: Path, trailing_s: float) -> Path:
+    """A dry 2 s "word" convolved with decaying noise (-60 dB over 0.6 s), cut 50 ms after
+    the dry word's end, then ``trailing_s`` of digital silence."""
     rng = np.random.default_rng(3)
     dry = speech_like(2.0, RATE, level=0.2, seed=8).astype(np.float64)
     t = np.arange(round(0.6 * RATE)) / RATE
-    ir = rng.standard_normal(t.shape[0]) * 10 ** (-3 * t / 0.6)  # -60 dB over 0.6 s
+    ir = rng.standard_normal(t.shape[0]) * 10 ** (-3 * t / 0.6)
     ir[0] = 20.0
-    wet = np.convolve(dry, ir)[: dry.shape[0] + round(0.05 * RATE)]  # cut 50 ms on
+    wet = np.convolve(dry, ir)[: dry.shape[0] + round(0.05 * RATE)]
     wet *= 0.3 / np.max(np.abs(wet))
-    mono = np.concatenate([np.zeros(RATE // 2), wet, np.zeros(RATE // 2)])
-    path = tmp_path / "reverb.wav"
+    mono = np.concatenate([np.zeros(RATE // 2), wet, np.zeros(round(trailing_s * RATE))])
     write_wav(path, mono[np.newaxis, :], RATE, "pcm_s24le")
+    return path
+
+
+def end_level(path: Path) -> float:
+    report = validate_file(path, load_spec("ltx2-audio"))
+    level = report.measurements["audio.end_level_db"]
+    assert isinstance(level, float)
+    return level
+
+
+def test_fade_tails_fade_the_reverb_not_the_word(tmp_path: Path) -> None:
+    path = reverberant(tmp_path / "reverb.wav", 0.5)
     result = prep_audio(path, tmp_path / "out", PrepOptions(fade_tails_ms=50))
     assert not result.failed
     assert result.settings["fade_tails_ms"] == 50
     assert result.settings["silence"]["tail_s"] == 0.05
     master = read_wav(result.master.path)
-    spec = load_spec("ltx2-audio")
-    for seg in result.segments:
-        report = validate_file(seg.path, spec)
-        end = report.measurements["audio.end_level_db"]
-        assert end is not None and end <= 0.0
-        audio = read_wav(seg.path)
-        n = seg.source_out - seg.source_in
-        body = audio[seg.preroll_end :]
-        fade = RATE * 50 // 1000
-        lead = 48 * 5
-        ref = master[seg.source_in : seg.source_out]
-        assert np.array_equal(
-            body[lead : n - fade].astype(np.float32), ref[lead : n - fade].astype(np.float32)
-        )
-        assert np.all(np.abs(body[n - fade :]) <= np.abs(ref[n - fade :]) + 1e-6)
+    fade = RATE * 50 // 1000
+    (seg,) = result.segments
+    assert end_level(seg.path) <= 0.0
+    audio = read_wav(seg.path)
+    n = seg.source_out - seg.source_in
+    body = audio[seg.preroll_end :]
+    assert body.shape[0] == n
+    ref = master[seg.source_in : seg.source_out]
+    lead = RATE * 5 // 1000  # the fade-in
+    # The word and its tail, sample for sample, up to where the fade starts ...
+    assert np.array_equal(body[lead : n - fade], ref[lead : n - fade])
+    # ... then the raised-cosine fade (24-bit rounding aside).
+    curve = np.cos(0.5 * np.pi * (np.arange(fade) + 0.5) / fade) ** 2
+    assert np.max(np.abs(body[n - fade :] - ref[n - fade :] * curve)) < 1e-6
+    # The fade lies after the last sound: the tail kept is the fade's length.
+    sound = dsp.SoundMap(master, RATE)
+    last = sound.end_before(sound.bins.shape[0])
+    assert last is not None
+    assert seg.source_out == last * sound.size + fade
+
+
+def test_fade_tails_on_a_file_that_stops_in_its_reverb(tmp_path: Path) -> None:
+    """A file that stops 50 ms after the dry word, its reverb still loud: nothing follows
+    to keep, so the fade is all there is. 50 ms takes the end down by about 15 dB (not
+    to silence: the reverb there is about 30 dB over the threshold); 200 ms silences it."""
+    path = reverberant(tmp_path / "reverb.wav", 0.0)
+    levels = {}
+    for ms in (0, 50, 200):
+        result = prep_audio(path, tmp_path / f"out{ms}", PrepOptions(fade_tails_ms=ms))
+        (seg,) = result.segments
+        assert seg.source_out == result.master.samples
+        levels[ms] = end_level(seg.path)
+    assert levels[0] > 20.0
+    assert levels[50] < levels[0] - 10.0
+    assert levels[200] <= 0.0
 
 
 # --- options and the CLI ----------------------------------------------------------------------
@@ -362,3 +428,45 @@ def test_options_are_off_by_default(made: Made) -> None:
     assert doc["settings"]["fill_gaps"] is None
     assert doc["settings"]["fade_tails_ms"] is None
     assert doc["gaps"] == []
+
+
+# --- the manifest -----------------------------------------------------------------------------
+
+
+def test_manifest_reads_and_checks_the_new_keys(made: Made, tmp_path: Path) -> None:
+    result = run(made, tmp_path / "out", ALL)
+    doc = json.loads(result.manifest_path.read_text(encoding="utf-8"))
+    assert [g["removed"] for g in doc["gaps"]] == [
+        g.source_end - g.source_start for g in result.gaps
+    ]
+    for g in doc["gaps"]:
+        assert g["removed_s"] == round(g["removed"] / RATE, 6)
+    manifest = parse_manifest(doc, result.manifest_path)
+    assert manifest.settings.compress is not None
+    assert manifest.settings.compress.ratio == 2.0
+    assert manifest.settings.fade_tails_ms == 50
+    assert manifest.to_json()["gaps"] == doc["gaps"]
+    # A manifest from before issue 17 still loads (no time map: the identity).
+    old = json.loads(json.dumps(doc))
+    del old["gaps"]
+    for key in ("compress", "fill_gaps", "fade_tails_ms"):
+        del old["settings"][key]
+    before = parse_manifest(old, result.manifest_path)
+    assert before.gaps == () and before.settings.compress is None
+    assert before.master_position(12345) == 12345
+
+    def broken(edit: str) -> str:
+        bad = json.loads(json.dumps(doc))
+        exec(edit, {"d": bad})
+        with pytest.raises(ManifestError) as caught:
+            parse_manifest(bad, result.manifest_path)
+        message = str(caught.value)
+        assert "\n" not in message
+        return message
+
+    assert "gaps[0].removed" in broken("d['gaps'][0]['removed'] += 1")
+    assert "gaps[1].master_at" in broken("d['gaps'][1]['master_at'] += 5")
+    assert "gaps[1].source_start" in broken("d['gaps'][1]['source_start'] = 0")
+    assert "settings.compress.ratio" in broken("d['settings']['compress']['ratio'] = 9")
+    assert "settings.fade_tails_ms" in broken("d['settings']['fade_tails_ms'] = 501")
+    assert "gaps" in broken("d['gaps'] = {}")
