@@ -410,6 +410,7 @@ def test_cli_runs_dry_runs_and_reruns(made: Made, tmp_path: Path) -> None:
     assert len(doc["gaps"]) == 2
     done = runner.invoke(main, [*args, *shaping])
     assert done.exit_code == 0, done.output
+    assert "compress 2:1" in done.output and "4.00 s -> 1.50 s" in done.output
     again = runner.invoke(main, [*args, *shaping])
     assert again.exit_code == 0 and "skipped" in again.output
     for other in (["--compress", "3:1"], ["--fill-gaps"], ["--fade-tails", "60"], []):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,6 +21,7 @@ from handoff.prep import (
     parse_segment_range,
     prep_audio,
 )
+from handoff.prep.shape import Gap
 
 
 def render_prep(result: PrepResult) -> str:
@@ -44,6 +46,7 @@ def render_prep(result: PrepResult) -> str:
         limiter_line,
         f"  master   {m.path.name}: {m.samples / 48000:.2f} s, {m.integrated_lufs:.2f} LUFS "
         f"({m.measured_as}), {m.true_peak_dbtp:.2f} dBTP",
+        *_shaping_lines(result.settings, result.gaps),
     ]
     for seg in result.segments:
         lines.append(
@@ -73,23 +76,23 @@ def _cut_text(cut: Cut) -> str:
     return f"{at} ({cut.kind})"
 
 
-def _shaping_lines(plan: PrepPlan) -> list[str]:
-    """What --compress, --fill-gaps and --fade-tails will do, for the dry run."""
+def _shaping_lines(settings: dict[str, Any], gaps: tuple[Gap, ...]) -> list[str]:
+    """What --compress, --fill-gaps and --fade-tails do (nothing when none was asked)."""
     lines: list[str] = []
-    comp = plan.settings.get("compress")
+    comp = settings.get("compress")
     if comp is not None:
         lines.append(
             f"  compress {comp['ratio']:g}:1 over {comp['threshold_dbfs']:.1f} dBFS (soft knee "
             f"{comp['knee_db']:g} dB), at most {comp['max_reduction_db']:.1f} dB off, before "
             "the gain"
         )
-    fill = plan.settings.get("fill_gaps")
+    fill = settings.get("fill_gaps")
     if fill is not None:
-        if not plan.gaps:
+        if not gaps:
             lines.append(f"  gaps     no silence over {fill['max_gap_s']:g} s: nothing removed")
-        for gap in plan.gaps:
+        for gap in gaps:
             lines.append(f"  gap      {gap.describe()} (source time)")
-    fade = plan.settings.get("fade_tails_ms")
+    fade = settings.get("fade_tails_ms")
     if fade:
         lines.append(f"  tails    each segment fades out over its last {fade} ms")
     return lines
@@ -119,7 +122,7 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
         f"  silence  under {plan.settings['silence']['threshold_dbfs']:.1f} dBFS; each "
         f"segment: {head}, then its sound",
     ]
-    lines += _shaping_lines(plan)
+    lines += _shaping_lines(plan.settings, plan.gaps)
     for seg in plan.segments:
         lines.append(
             f"  segment  {seg.file}: {seg.samples / 48000:.2f} s, source "
@@ -231,9 +234,11 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
     default=0,
     metavar="MS",
     help="Fade each segment's end over MS ms (0-500) with a raised-cosine curve, keeping "
-    "at least MS ms after the last word so the fade never touches it: a reverb or room "
-    "tail is faded out rather than cut, and the segment ends in silence. Default: a 40 ms "
-    "tail with a 10 ms fade.",
+    "at least MS ms after the last sound so the fade does not touch the word: a reverb or "
+    "room tail is faded out rather than cut off, and LTX-2 does not hear the cut as an "
+    "event. (A cut in a pause shorter than the tail, or a file that stops in its sound, "
+    "leaves less room: the fade then reaches into it.) Default: a 40 ms tail with a 10 ms "
+    "fade.",
 )
 @click.option(
     "--overwrite",
