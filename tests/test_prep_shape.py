@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -456,18 +458,25 @@ def test_manifest_reads_and_checks_the_new_keys(made: Made, tmp_path: Path) -> N
     assert before.gaps == () and before.settings.compress is None
     assert before.master_position(12345) == 12345
 
-    def broken(edit: str) -> str:
+    def broken(edit: Callable[[dict[str, Any]], None]) -> str:
         bad = json.loads(json.dumps(doc))
-        exec(edit, {"d": bad})
+        edit(bad)
         with pytest.raises(ManifestError) as caught:
             parse_manifest(bad, result.manifest_path)
         message = str(caught.value)
         assert "\n" not in message
         return message
 
-    assert "gaps[0].removed" in broken("d['gaps'][0]['removed'] += 1")
-    assert "gaps[1].master_at" in broken("d['gaps'][1]['master_at'] += 5")
-    assert "gaps[1].source_start" in broken("d['gaps'][1]['source_start'] = 0")
-    assert "settings.compress.ratio" in broken("d['settings']['compress']['ratio'] = 9")
-    assert "settings.fade_tails_ms" in broken("d['settings']['fade_tails_ms'] = 501")
-    assert "gaps" in broken("d['gaps'] = {}")
+    def setting(key: str, value: object) -> Callable[[dict[str, Any]], None]:
+        return lambda d: d["settings"].__setitem__(key, value)
+
+    def gap(i: int, key: str, by: int) -> Callable[[dict[str, Any]], None]:
+        return lambda d: d["gaps"][i].__setitem__(key, d["gaps"][i][key] + by)
+
+    assert "gaps[0].removed" in broken(gap(0, "removed", 1))
+    assert "gaps[1].master_at" in broken(gap(1, "master_at", 5))
+    assert "gaps[1].source_start" in broken(gap(1, "source_start", -(10**6)))
+    too_hard = {**doc["settings"]["compress"], "ratio": 9}
+    assert "settings.compress.ratio" in broken(setting("compress", too_hard))
+    assert "settings.fade_tails_ms" in broken(setting("fade_tails_ms", 501))
+    assert "gaps" in broken(lambda d: d.__setitem__("gaps", {}))
