@@ -65,6 +65,7 @@ RELEASE_MS: Final = 200.0
 RMS_MS: Final = 10
 SHORT_TERM_MS: Final = 400
 CROSSFADE_MS: Final = 5
+_SMOOTH_CHUNK: Final = 1 << 16  # bins smoothed at a time (a recursive filter: a loop)
 _STRETCH: Final = 614_400  # samples copied at a time (12.8 s, whole 1 ms bins)
 
 
@@ -133,9 +134,12 @@ def _smooth(static: FloatArray) -> FloatArray:
     release = 1.0 - math.exp(-1.0 / RELEASE_MS)
     out = np.empty_like(static)
     state = 0.0
-    for k, target in enumerate(static.tolist()):
-        state += (attack if target < state else release) * (target - state)
-        out[k] = state
+    for a in range(0, static.shape[0], _SMOOTH_CHUNK):  # Python floats, a chunk at a time
+        smoothed = []
+        for target in static[a : a + _SMOOTH_CHUNK].tolist():
+            state += (attack if target < state else release) * (target - state)
+            smoothed.append(state)
+        out[a : a + len(smoothed)] = smoothed
     return out
 
 
