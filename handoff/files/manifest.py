@@ -19,7 +19,10 @@ What is required
     ``silence``), ``master``, ``segments`` and ``warnings``, with all their keys -- but
     those written since issue 11 (``source.measured_as``, ``source.left_right``,
     ``master.limited_share``, ``master.heavy_limiting``, ``master.loudest_passage``),
-    which older manifests lack; present, they are checked too. Values
+    which older manifests lack, and those written since issue 17 (``settings.compress``,
+    ``settings.fill_gaps``, ``settings.fade_tails_ms``, the time map ``gaps``), likewise;
+    present, they are checked too (``gaps`` in order, apart, each ``removed`` its span's
+    length and each ``master_at`` its ``source_start`` less the spans before it). Values
     prep may write as ``null`` may be ``null``: the loudness and true peak of the source,
     the master and each segment (prep writes ``null`` for a level it could not measure),
     ``click_start`` / ``click_end`` (no ``--click``; both or neither) and

@@ -8,6 +8,9 @@ unnamed scratch files: the content and its peak envelope, which the later passes
 stretch at a time, so memory does not grow with the programme (an hour of mono content
 is 691 MB of float32, held by no array).
 
+``--compress`` and ``--fill-gaps`` (:mod:`handoff.prep.shape`) run on the content before
+it is measured and levelled: the master is the shaped programme.
+
 The true peak closes the loop: the limiter's detector can miss an over the meter reads,
 so the master is measured with the meter's interpolation (over the spans the cut search
 proposes, as the segments will be measured) and, if it is not 0.1 dB under the target,

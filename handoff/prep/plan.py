@@ -215,8 +215,9 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
 
     Pure: reads no file, writes none. Raises UsageError for bad options (and a base name
     that cannot be a file name, or options that shape the analysis -- target, ceiling,
-    channels, click, pre-roll, segment limits -- other than those ``facts`` were measured
-    for), UnsupportedError when no cuts keep every segment under ``max_seconds``.
+    channels, click, pre-roll, segment limits, compression, gap filling, tail fades --
+    other than those ``facts`` were measured for), UnsupportedError when no cuts keep
+    every segment under ``max_seconds``.
     """
     opts, warnings = check_options(options)
     changed = [k for k in _ANALYSED if getattr(opts, k) != getattr(facts.options, k)]
