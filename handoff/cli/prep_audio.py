@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from handoff.cli.common import EXIT_FAIL, EXIT_OK, clear_parts, errors, flags, note, say, write_json
 from handoff.cli.validate import render_report
 from handoff.files.fsutil import mark_output_folder
-from handoff.prep import Cut, PrepOptions, PrepPlan, PrepResult, parse_segment_range, prep_audio
+from handoff.prep import (
+    Cut,
+    PrepOptions,
+    PrepPlan,
+    PrepResult,
+    parse_ratio,
+    parse_segment_range,
+    prep_audio,
+)
+from handoff.prep.shape import Gap
 
 
 def render_prep(result: PrepResult) -> str:
@@ -36,6 +46,7 @@ def render_prep(result: PrepResult) -> str:
         limiter_line,
         f"  master   {m.path.name}: {m.samples / 48000:.2f} s, {m.integrated_lufs:.2f} LUFS "
         f"({m.measured_as}), {m.true_peak_dbtp:.2f} dBTP",
+        *_shaping_lines(result.settings, result.gaps),
     ]
     for seg in result.segments:
         lines.append(
@@ -65,6 +76,28 @@ def _cut_text(cut: Cut) -> str:
     return f"{at} ({cut.kind})"
 
 
+def _shaping_lines(settings: dict[str, Any], gaps: tuple[Gap, ...]) -> list[str]:
+    """What --compress, --fill-gaps and --fade-tails do (nothing when none was asked)."""
+    lines: list[str] = []
+    comp = settings.get("compress")
+    if comp is not None:
+        lines.append(
+            f"  compress {comp['ratio']:g}:1 over {comp['threshold_dbfs']:.1f} dBFS (soft knee "
+            f"{comp['knee_db']:g} dB), at most {comp['max_reduction_db']:.1f} dB off, before "
+            "the gain"
+        )
+    fill = settings.get("fill_gaps")
+    if fill is not None:
+        if not gaps:
+            lines.append(f"  gaps     no silence over {fill['max_gap_s']:g} s: nothing removed")
+        for gap in gaps:
+            lines.append(f"  gap      {gap.describe()} (source time)")
+    fade = settings.get("fade_tails_ms")
+    if fade:
+        lines.append(f"  tails    each segment fades out over its last {fade} ms")
+    return lines
+
+
 def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
     """``prep-audio --dry-run``: what would be written, and why there."""
     m, src, o = plan.master, plan.source, plan.options
@@ -89,6 +122,7 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
         f"  silence  under {plan.settings['silence']['threshold_dbfs']:.1f} dBFS; each "
         f"segment: {head}, then its sound",
     ]
+    lines += _shaping_lines(plan.settings, plan.gaps)
     for seg in plan.segments:
         lines.append(
             f"  segment  {seg.file}: {seg.samples / 48000:.2f} s, source "
@@ -169,6 +203,44 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
 )
 @click.option("--bit-depth", type=click.Choice(["24", "16"]), default="24", show_default=True)
 @click.option(
+    "--compress",
+    metavar="N:1",
+    help="Gently compress the speech before levelling (N from over 1 to 4; 2:1 is what "
+    "LTX-2 conditioning wants: light, even level, no pumping). The threshold is the "
+    "median short-term level of the speaking parts, with a 6 dB soft knee, 10 ms attack "
+    "and 200 ms release, one gain for all channels; nothing moves in time, and loudness "
+    "and true peak are still levelled to their targets afterwards. Off by default.",
+)
+@click.option(
+    "--fill-gaps",
+    is_flag=True,
+    help="Shorten every silence inside the narration longer than --max-gap-s to exactly "
+    "that (the middle of the silence is removed, the join crossfaded over 5 ms; words are "
+    "never touched): long silences inside a segment invite LTX-2 to drift. The master "
+    "is the shortened programme; the manifest's 'gaps' maps source time to master time.",
+)
+@click.option(
+    "--max-gap-s",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="The longest silence --fill-gaps keeps, seconds (0.1-60; 1.5 is the ltx2-audio "
+    "internal-silence limit).",
+)
+@click.option(
+    "--fade-tails",
+    "fade_tails",
+    type=int,
+    default=0,
+    metavar="MS",
+    help="Fade each segment's end over MS ms (0-500) with a raised-cosine curve, keeping "
+    "at least MS ms after the last sound so the fade does not touch the word: a reverb or "
+    "room tail is faded out rather than cut off, and LTX-2 does not hear the cut as an "
+    "event. (A cut in a pause shorter than the tail, or a file that stops in its sound, "
+    "leaves less room: the fade then reaches into it.) Default: a 40 ms tail with a 10 ms "
+    "fade.",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace outputs that already exist. Without it a run that would make again what "
@@ -196,6 +268,10 @@ def prep_audio_cmd(
     max_seconds: float,
     segment_seconds: str,
     bit_depth: str,
+    compress: str | None,
+    fill_gaps: bool,
+    max_gap_s: float,
+    fade_tails: int,
     overwrite: bool,
     dry_run: bool,
     as_json: bool,
@@ -250,6 +326,10 @@ def prep_audio_cmd(
             segment_max=seg_max,
             bit_depth=16 if bit_depth == "16" else 24,
             overwrite=overwrite,
+            compress=parse_ratio(compress) if compress is not None else None,
+            fill_gaps=fill_gaps,
+            max_gap_s=max_gap_s,
+            fade_tails_ms=fade_tails,
         )
         if dry_run:
             _, plan = prepare(source, options)

@@ -19,7 +19,10 @@ What is required
     ``silence``), ``master``, ``segments`` and ``warnings``, with all their keys -- but
     those written since issue 11 (``source.measured_as``, ``source.left_right``,
     ``master.limited_share``, ``master.heavy_limiting``, ``master.loudest_passage``),
-    which older manifests lack; present, they are checked too. Values
+    which older manifests lack, and those written since issue 17 (``settings.compress``,
+    ``settings.fill_gaps``, ``settings.fade_tails_ms``, the time map ``gaps``), likewise;
+    present, they are checked too (``gaps`` in order, apart, each ``removed`` its span's
+    length and each ``master_at`` its ``source_start`` less the spans before it). Values
     prep may write as ``null`` may be ``null``: the loudness and true peak of the source,
     the master and each segment (prep writes ``null`` for a level it could not measure),
     ``click_start`` / ``click_end`` (no ``--click``; both or neither) and
@@ -71,7 +74,10 @@ __all__ = [
     "MAX_BYTES",
     "SCHEMA",
     "Cut",
+    "Gap",
     "Manifest",
+    "ManifestCompress",
+    "ManifestFillGaps",
     "ManifestLeftRight",
     "ManifestLimiter",
     "ManifestMaster",
@@ -81,12 +87,15 @@ __all__ = [
     "ManifestSource",
     "Segment",
     "dumps_manifest",
+    "gap_from_json",
     "load_manifest",
+    "master_to_source",
     "parse_manifest",
     "rounded",
     "seconds",
     "section_json",
     "settings_from_json",
+    "source_to_master",
     "write_manifest",
 ]
 
@@ -166,6 +175,65 @@ class ManifestSilence:
 
 
 @dataclass(frozen=True, slots=True)
+class ManifestCompress:
+    """``settings.compress``: the compressor ``--compress`` ran before the gain."""
+
+    ratio: float
+    threshold_dbfs: float
+    knee_db: float
+    rms_ms: float
+    attack_ms: float
+    release_ms: float
+    max_reduction_db: float
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestFillGaps:
+    """``settings.fill_gaps``: ``--fill-gaps`` (the spans removed are ``gaps``)."""
+
+    max_gap_s: float
+    crossfade_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``gaps[]``: a span removed from the middle of a long silence (``--fill-gaps``).
+
+    Positions are 48 kHz samples of the source's content (``source_*``) and of the master
+    (``master_at``, where ``source_end`` landed: the join)."""
+
+    source_start: int
+    source_end: int
+    removed: int
+    master_at: int
+    source_start_s: float
+    source_end_s: float
+    removed_s: float
+    master_at_s: float
+    pause_s: float
+    """The silence's length before it was shortened."""
+
+
+def source_to_master(gaps: tuple[Gap, ...], source: int) -> int:
+    """A source (48 kHz content) sample's position in the master: ``source`` less every
+    span removed before it. A sample inside a removed span maps to that span's join."""
+    removed = 0
+    for gap in gaps:
+        if source < gap.source_start:
+            break
+        if source < gap.source_end:
+            return gap.master_at
+        removed += gap.removed
+    return source - removed
+
+
+def master_to_source(gaps: tuple[Gap, ...], master: int) -> int:
+    """A master sample's position in the source's content (the inverse of
+    :func:`source_to_master`): ``master`` plus every span removed at or before it."""
+    return master + sum(g.removed for g in gaps if g.master_at <= master)
+
+
+@dataclass(frozen=True, slots=True)
 class ManifestSettings:
     """``settings``: every option prep used."""
 
@@ -184,6 +252,12 @@ class ManifestSettings:
     """The rate every sample position of the manifest counts at."""
     limiter: ManifestLimiter
     silence: ManifestSilence
+    compress: ManifestCompress | None = None
+    """``--compress``; None: not asked (or a manifest from before issue 17)."""
+    fill_gaps: ManifestFillGaps | None = None
+    """``--fill-gaps``; None: not asked."""
+    fade_tails_ms: int | None = None
+    """``--fade-tails``; None: not asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +332,17 @@ class Manifest:
     master: ManifestMaster
     segments: tuple[Segment, ...]
     warnings: tuple[str, ...]
+    gaps: tuple[Gap, ...] = ()
+    """The time map from the source's content to the master (``--fill-gaps``); empty when
+    nothing was removed, and in manifests from before issue 17."""
+
+    def master_position(self, source: int) -> int:
+        """:func:`source_to_master` with this manifest's ``gaps``."""
+        return source_to_master(self.gaps, source)
+
+    def source_position(self, master: int) -> int:
+        """:func:`master_to_source` with this manifest's ``gaps``."""
+        return master_to_source(self.gaps, master)
 
     @property
     def folder(self) -> Path:
@@ -333,12 +418,21 @@ def rounded(value: float | None, digits: int) -> float | None:
 
 def settings_from_json(obj: dict[str, Any]) -> ManifestSettings:
     """``settings`` from the dict prep keeps them in (keys as written)."""
-    flat = {k: v for k, v in obj.items() if k not in ("limiter", "silence")}
+    nested = ("limiter", "silence", "compress", "fill_gaps")
+    flat = {k: v for k, v in obj.items() if k not in nested}
+    compress, fill = obj.get("compress"), obj.get("fill_gaps")
     return ManifestSettings(
         **flat,
         limiter=ManifestLimiter(**obj["limiter"]),
         silence=ManifestSilence(**obj["silence"]),
+        compress=ManifestCompress(**compress) if compress is not None else None,
+        fill_gaps=ManifestFillGaps(**fill) if fill is not None else None,
     )
+
+
+def gap_from_json(obj: dict[str, Any]) -> Gap:
+    """A ``gaps[]`` entry from the dict prep writes."""
+    return Gap(**obj)
 
 
 def dumps_manifest(manifest: Manifest) -> bytes:
@@ -474,7 +568,46 @@ class _Reader(Fields):
             master=master,
             segments=segments,
             warnings=self.items(data, "warnings", "", self.warning),
+            gaps=self.gaps(data, master.samples) if "gaps" in data else (),
         )
+
+    def gaps(self, data: dict[str, object], master_samples: int) -> tuple[Gap, ...]:
+        """``gaps``: in order, apart, each ``removed`` its span's length and each
+        ``master_at`` its ``source_start`` less what the spans before it removed."""
+        n = "a whole number of samples"
+        removed_before = 0
+        last_end = 0
+
+        def one(value: object, at: str) -> Gap:
+            nonlocal removed_before, last_end
+            obj = self.obj(value, at)
+            start = self.integer(obj, "source_start", at, last_end, None, n,
+                                 lo_name="the previous gap's source_end")  # fmt: skip
+            end = self.integer(obj, "source_end", at, start + 1, None, n)
+            removed = self.integer(obj, "removed", at, end - start, end - start, n,
+                                   lo_name="source_end - source_start",
+                                   hi_name="source_end - source_start")  # fmt: skip
+            master_at = self.integer(obj, "master_at", at, start - removed_before,
+                                     start - removed_before, n,
+                                     lo_name="source_start less the gaps before",
+                                     hi_name="source_start less the gaps before")  # fmt: skip
+            if master_at > master_samples:
+                self.fail(f"{at}.master_at", f"is past master.samples ({master_samples})")
+            removed_before += removed
+            last_end = end
+            return Gap(
+                source_start=start,
+                source_end=end,
+                removed=removed,
+                master_at=master_at,
+                source_start_s=self.number(obj, "source_start_s", at, non_negative=True),
+                source_end_s=self.number(obj, "source_end_s", at, non_negative=True),
+                removed_s=self.number(obj, "removed_s", at, non_negative=True),
+                master_at_s=self.number(obj, "master_at_s", at, non_negative=True),
+                pause_s=self.number(obj, "pause_s", at, non_negative=True),
+            )
+
+        return self.items(data, "gaps", "", one)
 
     def source(self, obj: dict[str, object], at: str) -> ManifestSource:
         sha = self.string(obj, "sha256", at, _TEXT)
@@ -537,6 +670,35 @@ class _Reader(Fields):
             sample_rate=self.integer(obj, "sample_rate", at, lo, hi, "a sample rate in Hz"),
             limiter=self.limiter(*self.child(obj, "limiter", at)),
             silence=self.silence(*self.child(obj, "silence", at)),
+            compress=self.compress(*self.child(obj, "compress", at))
+            if obj.get("compress") is not None
+            else None,
+            fill_gaps=self.fill_gaps(*self.child(obj, "fill_gaps", at))
+            if obj.get("fill_gaps") is not None
+            else None,
+            fade_tails_ms=self.integer(obj, "fade_tails_ms", at, 1, 500, "whole milliseconds")
+            if obj.get("fade_tails_ms") is not None
+            else None,
+        )
+
+    def compress(self, obj: dict[str, object], at: str) -> ManifestCompress:
+        ratio = self.number(obj, "ratio", at, positive=True)
+        if not 1.0 < ratio <= 4.0:
+            self.fail(f"{at}.ratio", f"must be over 1 and at most 4 (got {got(ratio)})")
+        return ManifestCompress(
+            ratio=ratio,
+            threshold_dbfs=self.number(obj, "threshold_dbfs", at),
+            knee_db=self.number(obj, "knee_db", at, non_negative=True),
+            rms_ms=self.number(obj, "rms_ms", at, positive=True),
+            attack_ms=self.number(obj, "attack_ms", at, positive=True),
+            release_ms=self.number(obj, "release_ms", at, positive=True),
+            max_reduction_db=self.number(obj, "max_reduction_db", at, non_negative=True),
+        )
+
+    def fill_gaps(self, obj: dict[str, object], at: str) -> ManifestFillGaps:
+        return ManifestFillGaps(
+            max_gap_s=self.number(obj, "max_gap_s", at, positive=True),
+            crossfade_ms=self.number(obj, "crossfade_ms", at, non_negative=True),
         )
 
     def choice_int(

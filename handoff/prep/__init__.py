@@ -128,6 +128,7 @@ from handoff.prep.options import (
     MANIFEST_NAME,
     PrepOptions,
     master_file_name,
+    parse_ratio,
     parse_segment_range,
     segment_file_name,
 )
@@ -164,6 +165,7 @@ __all__ = [
     "loudest_passage",
     "made_before",
     "master_file_name",
+    "parse_ratio",
     "parse_segment_range",
     "plan_prep",
     "prep_audio",

@@ -8,6 +8,9 @@ unnamed scratch files: the content and its peak envelope, which the later passes
 stretch at a time, so memory does not grow with the programme (an hour of mono content
 is 691 MB of float32, held by no array).
 
+``--compress`` and ``--fill-gaps`` (:mod:`handoff.prep.shape`) run on the content before
+it is measured and levelled: the master is the shaped programme.
+
 The true peak closes the loop: the limiter's detector can miss an over the meter reads,
 so the master is measured with the meter's interpolation (over the spans the cut search
 proposes, as the segments will be measured) and, if it is not 0.1 dB under the target,
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,15 @@ from handoff.prep.level import Levelled, Meter, PeakEnvelope, level, true_peaks
 from handoff.prep.options import RATE, PrepOptions, check_options
 from handoff.prep.results import LeftRight
 from handoff.prep.samples import ScratchSamples
+from handoff.prep.shape import (
+    Compression,
+    Gap,
+    compress_into,
+    compression,
+    content_bins,
+    fill_gaps_into,
+    find_gaps,
+)
 
 __all__ = ["LIMIT_MARGIN_DB", "MIN_SOUND_S", "PrepFacts", "analyse", "different_channels_warning"]
 
@@ -86,6 +98,10 @@ class PrepFacts:
     ``(start, stop)`` span the cut search proposed for it."""
     scratch: tuple[ScratchSamples, ...] = ()
     """The scratch files the levelled programme is read from (:meth:`close` frees them)."""
+    compression: Compression | None = None
+    """``--compress``: the compressor as run on the content (before the gain)."""
+    gaps: tuple[Gap, ...] = ()
+    """``--fill-gaps``: what was removed of each long silence (the time map)."""
 
     @property
     def total(self) -> int:
@@ -224,13 +240,55 @@ def analyse(
     warnings: list[str] = []
     stereo = opts.resolved_channels == "stereo"
     src, bad, content = _read_content(source, stereo, scratch, warnings)
+    try:
+        content, comp, gaps = _shape(content, opts, scratch)
+    except BaseException:
+        content.close()
+        raise
     envelope_store = ScratchSamples(1, scratch)
     try:
-        return _measure(source, opts, head, src, bad, content, envelope_store, warnings)
+        facts = _measure(source, opts, head, src, bad, content, envelope_store, warnings)
     except BaseException:
         content.close()
         envelope_store.close()
         raise
+    return replace(facts, compression=comp, gaps=gaps)
+
+
+def _shape(
+    content: ScratchSamples, opts: PrepOptions, scratch: Path | None
+) -> tuple[ScratchSamples, Compression | None, tuple[Gap, ...]]:
+    """``--compress`` and ``--fill-gaps`` (:mod:`handoff.prep.shape`): the content copied
+    through them into new scratch files (the old one closed), both decided from the
+    content's own 1 ms bins."""
+    if opts.compress is None and not opts.fill_gaps:
+        return content, None, ()
+    bins = content_bins(content)
+    n = content.samples
+    comp = compression(bins, n, opts.compress) if opts.compress is not None else None
+    max_gap = round(opts.max_gap_s * RATE)
+    gaps = find_gaps(bins, n, max_gap) if opts.fill_gaps else ()
+    if comp is not None:
+        out = ScratchSamples(content.channels, scratch)
+        try:
+            compress_into(content, comp, out)
+        except BaseException:
+            out.close()
+            raise
+        content.close()
+        content = out
+    if gaps:
+        out = ScratchSamples(content.channels, scratch)
+        try:
+            fill_gaps_into(content, gaps, max_gap, out)
+        except BaseException:
+            out.close()
+            raise
+        content.close()
+        content = out
+    for gap in gaps:
+        log.info("gap %s", gap.describe())
+    return content, comp, gaps
 
 
 def _measure(

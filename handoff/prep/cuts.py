@@ -27,6 +27,7 @@ __all__ = [
     "TAIL",
     "Node",
     "search_cuts",
+    "tail_samples",
 ]
 
 BIN = dsp.bin_samples(RATE)  # samples per 1 ms analysis bin (SoundMap's)
@@ -35,6 +36,14 @@ SHORT_PAUSE_BINS = 150
 _QUIETEST_BLOCK_BINS = 1000  # one last-resort candidate per second of programme
 LEAD_IN = RATE * 5 // 1000  # kept before the first sound (faded in)
 TAIL = RATE * 40 // 1000  # kept after the last sound
+
+
+def tail_samples(options: PrepOptions) -> int:
+    """What each segment keeps after its last sound: :data:`TAIL`, or the ``--fade-tails``
+    fade when longer (the fade then lies wholly after the last sound)."""
+    return max(TAIL, RATE * int(options.fade_tails_ms) // 1000)
+
+
 _DURATION_SAFETY = RATE // 100  # segments end at least 10 ms under max_seconds
 
 # Dynamic-programming costs: a forced (non-pause) cut outweighs any range miss a real-pause
@@ -53,7 +62,7 @@ class Node:
 
 
 def _node(
-    sound: SoundMap, cut_bin: int, kind: CutKind, pause_bins: int | None, total: int
+    sound: SoundMap, cut_bin: int, kind: CutKind, pause_bins: int | None, total: int, tail: int
 ) -> Node | None:
     position = cut_bin * BIN + BIN // 2
     onset = sound.onset_after(cut_bin)
@@ -61,7 +70,7 @@ def _node(
     if onset is None or end is None:
         return None
     start = max(position, onset * BIN - LEAD_IN)
-    stop = min(position, end * BIN + TAIL, total)
+    stop = min(position, end * BIN + tail, total)
     pause_s = None if pause_bins is None else pause_bins / 1000.0
     if kind == "pause":
         assert pause_s is not None
@@ -81,18 +90,19 @@ def search_cuts(
 
     ``total`` is the programme's length and ``head`` what each segment file holds before
     its audio (click and pre-roll), in samples. The first and last sound are kept with
-    a 5 ms lead-in and a 40 ms tail; a programme that fits ``max_seconds`` is one
-    segment. Otherwise every pause of at least 0.15 s offers a cut at its quietest point
-    (``SoundMap.quietest``), and the quietest 20 ms of each second not in a pause a
-    last-resort one; the chain of cuts is the cheapest under the costs above with no
-    segment file reaching ``max_seconds``.
+    a 5 ms lead-in and a 40 ms tail (longer with ``--fade-tails``); a programme that
+    fits ``max_seconds`` is one segment. Otherwise every pause of at least 0.15 s offers a
+    cut at its quietest point (``SoundMap.quietest``), and the quietest 20 ms of each
+    second not in a pause a last-resort one; the chain of cuts is the cheapest under the
+    costs above with no segment file reaching ``max_seconds``.
     """
     warnings: list[str] = []
+    tail = tail_samples(options)
     first = sound.onset_after(0)
     last = sound.end_before(sound.bins.shape[0])
     assert first is not None and last is not None
     begin = Node(Cut(0, "start"), max(0, first * BIN - LEAD_IN), 0, 0.0)
-    finish = Node(Cut(total, "end"), total, min(total, last * BIN + TAIL), 0.0)
+    finish = Node(Cut(total, "end"), total, min(total, last * BIN + tail), 0.0)
     hard = round(options.max_seconds * RATE) - _DURATION_SAFETY
     if head + finish.end - begin.start <= hard:
         return [(begin, finish)], warnings
@@ -102,7 +112,7 @@ def search_cuts(
     for a, b in sound.pauses(first, last, SHORT_PAUSE_BINS):
         kind: CutKind = "pause" if b - a >= REAL_PAUSE_BINS else "short-pause"
         cut = sound.quietest(a, b)
-        node = _node(sound, cut, kind, b - a, total)
+        node = _node(sound, cut, kind, b - a, total, tail)
         if node is not None:
             nodes[cut] = node
             covered[a:b] = True
@@ -110,7 +120,7 @@ def search_cuts(
         b = min(last, a + _QUIETEST_BLOCK_BINS)
         cut = sound.quietest(a, b)
         if not covered[cut] and cut not in nodes:
-            node = _node(sound, cut, "quietest", None, total)
+            node = _node(sound, cut, "quietest", None, total, tail)
             if node is not None:
                 nodes[cut] = node
     chain = [begin, *(nodes[k] for k in sorted(nodes)), finish]

@@ -46,6 +46,7 @@ from handoff.validate.spec import Spec, load_spec
 
 __all__ = [
     "execute_prep",
+    "fade_out_samples",
     "made_before",
     "prep_audio",
     "prepare",
@@ -153,9 +154,22 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def fade_out_samples(options: PrepOptions) -> int:
+    """Each segment's fade-out: 10 ms, or ``--fade-tails`` when given."""
+    return RATE * options.fade_tails_ms // 1000 if options.fade_tails_ms else _FADE_OUT
+
+
 def segment_audio(
-    y: Float32Array, start: int, stop: int, click: Float32Array | None, preroll: int
+    y: Float32Array,
+    start: int,
+    stop: int,
+    click: Float32Array | None,
+    preroll: int,
+    fade: int = _FADE_OUT,
 ) -> Float32Array:
+    """``[click][pre-roll][y[start:stop]]``, the sound faded in over the lead-in and out
+    over ``fade`` samples, both raised-cosine (Hann) halves: ``cos^2`` is
+    ``(1 + cos)/2``, which starts and ends with zero slope, so neither end clicks."""
     body = np.array(y[:, start:stop], dtype=np.float32)
     n = body.shape[1]
     fade_in = min(LEAD_IN, n // 2)
@@ -163,7 +177,7 @@ def segment_audio(
         body[:, :fade_in] *= (
             np.sin(0.5 * np.pi * (np.arange(fade_in) + 0.5) / fade_in) ** 2
         ).astype(np.float32)
-    fade_out = min(_FADE_OUT, n // 2)
+    fade_out = min(fade, n // 2)
     if fade_out:
         body[:, n - fade_out :] *= (
             np.cos(0.5 * np.pi * (np.arange(fade_out) + 0.5) / fade_out) ** 2
@@ -228,7 +242,14 @@ def made_before(source: Path, out_dir: Path, options: PrepOptions) -> Manifest |
         "segment_min_s": opts.segment_min, "segment_max_s": opts.segment_max,
         "bit_depth": opts.bit_depth,
     }  # fmt: skip
-    changed = [f"{k} {getattr(s, k)} -> {v}" for k, v in asked.items() if getattr(s, k) != v]
+    had: dict[str, object] = {k: getattr(s, k) for k in asked}
+    asked["compress"] = opts.compress
+    had["compress"] = s.compress.ratio if s.compress is not None else None
+    asked["max_gap_s"] = opts.max_gap_s if opts.fill_gaps else None
+    had["max_gap_s"] = s.fill_gaps.max_gap_s if s.fill_gaps is not None else None
+    asked["fade_tails_ms"] = opts.fade_tails_ms or None
+    had["fade_tails_ms"] = s.fade_tails_ms
+    changed = [f"{k} {had[k]} -> {v}" for k, v in asked.items() if had[k] != v]
     if changed:
         raise other("with other settings (" + ", ".join(changed) + ")")
     missing = [p.name for _, p in old.missing_files()]
@@ -303,12 +324,13 @@ def execute_prep(
     y = facts.levelled
     click = click_burst(y.channels, opts.true_peak) if opts.click else None
     warnings = list(plan.warnings)
+    fade = fade_out_samples(opts)
     segments: list[SegmentInfo] = []
     with _Writer(channels_out, opts.bit_depth, overwrite, guard) as writer:
         for planned, path in zip(plan.segments, seg_paths, strict=True):
             index = planned.index
             start, stop = planned.source_in, planned.source_out
-            seg = segment_audio(y.read(start, stop), 0, stop - start, click, plan.preroll)
+            seg = segment_audio(y.read(start, stop), 0, stop - start, click, plan.preroll, fade)
             lufs = facts.meter.lufs(seg)
             if abs(lufs - opts.target_lufs) > _LOUDNESS_WARN_LU:
                 warnings.append(
@@ -354,6 +376,7 @@ def execute_prep(
         settings=plan.settings,
         warnings=tuple(warnings),
         elapsed_s=time.perf_counter() - t0,
+        gaps=plan.gaps,
     )
     write_manifest(result.to_manifest(), replace=overwrite, guard=guard)
     # Checked as written, by the reader every user has: done only when it passes.

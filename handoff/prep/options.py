@@ -23,6 +23,7 @@ __all__ = [
     "check_options",
     "default_name",
     "master_file_name",
+    "parse_ratio",
     "parse_segment_range",
     "segment_file_name",
 ]
@@ -36,6 +37,10 @@ RATE = 48000
 """Every output, and every sample position of the plan and the manifest, is at 48 kHz."""
 
 _NAME_FORBIDDEN = frozenset("/\\")
+_RATIO_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*:\s*1\s*$")
+MAX_RATIO = 4.0
+MAX_FADE_MS = 500
+MAX_GAP_S = 60.0
 _RANGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-|\u2013|\.\.|:)\s*(\d+(?:\.\d+)?)\s*$")
 
 
@@ -59,6 +64,15 @@ class PrepOptions:
     segment_max: float = 90.0
     bit_depth: Literal[16, 24] = 24
     overwrite: bool = False
+    compress: float | None = None
+    """Compression ratio (``--compress N:1``, 1 < N <= 4); None: no compression."""
+    fill_gaps: bool = False
+    """Shorten every silence inside the programme longer than ``max_gap_s`` to it."""
+    max_gap_s: float = 1.5
+    """The longest silence ``fill_gaps`` keeps (the ltx2-audio internal-silence limit)."""
+    fade_tails_ms: int = 0
+    """Fade each segment's end over this many ms, keeping at least this much after its
+    last sound; 0: the plain 10 ms fade after a 40 ms tail."""
 
     @property
     def resolved_channels(self) -> Channels:
@@ -76,6 +90,24 @@ def parse_segment_range(text: str) -> tuple[float, float]:
     if lo <= 0.0 or lo > hi:
         raise UsageError(f"segment range {text!r}: need 0 < MIN <= MAX")
     return lo, hi
+
+
+def parse_ratio(text: str) -> float:
+    """``"2:1"`` -> ``2.0`` (a compression ratio; ``N:1`` with 1 < N <= 4)."""
+    match = _RATIO_RE.match(text)
+    if match is None:
+        raise UsageError(f"compression ratio {text!r}: expected N:1, e.g. 2:1")
+    ratio = float(match.group(1))
+    _check_ratio(ratio)
+    return ratio
+
+
+def _check_ratio(ratio: float) -> None:
+    if not (math.isfinite(ratio) and 1.0 < ratio <= MAX_RATIO):
+        raise UsageError(
+            f"compression ratio {ratio:g}:1: use more than 1:1 and at most {MAX_RATIO:g}:1 "
+            "(LTX-2 wants light compression, 2:1)"
+        )
 
 
 def check_options(options: PrepOptions) -> tuple[PrepOptions, list[str]]:
@@ -120,6 +152,15 @@ def check_options(options: PrepOptions) -> tuple[PrepOptions, list[str]]:
         )
     if o.bit_depth not in (16, 24):
         raise UsageError(f"bit depth must be 16 or 24, not {o.bit_depth!r}")
+    if o.compress is not None:
+        _check_ratio(o.compress)
+    if not (math.isfinite(o.max_gap_s) and 0.1 <= o.max_gap_s <= MAX_GAP_S):
+        raise UsageError(f"max gap {o.max_gap_s:g} s: use 0.1 to {MAX_GAP_S:g} seconds")
+    fade = o.fade_tails_ms
+    if isinstance(fade, bool) or int(fade) != fade or not 0 <= fade <= MAX_FADE_MS:
+        raise UsageError(
+            f"fade tails {fade} ms: use a whole number of milliseconds from 0 to {MAX_FADE_MS}"
+        )
     return replace(o, channels=o.resolved_channels), warnings
 
 

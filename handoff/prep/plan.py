@@ -20,7 +20,14 @@ import numpy.typing as npt
 from handoff.analysis import loudness
 from handoff.errors import Option, Text, UsageError
 from handoff.prep.analyse import PrepFacts
-from handoff.prep.cuts import BIN, LEAD_IN, REAL_PAUSE_BINS, SHORT_PAUSE_BINS, TAIL, search_cuts
+from handoff.prep.cuts import (
+    BIN,
+    LEAD_IN,
+    REAL_PAUSE_BINS,
+    SHORT_PAUSE_BINS,
+    search_cuts,
+    tail_samples,
+)
 from handoff.prep.level import LIMITED_DB, loudest_passage
 from handoff.prep.options import (
     MANIFEST_NAME,
@@ -40,6 +47,7 @@ from handoff.prep.results import (
     Passage,
     SourceInfo,
 )
+from handoff.prep.shape import CROSSFADE_MS, Gap
 
 __all__ = [
     "PLAN_SCHEMA",
@@ -64,6 +72,10 @@ _ANALYSED: Final = (
     "max_seconds",
     "segment_min",
     "segment_max",
+    "compress",
+    "fill_gaps",
+    "max_gap_s",
+    "fade_tails_ms",
 )
 
 _LOUDNESS_WARN_LU = 0.5  # warn when a file ends further than this from the target
@@ -151,6 +163,8 @@ class PrepPlan:
     """Said before the segments are written (options, input, cuts, level)."""
     closing_warnings: tuple[str, ...] = ()
     """Said after them (heavy limiting)."""
+    gaps: tuple[Gap, ...] = ()
+    """``--fill-gaps``: the spans removed from long silences (the manifest's time map)."""
 
     @property
     def preroll(self) -> int:
@@ -174,6 +188,7 @@ class PrepPlan:
             "settings": self.settings,
             "master": self.master.to_json(),
             "segments": [s.to_json() for s in self.segments],
+            "gaps": [g.to_json() for g in self.gaps],
             "manifest": self.manifest_file,
             "warnings": list(self.all_warnings()),
         }
@@ -200,8 +215,9 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
 
     Pure: reads no file, writes none. Raises UsageError for bad options (and a base name
     that cannot be a file name, or options that shape the analysis -- target, ceiling,
-    channels, click, pre-roll, segment limits -- other than those ``facts`` were measured
-    for), UnsupportedError when no cuts keep every segment under ``max_seconds``.
+    channels, click, pre-roll, segment limits, compression, gap filling, tail fades --
+    other than those ``facts`` were measured for), UnsupportedError when no cuts keep
+    every segment under ``max_seconds``.
     """
     opts, warnings = check_options(options)
     changed = [k for k in _ANALYSED if getattr(opts, k) != getattr(facts.options, k)]
@@ -305,8 +321,13 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
             "real_pause_s": REAL_PAUSE_BINS / 1000.0,
             "short_pause_s": SHORT_PAUSE_BINS / 1000.0,
             "lead_in_s": LEAD_IN / RATE,
-            "tail_s": TAIL / RATE,
+            "tail_s": tail_samples(opts) / RATE,
         },
+        "compress": facts.compression.to_json() if facts.compression is not None else None,
+        "fill_gaps": {"max_gap_s": opts.max_gap_s, "crossfade_ms": CROSSFADE_MS}
+        if opts.fill_gaps
+        else None,
+        "fade_tails_ms": opts.fade_tails_ms or None,
     }
     source = SourceInfo(
         path=facts.resolved,
@@ -328,4 +349,5 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
         segments=tuple(segments),
         warnings=tuple(warnings),
         closing_warnings=closing,
+        gaps=facts.gaps,
     )

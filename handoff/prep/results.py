@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from handoff.files import manifest
 from handoff.prep.options import RATE, CutKind, PrepOptions
+from handoff.prep.shape import Gap
 from handoff.validate.check import FileReport
 
 __all__ = [
@@ -279,6 +280,8 @@ class PrepResult:
     checks: tuple[FileReport, ...] = ()
     """Each segment file as written, validated against
     :func:`handoff.prep.execute.self_check_spec`."""
+    gaps: tuple[Gap, ...] = ()
+    """``--fill-gaps``: the spans removed from long silences (the manifest's time map)."""
 
     @property
     def failed(self) -> tuple[FileReport, ...]:
@@ -294,6 +297,7 @@ class PrepResult:
             master=self.master.to_manifest(),
             segments=tuple(s.to_manifest() for s in self.segments),
             warnings=self.warnings,
+            gaps=tuple(manifest.gap_from_json(g.to_json()) for g in self.gaps),
         )
 
     def manifest(self) -> dict[str, Any]:
