@@ -241,6 +241,15 @@ def render_prep_plan(plan: PrepPlan, out_dir: Path) -> str:
     "fade.",
 )
 @click.option(
+    "--cut-at-pace-change",
+    is_flag=True,
+    help="Start a new segment wherever the speech rate changes by more than 25 % (syllables "
+    "per second of speech, 30 s before against 30 s after a gap between words): LTX-2 "
+    "settles on one pace, so one segment read at two speeds drifts through the other. "
+    "Cuts there even when the programme would fit one segment or the pieces fall outside "
+    "--segment-seconds (each such cut is named, with the two rates).",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace outputs that already exist. Without it a run that would make again what "
@@ -272,6 +281,7 @@ def prep_audio_cmd(
     fill_gaps: bool,
     max_gap_s: float,
     fade_tails: int,
+    cut_at_pace_change: bool,
     overwrite: bool,
     dry_run: bool,
     as_json: bool,
@@ -330,6 +340,7 @@ def prep_audio_cmd(
             fill_gaps=fill_gaps,
             max_gap_s=max_gap_s,
             fade_tails_ms=fade_tails,
+            cut_at_pace_change=cut_at_pace_change,
         )
         if dry_run:
             _, plan = prepare(source, options)

@@ -102,7 +102,7 @@ __all__ = [
 SCHEMA: Final = "handoff.prep-audio/1"
 MAX_BYTES: Final = 16 * 1024 * 1024
 """The largest manifest read (prep writes about 1 kB per segment)."""
-CUT_KINDS: Final = ("start", "end", "pause", "short-pause", "quietest")
+CUT_KINDS: Final = ("start", "end", "pause", "short-pause", "quietest", "pace-change")
 SAMPLE_RATES: Final = (8000, 384000)
 """Lowest and highest ``settings.sample_rate`` accepted (prep writes 48000)."""
 _MAX_MASTER_SECONDS = 24 * 3600
@@ -258,6 +258,8 @@ class ManifestSettings:
     """``--fill-gaps``; None: not asked."""
     fade_tails_ms: int | None = None
     """``--fade-tails``; None: not asked."""
+    cut_at_pace_change: bool = False
+    """``--cut-at-pace-change``; false when not asked (or in a manifest from before it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -679,6 +681,9 @@ class _Reader(Fields):
             fade_tails_ms=self.integer(obj, "fade_tails_ms", at, 1, 500, "whole milliseconds")
             if obj.get("fade_tails_ms") is not None
             else None,
+            cut_at_pace_change=self.boolean(obj, "cut_at_pace_change", at)
+            if "cut_at_pace_change" in obj
+            else False,
         )
 
     def compress(self, obj: dict[str, object], at: str) -> ManifestCompress:

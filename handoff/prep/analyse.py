@@ -74,9 +74,10 @@ class PrepFacts:
     samples: int
     """The source's own rate, channel count and length in samples."""
     lufs: float
-    """Loudness of the content (after the channel choice, at 48 kHz) before gain."""
+    """Loudness of the content (after the channel choice, at 48 kHz) before shaping and
+    gain."""
     true_peak_dbtp: float
-    """True peak of the content before gain."""
+    """True peak of the content before shaping and gain."""
     measured_as: str
     """Which signal ``lufs`` is the loudness of."""
     left_right: LeftRight | None
@@ -240,7 +241,10 @@ def analyse(
     warnings: list[str] = []
     stereo = opts.resolved_channels == "stereo"
     src, bad, content = _read_content(source, stereo, scratch, warnings)
+    unshaped: tuple[float, float] | None = None
     try:
+        if opts.compress is not None or opts.fill_gaps:
+            unshaped = _source_level(content, scratch)
         content, comp, gaps = _shape(content, opts, scratch)
     except BaseException:
         content.close()
@@ -252,7 +256,19 @@ def analyse(
         content.close()
         envelope_store.close()
         raise
+    if unshaped is not None:
+        # What the source measured, not what the shaping made of it (the summary and the
+        # manifest's source.integrated_lufs / true_peak_dbtp say what came in).
+        facts = replace(facts, lufs=unshaped[0], true_peak_dbtp=unshaped[1])
     return replace(facts, compression=comp, gaps=gaps)
+
+
+def _source_level(content: ScratchSamples, scratch: Path | None) -> tuple[float, float]:
+    """Loudness and true peak of the content as it came in (before any shaping)."""
+    lufs = Meter(content).lufs0
+    with ScratchSamples(1, scratch) as store:
+        top = PeakEnvelope.measure(content, LimiterSettings().oversample, store).top()
+    return lufs, 20.0 * math.log10(top) if top > 0.0 else float("-inf")
 
 
 def _shape(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from handoff.analysis import dsp
+from handoff.analysis import dsp, narration
 from handoff.analysis.dsp import SoundMap
 from handoff.errors import UnsupportedError
 from handoff.prep.options import RATE, CutKind, PrepOptions
@@ -51,6 +51,8 @@ _DURATION_SAFETY = RATE // 100  # segments end at least 10 ms under max_seconds
 _COST_SHORT_PAUSE = 30.0
 _COST_QUIETEST = 300.0
 _COST_PER_SECOND_OUT_OF_RANGE = 1.0
+# --cut-at-pace-change: a cut where the pace changes is worth more than what splitting a
+# segment there can add to the range misses (under 2 x max_seconds), so each is taken.
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,10 @@ def search_cuts(
     fits ``max_seconds`` is one segment. Otherwise every pause of at least 0.15 s offers a
     cut at its quietest point (``SoundMap.quietest``), and the quietest 20 ms of each
     second not in a pause a last-resort one; the chain of cuts is the cheapest under the
-    costs above with no segment file reaching ``max_seconds``.
+    costs above with no segment file reaching ``max_seconds``. With
+    ``--cut-at-pace-change`` every gap where the pace changes
+    (:func:`handoff.analysis.narration.pace_cuts`) is a cut whatever the lengths, a
+    programme that fits one segment included.
     """
     warnings: list[str] = []
     tail = tail_samples(options)
@@ -104,7 +109,8 @@ def search_cuts(
     begin = Node(Cut(0, "start"), max(0, first * BIN - LEAD_IN), 0, 0.0)
     finish = Node(Cut(total, "end"), total, min(total, last * BIN + tail), 0.0)
     hard = round(options.max_seconds * RATE) - _DURATION_SAFETY
-    if head + finish.end - begin.start <= hard:
+    paces = narration.pace_cuts(sound) if options.cut_at_pace_change else []
+    if head + finish.end - begin.start <= hard and not paces:
         return [(begin, finish)], warnings
 
     nodes: dict[int, Node] = {}
@@ -123,6 +129,15 @@ def search_cuts(
             node = _node(sound, cut, "quietest", None, total, tail)
             if node is not None:
                 nodes[cut] = node
+    bonus = 2.0 * options.max_seconds * _COST_PER_SECOND_OUT_OF_RANGE + 1.0
+    pace_at: dict[int, narration.PaceChange] = {}
+    for change in paces:
+        a, b = change.at // BIN, -(-change.end // BIN)
+        cut = sound.quietest(a, b)
+        node = _node(sound, cut, "pace-change", b - a, total, tail)
+        if node is not None:
+            nodes[cut] = replace(node, cost=-bonus)
+            pace_at[node.cut.position] = change
     chain = [begin, *(nodes[k] for k in sorted(nodes)), finish]
     starts = np.array([n.start for n in chain], dtype=np.int64)
     ends = np.array([n.end for n in chain], dtype=np.int64)
@@ -156,7 +171,13 @@ def search_cuts(
     pairs = [(chain[a], chain[b]) for a, b in itertools.pairwise(path)]
     for index, (_, after) in enumerate(pairs[:-1], start=1):
         at = after.cut.position / RATE
-        if after.cut.kind == "short-pause":
+        if after.cut.kind == "pace-change":
+            change = pace_at[after.cut.position]
+            warnings.append(
+                f"segment {index} ends at {at:.2f} s, where the pace changes by "
+                f"{change.change:+.0%} ({change.before:.2f} -> {change.after:.2f} syllables/s)"
+            )
+        elif after.cut.kind == "short-pause":
             warnings.append(
                 f"segment {index} ends at {at:.2f} s in a short pause "
                 f"({after.cut.pause_s:.2f} s): no longer pause fits the segment limits"

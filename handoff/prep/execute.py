@@ -249,6 +249,8 @@ def made_before(source: Path, out_dir: Path, options: PrepOptions) -> Manifest |
     had["max_gap_s"] = s.fill_gaps.max_gap_s if s.fill_gaps is not None else None
     asked["fade_tails_ms"] = opts.fade_tails_ms or None
     had["fade_tails_ms"] = s.fade_tails_ms
+    asked["cut_at_pace_change"] = opts.cut_at_pace_change
+    had["cut_at_pace_change"] = s.cut_at_pace_change
     changed = [f"{k} {had[k]} -> {v}" for k, v in asked.items() if had[k] != v]
     if changed:
         raise other("with other settings (" + ", ".join(changed) + ")")

@@ -30,7 +30,7 @@ __all__ = [
 
 Kind = Literal["voice", "music"]
 Channels = Literal["dual-mono", "mono", "stereo"]
-CutKind = Literal["start", "end", "pause", "short-pause", "quietest"]
+CutKind = Literal["start", "end", "pause", "short-pause", "quietest", "pace-change"]
 
 MANIFEST_NAME = "manifest.json"
 RATE = 48000
@@ -73,6 +73,10 @@ class PrepOptions:
     fade_tails_ms: int = 0
     """Fade each segment's end over this many ms, keeping at least this much after its
     last sound; 0: the plain 10 ms fade after a 40 ms tail."""
+    cut_at_pace_change: bool = False
+    """Cut wherever the speech rate changes by more than
+    :data:`handoff.analysis.narration.PACE_CHANGE` (a programme that would fit one
+    segment too), whatever the segment range says."""
 
     @property
     def resolved_channels(self) -> Channels:
@@ -152,6 +156,8 @@ def check_options(options: PrepOptions) -> tuple[PrepOptions, list[str]]:
         )
     if o.bit_depth not in (16, 24):
         raise UsageError(f"bit depth must be 16 or 24, not {o.bit_depth!r}")
+    if not isinstance(o.cut_at_pace_change, bool):
+        raise UsageError(f"cut at pace change must be true or false, not {o.cut_at_pace_change!r}")
     if o.compress is not None:
         _check_ratio(o.compress)
     if not (math.isfinite(o.max_gap_s) and 0.1 <= o.max_gap_s <= MAX_GAP_S):

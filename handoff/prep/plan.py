@@ -76,6 +76,7 @@ _ANALYSED: Final = (
     "fill_gaps",
     "max_gap_s",
     "fade_tails_ms",
+    "cut_at_pace_change",
 )
 
 _LOUDNESS_WARN_LU = 0.5  # warn when a file ends further than this from the target
@@ -262,9 +263,11 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
         length_s = samples / RATE
         seg_warnings: tuple[str, ...] = ()
         if len(pairs) > 1 and not opts.segment_min <= length_s <= opts.segment_max:
+            paced = "pace-change" in (before.cut.kind, after.cut.kind)
+            why = "it is cut where the pace changes" if paced else "no pause allowed better"
             seg_warnings = (
                 f"segment {index} is {length_s:.1f} s, outside {opts.segment_min:g}-"
-                f"{opts.segment_max:g} s: no pause allowed better",
+                f"{opts.segment_max:g} s: {why}",
             )
         segments.append(
             PlannedSegment(
@@ -328,6 +331,7 @@ def plan_prep(facts: PrepFacts, options: PrepOptions) -> PrepPlan:
         if opts.fill_gaps
         else None,
         "fade_tails_ms": opts.fade_tails_ms or None,
+        "cut_at_pace_change": opts.cut_at_pace_change,
     }
     source = SourceInfo(
         path=facts.resolved,
