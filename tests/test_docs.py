@@ -52,6 +52,8 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
 def test_each_howto_runs_as_written(page: Path, demo_tree: Path, tmp_path: Path) -> None:
     """Beside a copy of what ``handoff demo demo-out`` made, as each page says."""
     copy_demo(demo_tree, tmp_path)
+    # Pages that work on real recordings read them from the source folder's fixtures/.
+    (tmp_path / "fixtures").symlink_to(REPO / "fixtures", target_is_directory=True)
     problems = check_page(page, tmp_path, shell_env(tmp_path / ".bin"))
     assert not problems, "\n\n".join(problems)
 
