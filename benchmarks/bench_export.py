@@ -97,22 +97,6 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
 
     t0 = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    pad = 256
-    yy, xx = np.mgrid[0 : height + pad, 0 : width + pad].astype(np.float32)
-    tex = np.zeros_like(xx)
-    gratings = ((0.011, 0.004, 40.0), (0.003, 0.017, 30.0), (0.05, 0.03, 12.0), (0.13, -0.07, 6.0))
-    for k, (fx, fy, amp) in enumerate(gratings):
-        tex += amp * np.sin(fx * xx + fy * yy + k + seed)
-    blocks = rng.integers(-25, 26, size=((height + pad) // 32 + 1, (width + pad) // 32 + 1))
-    tex += np.kron(blocks.astype(np.float32), np.ones((32, 32), np.float32))[
-        : height + pad, : width + pad
-    ]
-    del yy, xx
-    ramp = np.linspace(16, 120, width, dtype=np.float32)[None, :]
-    cy, cx = np.mgrid[0 : height // 2, 0 : width // 2].astype(np.float32)
-    bar = max(width // 16, 8)
-
     frames = round(seconds * FPS)
     samples = frames * AUDIO_RATE // FPS
     t = np.arange(samples, dtype=np.float64) / AUDIO_RATE
@@ -120,10 +104,6 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
     left = speech_like(samples / AUDIO_RATE, AUDIO_RATE, level=0.3, seed=seed) + bed
     right = speech_like(samples / AUDIO_RATE, AUDIO_RATE, level=0.25, seed=seed + 100) + bed
     sound = np.ascontiguousarray(np.stack([left, right]).astype(np.float32))
-
-    def pan(i: int, speed: int) -> int:
-        p = (i * speed) % (2 * pad - 2)
-        return p if p < pad else 2 * pad - 2 - p
 
     with atomic_output(path, replace=True) as tmp, av.open(str(tmp), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=FPS)
@@ -141,17 +121,8 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
         assert isinstance(aus, av.AudioStream)
         aus.bit_rate = 192000
         sent = 0
-        for i in range(frames):
-            x0, y0 = pan(i, 5), pan(i, 3)
-            y = ramp + tex[y0 : y0 + height, x0 : x0 + width] * 0.8 + 64.0
-            bx = (i * 23) % (width - bar)
-            y[:, bx : bx + bar] = 200.0
-            y += rng.integers(-4, 5, size=(height, width), dtype=np.int16)
-            luma = np.clip(y, 16, 235).astype(np.uint8)
-            u = (128 + 40 * np.sin(cx * 0.01 + i * 0.05)).astype(np.uint8)
-            v = (128 + 40 * np.cos(cy * 0.013 - i * 0.04)).astype(np.uint8)
-            planes = [luma, u.reshape(height // 4, width), v.reshape(height // 4, width)]
-            frame = av.VideoFrame.from_ndarray(np.concatenate(planes), format="yuv420p")
+        picture = benchlib.moving_picture(width, height, frames, seed=seed, phase=seed, blocks=True)
+        for i, frame in enumerate(picture):
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             for packet in vs.encode(frame):
                 out.mux(packet)
