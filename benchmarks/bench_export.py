@@ -34,6 +34,10 @@ In one run it
 4. prints a Markdown table (and writes JSON with every raw time when asked); with
    ``--profile`` also profiles a PyAV export per preset (stage times, cProfile).
 
+Every export here encodes (``--reencode``, ``ExportOptions(reencode=True)``): the H.264
+sources already meet h264-review, which an export would otherwise copy as they are
+(``bench_conform.py`` times that); this benchmark times the encode.
+
 Timings on a shared machine are noisy: read the ratios, not the seconds.
 """
 
@@ -181,7 +185,7 @@ def _worker_engine(job: dict[str, Any]) -> dict[str, Any]:
     from handoff.validate.spec import load_spec
 
     spec = load_spec(job["preset"])
-    options = ExportOptions(fps=Fraction(FPS))
+    options = ExportOptions(fps=Fraction(FPS), reencode=True)
     warm_out = Path(job["warm_out"])
     warm_plan = plan_export(probe(Path(job["warm_source"])), spec, options, dest=warm_out)
     execute(warm_plan, warm_out, "pyav")
@@ -243,7 +247,7 @@ def profile_worker(preset: str, source: Path, out: Path, top: int) -> None:
     with timed("probe source"):
         info = probe(source)
     with timed("plan"):
-        plan = plan_export(info, spec, ExportOptions(fps=Fraction(FPS)), dest=out)
+        plan = plan_export(info, spec, ExportOptions(fps=Fraction(FPS), reencode=True), dest=out)
     with timed("demux + decode only (video threads AUTO, audio)"), av.open(str(source)) as src:
         vin = src.streams.video[0]
         vin.thread_type = "AUTO"
@@ -371,6 +375,7 @@ def _handoff_cli(
         preset,
         "--fps",
         str(FPS),
+        "--reencode",
         "--out",
         str(out_dir),
         "--jobs",
@@ -396,7 +401,9 @@ def build_codec_case(name: str, source: Path, warm: Path, workdir: Path, engine:
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     outs = {k: d / f"{source.stem}{ext}" for k, d in dirs.items()}
-    plan = plan_export(probe(source), spec, ExportOptions(fps=Fraction(FPS)), dest=outs["ffmpeg"])
+    plan = plan_export(
+        probe(source), spec, ExportOptions(fps=Fraction(FPS), reencode=True), dest=outs["ffmpeg"]
+    )
     argv = command(plan, outs["ffmpeg"], ffmpeg=benchlib.ffmpeg_exe())
     tools = [
         Tool(
