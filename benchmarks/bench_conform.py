@@ -93,25 +93,11 @@ def make_source(path: Path, name: str, seconds: float) -> Path:
 
     t0 = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
-    width, height, pad = 1920, 1080, 256
-    rng = np.random.default_rng(7)
-    yy, xx = np.mgrid[0 : height + pad, 0 : width + pad].astype(np.float32)
-    tex = np.zeros_like(xx)
-    for k, (fx, fy, amp) in enumerate(((0.011, 0.004, 40.0), (0.003, 0.017, 30.0),
-                                       (0.05, 0.03, 12.0), (0.13, -0.07, 6.0))):  # fmt: skip
-        tex += amp * np.sin(fx * xx + fy * yy + k)
-    del yy, xx
-    ramp = np.linspace(16, 120, width, dtype=np.float32)[None, :]
-    cy, cx = np.mgrid[0 : height // 2, 0 : width // 2].astype(np.float32)
-    bar = width // 16
+    width, height = 1920, 1080
     frames = round(seconds * FPS)
     samples = frames * SOURCE_RATE // FPS
     voice = speech_like(samples / SOURCE_RATE, SOURCE_RATE, level=0.3, seed=5)[:samples]
     sound = np.ascontiguousarray(np.stack([voice, voice * 0.8]).astype(np.float32))
-
-    def pan(i: int, speed: int) -> int:
-        p = (i * speed) % (2 * pad - 2)
-        return p if p < pad else 2 * pad - 2 - p
 
     prores = name == "prores"
     options = {} if prores else {"movflags": "+faststart"}
@@ -138,17 +124,7 @@ def make_source(path: Path, name: str, seconds: float) -> Path:
             aus.bit_rate = 192000
         block_size = 1024
         sent = 0
-        for i in range(frames):
-            x0, y0 = pan(i, 5), pan(i, 3)
-            y = ramp + tex[y0 : y0 + height, x0 : x0 + width] * 0.8 + 64.0
-            bx = (i * 23) % (width - bar)
-            y[:, bx : bx + bar] = 200.0
-            y += rng.integers(-4, 5, size=(height, width), dtype=np.int16)
-            luma = np.clip(y, 16, 235).astype(np.uint8)
-            u = (128 + 40 * np.sin(cx * 0.01 + i * 0.05)).astype(np.uint8)
-            v = (128 + 40 * np.cos(cy * 0.013 - i * 0.04)).astype(np.uint8)
-            planes = [luma, u.reshape(height // 4, width), v.reshape(height // 4, width)]
-            frame = av.VideoFrame.from_ndarray(np.concatenate(planes), format="yuv420p")
+        for i, frame in enumerate(benchlib.moving_picture(width, height, frames, seed=7)):
             if prores:
                 frame = frame.reformat(format="yuv422p10le")
             frame.pts, frame.time_base = i, Fraction(1, FPS)

@@ -34,6 +34,10 @@ In one run it
 4. prints a Markdown table (and writes JSON with every raw time when asked); with
    ``--profile`` also profiles a PyAV export per preset (stage times, cProfile).
 
+Every export here encodes (``--reencode``, ``ExportOptions(reencode=True)``): the H.264
+sources already meet h264-review, which an export would otherwise copy as they are
+(``bench_conform.py`` times that); this benchmark times the encode.
+
 Timings on a shared machine are noisy: read the ratios, not the seconds.
 """
 
@@ -97,22 +101,6 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
 
     t0 = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    pad = 256
-    yy, xx = np.mgrid[0 : height + pad, 0 : width + pad].astype(np.float32)
-    tex = np.zeros_like(xx)
-    gratings = ((0.011, 0.004, 40.0), (0.003, 0.017, 30.0), (0.05, 0.03, 12.0), (0.13, -0.07, 6.0))
-    for k, (fx, fy, amp) in enumerate(gratings):
-        tex += amp * np.sin(fx * xx + fy * yy + k + seed)
-    blocks = rng.integers(-25, 26, size=((height + pad) // 32 + 1, (width + pad) // 32 + 1))
-    tex += np.kron(blocks.astype(np.float32), np.ones((32, 32), np.float32))[
-        : height + pad, : width + pad
-    ]
-    del yy, xx
-    ramp = np.linspace(16, 120, width, dtype=np.float32)[None, :]
-    cy, cx = np.mgrid[0 : height // 2, 0 : width // 2].astype(np.float32)
-    bar = max(width // 16, 8)
-
     frames = round(seconds * FPS)
     samples = frames * AUDIO_RATE // FPS
     t = np.arange(samples, dtype=np.float64) / AUDIO_RATE
@@ -120,10 +108,6 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
     left = speech_like(samples / AUDIO_RATE, AUDIO_RATE, level=0.3, seed=seed) + bed
     right = speech_like(samples / AUDIO_RATE, AUDIO_RATE, level=0.25, seed=seed + 100) + bed
     sound = np.ascontiguousarray(np.stack([left, right]).astype(np.float32))
-
-    def pan(i: int, speed: int) -> int:
-        p = (i * speed) % (2 * pad - 2)
-        return p if p < pad else 2 * pad - 2 - p
 
     with atomic_output(path, replace=True) as tmp, av.open(str(tmp), "w", format="mp4") as out:
         vs = out.add_stream("libx264", rate=FPS)
@@ -141,17 +125,8 @@ def make_clip(path: Path, width: int, height: int, seconds: float, seed: int) ->
         assert isinstance(aus, av.AudioStream)
         aus.bit_rate = 192000
         sent = 0
-        for i in range(frames):
-            x0, y0 = pan(i, 5), pan(i, 3)
-            y = ramp + tex[y0 : y0 + height, x0 : x0 + width] * 0.8 + 64.0
-            bx = (i * 23) % (width - bar)
-            y[:, bx : bx + bar] = 200.0
-            y += rng.integers(-4, 5, size=(height, width), dtype=np.int16)
-            luma = np.clip(y, 16, 235).astype(np.uint8)
-            u = (128 + 40 * np.sin(cx * 0.01 + i * 0.05)).astype(np.uint8)
-            v = (128 + 40 * np.cos(cy * 0.013 - i * 0.04)).astype(np.uint8)
-            planes = [luma, u.reshape(height // 4, width), v.reshape(height // 4, width)]
-            frame = av.VideoFrame.from_ndarray(np.concatenate(planes), format="yuv420p")
+        picture = benchlib.moving_picture(width, height, frames, seed=seed, phase=seed, blocks=True)
+        for i, frame in enumerate(picture):
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             for packet in vs.encode(frame):
                 out.mux(packet)
@@ -210,7 +185,7 @@ def _worker_engine(job: dict[str, Any]) -> dict[str, Any]:
     from handoff.validate.spec import load_spec
 
     spec = load_spec(job["preset"])
-    options = ExportOptions(fps=Fraction(FPS))
+    options = ExportOptions(fps=Fraction(FPS), reencode=True)
     warm_out = Path(job["warm_out"])
     warm_plan = plan_export(probe(Path(job["warm_source"])), spec, options, dest=warm_out)
     execute(warm_plan, warm_out, "pyav")
@@ -272,7 +247,7 @@ def profile_worker(preset: str, source: Path, out: Path, top: int) -> None:
     with timed("probe source"):
         info = probe(source)
     with timed("plan"):
-        plan = plan_export(info, spec, ExportOptions(fps=Fraction(FPS)), dest=out)
+        plan = plan_export(info, spec, ExportOptions(fps=Fraction(FPS), reencode=True), dest=out)
     with timed("demux + decode only (video threads AUTO, audio)"), av.open(str(source)) as src:
         vin = src.streams.video[0]
         vin.thread_type = "AUTO"
@@ -400,6 +375,7 @@ def _handoff_cli(
         preset,
         "--fps",
         str(FPS),
+        "--reencode",
         "--out",
         str(out_dir),
         "--jobs",
@@ -425,7 +401,9 @@ def build_codec_case(name: str, source: Path, warm: Path, workdir: Path, engine:
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     outs = {k: d / f"{source.stem}{ext}" for k, d in dirs.items()}
-    plan = plan_export(probe(source), spec, ExportOptions(fps=Fraction(FPS)), dest=outs["ffmpeg"])
+    plan = plan_export(
+        probe(source), spec, ExportOptions(fps=Fraction(FPS), reencode=True), dest=outs["ffmpeg"]
+    )
     argv = command(plan, outs["ffmpeg"], ffmpeg=benchlib.ffmpeg_exe())
     tools = [
         Tool(

@@ -37,7 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -444,3 +444,49 @@ def write_json(path: Path, doc: Mapping[str, Any]) -> None:
     such as paths, as text)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def moving_picture(
+    width: int, height: int, frames: int, *, seed: int, phase: float = 0.0, blocks: bool = False
+) -> Iterator[Any]:
+    """The benchmarks' camera-like picture, one yuv420p ``av.VideoFrame`` a frame (no
+    pts): a horizontal ramp under a texture (four sine gratings at phase ``phase``, and
+    with ``blocks`` 32-pixel blocks of random level) that pans back and forth, a bright
+    bar crossing the frame, fresh +/-4 grain on every frame and slowly drifting chroma --
+    motion to estimate, edges and noise to code, so that an encoder has real work. The
+    same arguments give the same frames (numpy's generator seeded with ``seed``)."""
+    import av
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pad = 256
+    yy, xx = np.mgrid[0 : height + pad, 0 : width + pad].astype(np.float32)
+    tex = np.zeros_like(xx)
+    gratings = ((0.011, 0.004, 40.0), (0.003, 0.017, 30.0), (0.05, 0.03, 12.0), (0.13, -0.07, 6.0))
+    for k, (fx, fy, amp) in enumerate(gratings):
+        tex += amp * np.sin(fx * xx + fy * yy + k + phase)
+    if blocks:
+        levels = rng.integers(-25, 26, size=((height + pad) // 32 + 1, (width + pad) // 32 + 1))
+        tex += np.kron(levels.astype(np.float32), np.ones((32, 32), np.float32))[
+            : height + pad, : width + pad
+        ]
+    del yy, xx
+    ramp = np.linspace(16, 120, width, dtype=np.float32)[None, :]
+    cy, cx = np.mgrid[0 : height // 2, 0 : width // 2].astype(np.float32)
+    bar = max(width // 16, 8)
+
+    def pan(i: int, speed: int) -> int:
+        p = (i * speed) % (2 * pad - 2)
+        return p if p < pad else 2 * pad - 2 - p
+
+    for i in range(frames):
+        x0, y0 = pan(i, 5), pan(i, 3)
+        y = ramp + tex[y0 : y0 + height, x0 : x0 + width] * 0.8 + 64.0
+        bx = (i * 23) % (width - bar)
+        y[:, bx : bx + bar] = 200.0
+        y += rng.integers(-4, 5, size=(height, width), dtype=np.int16)
+        luma = np.clip(y, 16, 235).astype(np.uint8)
+        u = (128 + 40 * np.sin(cx * 0.01 + i * 0.05)).astype(np.uint8)
+        v = (128 + 40 * np.cos(cy * 0.013 - i * 0.04)).astype(np.uint8)
+        planes = [luma, u.reshape(height // 4, width), v.reshape(height // 4, width)]
+        yield av.VideoFrame.from_ndarray(np.concatenate(planes), format="yuv420p")

@@ -688,8 +688,8 @@ def _track_samples(
     chunk_first = _starts(per_chunk)
     chunk_of = np.repeat(np.arange(chunks.size), per_chunk)
     # (A chunk of no samples starts at ``count``; no sample looks its start up.)
-    chunk_start = before[np.minimum(chunk_first, count - 1)] if count else chunk_first
-    offsets = (chunks - chunk_start)[chunk_of] if count else sizes
+    chunk_start = before[np.minimum(chunk_first, count - 1)] if count else 0
+    offsets = (chunks - chunk_start)[chunk_of]
     del chunk_of
     offsets += before
     del before
