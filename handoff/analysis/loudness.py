@@ -717,7 +717,8 @@ class ProgrammeLoudness:
     trailing_silence_s: float
     """:func:`trailing_silence_s` of the programme."""
     narration: NarrationFacts | None = None
-    """Its silences and the floor in them (:mod:`handoff.analysis.narration`)."""
+    """What it does between and at its words -- silences, floor, clock, pace, end
+    (:mod:`handoff.analysis.narration`)."""
 
     def report(self, *, dual_mono_as_mono: bool = True) -> LoudnessReport:
         """:func:`measure`'s report: the mono content of dual-mono, or as is."""

@@ -80,7 +80,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from handoff.analysis.dsp import BIN_S, LEVEL_MARGIN_DB, SoundMap
+from handoff.analysis.dsp import BIN_S, LEVEL_MARGIN_DB, SoundMap, centred_level
 from handoff.media.arrays import FloatArray
 
 __all__ = [
@@ -190,9 +190,6 @@ class Silence:
     floor_db: float | None
     """The pause's floor (module docstring); None for a pause shorter than
     :data:`FLOOR_PAUSE_S` plus its edges."""
-    spread_db: float | None = None
-    """The 90th percentile of the pause's bin levels minus the 10th: a few dB for a
-    steady floor, tens of dB where a gate closes inside the pause."""
 
     @property
     def length(self) -> int:
@@ -216,6 +213,11 @@ class PaceChange:
     def change(self) -> float:
         """``after / before - 1``: +0.33 where the reading speeds up by a third."""
         return self.after / self.before - 1.0
+
+    @property
+    def size(self) -> float:
+        """``|log(after / before)|``: how large the change is, faster or slower alike."""
+        return abs(math.log(self.after / self.before))
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,20 +278,6 @@ class NarrationFacts:
             return None
         return max(values) - min(values)
 
-    def floor_jump(self, range_db: float) -> Silence | None:
-        """The first silence whose floor is more than ``range_db`` from the first pause's
-        floor (where the floor jumps); None when every floor is within it."""
-        floors = self.floors
-        if not floors:
-            return None
-        first = floors[0].floor_db
-        assert first is not None
-        for s in floors[1:]:
-            assert s.floor_db is not None
-            if abs(s.floor_db - first) > range_db:
-                return s
-        return None
-
 
 def _db(power: FloatArray) -> FloatArray:
     """Bin powers in dB re full-scale mean square, never under DIGITAL_SILENCE_DB."""
@@ -310,16 +298,13 @@ def narration_facts(
     silences = []
     for pause in sound.pause_list(MIN_SILENCE_S):
         floor: float | None = None
-        spread: float | None = None
         if pause.length >= least + 2 * edge:
             # Bins wholly inside the pause, its edges left out.
             lo = -(-(pause.start + edge) // size)
             hi = (pause.end - edge) // size
             if hi > lo:
-                levels = _db(sound.bins[lo:hi])
-                low, floor, high = (float(v) for v in np.percentile(levels, (10, 50, 90)))
-                spread = high - low
-        silences.append(Silence(pause.start, pause.end, floor, spread))
+                floor = float(np.median(_db(sound.bins[lo:hi])))
+        silences.append(Silence(pause.start, pause.end, floor))
     switches, first = _floor_switches(sound)
     span = sound.programme()
     start = None if span is None else span[0] * size
@@ -328,7 +313,7 @@ def narration_facts(
     heard = int(np.count_nonzero(~sound.silent))
     rate = None if heard == 0 else nuclei.shape[0] * 1000.0 / heard
     changes = pace_changes(sound, nuclei)
-    pace = max(changes, key=lambda c: abs(math.log(c.after / c.before)), default=None)
+    pace = max(changes, key=lambda c: c.size, default=None)
     heard_at = None
     if start is not None:
         loud = np.flatnonzero(sound.bins >= 10.0 ** ((sound.threshold_db - HEARD_UNDER_DB) / 10.0))
@@ -349,15 +334,9 @@ def narration_facts(
 
 def syllable_nuclei(sound: SoundMap) -> npt.NDArray[np.int64]:
     """The bins of the programme's syllable nuclei (module docstring: *Pacing*), in order."""
-    bins = sound.bins
-    n = bins.shape[0]
-    w = NUCLEUS_SMOOTH_BINS
-    if n < 3:
+    if sound.bins.shape[0] < 3:
         return np.zeros(0, dtype=np.int64)
-    csum = np.concatenate(([0.0], np.cumsum(bins, dtype=np.float64)))
-    lo = np.clip(np.arange(n) - w // 2, 0, n)
-    hi = np.clip(np.arange(n) + w - w // 2, 0, n)
-    env = _db((csum[hi] - csum[lo]) / np.maximum(hi - lo, 1))
+    env = _db(centred_level(sound.bins, NUCLEUS_SMOOTH_BINS))
     peaks = np.flatnonzero((env[1:-1] > env[:-2]) & (env[1:-1] >= env[2:])) + 1
     peaks = peaks[env[peaks] >= sound.threshold_db + NUCLEUS_OVER_DB]
     if not peaks.shape[0]:
@@ -421,9 +400,7 @@ def pace_cuts(sound: SoundMap) -> list[PaceChange]:
             change = pace_around(sound, nuclei, heard, gap.start, gap.end, lo, hi)
             if change is None or abs(change.change) <= PACE_CHANGE:
                 continue
-            if best is None or abs(math.log(change.after / change.before)) > abs(
-                math.log(best.after / best.before)
-            ):
+            if best is None or change.size > best.size:
                 best = change
         if best is None:
             return sorted(cuts, key=lambda c: c.at)

@@ -189,7 +189,6 @@ class _Facts:
         return out
 
 
-# Facts measured by decoding the audio (once, on first use).
 def _narration_facts(n: NarrationFacts | None) -> dict[str, Any]:
     """The facts of :mod:`handoff.analysis.narration`, and where each happens."""
     if n is None:
@@ -244,20 +243,11 @@ _LOCATED: dict[str, Callable[[str, _Facts], str | None]] = {
     "audio.pace_change_pct": _pace_shown,
 }
 
+# Facts measured by decoding the audio (once, on first use): the narration's are the keys
+# _narration_facts gives.
 _MEASURED = frozenset(
     {
-        "audio.longest_silence_s",
-        "audio.longest_silence_at_s",
-        "audio.floor_switches",
-        "audio.floor_switch_at_s",
-        "audio.end_level_db",
-        "audio.first_heard_s",
-        "audio.clock_after_s",
-        "audio.speech_rate",
-        "audio.pace_change_pct",
-        "audio.pace_change_at_s",
-        "audio.pace_before",
-        "audio.pace_after",
+        *_narration_facts(NarrationFacts(1, ())),
         "audio.silent",
         "audio.dual_mono",
         "audio.mono_content",
