@@ -35,8 +35,8 @@ from handoff.files.manifest import (
 from handoff.media.audio import decode_audio
 from handoff.media.synth import ClipSpec, speech_like, write_clip, write_wav
 from handoff.prep import PrepOptions, PrepResult, parse_ratio, prep_audio, prepare
-from handoff.prep.samples import ArraySamples
-from handoff.prep.shape import compression, content_bins
+from handoff.prep.samples import ArraySamples, store_bins
+from handoff.prep.shape import compression
 from handoff.probe.reader import probe
 from handoff.timeline import build_timeline, source_from_info
 from handoff.validate.check import validate_file
@@ -216,7 +216,7 @@ def test_compress_narrows_the_spread_without_pumping(tmp_path: Path) -> None:
     assert settings["max_reduction_db"] > 2.0
     # No pumping: the gain changes by little within any 10 ms (more only where the attack
     # meets a word's first 20 ms, its marker a burst over everything else).
-    bins = content_bins(ArraySamples(made.samples))
+    bins = store_bins(ArraySamples(made.samples), RATE)
     comp = compression(bins, made.samples.shape[0], 2.0)
     assert comp.threshold_db == pytest.approx(settings["threshold_dbfs"], abs=0.01)
     step = np.abs(comp.gain_db[10:] - comp.gain_db[:-10])

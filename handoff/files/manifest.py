@@ -87,7 +87,6 @@ __all__ = [
     "ManifestSource",
     "Segment",
     "dumps_manifest",
-    "gap_from_json",
     "load_manifest",
     "master_to_source",
     "parse_manifest",
@@ -430,11 +429,6 @@ def settings_from_json(obj: dict[str, Any]) -> ManifestSettings:
         compress=ManifestCompress(**compress) if compress is not None else None,
         fill_gaps=ManifestFillGaps(**fill) if fill is not None else None,
     )
-
-
-def gap_from_json(obj: dict[str, Any]) -> Gap:
-    """A ``gaps[]`` entry from the dict prep writes."""
-    return Gap(**obj)
 
 
 def dumps_manifest(manifest: Manifest) -> bytes:

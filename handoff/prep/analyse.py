@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,13 +38,12 @@ from handoff.prep.cuts import search_cuts
 from handoff.prep.level import Levelled, Meter, PeakEnvelope, level, true_peaks
 from handoff.prep.options import RATE, PrepOptions, check_options
 from handoff.prep.results import LeftRight
-from handoff.prep.samples import ScratchSamples
+from handoff.prep.samples import ScratchSamples, store_bins
 from handoff.prep.shape import (
     Compression,
     Gap,
     compress_into,
     compression,
-    content_bins,
     fill_gaps_into,
     find_gaps,
 )
@@ -267,8 +266,24 @@ def _source_level(content: ScratchSamples, scratch: Path | None) -> tuple[float,
     """Loudness and true peak of the content as it came in (before any shaping)."""
     lufs = Meter(content).lufs0
     with ScratchSamples(1, scratch) as store:
-        top = PeakEnvelope.measure(content, LimiterSettings().oversample, store).top()
-    return lufs, 20.0 * math.log10(top) if top > 0.0 else float("-inf")
+        return lufs, PeakEnvelope.measure(content, LimiterSettings().oversample, store).top_db()
+
+
+def _copied(
+    content: ScratchSamples,
+    scratch: Path | None,
+    copy: Callable[[ScratchSamples, ScratchSamples], None],
+) -> ScratchSamples:
+    """A new scratch store that ``copy(content, new)`` fills, ``content`` then closed (the
+    new store is, instead, if the copy fails)."""
+    out = ScratchSamples(content.channels, scratch)
+    try:
+        copy(content, out)
+    except BaseException:
+        out.close()
+        raise
+    content.close()
+    return out
 
 
 def _shape(
@@ -279,29 +294,17 @@ def _shape(
     content's own 1 ms bins."""
     if opts.compress is None and not opts.fill_gaps:
         return content, None, ()
-    bins = content_bins(content)
+    bins = store_bins(content, RATE)
     n = content.samples
     comp = compression(bins, n, opts.compress) if opts.compress is not None else None
     max_gap = round(opts.max_gap_s * RATE)
     gaps = find_gaps(bins, n, max_gap) if opts.fill_gaps else ()
     if comp is not None:
-        out = ScratchSamples(content.channels, scratch)
-        try:
-            compress_into(content, comp, out)
-        except BaseException:
-            out.close()
-            raise
-        content.close()
-        content = out
+        content = _copied(content, scratch, lambda src, out: compress_into(src, comp, out))
     if gaps:
-        out = ScratchSamples(content.channels, scratch)
-        try:
-            fill_gaps_into(content, gaps, max_gap, out)
-        except BaseException:
-            out.close()
-            raise
-        content.close()
-        content = out
+        content = _copied(
+            content, scratch, lambda src, out: fill_gaps_into(src, gaps, max_gap, out)
+        )
     for gap in gaps:
         log.info("gap %s", gap.describe())
     return content, comp, gaps
@@ -350,8 +353,7 @@ def _measure(
 
     limiter = LimiterSettings()
     peak = PeakEnvelope.measure(samples, limiter.oversample, envelope_store)
-    top = peak.top()
-    source_peak_db = 20.0 * math.log10(top) if top > 0.0 else float("-inf")
+    source_peak_db = peak.top_db()
     total = samples.samples
     ceiling_db = opts.true_peak - LIMIT_MARGIN_DB
     for _attempt in range(_CEILING_ATTEMPTS):

@@ -51,8 +51,6 @@ _DURATION_SAFETY = RATE // 100  # segments end at least 10 ms under max_seconds
 _COST_SHORT_PAUSE = 30.0
 _COST_QUIETEST = 300.0
 _COST_PER_SECOND_OUT_OF_RANGE = 1.0
-# --cut-at-pace-change: a cut where the pace changes is worth more than what splitting a
-# segment there can add to the range misses (under 2 x max_seconds), so each is taken.
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +127,8 @@ def search_cuts(
             node = _node(sound, cut, "quietest", None, total, tail)
             if node is not None:
                 nodes[cut] = node
+    # --cut-at-pace-change: a cut where the pace changes is worth more than what splitting
+    # a segment there can add to the range misses (under 2 x max_seconds): each is taken.
     bonus = 2.0 * options.max_seconds * _COST_PER_SECOND_OUT_OF_RANGE + 1.0
     pace_at: dict[int, narration.PaceChange] = {}
     for change in paces:

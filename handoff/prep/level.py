@@ -22,14 +22,21 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from handoff.analysis import dsp, loudness
+from handoff.analysis import loudness
 from handoff.analysis.dsp import SoundMap, oversampled_peak_parts, oversampled_peak_runs
 from handoff.analysis.limiter import GainCurve, LimiterSettings, gain_curve_at, oversampled_peak
 from handoff.media.arrays import Float32Array, FloatArray
 from handoff.prep.cuts import BIN, REAL_PAUSE_BINS
 from handoff.prep.options import RATE, Channels
 from handoff.prep.results import Passage
-from handoff.prep.samples import ArraySamples, SampleStore, ScratchSamples, gather, stretches
+from handoff.prep.samples import (
+    ArraySamples,
+    SampleStore,
+    ScratchSamples,
+    gather,
+    store_bins,
+    stretches,
+)
 
 __all__ = [
     "LIMITED_DB",
@@ -195,6 +202,11 @@ class PeakEnvelope:
     def top(self) -> float:
         return float(self.maxima.max()) if self.maxima.shape[0] else 0.0
 
+    def top_db(self) -> float:
+        """:meth:`top` in dB (dBTP: the envelope is oversampled); -inf for silence."""
+        top = self.top()
+        return 20.0 * math.log10(top) if top > 0.0 else float("-inf")
+
     def block(self, k: int) -> Float32Array:
         return np.asarray(self.store.read(k * _TP_BLOCK, (k + 1) * _TP_BLOCK)[0], dtype=np.float32)
 
@@ -270,12 +282,7 @@ class Levelled:
 
     def bins(self) -> FloatArray:
         """:func:`handoff.analysis.dsp.bin_power` of the levelled programme."""
-        size = dsp.bin_samples(RATE)
-        out = np.empty(-(-self.samples // size))  # one float64 per 1 ms: 29 MB an hour
-        for a, b in stretches(self, _PASS):  # stretches are whole bins but the last
-            part = dsp.bin_power(self.read(a, b), RATE)[0]
-            out[a // size : a // size + part.shape[0]] = part
-        return out
+        return store_bins(self, RATE)
 
     def sound(self) -> SoundMap:
         """Sound and pauses of the levelled programme (1 ms bins)."""

@@ -297,7 +297,7 @@ class PrepResult:
             master=self.master.to_manifest(),
             segments=tuple(s.to_manifest() for s in self.segments),
             warnings=self.warnings,
-            gaps=tuple(manifest.gap_from_json(g.to_json()) for g in self.gaps),
+            gaps=tuple(g.to_manifest() for g in self.gaps),
         )
 
     def manifest(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ import numpy as np
 
 from handoff.analysis import dsp
 from handoff.analysis.dsp import SoundMap
+from handoff.files import manifest
 from handoff.media.arrays import Float32Array, FloatArray
 from handoff.prep.options import RATE
 from handoff.prep.samples import SampleStore, ScratchSamples
@@ -52,7 +53,6 @@ __all__ = [
     "Gap",
     "compress_into",
     "compression",
-    "content_bins",
     "fill_gaps_into",
     "find_gaps",
     "static_gain_db",
@@ -67,16 +67,6 @@ SHORT_TERM_MS: Final = 400
 CROSSFADE_MS: Final = 5
 _SMOOTH_CHUNK: Final = 1 << 16  # bins smoothed at a time (a recursive filter: a loop)
 _STRETCH: Final = 614_400  # samples copied at a time (12.8 s, whole 1 ms bins)
-
-
-def content_bins(store: SampleStore) -> FloatArray:
-    """:func:`handoff.analysis.dsp.bin_power` of a store, read a stretch at a time."""
-    n = store.samples
-    out = np.empty(-(-n // BIN))
-    for a in range(0, n, _STRETCH):
-        part = dsp.bin_power(store.read(a, a + _STRETCH), RATE)[0]
-        out[a // BIN : a // BIN + part.shape[0]] = part
-    return out
 
 
 # --- compression ------------------------------------------------------------------------------
@@ -186,18 +176,21 @@ class Gap:
     def removed(self) -> int:
         return self.source_end - self.source_start
 
+    def to_manifest(self) -> manifest.Gap:
+        return manifest.Gap(
+            source_start=self.source_start,
+            source_end=self.source_end,
+            removed=self.removed,
+            master_at=self.master_at,
+            source_start_s=manifest.seconds(self.source_start, RATE),
+            source_end_s=manifest.seconds(self.source_end, RATE),
+            removed_s=manifest.seconds(self.removed, RATE),
+            master_at_s=manifest.seconds(self.master_at, RATE),
+            pause_s=manifest.seconds(self.pause_end - self.pause_start, RATE),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "source_start": self.source_start,
-            "source_end": self.source_end,
-            "removed": self.removed,
-            "master_at": self.master_at,
-            "source_start_s": round(self.source_start / RATE, 6),
-            "source_end_s": round(self.source_end / RATE, 6),
-            "removed_s": round(self.removed / RATE, 6),
-            "master_at_s": round(self.master_at / RATE, 6),
-            "pause_s": round((self.pause_end - self.pause_start) / RATE, 6),
-        }
+        return manifest.section_json(self.to_manifest())
 
     def describe(self) -> str:
         was = (self.pause_end - self.pause_start) / RATE
