@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -260,6 +260,32 @@ def project_timeline(project: TimelineProject, *, with_master: bool = True) -> T
     manifest = load_manifest(project.manifest)
     master = source_from_info(probe(project.master), audio_only=True)
     return build_timeline(sources, master=master, manifest=manifest, name="Déjà vu & 'co' #1")
+
+
+MakeDir = Callable[[str], Path]
+"""``module_tmp(name)``: a new folder for media a test module shares."""
+
+
+@pytest.fixture(scope="module")
+def module_tmp(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MakeDir]:
+    """New folders for a module's shared media (``tmp_path_factory.mktemp``), removed when
+    the module is done if none of its tests failed -- what ``tmp_path_retention_policy =
+    "failed"`` does for each test's own ``tmp_path``, which pytest does not do for the
+    factory's folders until the whole run has passed. A failed module's folders are kept
+    for a look."""
+    made: list[Path] = []
+    failed_before = request.session.testsfailed
+
+    def make(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    if request.session.testsfailed == failed_before:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

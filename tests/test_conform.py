@@ -23,7 +23,7 @@ from handoff.media.h264 import avcc_length_size
 from handoff.media.synth import ClipSpec, write_clip
 from handoff.probe.reader import probe
 from handoff.validate.spec import load_spec
-from tests.conftest import review_clip_kwargs, run_handoff
+from tests.conftest import MakeDir, review_clip_kwargs, run_handoff
 from tests.test_engines import EXTENSION, check_deliverable, sync_errors
 
 FPS = Fraction(24)
@@ -126,8 +126,8 @@ def events_at(start: Fraction = Fraction(0)) -> tuple[float, ...]:
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("conform")
+def sources(module_tmp: MakeDir) -> dict[str, Path]:
+    folder = module_tmp("conform")
     late = Fraction(1, 4)
     ten_seconds = "keyint=240:min-keyint=240:scenecut=0:open-gop=0"
     specs = {

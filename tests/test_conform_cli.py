@@ -20,7 +20,7 @@ from pymediainfo import MediaInfo as PyMediaInfo
 
 from handoff.cli import main
 from handoff.media.synth import ClipSpec, write_clip
-from tests.conftest import review_clip_kwargs, run_handoff
+from tests.conftest import MakeDir, review_clip_kwargs, run_handoff
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -50,10 +50,10 @@ def keyframe_times(path: Path) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def media(module_tmp: MakeDir) -> dict[str, Path]:
     """A ProRes HQ master exported by handoff itself, an H.264 with a 10-second GOP and
     44.1 kHz sound, and an H.264 that meets h264-review but has no colour tags."""
-    folder = tmp_path_factory.mktemp("conform")
+    folder = module_tmp("conform")
     review = review_clip_kwargs(seconds=2.0)
     take = write_clip(folder / "take.mp4", ClipSpec(**review))  # type: ignore[arg-type]
     code, out, err = run("export", str(take), "--preset", "prores-master", "--out",

@@ -33,7 +33,7 @@ from handoff.files.manifest import load_manifest
 from handoff.media.audio import decode_audio
 from handoff.media.synth import TakeSpec, babble, write_take, write_wav
 from handoff.prep import PrepOptions, prep_audio
-from tests.conftest import REPO, run_handoff
+from tests.conftest import REPO, MakeDir, run_handoff
 
 GOOD = ("001_take1.mp4", "001_take2.mp4", "001_take3.mp4")
 BROKEN = "002_broken.mp4"
@@ -218,8 +218,8 @@ class Batch:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Any]]:
-    base = tmp_path_factory.mktemp("deliver")
+def pristine(module_tmp: MakeDir) -> Iterator[tuple[Path, Path, Any]]:
+    base = module_tmp("deliver")
     root = base / "batch"
     root.mkdir()
     make_batch(

@@ -34,7 +34,7 @@ from handoff.deliver.steps import StepOutcome
 from handoff.errors import UsageError
 from handoff.export.plan import ExportOptions
 from handoff.sync.measure import SyncJob
-from tests.conftest import REPO, run_handoff
+from tests.conftest import REPO, MakeDir, run_handoff
 
 distributed = pytest.importorskip("distributed")
 otio = pytest.importorskip("opentimelineio")
@@ -73,8 +73,8 @@ def _make_batch(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _make_batch(tmp_path_factory.mktemp("batch"))
+def batch(module_tmp: MakeDir) -> Path:
+    return _make_batch(module_tmp("batch"))
 
 
 def _args(root: Path, out: Path, *more: str) -> list[str]:

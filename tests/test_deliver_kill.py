@@ -14,7 +14,7 @@ import pytest
 
 from handoff.deliver.journal import Journal
 from handoff.media.synth import TakeSpec
-from tests.conftest import run_handoff
+from tests.conftest import MakeDir, run_handoff
 from tests.test_deliver import (
     assert_masters_pass,
     child_env,
@@ -40,8 +40,8 @@ REVIEWS = [n for n, _ in TAKES]
 
 
 @pytest.fixture(scope="module")
-def renders(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("kill")
+def renders(module_tmp: MakeDir) -> Path:
+    root = module_tmp("kill")
     make_batch(root, TAKES, seconds=6.0, size=(160, 120))
     return root
 

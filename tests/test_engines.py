@@ -34,7 +34,7 @@ from handoff.media.synth import ClipSpec, vfr_times, write_clip
 from handoff.probe.reader import MediaInfo, probe
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
-from tests.conftest import run_handoff
+from tests.conftest import MakeDir, run_handoff
 
 EXTENSION = {"h264-review": ".mp4", "prores-master": ".mov"}
 RATE = 48000
@@ -287,8 +287,8 @@ source frame nearest to an output tick and the expected error is zero."""
 
 
 @pytest.fixture(scope="module")
-def vfr_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("vfr")
+def vfr_source(module_tmp: MakeDir) -> Path:
+    folder = module_tmp("vfr")
     times = vfr_with_events(3.5, VFR_EVENTS)
     events = tuple(float(e) for e in VFR_EVENTS)  # halves: exact as floats
     spec = ClipSpec(width=WIDTH, height=HEIGHT, frame_times=times, events=events)
@@ -371,13 +371,13 @@ def plan_24(source: Path, preset: str, dest: Path) -> ExportPlan:
 
 
 @pytest.fixture(scope="module")
-def source_25(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_rate_clip(tmp_path_factory.mktemp("s25"), 25)
+def source_25(module_tmp: MakeDir) -> Path:
+    return write_rate_clip(module_tmp("s25"), 25)
 
 
 @pytest.fixture(scope="module")
-def source_50(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_rate_clip(tmp_path_factory.mktemp("s50"), 50)
+def source_50(module_tmp: MakeDir) -> Path:
+    return write_rate_clip(module_tmp("s50"), 50)
 
 
 @pytest.mark.parametrize("source_fps", [25, 50])

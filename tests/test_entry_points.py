@@ -31,7 +31,7 @@ from handoff.sync.selects import load_selects
 from handoff.timeline.project import timeline_from_paths
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
-from tests.conftest import corpus_file
+from tests.conftest import MakeDir, corpus_file
 
 # Sample rates no delivery uses: under BS.1770's 4 kHz floor (500 Hz is also under the
 # 1 kHz the 1 ms analysis bins need), telephone speech, and 8x 48 kHz.
@@ -55,8 +55,8 @@ def _zero_channel_wav(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("odd")
+def media(module_tmp: MakeDir) -> dict[str, Path]:
+    folder = module_tmp("odd")
     out: dict[str, Path] = {}
     for rate in ODD_RATES:
         t = np.arange(2 * rate) / rate
@@ -68,8 +68,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("good")
+def good(module_tmp: MakeDir) -> dict[str, Path]:
+    folder = module_tmp("good")
     voice = speech_like(3.0, 48000)
     return {
         "wav": write_wav(folder / "narration.wav", np.stack([voice, voice]), 48000),

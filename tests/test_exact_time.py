@@ -33,6 +33,7 @@ from handoff.probe.timing import analyse_frame_times
 from handoff.timeline import render
 from handoff.timeline.project import timeline_from_paths
 from handoff.validate.spec import load_spec
+from tests.conftest import MakeDir
 
 NTSC = Fraction(30000, 1001)
 VIDEO_TB = Fraction(1, 90000)
@@ -114,8 +115,8 @@ def write_odd_source(
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, OddSource]:
-    folder = tmp_path_factory.mktemp("exact")
+def sources(module_tmp: MakeDir) -> dict[str, OddSource]:
+    folder = module_tmp("exact")
     return {
         # 12345 ticks of 1/90000 are 6584 samples at 48 kHz: the sound, 1234 samples
         # after the picture, lands on a whole output sample and can be compared exactly.

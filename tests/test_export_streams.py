@@ -19,7 +19,7 @@ import pytest
 from handoff.export.engines.ffmpeg_engine import ffmpeg_binary
 from handoff.probe.reader import probe
 from handoff.validate.spec import builtin_spec_text
-from tests.conftest import run_handoff
+from tests.conftest import MakeDir, run_handoff
 
 RATE = 48000
 TONES = {1: 440.0, 2: 1000.0}
@@ -63,10 +63,10 @@ def _two_sounds_and_timecode(path: Path, seconds: float = 2.0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source(module_tmp: MakeDir) -> Path:
     """The source above with a mov_text subtitle stream added by the ffmpeg CLI (PyAV
     does not encode subtitles), using the binary handoff's ffmpeg engine would run."""
-    folder = tmp_path_factory.mktemp("streams")
+    folder = module_tmp("streams")
     plain = _two_sounds_and_timecode(folder / "plain.mov")
     subs = folder / "subs.srt"
     subs.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n", encoding="utf-8")

@@ -26,6 +26,7 @@ from handoff.files.manifest import (
 )
 from handoff.media.synth import speech_like, write_wav
 from handoff.prep import PrepOptions, PrepResult, prep_audio
+from tests.conftest import MakeDir
 
 Doc = dict[str, Any]
 
@@ -41,8 +42,8 @@ def _prep(folder: Path, *, click: bool) -> PrepResult:
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "click"])
-def prepped(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> PrepResult:
-    return _prep(tmp_path_factory.mktemp("prep"), click=request.param)
+def prepped(request: pytest.FixtureRequest, module_tmp: MakeDir) -> PrepResult:
+    return _prep(module_tmp("prep"), click=request.param)
 
 
 # ---------------------------------------------------------------- round trip
@@ -114,9 +115,9 @@ def test_a_missing_file_is_named_in_one_line(prepped: PrepResult, tmp_path: Path
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Doc:
+def base(module_tmp: MakeDir) -> Doc:
     """A real manifest (three segments) to break one field at a time."""
-    result = _prep(tmp_path_factory.mktemp("base"), click=False)
+    result = _prep(module_tmp("base"), click=False)
     doc: Doc = json.loads(result.manifest_path.read_text(encoding="utf-8"))
     assert len(doc["segments"]) >= 2
     return doc

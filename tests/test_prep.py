@@ -41,7 +41,7 @@ from handoff.prep import (
 from handoff.probe.reader import probe
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
-from tests.conftest import corpus_file
+from tests.conftest import MakeDir, corpus_file
 
 FloatArray = npt.NDArray[np.float64]
 RATE = 48000
@@ -174,8 +174,8 @@ def make_narration(path: Path) -> tuple[FloatArray, list[tuple[float, float]], f
 
 
 @pytest.fixture(scope="module")
-def narration(tmp_path_factory: pytest.TempPathFactory) -> Narration:
-    folder = tmp_path_factory.mktemp("narration")
+def narration(module_tmp: MakeDir) -> Narration:
+    folder = module_tmp("narration")
     source = folder / "talk.wav"
     samples, pauses, lead = make_narration(source)
     result = prep_audio(source, folder / "out", PrepOptions())

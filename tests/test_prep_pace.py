@@ -18,6 +18,7 @@ from handoff.media.synth import write_wav
 from handoff.prep import PrepOptions, prep_audio
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
+from tests.conftest import MakeDir
 from tests.test_narration import faster, room_tone, voice
 
 RATE = 48000
@@ -25,13 +26,13 @@ CHANGE_S = 36.0
 
 
 @pytest.fixture(scope="module")
-def two_speeds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def two_speeds(module_tmp: MakeDir) -> tuple[Path, float]:
     """72 s of voice over room tone, its second half played a third faster from
     ``CHANGE_S``; and where the change is in the file (seconds)."""
     x = voice(72.0, seed=4) + room_tone(72 * RATE, -70.0)
     at = round(CHANGE_S * RATE)
     y = np.concatenate([np.zeros(RATE // 10), x[:at], faster(x[at:], 4.0 / 3.0)])
-    path = tmp_path_factory.mktemp("pace") / "two_speeds.wav"
+    path = module_tmp("pace") / "two_speeds.wav"
     write_wav(path, np.stack([y, y]), RATE)
     return path, 0.1 + CHANGE_S
 

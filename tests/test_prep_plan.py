@@ -26,7 +26,7 @@ from handoff.media.synth import speech_like, write_wav
 from handoff.prep import PrepOptions, analyse, plan_prep, prepare, search_cuts
 from handoff.prep.level import Meter, level
 from handoff.prep.plan import head_samples
-from tests.conftest import run_handoff
+from tests.conftest import MakeDir, run_handoff
 
 RATE = 48000
 # Speech with three real pauses; with these limits the programme must be cut in them.
@@ -35,8 +35,8 @@ OPTIONS = PrepOptions(max_seconds=14.0, segment_min=6.0, segment_max=12.0)
 
 
 @pytest.fixture(scope="module")
-def narration(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("plan")
+def narration(module_tmp: MakeDir) -> Path:
+    folder = module_tmp("plan")
     return write_wav(folder / "vo.wav", speech_like(36.0, pauses=PAUSES, seed=5), RATE)
 
 

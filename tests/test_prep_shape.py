@@ -41,6 +41,7 @@ from handoff.probe.reader import probe
 from handoff.timeline import build_timeline, source_from_info
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
+from tests.conftest import MakeDir
 
 RATE = 48000
 FloatArray = npt.NDArray[np.float64]
@@ -111,8 +112,8 @@ GAPS = [4.0, 0.6, 2.5, 1.4]  # a 4 s dead gap, a short pause, 2.5 s, 1.4 s (kept
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
-    return make(tmp_path_factory.mktemp("shape") / "talk.wav", WORDS, GAPS)
+def made(module_tmp: MakeDir) -> Made:
+    return make(module_tmp("shape") / "talk.wav", WORDS, GAPS)
 
 
 def run(made: Made, folder: Path, options: PrepOptions) -> PrepResult:

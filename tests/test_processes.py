@@ -19,6 +19,7 @@ import pytest
 
 from handoff.files.fsutil import OUTPUT_MARK
 from handoff.jobs.processes import run_jobs
+from tests.conftest import MakeDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,13 +102,13 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def slow_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def slow_sources(module_tmp: MakeDir) -> Path:
     """Two clips that take seconds to export as ProRes HQ (about 4 CPU-seconds each)."""
     from fractions import Fraction
 
     from handoff.media.synth import ClipSpec, write_clip
 
-    folder = tmp_path_factory.mktemp("slow")
+    folder = module_tmp("slow")
     spec = ClipSpec(
         fps=Fraction(24), seconds=4.0, width=960, height=540, video_options={"preset": "ultrafast"}
     )

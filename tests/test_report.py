@@ -34,7 +34,7 @@ from handoff.report.assets import AssetJob, envelope, take_assets
 from handoff.report.model import SyncView
 from handoff.report.page import render_page
 from handoff.report.plots import sync_png, waveform_png
-from tests.conftest import REPO, run_handoff
+from tests.conftest import REPO, MakeDir, run_handoff
 from tests.test_deliver import make_batch
 
 IN, LATE, DRIFT = "001_take1.mp4", "001_take2.mp4", "001_take3.mp4"
@@ -262,9 +262,9 @@ def test_assets_of_a_file_that_is_no_media_give_the_reason(tmp_path: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def delivered(module_tmp: MakeDir) -> Iterator[Path]:
     """The batch's root (renders/, cond/, delivery/), delivered once."""
-    root = tmp_path_factory.mktemp("report") / "batch"
+    root = module_tmp("report") / "batch"
     root.mkdir()
     make_batch(
         root,

@@ -34,7 +34,7 @@ from handoff.media.synth import TakeSpec
 from handoff.report import collect
 from handoff.report.plots import ERROR_COLOUR, TAKE_COLOUR, sync_figure
 from tests.browser import BrowserPage
-from tests.conftest import FIXTURES, run_handoff
+from tests.conftest import FIXTURES, MakeDir, run_handoff
 from tests.test_deliver import make_batch
 from tests.test_report import deliver_with_a_broken_render
 
@@ -307,9 +307,9 @@ BROKEN = "002_broken.mp4"
 
 
 @pytest.fixture(scope="module")
-def delivered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def delivered(module_tmp: MakeDir) -> Iterator[Path]:
     """``handoff deliver`` on the small batch; its ``report.html``."""
-    root = tmp_path_factory.mktemp("report")
+    root = module_tmp("report")
     make_batch(root, TAKES, seconds=SECONDS, size=(320, 180))
     deliver_with_a_broken_render(root, BROKEN)
     yield root / "delivery" / "report.html"

@@ -23,7 +23,7 @@ from handoff.sync.selects import load_selects, selects_from_sync, write_selects
 from handoff.timeline import render
 from handoff.timeline.model import TimelineBuild
 from handoff.timeline.project import timeline_from_paths, timeline_from_selects
-from tests.conftest import NLE, TimelineProject, make_timeline_project
+from tests.conftest import NLE, MakeDir, TimelineProject, make_timeline_project
 from tests.readback_fcpxml import read_fcpxml
 
 RATE = Fraction(24000, 1001)
@@ -111,8 +111,8 @@ TAKES: list[tuple[str, float, int | None, float | None, str, float | None, dict[
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("selects")
+def project(module_tmp: MakeDir) -> Project:
+    root = module_tmp("selects")
     # Three segments of 2 s each (1.85 s of speech after a 150 ms pre-roll), abutting.
     base = make_timeline_project(root, fps=RATE, clip_seconds=(2.0, 2.0, 2.0))
     renders = root / "renders"
@@ -177,8 +177,8 @@ PLACED = {
 
 
 @pytest.fixture(scope="module")
-def built(project: Project, tmp_path_factory: pytest.TempPathFactory) -> TimelineBuild:
-    path = _selects_file(project, tmp_path_factory.mktemp("built"))
+def built(project: Project, module_tmp: MakeDir) -> TimelineBuild:
+    path = _selects_file(project, module_tmp("built"))
     return timeline_from_selects(path)
 
 

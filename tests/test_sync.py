@@ -33,7 +33,7 @@ from handoff.sync.measure import (
     measure_take,
     plan_sync,
 )
-from tests.conftest import run_handoff
+from tests.conftest import MakeDir, run_handoff
 
 RATE = 48000
 FPS = Fraction(24)
@@ -49,8 +49,8 @@ def narration() -> FloatArray:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("sync")
+def folder(module_tmp: MakeDir) -> Path:
+    return module_tmp("sync")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pytest
 
 from handoff.media.synth import TakeSpec, retime, speech_like, takes_demo_set, write_take
+from tests.conftest import MakeDir
 
 RATE = 48000
 F64 = npt.NDArray[np.float64]
@@ -124,11 +125,9 @@ def narration() -> npt.NDArray[np.float32]:
 
 
 @pytest.fixture(scope="module")
-def in_sync(
-    tmp_path_factory: pytest.TempPathFactory, narration: npt.NDArray[np.float32]
-) -> tuple[TakeSpec, Decoded]:
+def in_sync(module_tmp: MakeDir, narration: npt.NDArray[np.float32]) -> tuple[TakeSpec, Decoded]:
     spec = TakeSpec()
-    path = write_take(tmp_path_factory.mktemp("take") / "sync.mp4", narration, RATE, spec)
+    path = write_take(module_tmp("take") / "sync.mp4", narration, RATE, spec)
     return spec, decode(path)
 
 

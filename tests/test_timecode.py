@@ -29,7 +29,7 @@ from handoff.media.synth import ClipSpec, write_clip, write_wav
 from handoff.probe.reader import probe, to_json
 from handoff.validate.check import validate_file
 from handoff.validate.spec import load_spec
-from tests.conftest import run_handoff
+from tests.conftest import MakeDir, run_handoff
 
 NTSC_FILM = Fraction(24000, 1001)
 NTSC_VIDEO = Fraction(30000, 1001)
@@ -72,8 +72,8 @@ def _clip(folder: Path, case: Case, ext: str, **spec: object) -> Path:
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("timecode")
+def folder(module_tmp: MakeDir) -> Path:
+    return module_tmp("timecode")
 
 
 def _mediainfo_first_frame(path: Path) -> str | None:

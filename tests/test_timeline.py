@@ -23,14 +23,14 @@ from handoff.prep import PrepOptions, prep_audio
 from handoff.probe.reader import probe
 from handoff.timeline import build_timeline, load_manifest, render, source_from_info
 from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
-from tests.conftest import NLE, TimelineProject, make_timeline_project, project_timeline
+from tests.conftest import NLE, MakeDir, TimelineProject, make_timeline_project, project_timeline
 from tests.readback import from_otio
 from tests.readback_cases import READ_FPS, TIMECODES, check_intent, timecoded_build
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TimelineProject:
-    return make_timeline_project(tmp_path_factory.mktemp("tl"))
+def project(module_tmp: MakeDir) -> TimelineProject:
+    return make_timeline_project(module_tmp("tl"))
 
 
 def _items(track: otio.schema.Track) -> list[tuple[int, int, otio.core.Item]]:
@@ -325,10 +325,8 @@ def test_premiere_otio_link_ids_and_channels(project: TimelineProject, with_mast
 
 
 @pytest.fixture(scope="module", params=list(READ_FPS))
-def read_project(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> TimelineProject:
-    root = tmp_path_factory.mktemp(f"otio-read-{request.param}")
+def read_project(request: pytest.FixtureRequest, module_tmp: MakeDir) -> TimelineProject:
+    root = module_tmp(f"otio-read-{request.param}")
     return make_timeline_project(root, fps=READ_FPS[request.param], clip_seconds=(1.5, 1.0, 2.0))
 
 

@@ -22,7 +22,7 @@ from handoff.timeline import TimelineBuild
 from handoff.timeline.fcpxml import format_name, write_fcpxml
 from handoff.timeline.model import build_timeline, source_from_info
 from handoff.timeline.paths import file_url, path_from_url, premiere_pathurl
-from tests.conftest import AWKWARD_DIR, NLE, TimelineProject, make_timeline_project
+from tests.conftest import AWKWARD_DIR, NLE, MakeDir, TimelineProject, make_timeline_project
 from tests.readback import ReadClip, from_otio
 from tests.readback_cases import READ_FPS, check_intent, timecoded_build
 from tests.readback_cases import TIMECODES as SHARED_TIMECODES
@@ -102,10 +102,10 @@ def _add_pauses(project: TimelineProject, pause_s: float, tail_s: float) -> None
     params=[(r, p) for r in RATES for p in (False, True)],
     ids=[f"{r}fps-{'pauses' if p else 'abutting'}" for r in RATES for p in (False, True)],
 )
-def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Case:
+def case(request: pytest.FixtureRequest, module_tmp: MakeDir) -> Case:
     label, paused = request.param
     project = make_timeline_project(
-        tmp_path_factory.mktemp("fcpxml"),
+        module_tmp("fcpxml"),
         fps=RATES[label],
         clip_seconds=(2.0, 1.5, 1.0),
         master_channels=2 if paused else 1,

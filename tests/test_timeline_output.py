@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from handoff.cli import main
-from tests.conftest import TimelineProject, make_timeline_project
+from tests.conftest import MakeDir, TimelineProject, make_timeline_project
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> TimelineProject:
-    return make_timeline_project(tmp_path_factory.mktemp("out"), clip_seconds=(1.0, 1.0))
+def project(module_tmp: MakeDir) -> TimelineProject:
+    return make_timeline_project(module_tmp("out"), clip_seconds=(1.0, 1.0))
 
 
 def _timeline(project: TimelineProject, *args: object) -> Result:

@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from handoff.cli import main
-from tests.conftest import NLE, TimelineProject, make_timeline_project
+from tests.conftest import NLE, MakeDir, TimelineProject, make_timeline_project
 from tests.readback import ReadClip, ReadTimeline, from_otio
 from tests.readback_cases import READ_FPS, label_frames
 from tests.readback_fcpxml import read_fcpxml
@@ -46,11 +46,11 @@ by_hand = label_frames  # a non-drop-frame label counted by hand
     ids=[f"{r}fps-{t}" for r in RATES for t in TIMECODES],
 )
 def written(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, module_tmp: MakeDir
 ) -> tuple[TimelineProject, str, dict[str, Any], Path]:
     label, tc_case = request.param
     labels, start = TIMECODES[tc_case]
-    root = tmp_path_factory.mktemp("readback")
+    root = module_tmp("readback")
     project = make_timeline_project(
         root, fps=RATES[label], clip_seconds=(1.5, 1.0, 1.25), timecodes=labels,
         master_time_reference=None if labels is None else MASTER_TIME_REFERENCE,

@@ -23,7 +23,7 @@ from lxml import etree
 from handoff.cli import main
 from handoff.media.synth import ClipSpec, write_clip
 from handoff.timeline.timecode import Timecode, parse_timecode, timecode_at
-from tests.conftest import NLE, REPO, TimelineProject, make_timeline_project, run_handoff
+from tests.conftest import NLE, REPO, MakeDir, TimelineProject, make_timeline_project, run_handoff
 from tests.readback_fcpxml import read_fcpxml
 
 SUFFIXES = {
@@ -65,10 +65,8 @@ CLIPS = (1.75, 3.5, 13.1, 3.5)
 
 
 @pytest.fixture(scope="module")
-def off(tmp_path_factory: pytest.TempPathFactory) -> TimelineProject:
-    project = make_timeline_project(
-        tmp_path_factory.mktemp("lengths"), fps=Fraction(24), clip_seconds=SEGMENTS
-    )
+def off(module_tmp: MakeDir) -> TimelineProject:
+    project = make_timeline_project(module_tmp("lengths"), fps=Fraction(24), clip_seconds=SEGMENTS)
     for clip, seconds in zip(project.clips, CLIPS, strict=True):
         _clip(clip, Fraction(24), seconds)
     return project
@@ -259,10 +257,10 @@ STARTS = [
 
 
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TimelineProject]:
+def projects(module_tmp: MakeDir) -> dict[str, TimelineProject]:
     return {
         label: make_timeline_project(
-            tmp_path_factory.mktemp(f"tc{label}"), fps=rate, clip_seconds=(1.5, 1.0, 2.0)
+            module_tmp(f"tc{label}"), fps=rate, clip_seconds=(1.5, 1.0, 2.0)
         )
         for label, rate in RATES.items()
     }

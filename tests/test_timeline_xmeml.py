@@ -23,6 +23,7 @@ from handoff.timeline.xmeml import PPRO_TICKS_PER_SECOND, write_xmeml, xmeml_rat
 from tests.conftest import (
     AWKWARD_DIR,
     MakeClip,
+    MakeDir,
     TimelineProject,
     make_timeline_project,
     project_timeline,
@@ -62,10 +63,8 @@ def fps(request: pytest.FixtureRequest) -> Fraction:
 
 
 @pytest.fixture(scope="module", params=[2, 1], ids=["stereo-master", "mono-master"])
-def with_master(
-    request: pytest.FixtureRequest, fps: Fraction, tmp_path_factory: pytest.TempPathFactory
-) -> Written:
-    root = tmp_path_factory.mktemp("xmeml")
+def with_master(request: pytest.FixtureRequest, fps: Fraction, module_tmp: MakeDir) -> Written:
+    root = module_tmp("xmeml")
     project = make_timeline_project(
         root, fps=fps, clip_seconds=CLIP_SECONDS, master_channels=request.param
     )
@@ -73,8 +72,8 @@ def with_master(
 
 
 @pytest.fixture(scope="module")
-def clips_only(fps: Fraction, tmp_path_factory: pytest.TempPathFactory) -> Written:
-    root = tmp_path_factory.mktemp("xmeml-clips")
+def clips_only(fps: Fraction, module_tmp: MakeDir) -> Written:
+    root = module_tmp("xmeml-clips")
     project = make_timeline_project(root, fps=fps, clip_seconds=CLIP_SECONDS)
     return _write(project_timeline(project, with_master=False), root)
 
@@ -467,10 +466,8 @@ def test_windows_pathurl() -> None:
 
 
 @pytest.fixture(scope="module", params=list(READ_FPS))
-def read_project(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> TimelineProject:
-    root = tmp_path_factory.mktemp(f"xmeml-read-{request.param}")
+def read_project(request: pytest.FixtureRequest, module_tmp: MakeDir) -> TimelineProject:
+    root = module_tmp(f"xmeml-read-{request.param}")
     return make_timeline_project(root, fps=READ_FPS[request.param], clip_seconds=CLIP_SECONDS)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from handoff.sync.selects import load_selects
-from tests.conftest import REPO, copy_demo, run_handoff
+from tests.conftest import REPO, MakeDir, copy_demo, run_handoff
 from tests.docrun import blocks, not_printed
 
 TUTORIAL = REPO / "docs" / "tutorial.md"
@@ -57,9 +57,9 @@ def commands() -> list[tuple[str, str | None]]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory, demo_tree: Path) -> Path:
+def workdir(module_tmp: MakeDir, demo_tree: Path) -> Path:
     """A folder holding a copy of ``demo-out/`` as ``handoff demo demo-out`` leaves it."""
-    root = tmp_path_factory.mktemp("tutorial")
+    root = module_tmp("tutorial")
     copy_demo(demo_tree, root)
     return root
 
